@@ -1,0 +1,45 @@
+# SMSGate: `make run` starts the server, `make test` runs the suite. Only python3 (3.11+) is needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench migrate clean help
+
+help:
+	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
+	@echo "make test    run the test suite (SQLite; PostgreSQL with SMSGATE_TEST_DATABASE_URL)"
+	@echo "make lint    ruff + mypy --strict"
+	@echo "make format  ruff format + autofix"
+	@echo "make bench   run the benchmarks in bench/ (prints JSON)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "SMSGate needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/smsgate serve
+
+migrate: $(STAMP)
+	$(BIN)/smsgate migrate
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check smsgate tests bench
+	$(BIN)/ruff check smsgate tests bench
+	$(BIN)/mypy smsgate
+
+format: $(STAMP)
+	$(BIN)/ruff format smsgate tests bench
+	$(BIN)/ruff check --fix smsgate tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/send_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

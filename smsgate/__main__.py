@@ -1,0 +1,5 @@
+"""Allow `python -m smsgate`."""
+
+from smsgate.cli import main
+
+main()

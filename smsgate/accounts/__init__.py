@@ -1,0 +1,1 @@
+"""Accounts, sessions, API keys, access and refresh tokens, and the auth dependencies."""

@@ -1,0 +1,90 @@
+"""Request bodies of the account, key and token endpoints, and their answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from smsgate.accounts.models import Account, ApiKey
+from smsgate.accounts.service import TokenFamily, TokenPair
+from smsgate.kit.clock import iso
+from smsgate.kit.schema import Input
+
+
+class SignupIn(Input):
+    email: str = Field(max_length=320)
+    password: str
+    name: str | None = Field(default=None, max_length=200)
+
+
+class LoginIn(Input):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class PasswordChangeIn(Input):
+    current_password: str = Field(max_length=1024)
+    new_password: str
+
+
+class KeyCreateIn(Input):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] | None = None
+
+
+class TokenIn(Input):
+    scopes: list[str] | None = None
+    ttl: int | None = None
+
+
+class RefreshIn(Input):
+    refresh_token: str = Field(max_length=200)
+
+
+class RevokeIn(Input):
+    token: str = Field(max_length=4096)
+
+
+def account_out(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "email": account.email,
+        "name": account.name,
+        "plan": account.plan,
+        "region": account.region,
+        "createdAt": iso(account.created_at),
+    }
+
+
+def key_out(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": sorted(key.scopes.split()),
+        "createdAt": iso(key.created_at),
+        "lastUsedAt": iso(key.last_used_at),
+    }
+
+
+def token_pair_out(pair: TokenPair) -> dict[str, Any]:
+    return {
+        "accessToken": pair.access_token,
+        "refreshToken": pair.refresh_token,
+        "tokenType": "Bearer",
+        "expiresAt": iso(pair.expires_at),
+        "refreshExpiresAt": iso(pair.refresh_expires_at),
+        "scopes": sorted(pair.scopes),
+        "id": pair.family_id,
+    }
+
+
+def token_family_out(family: TokenFamily) -> dict[str, Any]:
+    return {
+        "id": family.id,
+        "scopes": sorted(family.scopes),
+        "createdAt": iso(family.created_at),
+        "lastRefreshedAt": iso(family.last_refreshed_at),
+        "expiresAt": iso(family.expires_at),
+    }

@@ -1,0 +1,544 @@
+"""Accounts and credentials: signup, login, sessions, API keys, access and refresh tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.accounts import passwords, scopes, tokens
+from smsgate.accounts.models import (
+    Account,
+    ApiKey,
+    LoginThrottle,
+    RefreshToken,
+    RevokedToken,
+    WebSession,
+)
+from smsgate.config import Settings
+from smsgate.errors import ApiError, bad_request, not_found
+from smsgate.kit import clock
+from smsgate.kit.crypto import checksum_ok, opaque_token, token_hash, with_checksum
+from smsgate.kit.ids import is_id, new_id
+from smsgate.storage.tenancy import of_account, owned
+
+KEY_PREFIX = "sk_"
+KEY_BODY_LENGTH = 32
+KEY_SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_LOCKOUT = timedelta(hours=1)
+MIN_ACCESS_TTL = 60
+MAX_ACCESS_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, with what rights, through which credential."""
+
+    account_id: str
+    scopes: frozenset[str]
+    kind: Literal["key", "token", "session"]
+    credential_id: str
+    csrf_token: str | None = None
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def normalize_email(raw: str, field: str = "email") -> str:
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise bad_request(
+            f'{field}: "{raw}" is not a valid email address', "invalid_email", field
+        ) from exc
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    name: str | None,
+    plan: str,
+    region: str,
+) -> Account:
+    email = normalize_email(email)
+    passwords.check_rules(password, email)
+    existing = await session.execute(select(Account.id).where(Account.email == email))
+    if existing.first() is not None:
+        raise ApiError(
+            409, f"an account with email {email} already exists; log in instead", "email_taken"
+        )
+    account = Account(
+        email=email,
+        name=(name or "").strip(),
+        password_hash=await passwords.hash_password(password),
+        plan=plan,
+        region=region,
+    )
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise not_found("account")
+    return account
+
+
+async def find_account(session: AsyncSession, email_or_id: str) -> Account | None:
+    if is_id(email_or_id):
+        return await session.get(Account, email_or_id)
+    email = email_or_id.strip().lower()
+    return (await session.execute(select(Account).where(Account.email == email))).scalar()
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list((await session.execute(select(Account).order_by(Account.id))).scalars())
+
+
+async def set_plan(session: AsyncSession, account: Account, plan: str) -> None:
+    account.plan = plan
+    await session.flush()
+
+
+# --- sessions and login ---------------------------------------------------------------------
+
+
+async def start_session(
+    session: AsyncSession, account: Account, settings: Settings
+) -> tuple[str, WebSession]:
+    raw = opaque_token()
+    web_session = WebSession(
+        account_id=account.id,
+        token_hash=token_hash(raw),
+        csrf_token=opaque_token(),
+        expires_at=clock.now() + timedelta(seconds=settings.session_ttl_seconds),
+    )
+    session.add(web_session)
+    await session.flush()
+    return raw, web_session
+
+
+async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None:
+    return await session.get(LoginThrottle, key)
+
+
+async def login(
+    session: AsyncSession, *, email: str, password: str, client: str, settings: Settings
+) -> Account:
+    """Check credentials; after repeated failures refuse for a growing time (429)."""
+    key = f"{email.strip().lower()}|{client}"
+    now = clock.now()
+    throttle = await _throttle_row(session, key)
+    if throttle and throttle.locked_until and throttle.locked_until > now:
+        wait = int((throttle.locked_until - now).total_seconds()) + 1
+        raise ApiError(
+            429,
+            f"too many failed logins; try again in {wait} seconds",
+            "too_many_attempts",
+            headers={"Retry-After": str(wait)},
+        )
+    account = (
+        await session.execute(select(Account).where(Account.email == email.strip().lower()))
+    ).scalar()
+    ok = await passwords.verify_password(account.password_hash if account else None, password)
+    if account is not None and ok:
+        if throttle is not None:
+            await session.delete(throttle)
+        if account.suspended_at is not None:
+            raise ApiError(
+                403, "this account is suspended; contact the operator", "account_suspended"
+            )
+        return account
+    if throttle is None or now - throttle.window_started_at > THROTTLE_WINDOW:
+        if throttle is None:
+            throttle = LoginThrottle(key=key, failures=0, window_started_at=now)
+            session.add(throttle)
+        throttle.failures = 0
+        throttle.window_started_at = now
+        throttle.locked_until = None
+    throttle.failures += 1
+    over = throttle.failures - settings.login_max_failures
+    if over >= 0:
+        lockout = min(timedelta(seconds=settings.login_lockout_seconds * 2**over), MAX_LOCKOUT)
+        throttle.locked_until = now + lockout
+    raise ApiError(401, "wrong email or password", "invalid_credentials", keep_changes=True)
+
+
+async def end_session(session: AsyncSession, session_id: str) -> None:
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.id == session_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+async def change_password(
+    session: AsyncSession, account: Account, current: str, new: str, keep_session_id: str | None
+) -> None:
+    """Change the password and sign out every other session and every token."""
+    if not await passwords.verify_password(account.password_hash, current):
+        raise ApiError(403, "currentPassword: is not your current password", "invalid_credentials")
+    passwords.check_rules(new, account.email, "newPassword")
+    account.password_hash = await passwords.hash_password(new)
+    account.token_epoch += 1
+    now = clock.now()
+    sessions_query = update(WebSession).where(
+        WebSession.account_id == account.id, WebSession.revoked_at.is_(None)
+    )
+    if keep_session_id:
+        sessions_query = sessions_query.where(WebSession.id != keep_session_id)
+    await session.execute(sessions_query.values(revoked_at=now))
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.flush()
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+async def create_key(
+    session: AsyncSession, account_id: str, name: str, chosen: frozenset[str]
+) -> tuple[ApiKey, str]:
+    raw = with_checksum(KEY_PREFIX, KEY_BODY_LENGTH)
+    key = ApiKey(
+        account_id=account_id,
+        name=name,
+        prefix=raw[:KEY_SHOWN_PREFIX_LENGTH],
+        key_hash=token_hash(raw),
+        scopes=scopes.dump(chosen),
+    )
+    session.add(key)
+    await session.flush()
+    return key, raw
+
+
+async def list_keys(session: AsyncSession, account_id: str) -> list[ApiKey]:
+    query = of_account(select(ApiKey), ApiKey, account_id).where(ApiKey.revoked_at.is_(None))
+    return list((await session.execute(query.order_by(ApiKey.id.desc()))).scalars())
+
+
+async def revoke_key(session: AsyncSession, account_id: str, key_id: str) -> None:
+    key = (await session.execute(owned(select(ApiKey), ApiKey, account_id, key_id))).scalar()
+    if key is None or key.revoked_at is not None:
+        raise not_found("API key")
+    key.revoked_at = clock.now()
+    await session.flush()
+
+
+# --- access and refresh tokens --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    refresh_expires_at: datetime
+    scopes: frozenset[str]
+    family_id: str
+
+
+async def _issue_pair(
+    session: AsyncSession,
+    account: Account,
+    settings: Settings,
+    *,
+    chosen: frozenset[str],
+    access_ttl: int,
+    family_id: str,
+    expires_at: datetime | None = None,
+) -> TokenPair:
+    raw_refresh = opaque_token(tokens.REFRESH_PREFIX)
+    refresh_expires = expires_at or clock.now() + timedelta(
+        seconds=settings.refresh_token_ttl_seconds
+    )
+    session.add(
+        RefreshToken(
+            account_id=account.id,
+            family_id=family_id,
+            token_hash=token_hash(raw_refresh),
+            scopes=scopes.dump(chosen),
+            access_ttl_seconds=access_ttl,
+            expires_at=refresh_expires,
+        )
+    )
+    access, access_expires = tokens.issue_access_token(
+        settings.secret_key,
+        account_id=account.id,
+        token_id=new_id(),
+        family_id=family_id,
+        scopes=chosen,
+        epoch=account.token_epoch,
+        ttl_seconds=access_ttl,
+    )
+    await session.flush()
+    return TokenPair(access, raw_refresh, access_expires, refresh_expires, chosen, family_id)
+
+
+def check_access_ttl(ttl: int | None, settings: Settings) -> int:
+    if ttl is None:
+        return settings.access_token_ttl_seconds
+    if not MIN_ACCESS_TTL <= ttl <= MAX_ACCESS_TTL:
+        raise bad_request(
+            f"ttl: must be between {MIN_ACCESS_TTL} and {MAX_ACCESS_TTL} seconds", field="ttl"
+        )
+    return ttl
+
+
+async def issue_tokens(
+    session: AsyncSession,
+    account: Account,
+    settings: Settings,
+    *,
+    chosen: frozenset[str],
+    ttl: int | None,
+) -> TokenPair:
+    access_ttl = check_access_ttl(ttl, settings)
+    return await _issue_pair(
+        session, account, settings, chosen=chosen, access_ttl=access_ttl, family_id=new_id()
+    )
+
+
+async def _revoke_family(session: AsyncSession, account_id: str, family_id: str) -> None:
+    """Refuse every refresh token of the family and every access token it issued."""
+    now = clock.now()
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if await session.get(RevokedToken, family_id) is None:
+        session.add(
+            RevokedToken(
+                token_id=family_id,
+                account_id=account_id,
+                expires_at=now + timedelta(seconds=MAX_ACCESS_TTL),
+            )
+        )
+    await session.flush()
+
+
+async def refresh_tokens(session: AsyncSession, raw: str, settings: Settings) -> TokenPair:
+    """Rotate: the presented token stops working; presenting a used one kills its family."""
+    invalid = ApiError(
+        401, "this refresh token is invalid or expired; log in again", "invalid_token"
+    )
+    if not raw.startswith(tokens.REFRESH_PREFIX):
+        raise invalid
+    row = (
+        await session.execute(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw))
+        )
+    ).scalar()
+    now = clock.now()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise invalid
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == row.id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(rotated_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        await _revoke_family(session, row.account_id, row.family_id)
+        raise ApiError(
+            401,
+            "this refresh token was already used; every token of its family is now revoked, "
+            "log in again",
+            "token_reused",
+            keep_changes=True,
+        )
+    account = await get_account(session, row.account_id)
+    if account.suspended_at is not None:
+        raise invalid
+    return await _issue_pair(
+        session,
+        account,
+        settings,
+        chosen=scopes.load(row.scopes),
+        access_ttl=row.access_ttl_seconds,
+        family_id=row.family_id,
+        expires_at=row.expires_at,
+    )
+
+
+async def revoke_token(
+    session: AsyncSession, principal: Principal, raw: str, settings: Settings
+) -> None:
+    """Revoke an at_ token or the family of an rt_ token of the caller's own account."""
+    if raw.startswith(tokens.REFRESH_PREFIX):
+        row = (
+            await session.execute(
+                of_account(select(RefreshToken), RefreshToken, principal.account_id).where(
+                    RefreshToken.token_hash == token_hash(raw)
+                )
+            )
+        ).scalar()
+        if row is None:
+            raise not_found("token")
+        await _revoke_family(session, principal.account_id, row.family_id)
+        return
+    if raw.startswith(tokens.ACCESS_PREFIX):
+        try:
+            claims = tokens.decode_access_token(settings.secret_key, raw)
+        except ApiError as exc:
+            raise not_found("token") from exc
+        if claims.account_id != principal.account_id:
+            raise not_found("token")
+        if await session.get(RevokedToken, claims.token_id) is None:
+            session.add(
+                RevokedToken(
+                    token_id=claims.token_id,
+                    account_id=principal.account_id,
+                    expires_at=claims.expires_at,
+                )
+            )
+            await session.flush()
+        return
+    raise bad_request(
+        "token: give an access token (at_...) or a refresh token (rt_...)", field="token"
+    )
+
+
+@dataclass(frozen=True)
+class TokenFamily:
+    id: str
+    scopes: frozenset[str]
+    created_at: datetime
+    last_refreshed_at: datetime
+    expires_at: datetime
+
+
+async def list_token_families(session: AsyncSession, account_id: str) -> list[TokenFamily]:
+    """Live token families (one per POST /api/auth/token), newest first."""
+    heads = list(
+        (
+            await session.execute(
+                of_account(select(RefreshToken), RefreshToken, account_id)
+                .where(
+                    RefreshToken.revoked_at.is_(None),
+                    RefreshToken.rotated_at.is_(None),
+                    RefreshToken.expires_at > clock.now(),
+                )
+                .order_by(RefreshToken.family_id.desc())
+            )
+        ).scalars()
+    )
+    started = dict(
+        (
+            await session.execute(
+                select(RefreshToken.family_id, func.min(RefreshToken.created_at))
+                .where(RefreshToken.family_id.in_([h.family_id for h in heads]))
+                .group_by(RefreshToken.family_id)
+            )
+        ).tuples()
+    )
+    return [
+        TokenFamily(
+            id=head.family_id,
+            scopes=scopes.load(head.scopes),
+            created_at=started.get(head.family_id, head.created_at),
+            last_refreshed_at=head.created_at,
+            expires_at=head.expires_at,
+        )
+        for head in heads
+    ]
+
+
+async def revoke_family_by_id(session: AsyncSession, account_id: str, family_id: str) -> None:
+    if not is_id(family_id):
+        raise not_found("token")
+    row = (
+        await session.execute(
+            of_account(select(RefreshToken.id), RefreshToken, account_id)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        raise not_found("token")
+    await _revoke_family(session, account_id, family_id)
+
+
+async def prune_expired(session: AsyncSession) -> None:
+    """Forget revocations and throttles that can no longer matter."""
+    now = clock.now()
+    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    await session.execute(
+        delete(LoginThrottle).where(LoginThrottle.window_started_at < now - MAX_LOCKOUT * 2)
+    )
+
+
+# --- authenticating a request ---------------------------------------------------------------
+
+
+def _unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+    return ApiError(401, message, code, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _active_account(session: AsyncSession, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None or account.suspended_at is not None:
+        raise _unauthorized("this credential's account no longer exists or is suspended")
+    return account
+
+
+async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
+    if not checksum_ok(raw, KEY_PREFIX, KEY_BODY_LENGTH):
+        raise _unauthorized(
+            "this API key is malformed (its checksum does not match); copy it again in full",
+            "invalid_api_key",
+        )
+    key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == token_hash(raw)))).scalar()
+    if key is None or key.revoked_at is not None:
+        raise _unauthorized("this API key is unknown or was revoked", "invalid_api_key")
+    await _active_account(session, key.account_id)
+    now = clock.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    return Principal(key.account_id, scopes.load(key.scopes), "key", key.id)
+
+
+async def principal_from_access_token(
+    session: AsyncSession, raw: str, settings: Settings
+) -> Principal:
+    claims = tokens.decode_access_token(settings.secret_key, raw)
+    ids = [claims.token_id] + ([claims.family_id] if claims.family_id else [])
+    revoked = await session.execute(
+        select(RevokedToken.token_id).where(RevokedToken.token_id.in_(ids)).limit(1)
+    )
+    if revoked.first() is not None:
+        raise _unauthorized("this access token was revoked", "invalid_token")
+    account = await _active_account(session, claims.account_id)
+    if claims.epoch != account.token_epoch:
+        raise _unauthorized(
+            "this access token was issued before a password change; request a new one",
+            "invalid_token",
+        )
+    return Principal(claims.account_id, claims.scopes, "token", claims.token_id)
+
+
+async def principal_from_session(session: AsyncSession, raw: str) -> Principal | None:
+    row = (
+        await session.execute(select(WebSession).where(WebSession.token_hash == token_hash(raw)))
+    ).scalar()
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
+        return None
+    await _active_account(session, row.account_id)
+    return Principal(row.account_id, frozenset(scopes.ALL), "session", row.id, row.csrf_token)

@@ -1,0 +1,41 @@
+"""create_app(): routers, error handlers and the database, wired once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from smsgate import __version__
+from smsgate.accounts.routes import router as accounts_router
+from smsgate.config import Settings, get_settings
+from smsgate.errors import install_error_handlers
+from smsgate.health import router as health_router
+from smsgate.messages.routes import router as messages_router
+from smsgate.storage.db import Database
+from smsgate.storage.migrate import head_revision
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="SMSGate",
+        version=__version__,
+        description="Android phones and WhatsApp numbers behind one messaging REST API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.schema_head = head_revision(settings)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(accounts_router)
+    app.include_router(messages_router)
+    return app

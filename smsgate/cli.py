@@ -1,0 +1,186 @@
+"""The `smsgate` command: serve, migrate, accounts and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate import __version__
+from smsgate.accounts import scopes as scope_names
+from smsgate.accounts import service as accounts
+from smsgate.config import Settings, get_settings
+from smsgate.errors import ApiError
+from smsgate.kit.clock import iso
+from smsgate.storage import migrate as migrations
+from smsgate.storage.db import Database
+
+app = typer.Typer(
+    help="SMSGate: a self-hostable SMS, MMS and WhatsApp gateway.", no_args_is_help=True
+)
+accounts_app = typer.Typer(
+    help="Create and list accounts, change their plan.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run one unit of work in its own transaction; ApiErrors become a clean exit 1."""
+    settings = get_settings()
+
+    async def _main() -> T:
+        database = Database(settings)
+        try:
+            async with database.transaction() as session:
+                return await work(session, settings)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(_main())
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    settings = get_settings()
+    migrations.upgrade(settings)
+    typer.echo(f"database at {migrations.head_revision(settings)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [SMSGATE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [SMSGATE_PORT]")] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="[SMSGATE_DATABASE_URL]")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes")] = 1,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations")] = False,
+) -> None:
+    """Start the HTTP server (applies pending migrations first)."""
+    import uvicorn
+
+    # Options travel to worker processes as settings, so every process reads the same values.
+    for name, value in (("HOST", host), ("PORT", port), ("DATABASE_URL", database_url)):
+        if value is not None:
+            os.environ[f"SMSGATE_{name}"] = str(value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not no_migrate:
+        migrations.upgrade(settings)
+    typer.echo(
+        f"SMSGate {__version__} on http://{settings.host}:{settings.port} ({_db_label(settings)})"
+    )
+    uvicorn.run(
+        "smsgate.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+def _db_label(settings: Settings) -> str:
+    if settings.is_sqlite:
+        return "SQLite " + settings.database_url.split("///", 1)[-1]
+    return "PostgreSQL"
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: Annotated[str, typer.Option(help="Login email")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
+    ],
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    plan: Annotated[str | None, typer.Option(help="Plan id [SMSGATE_DEFAULT_PLAN]")] = None,
+) -> None:
+    """Create an account."""
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        account = await accounts.create_account(
+            session,
+            email=email,
+            password=password,
+            name=name,
+            plan=plan or settings.default_plan,
+            region=settings.default_region,
+        )
+        return account.id
+
+    typer.echo(_run(work))
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List accounts: id, email, plan, created."""
+
+    async def work(session: AsyncSession, _: Settings) -> list[str]:
+        return [
+            f"{a.id}  {a.email}  {a.plan}  {iso(a.created_at)}"
+            for a in await accounts.list_accounts(session)
+        ]
+
+    for line in _run(work):
+        typer.echo(line)
+
+
+@accounts_app.command("set-plan")
+def accounts_set_plan(
+    account: Annotated[str, typer.Argument(help="Account email or id")],
+    plan: Annotated[str, typer.Argument(help="Plan id")],
+) -> None:
+    """Change an account's plan."""
+
+    async def work(session: AsyncSession, _: Settings) -> None:
+        found = await accounts.find_account(session, account)
+        if found is None:
+            raise ApiError(404, f"no account {account}", "not_found")
+        await accounts.set_plan(session, found, plan)
+
+    _run(work)
+    typer.echo(f"{account}: plan {plan}")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account email or id")],
+    name: Annotated[str, typer.Option(help="A name to recognise the key by")] = "cli",
+    scope: Annotated[
+        list[str] | None, typer.Option(help=f"Limit to these scopes: {', '.join(scope_names.ALL)}")
+    ] = None,
+) -> None:
+    """Create an API key and print it (shown only this once)."""
+
+    async def work(session: AsyncSession, _: Settings) -> str:
+        found = await accounts.find_account(session, account)
+        if found is None:
+            raise ApiError(404, f"no account {account}", "not_found")
+        created = await accounts.create_key(session, found.id, name, scope_names.parse(scope))
+        return created[1]
+
+    typer.echo(_run(work))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,86 @@
+"""Settings, read from SMSGATE_* environment variables; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMSGATE_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    database_schema: str = ""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = ""
+    default_region: str = "MX"
+    log_level: str = "info"
+    signup_enabled: bool = True
+    default_plan: str = "free"
+
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+    session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+    cookie_secure: bool | None = None
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=60, ge=1)
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("SMSGATE_DEFAULT_REGION must be a two-letter country code such as MX")
+        return value
+
+    def resolved(self) -> Settings:
+        """Fill the settings whose defaults depend on others or on the data folder."""
+        data_dir = self.data_dir
+        updates: dict[str, object] = {}
+        if not self.database_url:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            updates["database_url"] = f"sqlite+aiosqlite:///{(data_dir / 'smsgate.db').resolve()}"
+        if not self.secret_key:
+            updates["secret_key"] = _load_or_create_secret(data_dir)
+        if not self.public_url:
+            updates["public_url"] = f"http://{self.host}:{self.port}"
+        else:
+            updates["public_url"] = self.public_url.rstrip("/")
+        if self.cookie_secure is None:
+            public_url = str(updates.get("public_url", self.public_url))
+            updates["cookie_secure"] = public_url.startswith("https://")
+        return self.model_copy(update=updates)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_or_create_secret(data_dir: Path) -> str:
+    """Keep a generated key in the data folder so sessions and tokens survive restarts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    value = secrets.token_urlsafe(48)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings().resolved()

@@ -1,0 +1,1 @@
+"""Devices: Android phones and WhatsApp lines that carry an account's messages."""

@@ -1,0 +1,160 @@
+"""ApiError and the one set of handlers that writes every error as {"error", "code"}."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("smsgate.errors")
+
+
+class ApiError(Exception):
+    """An error a client can act on: its message is shown to them as it is."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        keep_changes: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.keep_changes = keep_changes
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def bad_request(message: str, code: str = "validation_error", field: str | None = None) -> ApiError:
+    return ApiError(400, message, code, extra={"field": field} if field else None)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found", "not_found")
+
+
+def error_body(message: str, code: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if extra:
+        body.update(extra)
+    return body
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """('body', 'phoneNumbers', 1) -> 'phoneNumbers[1]'."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPE_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "datetime_parsing": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
+    "datetime_type": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
+    "datetime_from_date_parsing": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
+}
+
+
+def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
+    """One pydantic error as (field, sentence)."""
+    loc = tuple(err.get("loc", ()))
+    field = field_path(loc)
+    kind = str(err.get("type", ""))
+    if kind == "json_invalid":
+        return "", "request body is not valid JSON"
+    if kind in ("model_attributes_type", "model_type") and not field:
+        return "", "request body must be a JSON object"
+    if kind == "missing" and not field:
+        return "", "request body is required"
+    text = _TYPE_MESSAGES.get(kind)
+    if text is None:
+        text = str(err.get("msg", "is invalid"))
+        if text.startswith("Value error, "):
+            text = text[len("Value error, ") :]
+        ctx = err.get("ctx") or {}
+        if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+            text = text.replace("Input should be", "must be")
+        elif kind in ("string_too_long", "too_long") or kind in ("string_too_short", "too_short"):
+            text = text.replace("String should have", "must have").replace(
+                "List should have", "must have"
+            )
+        elif kind == "literal_error" and "expected" in ctx:
+            text = f"must be one of {ctx['expected']}"
+        else:
+            text = text.replace("Input should be", "must be")
+    return field, text
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.message, exc.code, exc.extra),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        field, text = describe_validation_error(errors[0]) if errors else ("", "invalid request")
+        message = f"{field}: {text}" if field else text
+        extra: dict[str, Any] = {"field": field} if field else {}
+        return JSONResponse(error_body(message, "validation_error", extra), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            body = error_body("no such endpoint; see the API reference in README.md", "not_found")
+        elif exc.status_code == 405:
+            body = error_body(
+                "this endpoint does not accept that HTTP method", "method_not_allowed"
+            )
+        else:
+            body = error_body(str(exc.detail), "http_error")
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            log.error("database unavailable: %s", exc.orig)
+            return JSONResponse(
+                error_body("the database is unavailable; retry shortly", "service_unavailable"),
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        log.exception("database error", exc_info=exc)
+        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)

@@ -1,0 +1,1 @@
+"""Small shared toolbox with no business rules."""

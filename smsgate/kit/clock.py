@@ -1,0 +1,41 @@
+"""The one clock: UTC, three-digit ISO-8601 output, and a test hook to move time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+_offset = timedelta(0)
+
+
+def now() -> datetime:
+    """Aware UTC now, truncated to milliseconds (what we store and show)."""
+    value = datetime.now(UTC) + _offset
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def advance(delta: timedelta) -> None:
+    """Tests move time forward (or back) for every caller of now()."""
+    global _offset
+    _offset += delta
+
+
+def reset() -> None:
+    global _offset
+    _offset = timedelta(0)
+
+
+def iso(value: datetime | None) -> str | None:
+    """2026-04-24T10:00:00.000Z: exactly three fractional digits and Z."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def as_utc(value: datetime) -> datetime:
+    """Treat a naive datetime as UTC; convert an aware one to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,44 @@
+"""Phone numbers to E.164, with Mexico's legacy mobile '1' accepted as users write it."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+MAX_INPUT_LENGTH = 32
+
+
+class InvalidPhoneNumber(ValueError):
+    pass
+
+
+def normalize(raw: str, region: str) -> str:
+    """Return the E.164 form of `raw`, read in `region` when it has no country code.
+
+    Mexican mobile numbers written with the legacy '1' after +52 (+521 55 1234 5678, which
+    WhatsApp still uses) are not valid to libphonenumber, yet real users send them: they are
+    accepted when the number without the '1' is valid, and kept as written (+5215512345678).
+    """
+    text = raw.strip()
+    if not text or len(text) > MAX_INPUT_LENGTH:
+        raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number')
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number') from exc
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if phonenumbers.is_valid_number(parsed):
+        return e164
+    if e164.startswith("+521") and len(e164) == 14:
+        without_one = phonenumbers.parse("+52" + e164[4:], None)
+        if phonenumbers.is_valid_number(without_one):
+            return e164
+    raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number')
+
+
+def region_of(e164: str) -> str | None:
+    """Two-letter country of a normalized number, or None."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.region_code_for_number(parsed)

@@ -1,0 +1,1 @@
+"""Outbound and inbound messages: the send service, states and queries."""

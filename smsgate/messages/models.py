@@ -1,0 +1,71 @@
+"""Messages, their recipients and their state history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smsgate.kit import clock
+from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
+
+
+class Message(IdMixin, CreatedMixin, TenantMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("account_id", "external_id"),
+        Index("ix_messages_account_id_id", "account_id", "id"),
+    )
+
+    direction: Mapped[str] = mapped_column(String(3), default="out")
+    channel: Mapped[str] = mapped_column(String(10), default="sms")
+    state: Mapped[str] = mapped_column(String(12), default="processing")
+    device_id: Mapped[str | None] = mapped_column(
+        String(25), ForeignKey("devices.id", ondelete="SET NULL"), default=None, index=True
+    )
+    content: Mapped[str | None] = mapped_column(Text, default=None)
+    data_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    media_urls: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    sim_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    with_delivery_report: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    encoding: Mapped[str | None] = mapped_column(String(5), default=None)
+    segments: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class MessageRecipient(IdMixin, TenantMixin, Base):
+    __tablename__ = "message_recipients"
+    __table_args__ = (
+        Index("ix_message_recipients_account_id_phone_number", "account_id", "phone_number"),
+    )
+
+    message_id: Mapped[str] = mapped_column(
+        String(25), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    phone_number: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(12), default="processing")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+
+
+class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):
+    """One real transition, of the message (phone_number null) or of one recipient."""
+
+    __tablename__ = "message_state_changes"
+
+    message_id: Mapped[str] = mapped_column(
+        String(25), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    phone_number: Mapped[str | None] = mapped_column(String(512), default=None)
+    state: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

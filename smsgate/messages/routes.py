@@ -1,0 +1,97 @@
+"""HTTP endpoints: send, list, get and cancel messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from smsgate.accounts.auth import ReadMessagesScope, SendScope
+from smsgate.accounts.service import get_account
+from smsgate.devices.service import get_device
+from smsgate.errors import bad_request
+from smsgate.kit import clock, phones
+from smsgate.kit.ids import is_id
+from smsgate.messages import service, states
+from smsgate.messages.schemas import SendRequest
+from smsgate.storage.db import DbSession
+
+router = APIRouter()
+
+
+@router.post("/api/v1/send", status_code=202)
+async def send(
+    body: SendRequest, principal: SendScope, session: DbSession, response: Response
+) -> dict[str, Any]:
+    account = await get_account(session, principal.account_id)
+    result = await service.queue_message(session, account.id, account.region, body)
+    if not result.created:
+        response.status_code = 200
+    return result.message
+
+
+def _time_filter(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
+    return clock.as_utc(value)
+
+
+@router.get("/api/v1/messages")
+async def list_messages(
+    principal: ReadMessagesScope,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+    direction: str | None = None,
+    state: str | None = None,
+    device_id: Annotated[str | None, Query(alias="deviceId")] = None,
+    phone_number: Annotated[str | None, Query(alias="phoneNumber")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    if direction is not None and direction not in ("in", "out"):
+        raise bad_request(f'direction: must be "in" or "out", not "{direction}"', field="direction")
+    if state is not None and state not in states.ALL:
+        raise bad_request(
+            f'state: must be one of {", ".join(states.ALL)}, not "{state}"', field="state"
+        )
+    if cursor is not None and not is_id(cursor):
+        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+    if device_id is not None:
+        await get_device(session, principal.account_id, device_id)
+    number = None
+    if phone_number is not None:
+        account = await get_account(session, principal.account_id)
+        try:
+            number = phones.normalize(phone_number, account.region)
+        except phones.InvalidPhoneNumber as exc:
+            raise bad_request(f"phoneNumber: {exc}", "invalid_phone_number", "phoneNumber") from exc
+    filters = service.MessageFilter(
+        direction=direction,
+        state=state,
+        device_id=device_id,
+        phone_number=number,
+        since=_time_filter(since, "since"),
+        until=_time_filter(until, "until"),
+    )
+    data, next_cursor = await service.list_messages(
+        session, principal.account_id, filters, limit, cursor
+    )
+    return {"data": data, "nextCursor": next_cursor}
+
+
+@router.get("/api/v1/messages/{message_id}")
+async def get_message(
+    message_id: str, principal: ReadMessagesScope, session: DbSession
+) -> dict[str, Any]:
+    return await service.get_message(session, principal.account_id, message_id)
+
+
+@router.post("/api/v1/messages/{message_id}/cancel")
+async def cancel_message(
+    message_id: str, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    return await service.cancel_message(session, principal.account_id, message_id)

@@ -1,0 +1,86 @@
+"""The send request and the message answer shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from smsgate.kit.clock import iso
+from smsgate.kit.schema import Input
+
+Channel = Literal["sms", "mms", "whatsapp", "data"]
+MAX_RECIPIENTS = 100
+# A stored row as a mapping of column name to value (RowMapping or a plain dict).
+Row = Mapping[Any, Any]
+
+
+class SendRequest(Input):
+    channel: Channel = "sms"
+    phone_numbers: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    message: str | None = None
+    media_urls: list[str] | None = None
+    sim_number: int | None = Field(default=None, ge=1, le=3)
+    priority: int = Field(default=0, ge=-128, le=127)
+    ttl: int | None = Field(default=None, gt=0)
+    valid_until: datetime | None = None
+    with_delivery_report: bool = True
+    is_encrypted: bool = False
+    external_id: str | None = Field(default=None, min_length=1, max_length=255)
+    device_id: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+def recipient_out(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"phoneNumber": row["phone_number"], "state": row["state"]}
+    if row.get("error"):
+        out["error"] = row["error"]
+    out["updatedAt"] = iso(row["updated_at"])
+    return out
+
+
+def history_out(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": row["state"], "at": iso(row["created_at"])}
+    if row.get("phone_number") is not None:
+        out["phoneNumber"] = row["phone_number"]
+    if row.get("error"):
+        out["error"] = row["error"]
+    return out
+
+
+def message_out(
+    row: Row,
+    recipients: Sequence[Row],
+    history: Sequence[Row] | None = None,
+) -> dict[str, Any]:
+    """The seed's message shape, then our additive fields."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "state": row["state"],
+        "priority": row["priority"],
+        "recipients": [recipient_out(r) for r in recipients],
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+        "direction": row["direction"],
+        "channel": row["channel"],
+        "deviceId": row["device_id"],
+        "externalId": row["external_id"],
+        "message": row["content"],
+        "validUntil": iso(row["valid_until"]),
+        "simNumber": row["sim_number"],
+        "isEncrypted": row["is_encrypted"],
+        "withDeliveryReport": row["with_delivery_report"],
+        "encoding": row["encoding"],
+        "segments": row["segments"],
+    }
+    if row["channel"] == "mms":
+        out["mediaUrls"] = row["media_urls"] or []
+    if row["channel"] == "data":
+        out["port"] = row["data_port"]
+    if row.get("error"):
+        out["error"] = row["error"]
+    if history is not None:
+        out["history"] = [history_out(h) for h in history]
+    return out

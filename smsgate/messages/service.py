@@ -1,0 +1,402 @@
+"""Accepting sends (validated, stored exactly once), cancelling them, and querying messages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from sqlalchemy import Table, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.devices.service import get_device
+from smsgate.errors import ApiError, bad_request, not_found
+from smsgate.kit import clock, phones, segments
+from smsgate.kit.ids import is_id, new_id
+from smsgate.messages import states
+from smsgate.messages.models import Message, MessageRecipient, MessageStateChange
+from smsgate.messages.schemas import Row, SendRequest, message_out
+from smsgate.storage.db import insert_ignoring_conflicts
+
+MAX_TEXT_LENGTH = {"sms": 1600, "whatsapp": 4096, "mms": 5000}
+MAX_ENCRYPTED_LENGTH = 16384
+MAX_DATA_BYTES = 133  # one PDU of 140 bytes less the port-addressing header
+DEFAULT_DATA_PORT = 53739
+MAX_MEDIA_URLS = 10
+MAX_URL_LENGTH = 2048
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+messages_table = cast(Table, Message.__table__)
+recipients_table = cast(Table, MessageRecipient.__table__)
+history_table = cast(Table, MessageStateChange.__table__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: dict[str, Any]
+    created: bool
+
+
+def _request_hash(request: SendRequest) -> str:
+    """Fingerprint of what the client asked for, to tell a replay from a different request."""
+    canonical = json.dumps(
+        request.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _recipients(request: SendRequest, region: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for index, raw in enumerate(request.phone_numbers):
+        field = f"phoneNumbers[{index}]"
+        if request.is_encrypted:
+            if not raw or len(raw) > 512:
+                raise bad_request(
+                    f"{field}: an encrypted number must be 1 to 512 characters", field=field
+                )
+            number = raw
+        else:
+            try:
+                number = phones.normalize(raw, region)
+            except phones.InvalidPhoneNumber as exc:
+                raise bad_request(f"{field}: {exc}", "invalid_phone_number", field) from exc
+        seen.setdefault(number, None)
+    return list(seen)
+
+
+def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
+    """Validate the content for the channel; return (content, data port)."""
+    channel, text = request.channel, request.message
+    if request.media_urls is not None and channel != "mms":
+        raise bad_request(
+            f'mediaUrls: only the "mms" channel carries media, not "{channel}"', field="mediaUrls"
+        )
+    if request.port is not None and channel != "data":
+        raise bad_request('port: only "data" messages have a port', field="port")
+    if channel == "data":
+        if not text:
+            raise bad_request(
+                "message: a data message needs its payload in base64", field="message"
+            )
+        if not request.is_encrypted:
+            try:
+                payload = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise bad_request("message: is not valid base64", field="message") from exc
+            if not 1 <= len(payload) <= MAX_DATA_BYTES:
+                raise bad_request(
+                    f"message: a data message carries 1 to {MAX_DATA_BYTES} bytes, "
+                    f"this one {len(payload)}",
+                    field="message",
+                )
+        return text, request.port or DEFAULT_DATA_PORT
+    if channel == "mms":
+        urls = request.media_urls
+        if not urls:
+            raise bad_request(
+                "mediaUrls: an mms message needs at least one media URL", field="mediaUrls"
+            )
+        if len(urls) > MAX_MEDIA_URLS:
+            raise bad_request(f"mediaUrls: at most {MAX_MEDIA_URLS} URLs", field="mediaUrls")
+        for index, url in enumerate(urls):
+            _check_media_url(url, f"mediaUrls[{index}]")
+    elif text is None or not text.strip():
+        raise bad_request(f"message: is required for {channel} messages", field="message")
+    if text is not None:
+        limit = MAX_ENCRYPTED_LENGTH if request.is_encrypted else MAX_TEXT_LENGTH[channel]
+        if len(text) > limit:
+            raise bad_request(
+                f"message: at most {limit} characters for {channel}, this one has {len(text)}",
+                field="message",
+            )
+    return text, None
+
+
+def _check_media_url(url: str, field: str) -> None:
+    parts = urlsplit(url)
+    if len(url) > MAX_URL_LENGTH or parts.scheme != "https" or not parts.hostname:
+        raise bad_request(f'{field}: "{url[:100]}" is not an https URL', field=field)
+
+
+def _valid_until(request: SendRequest, now: datetime) -> datetime | None:
+    if request.ttl is not None and request.valid_until is not None:
+        raise bad_request(
+            "ttl and validUntil cannot be used together; send one of them", field="ttl"
+        )
+    if request.ttl is not None:
+        if request.ttl > MAX_TTL_SECONDS:
+            raise bad_request(f"ttl: at most {MAX_TTL_SECONDS} seconds (30 days)", field="ttl")
+        return now + timedelta(seconds=request.ttl)
+    if request.valid_until is not None:
+        if request.valid_until.tzinfo is None:
+            raise bad_request(
+                "validUntil: needs a time zone, such as 2026-01-01T00:00:00Z", field="validUntil"
+            )
+        value = clock.as_utc(request.valid_until)
+        if value <= now:
+            raise bad_request(f"validUntil: {clock.iso(value)} is in the past", field="validUntil")
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return None
+
+
+async def queue_message(
+    session: AsyncSession, account_id: str, region: str, request: SendRequest
+) -> SendResult:
+    """Validate a send and store it once; a replay of an externalId returns the original."""
+    now = clock.now()
+    numbers = _recipients(request, region)
+    content, port = _check_content(request)
+    valid_until = _valid_until(request, now)
+    if request.device_id is not None:
+        await get_device(session, account_id, request.device_id)
+    encoding: str | None = None
+    segment_count: int | None = None
+    if request.channel == "sms" and content is not None and not request.is_encrypted:
+        info = segments.count(content)
+        encoding, segment_count = info.encoding, info.segments
+    message_id = new_id()
+    values: dict[str, Any] = {
+        "id": message_id,
+        "account_id": account_id,
+        "direction": "out",
+        "channel": request.channel,
+        "state": states.PROCESSING,
+        "device_id": request.device_id,
+        "content": content,
+        "data_port": port,
+        "media_urls": request.media_urls,
+        "sim_number": request.sim_number,
+        "priority": request.priority,
+        "valid_until": valid_until,
+        "with_delivery_report": request.with_delivery_report,
+        "is_encrypted": request.is_encrypted,
+        "external_id": request.external_id,
+        "request_hash": _request_hash(request) if request.external_id else None,
+        "encoding": encoding,
+        "segments": segment_count,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if request.external_id is None:
+        await session.execute(insert(messages_table).values(values))
+    else:
+        dialect = session.get_bind().dialect.name
+        statement = insert_ignoring_conflicts(
+            messages_table, dialect, "account_id", "external_id"
+        ).values(values)
+        inserted = (await session.execute(statement.returning(messages_table.c.id))).first()
+        if inserted is None:
+            return await _replay(session, account_id, request.external_id, values["request_hash"])
+    recipients = [
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "message_id": message_id,
+            "position": position,
+            "phone_number": number,
+            "state": states.PROCESSING,
+            "error": None,
+            "updated_at": now,
+        }
+        for position, number in enumerate(numbers)
+    ]
+    await session.execute(insert(recipients_table), recipients)
+    await session.execute(
+        insert(history_table).values(
+            id=new_id(),
+            account_id=account_id,
+            message_id=message_id,
+            phone_number=None,
+            state=states.PROCESSING,
+            error=None,
+            details=None,
+            created_at=now,
+        )
+    )
+    return SendResult(message_out(values, recipients), created=True)
+
+
+async def _replay(
+    session: AsyncSession, account_id: str, external_id: str, request_hash: str
+) -> SendResult:
+    row = (
+        (
+            await session.execute(
+                select(messages_table).where(
+                    messages_table.c.account_id == account_id,
+                    messages_table.c.external_id == external_id,
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:  # the conflicting row vanished (deleted meanwhile): ask to retry
+        raise ApiError(409, "a message with this externalId is being changed; retry", "conflict")
+    if row["request_hash"] != request_hash:
+        raise ApiError(
+            409,
+            f'externalId "{external_id}" was already used for a different message '
+            f"({row['id']}); use a new externalId or repeat the original request exactly",
+            "idempotency_conflict",
+            extra={"messageId": row["id"]},
+        )
+    return SendResult(await _present(session, row, with_history=False), created=False)
+
+
+async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> dict[str, Any]:
+    recipients = (
+        (
+            await session.execute(
+                select(recipients_table)
+                .where(recipients_table.c.message_id == row["id"])
+                .order_by(recipients_table.c.position)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    history: Sequence[Row] | None = None
+    if with_history:
+        history = (
+            (
+                await session.execute(
+                    select(history_table)
+                    .where(history_table.c.message_id == row["id"])
+                    .order_by(history_table.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return message_out(row, recipients, history)
+
+
+async def _owned_row(session: AsyncSession, account_id: str, message_id: str) -> Row:
+    if not is_id(message_id):
+        raise not_found("message")
+    row = (
+        (
+            await session.execute(
+                select(messages_table).where(
+                    messages_table.c.account_id == account_id, messages_table.c.id == message_id
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise not_found("message")
+    return row
+
+
+async def get_message(session: AsyncSession, account_id: str, message_id: str) -> dict[str, Any]:
+    row = await _owned_row(session, account_id, message_id)
+    return await _present(session, row, with_history=True)
+
+
+async def cancel_message(session: AsyncSession, account_id: str, message_id: str) -> dict[str, Any]:
+    """Cancel a message no phone has taken yet; its recipients still processing are cancelled."""
+    row = await _owned_row(session, account_id, message_id)
+    now = clock.now()
+    changed = await session.execute(
+        update(messages_table)
+        .where(messages_table.c.id == row["id"], messages_table.c.state == states.PROCESSING)
+        .values(state=states.CANCELLED, updated_at=now)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ApiError(
+            409,
+            f"this message can no longer be cancelled: it is {row['state']}",
+            "not_cancellable",
+        )
+    cancelled = (
+        (
+            await session.execute(
+                update(recipients_table)
+                .where(
+                    recipients_table.c.message_id == row["id"],
+                    recipients_table.c.state == states.PROCESSING,
+                )
+                .values(state=states.CANCELLED, updated_at=now)
+                .returning(recipients_table.c.phone_number)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await session.execute(
+        insert(history_table),
+        [
+            {
+                "id": new_id(),
+                "account_id": account_id,
+                "message_id": row["id"],
+                "phone_number": number,
+                "state": states.CANCELLED,
+                "error": None,
+                "details": None,
+                "created_at": now,
+            }
+            for number in [*cancelled, None]
+        ],
+    )
+    return await get_message(session, account_id, message_id)
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    direction: str | None = None
+    state: str | None = None
+    device_id: str | None = None
+    phone_number: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_messages(
+    session: AsyncSession, account_id: str, filters: MessageFilter, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, one page; the cursor is the id of the last message of the previous page."""
+    m = messages_table
+    query = select(m).where(m.c.account_id == account_id)
+    if filters.direction:
+        query = query.where(m.c.direction == filters.direction)
+    if filters.state:
+        query = query.where(m.c.state == filters.state)
+    if filters.device_id:
+        query = query.where(m.c.device_id == filters.device_id)
+    if filters.since:
+        query = query.where(m.c.created_at >= filters.since)
+    if filters.until:
+        query = query.where(m.c.created_at < filters.until)
+    if filters.phone_number:
+        r = recipients_table
+        query = query.where(
+            exists().where(r.c.message_id == m.c.id, r.c.phone_number == filters.phone_number)
+        )
+    if cursor:
+        query = query.where(m.c.id < cursor)
+    rows = (await session.execute(query.order_by(m.c.id.desc()).limit(limit + 1))).mappings().all()
+    page, more = rows[:limit], len(rows) > limit
+    by_message: dict[str, list[Row]] = {row["id"]: [] for row in page}
+    if page:
+        recipient_rows = (
+            await session.execute(
+                select(recipients_table)
+                .where(recipients_table.c.message_id.in_(list(by_message)))
+                .order_by(recipients_table.c.message_id, recipients_table.c.position)
+            )
+        ).mappings()
+        for recipient in recipient_rows:
+            by_message[recipient["message_id"]].append(recipient)
+    data = [message_out(row, by_message[row["id"]]) for row in page]
+    return data, (page[-1]["id"] if more else None)

@@ -1,0 +1,1 @@
+"""Engine, sessions (committed only at the request or job edge), base model and migrations."""

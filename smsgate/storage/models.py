@@ -1,0 +1,10 @@
+"""Every model, imported once so the metadata (and Alembic) sees the whole schema."""
+
+from smsgate.accounts import models as accounts_models
+from smsgate.devices import models as devices_models
+from smsgate.messages import models as messages_models
+from smsgate.storage.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "devices_models", "messages_models", "metadata"]
