@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench migrate clean help
+.PHONY: run test lint format bench migrate migration clean help
 
 help:
 	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
@@ -40,6 +40,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/send_throughput.py
+
+migration: $(STAMP)
+	$(BIN)/smsgate migrate
+	$(BIN)/python -c 'import sys; from alembic import command; from smsgate.config import get_settings; from smsgate.storage.migrate import alembic_config; command.revision(alembic_config(get_settings()), message=sys.argv[1], autogenerate=True)' "$(MSG)"
+	$(BIN)/ruff format smsgate/storage/migrations/versions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -440,15 +440,12 @@ async def list_token_families(session: AsyncSession, account_id: str) -> list[To
             )
         ).scalars()
     )
-    started = dict(
-        (
-            await session.execute(
-                select(RefreshToken.family_id, func.min(RefreshToken.created_at))
-                .where(RefreshToken.family_id.in_([h.family_id for h in heads]))
-                .group_by(RefreshToken.family_id)
-            )
-        ).tuples()
+    first_links = await session.execute(
+        select(RefreshToken.family_id, func.min(RefreshToken.created_at))
+        .where(RefreshToken.family_id.in_([h.family_id for h in heads]))
+        .group_by(RefreshToken.family_id)
     )
+    started = {family: created for family, created in first_links}
     return [
         TokenFamily(
             id=head.family_id,

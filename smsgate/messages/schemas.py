@@ -25,7 +25,7 @@ class SendRequest(Input):
     sim_number: int | None = Field(default=None, ge=1, le=3)
     priority: int = Field(default=0, ge=-128, le=127)
     ttl: int | None = Field(default=None, gt=0)
-    valid_until: datetime | None = None
+    valid_until: datetime | None = Field(default=None, strict=False)
     with_delivery_report: bool = True
     is_encrypted: bool = False
     external_id: str | None = Field(default=None, min_length=1, max_length=255)

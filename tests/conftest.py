@@ -1,0 +1,100 @@
+"""Test fixtures: the real app over HTTP on a real database (SQLite, or PostgreSQL when
+SMSGATE_TEST_DATABASE_URL is set, in a fresh schema per run)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from smsgate.app import create_app
+from smsgate.config import Settings
+from smsgate.kit import clock
+from smsgate.storage import migrate
+from tests.factories import BASE_URL, User, signup
+
+TEST_DATABASE_URL = os.environ.get("SMSGATE_TEST_DATABASE_URL", "")
+
+
+def _pg_schema(url: str, schema: str, create: bool) -> None:
+    async def run() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            if create:
+                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            else:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    data_dir = tmp_path_factory.mktemp("data")
+    schema = ""
+    if TEST_DATABASE_URL:
+        schema = f"test_{secrets.token_hex(6)}"
+        _pg_schema(TEST_DATABASE_URL, schema, create=True)
+    base = Settings(
+        data_dir=data_dir,
+        database_url=TEST_DATABASE_URL,
+        database_schema=schema,
+        secret_key="test-secret-key-" + secrets.token_hex(16),
+        public_url=BASE_URL,
+    )
+    resolved = base.resolved()
+    migrate.upgrade(resolved)
+    yield resolved
+    if schema:
+        _pg_schema(TEST_DATABASE_URL, schema, create=False)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    await application.state.db.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def make_user(app: FastAPI) -> AsyncIterator[Callable[..., Awaitable[User]]]:
+    """Sign up fresh accounts (each with its own cookie jar); closes their clients after."""
+    made: list[User] = []
+
+    async def _make(**kwargs: Any) -> User:
+        user = await signup(app, **kwargs)
+        made.append(user)
+        return user
+
+    yield _make
+    for user in made:
+        await user.client.aclose()

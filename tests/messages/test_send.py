@@ -1,0 +1,258 @@
+"""POST /api/v1/send: the newcomer path, every validation rule, and the answer's shape."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.factories import add_device, send
+
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+async def test_newcomer_path_signup_key_send_list_get(client, make_user) -> None:
+    user = await make_user()
+    resp = await send(user, phoneNumbers=["+5215555555555"], message="Hola mundo")
+    assert resp.status_code == 202, resp.text
+    sent = resp.json()
+    assert re.fullmatch(r"c[0-9a-z]{24}", sent["id"])
+    assert sent["state"] == "processing"
+    assert sent["priority"] == 0
+    assert sent["recipients"][0]["phoneNumber"] == "+5215555555555"
+    assert sent["recipients"][0]["state"] == "processing"
+    assert ISO_MS.match(sent["createdAt"]) and ISO_MS.match(sent["updatedAt"])
+    assert sent["channel"] == "sms" and sent["encoding"] == "GSM-7" and sent["segments"] == 1
+
+    listed = await user.client.get("/api/v1/messages", headers=user.auth)
+    assert listed.status_code == 200
+    assert [m["id"] for m in listed.json()["data"]] == [sent["id"]]
+    assert listed.json()["nextCursor"] is None
+
+    got = await user.client.get(f"/api/v1/messages/{sent['id']}", headers=user.auth)
+    assert got.status_code == 200
+    detail = got.json()
+    assert detail["id"] == sent["id"] and detail["message"] == "Hola mundo"
+    assert detail["history"][0]["state"] == "processing"
+    assert ISO_MS.match(detail["history"][0]["at"])
+
+
+async def test_all_seed_fields_are_accepted_and_echoed(make_user, app) -> None:
+    user = await make_user()
+    device_id = await add_device(app, user.account_id)
+    resp = await send(
+        user,
+        channel="sms",
+        phoneNumbers=["+52 55 1234 5678", "5512345678", "+12025550143"],
+        message="¿Cómo estás? ñ",
+        simNumber=2,
+        priority=100,
+        ttl=300,
+        withDeliveryReport=False,
+        isEncrypted=False,
+        externalId="order-1",
+        deviceId=device_id,
+    )
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    # duplicates removed after normalization to E.164
+    assert [r["phoneNumber"] for r in body["recipients"]] == ["+525512345678", "+12025550143"]
+    assert body["priority"] == 100 and body["simNumber"] == 2
+    assert body["deviceId"] == device_id and body["externalId"] == "order-1"
+    assert body["withDeliveryReport"] is False and body["isEncrypted"] is False
+    created = datetime.fromisoformat(body["createdAt"].replace("Z", "+00:00"))
+    valid_until = datetime.fromisoformat(body["validUntil"].replace("Z", "+00:00"))
+    assert valid_until - created == timedelta(seconds=300)
+    # "¿" and "ó" are not GSM-7 basic characters... "¿" is, "ó" is not
+    assert body["encoding"] == "UCS-2" and body["segments"] == 1
+
+
+async def test_valid_until_is_kept(make_user) -> None:
+    user = await make_user()
+    when = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=123000)
+    resp = await send(user, validUntil=when.isoformat().replace("+00:00", "Z"))
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["validUntil"] == when.strftime("%Y-%m-%dT%H:%M:%S.123Z")
+
+
+async def test_segments_follow_sms_rules(make_user) -> None:
+    user = await make_user()
+    cases = [
+        ("a" * 160, "GSM-7", 1),
+        ("a" * 161, "GSM-7", 2),
+        ("€" * 80, "GSM-7", 1),  # extension characters count two septets
+        ("€" * 81, "GSM-7", 2),
+        ("ó" * 70, "UCS-2", 1),
+        ("ó" * 71, "UCS-2", 2),
+        ("😀" * 35, "UCS-2", 1),  # two UTF-16 units each
+    ]
+    for text, encoding, segments in cases:
+        body = (await send(user, message=text)).json()
+        assert (body["encoding"], body["segments"]) == (encoding, segments), text
+
+
+async def test_mms_data_and_whatsapp_channels(make_user) -> None:
+    user = await make_user()
+    mms = await send(user, channel="mms", message=None, mediaUrls=["https://example.com/a.jpg"])
+    assert mms.status_code == 202, mms.text
+    assert mms.json()["mediaUrls"] == ["https://example.com/a.jpg"]
+    data = await send(user, channel="data", message="SGVsbG8=", port=8080)
+    assert data.status_code == 202, data.text
+    assert data.json()["port"] == 8080 and data.json()["encoding"] is None
+    default_port = await send(user, channel="data", message="SGVsbG8=")
+    assert default_port.json()["port"] == 53739
+    whatsapp = await send(user, channel="whatsapp", message="Hola")
+    assert whatsapp.status_code == 202 and whatsapp.json()["channel"] == "whatsapp"
+
+
+async def test_encrypted_numbers_are_stored_verbatim(make_user) -> None:
+    user = await make_user()
+    resp = await send(user, isEncrypted=True, phoneNumbers=["b64:QUJDREVGRw=="], message="c2VjcmV0")
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["recipients"][0]["phoneNumber"] == "b64:QUJDREVGRw=="
+    assert body["isEncrypted"] is True and body["segments"] is None
+
+
+def _future() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
+INVALID: list[tuple[dict[str, Any], str, str]] = [
+    (
+        {"phoneNumbers": ["+5215555555555", "+52 123"]},
+        "invalid_phone_number",
+        'phoneNumbers[1]: "+52 123" is not a valid phone number',
+    ),
+    (
+        {"phoneNumbers": ["hello"]},
+        "invalid_phone_number",
+        'phoneNumbers[0]: "hello" is not a valid phone number',
+    ),
+    ({"phoneNumbers": []}, "validation_error", "phoneNumbers: must have at least 1 item"),
+    (
+        {"phoneNumbers": [f"+52155{i:08d}" for i in range(101)]},
+        "validation_error",
+        "phoneNumbers: must have at most 100 items",
+    ),
+    ({"phoneNumbers": "+5215555555555"}, "validation_error", "phoneNumbers: must be a list"),
+    ({"phoneNumbers": [5215555555555]}, "validation_error", "phoneNumbers[0]: must be a string"),
+    ({"message": ""}, "validation_error", "message: is required for sms messages"),
+    ({"message": "   "}, "validation_error", "message: is required for sms messages"),
+    ({"message": None}, "validation_error", "message: is required for sms messages"),
+    ({"message": "x" * 1601}, "validation_error", "message: at most 1600 characters for sms"),
+    ({"channel": "fax"}, "validation_error", "channel: must be one of"),
+    (
+        {"channel": "whatsapp", "message": ""},
+        "validation_error",
+        "message: is required for whatsapp messages",
+    ),
+    (
+        {"channel": "mms", "mediaUrls": None},
+        "validation_error",
+        "mediaUrls: an mms message needs at least one media URL",
+    ),
+    (
+        {"channel": "mms", "mediaUrls": ["http://example.com/a.jpg"]},
+        "validation_error",
+        'mediaUrls[0]: "http://example.com/a.jpg" is not an https URL',
+    ),
+    (
+        {"channel": "mms", "mediaUrls": ["https://example.com/a.jpg"] * 11},
+        "validation_error",
+        "mediaUrls: at most 10 URLs",
+    ),
+    (
+        {"mediaUrls": ["https://example.com/a.jpg"]},
+        "validation_error",
+        'mediaUrls: only the "mms" channel carries media, not "sms"',
+    ),
+    (
+        {"channel": "data", "message": "not base64!"},
+        "validation_error",
+        "message: is not valid base64",
+    ),
+    (
+        {"channel": "data", "message": "QUJD", "port": 0},
+        "validation_error",
+        "port: must be greater than or equal to 1",
+    ),
+    (
+        {"channel": "data", "message": "QUJD", "port": 70000},
+        "validation_error",
+        "port: must be less than or equal to 65535",
+    ),
+    ({"port": 80}, "validation_error", 'port: only "data" messages have a port'),
+    ({"simNumber": 0}, "validation_error", "simNumber: must be greater than or equal to 1"),
+    ({"simNumber": 4}, "validation_error", "simNumber: must be less than or equal to 3"),
+    ({"priority": 128}, "validation_error", "priority: must be less than or equal to 127"),
+    ({"priority": -129}, "validation_error", "priority: must be greater than or equal to -128"),
+    ({"priority": "high"}, "validation_error", "priority: must be an integer"),
+    ({"ttl": 0}, "validation_error", "ttl: must be greater than 0"),
+    ({"ttl": -5}, "validation_error", "ttl: must be greater than 0"),
+    (
+        {"ttl": 60, "validUntil": "2099-01-01T00:00:00Z"},
+        "validation_error",
+        "ttl and validUntil cannot be used together",
+    ),
+    (
+        {"validUntil": "2020-01-01T00:00:00Z"},
+        "validation_error",
+        "validUntil: 2020-01-01T00:00:00.000Z is in the past",
+    ),
+    ({"validUntil": "2099-01-01T00:00:00"}, "validation_error", "validUntil: needs a time zone"),
+    ({"validUntil": "tomorrow"}, "validation_error", "validUntil: must be an ISO-8601 date"),
+    (
+        {"withDeliveryReport": "yes"},
+        "validation_error",
+        "withDeliveryReport: must be true or false",
+    ),
+    ({"externalId": ""}, "validation_error", "externalId: must have at least 1 character"),
+    ({"externalId": "x" * 256}, "validation_error", "externalId: must have at most 255 characters"),
+    ({"phoneNumber": "+5215555555555"}, "validation_error", "phoneNumber: is not a known field"),
+]
+
+
+@pytest.mark.parametrize(("patch", "code", "text"), INVALID)
+async def test_invalid_sends_are_400_naming_the_field_and_store_nothing(
+    make_user, patch: dict[str, Any], code: str, text: str
+) -> None:
+    user = await make_user()
+    resp = await send(user, **patch)
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["code"] == code
+    assert body["error"].startswith(text), body["error"]
+    listed = await user.client.get("/api/v1/messages", headers=user.auth)
+    assert listed.json()["data"] == []
+
+
+async def test_missing_and_malformed_bodies(make_user) -> None:
+    user = await make_user()
+    no_numbers = await user.client.post("/api/v1/send", json={"message": "x"}, headers=user.auth)
+    assert no_numbers.status_code == 400
+    assert no_numbers.json()["error"] == "phoneNumbers: is required"
+    not_json = await user.client.post(
+        "/api/v1/send",
+        content=b"{not json",
+        headers={**user.auth, "Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400
+    assert not_json.json() == {
+        "error": "request body is not valid JSON",
+        "code": "validation_error",
+    }
+    array = await user.client.post("/api/v1/send", json=[1, 2], headers=user.auth)
+    assert array.status_code == 400 and array.json()["code"] == "validation_error"
+
+
+async def test_foreign_or_unknown_device_is_404(make_user, app) -> None:
+    owner, other = await make_user(), await make_user()
+    device_id = await add_device(app, owner.account_id)
+    for value in (device_id, "cnotarealdevice0000000000", "garbage"):
+        resp = await send(other, deviceId=value)
+        assert resp.status_code == 404, resp.text
+        assert resp.json() == {"error": "device not found", "code": "not_found"}
+    assert (await other.client.get("/api/v1/messages", headers=other.auth)).json()["data"] == []

@@ -1,0 +1,61 @@
+"""Start the real server as a separate process, the way the README says, and stop it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    command: list[str], env: dict[str, str], cwd: Path, port: int, timeout: float = 120.0
+) -> Iterator[str]:
+    """Run `command` until /health answers 200 on `port`; yield the base URL; then stop it."""
+    base = f"http://127.0.0.1:{port}"
+    log_path = Path(env.get("SMSGATE_DATA_DIR", ".")) / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"server exited: {log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"no /health in {timeout}s: {log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.2)
+            yield base
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -1,0 +1,75 @@
+"""Health endpoints, and the server started as the README says."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from smsgate import __version__
+from smsgate.config import Settings
+from tests.factories import PASSWORD, unique_email
+from tests.serving import free_port, running_server
+
+
+async def test_health_endpoints(client, settings) -> None:
+    health = await client.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["version"] == __version__
+    assert body["database"]["reachable"] is True
+    assert body["database"]["dialect"] == ("sqlite" if settings.is_sqlite else "postgresql")
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/ready")).json() == {"status": "ok"}
+
+
+def _server_env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]:
+    env = {
+        "SMSGATE_DATA_DIR": str(data_dir),
+        "SMSGATE_PORT": str(port),
+        "SMSGATE_HOST": "127.0.0.1",
+    }
+    if not settings.is_sqlite:
+        env["SMSGATE_DATABASE_URL"] = settings.database_url
+        env["SMSGATE_DATABASE_SCHEMA"] = settings.database_schema
+    return env
+
+
+def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) -> None:
+    """`smsgate serve` migrates, starts, and carries the newcomer path over real HTTP."""
+    port = free_port()
+    smsgate = Path(sys.executable).parent / "smsgate"
+    with running_server(
+        [str(smsgate), "serve"], _server_env(settings, tmp_path, port), repo_root, port
+    ) as base, httpx.Client(base_url=base, timeout=10) as http:
+        signup = http.post(
+            "/api/auth/signup", json={"email": unique_email(), "password": PASSWORD}
+        )
+        assert signup.status_code == 201
+        key = http.post(
+            "/api/keys",
+            json={"name": "k"},
+            headers={"X-CSRF-Token": signup.json()["csrfToken"]},
+        ).json()["key"]
+        sent = http.post(
+            "/api/v1/send",
+            json={"phoneNumbers": ["+5215555555555"], "message": "Hola mundo"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert sent.status_code == 202
+        assert http.get("/health").json()["database"]["revision"] is not None
+    if settings.is_sqlite:
+        assert (tmp_path / "smsgate.db").exists() and (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_starts_the_server_on_sqlite(tmp_path, repo_root) -> None:
+    port = free_port()
+    env = {"SMSGATE_DATA_DIR": str(tmp_path), "SMSGATE_PORT": str(port)}
+    with running_server(["make", "run"], env, repo_root, port) as base:
+        health = httpx.get(f"{base}/health").json()
+        assert health["database"]["dialect"] == "sqlite"
+    assert (tmp_path / "smsgate.db").exists()
