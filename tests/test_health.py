@@ -42,12 +42,13 @@ def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) 
     """`smsgate serve` migrates, starts, and carries the newcomer path over real HTTP."""
     port = free_port()
     smsgate = Path(sys.executable).parent / "smsgate"
-    with running_server(
-        [str(smsgate), "serve"], _server_env(settings, tmp_path, port), repo_root, port
-    ) as base, httpx.Client(base_url=base, timeout=10) as http:
-        signup = http.post(
-            "/api/auth/signup", json={"email": unique_email(), "password": PASSWORD}
-        )
+    with (
+        running_server(
+            [str(smsgate), "serve"], _server_env(settings, tmp_path, port), repo_root, port
+        ) as base,
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
+        signup = http.post("/api/auth/signup", json={"email": unique_email(), "password": PASSWORD})
         assert signup.status_code == 201
         key = http.post(
             "/api/keys",
