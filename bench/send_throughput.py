@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import run_load  # noqa: E402
+from loadgen import run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -86,11 +86,16 @@ def _credentials(port: int) -> str:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         signup = http.post(
             "/api/auth/signup",
-            json={"email": f"bench-{secrets.token_hex(4)}@example.com", "password": "bench pass phrase"},
+            json={
+                "email": f"bench-{secrets.token_hex(4)}@example.com",
+                "password": "bench pass phrase",
+            },
         )
         signup.raise_for_status()
         key = http.post(
-            "/api/keys", json={"name": "bench"}, headers={"X-CSRF-Token": signup.json()["csrfToken"]}
+            "/api/keys",
+            json={"name": "bench"},
+            headers={"X-CSRF-Token": signup.json()["csrfToken"]},
         )
         key.raise_for_status()
         return str(key.json()["key"])
@@ -110,15 +115,46 @@ def bench_database(name: str, env: dict[str, str], args: argparse.Namespace) -> 
 
             async def measure() -> dict[str, Any]:
                 # warm up both paths, then measure each
-                await run_load("127.0.0.1", port, "GET", "/health/live", {}, lambda _: None,
-                               concurrency=args.concurrency, duration=1)
-                await run_load("127.0.0.1", port, "POST", "/api/v1/send", auth, send_body,
-                               concurrency=args.concurrency, duration=1)
-                trivial = await run_load("127.0.0.1", port, "GET", "/health/live", {},
-                                         lambda _: None, concurrency=args.concurrency,
-                                         duration=args.duration)
-                send = await run_load("127.0.0.1", port, "POST", "/api/v1/send", auth, send_body,
-                                      concurrency=args.concurrency, duration=args.duration)
+                await run_load(
+                    "127.0.0.1",
+                    port,
+                    "GET",
+                    "/health/live",
+                    {},
+                    lambda _: None,
+                    concurrency=args.concurrency,
+                    duration=1,
+                )
+                await run_load(
+                    "127.0.0.1",
+                    port,
+                    "POST",
+                    "/api/v1/send",
+                    auth,
+                    send_body,
+                    concurrency=args.concurrency,
+                    duration=1,
+                )
+                trivial = await run_load(
+                    "127.0.0.1",
+                    port,
+                    "GET",
+                    "/health/live",
+                    {},
+                    lambda _: None,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                )
+                send = await run_load(
+                    "127.0.0.1",
+                    port,
+                    "POST",
+                    "/api/v1/send",
+                    auth,
+                    send_body,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                )
                 return {"send": send.summary(), "trivial": trivial.summary()}
 
             figures = asyncio.run(measure())

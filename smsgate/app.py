@@ -13,6 +13,7 @@ from smsgate.config import Settings, get_settings
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
 from smsgate.messages.routes import router as messages_router
+from smsgate.messages.writer import SendWriter
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.send_writer.close()
         await app.state.db.dispose()
 
     app = FastAPI(
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings)
+    app.state.send_writer = SendWriter(app.state.db)
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
     app.include_router(health_router)

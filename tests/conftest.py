@@ -63,6 +63,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
+    await application.state.send_writer.close()
     await application.state.db.dispose()
 
 

@@ -1,4 +1,9 @@
-"""Request authentication: Bearer sk_/at_ or the session cookie (with CSRF), and scope checks."""
+"""Request authentication: Bearer sk_/at_ or the session cookie (with CSRF), and scope checks.
+
+Authentication runs in its own short transaction (or not at all, when the credential is in the
+in-process cache), apart from the request's unit of work, so a hot path never holds a database
+connection just to learn who is calling.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from smsgate.accounts import scopes, service, tokens
+from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import Principal
 from smsgate.config import Settings
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import Database
 
 SESSION_COOKIE = "smsgate_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -31,55 +37,69 @@ def get_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-async def current_principal(
-    request: Request, session: DbSession, settings: AppSettings
-) -> Principal:
+def _unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+    return ApiError(401, message, code, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _bearer(header: str) -> str:
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        raise _unauthorized("unsupported Authorization header: use Bearer sk_... or Bearer at_...")
+    if value.startswith(tokens.REFRESH_PREFIX):
+        raise _unauthorized(
+            "a refresh token cannot authorize requests; exchange it for an access token at "
+            "POST /api/auth/token/refresh",
+            "invalid_token",
+        )
+    if not value.startswith((service.KEY_PREFIX, tokens.ACCESS_PREFIX)):
+        raise _unauthorized(
+            "unknown credential: API keys start with sk_ and access tokens with at_"
+        )
+    return value
+
+
+async def _look_up(request: Request, credential: str, is_cookie: bool) -> Principal | None:
+    principal = credentials.get(credential)
+    if principal is not None:
+        return principal
+    database: Database = request.app.state.db
+    settings = get_settings(request)
+    async with database.sessions() as session:
+        if is_cookie:
+            principal = await service.principal_from_session(session, credential)
+        elif credential.startswith(service.KEY_PREFIX):
+            principal = await service.principal_from_key(session, credential)
+        else:
+            principal = await service.principal_from_access_token(session, credential, settings)
+        await session.commit()  # a key's lastUsedAt
+    if principal is not None:
+        credentials.put(credential, principal)
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if header is not None:
-        scheme, _, value = header.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            raise ApiError(
-                401,
-                "unsupported Authorization header: use Bearer sk_... or Bearer at_...",
-                "unauthorized",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if value.startswith(service.KEY_PREFIX):
-            principal = await service.principal_from_key(session, value)
-        elif value.startswith(tokens.ACCESS_PREFIX):
-            principal = await service.principal_from_access_token(session, value, settings)
-        elif value.startswith(tokens.REFRESH_PREFIX):
-            raise ApiError(
-                401,
-                "a refresh token cannot authorize requests; exchange it for an access token at "
-                "POST /api/auth/token/refresh",
-                "invalid_token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        else:
-            raise ApiError(
-                401,
-                "unknown credential: API keys start with sk_ and access tokens with at_",
-                "unauthorized",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        request.state.principal = principal
-        return principal
-    cookie = request.cookies.get(SESSION_COOKIE)
-    found = await service.principal_from_session(session, cookie) if cookie else None
-    if found is None:
-        raise ApiError(401, _NO_CREDENTIALS, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or found.csrf_token is None or not equal(sent, found.csrf_token):
-            raise ApiError(
-                403,
-                f"missing or wrong {CSRF_HEADER} header: send the csrfToken from the login answer",
-                "csrf_failed",
-            )
-    request.state.principal = found
-    return found
+        principal = await _look_up(request, _bearer(header), is_cookie=False)
+        assert principal is not None
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        found = await _look_up(request, cookie, is_cookie=True) if cookie else None
+        if found is None:
+            raise _unauthorized(_NO_CREDENTIALS)
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent or found.csrf_token is None or not equal(sent, found.csrf_token):
+                raise ApiError(
+                    403,
+                    f"missing or wrong {CSRF_HEADER} header: send the csrfToken from the login "
+                    "answer",
+                    "csrf_failed",
+                )
+        principal = found
+    request.state.principal = principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

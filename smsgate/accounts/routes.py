@@ -77,7 +77,7 @@ async def logout(
     principal: CurrentPrincipal, response: Response, session: DbSession
 ) -> dict[str, Any]:
     if principal.kind == "session":
-        await service.end_session(session, principal.credential_id)
+        await service.end_session(session, principal.account_id, principal.credential_id)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"ok": True}
 

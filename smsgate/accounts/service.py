@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -11,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts import passwords, scopes, tokens
+from smsgate.accounts.cache import credentials
 from smsgate.accounts.models import (
     Account,
     ApiKey,
@@ -24,6 +26,7 @@ from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock
 from smsgate.kit.crypto import checksum_ok, opaque_token, token_hash, with_checksum
 from smsgate.kit.ids import is_id, new_id
+from smsgate.storage.db import after_commit
 from smsgate.storage.tenancy import of_account, owned
 
 KEY_PREFIX = "sk_"
@@ -44,7 +47,9 @@ class Principal:
     scopes: frozenset[str]
     kind: Literal["key", "token", "session"]
     credential_id: str
+    region: str
     csrf_token: str | None = None
+    expires_at: datetime | None = None
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -174,7 +179,13 @@ async def login(
     raise ApiError(401, "wrong email or password", "invalid_credentials", keep_changes=True)
 
 
-async def end_session(session: AsyncSession, session_id: str) -> None:
+def _forget_cached(session: AsyncSession, account_id: str) -> None:
+    """Once the revocation commits, stop honouring this account's cached credentials."""
+    after_commit(session, partial(credentials.forget_account, account_id))
+
+
+async def end_session(session: AsyncSession, account_id: str, session_id: str) -> None:
+    _forget_cached(session, account_id)
     await session.execute(
         update(WebSession)
         .where(WebSession.id == session_id, WebSession.revoked_at.is_(None))
@@ -191,6 +202,7 @@ async def change_password(
     passwords.check_rules(new, account.email, "newPassword")
     account.password_hash = await passwords.hash_password(new)
     account.token_epoch += 1
+    _forget_cached(session, account.id)
     now = clock.now()
     sessions_query = update(WebSession).where(
         WebSession.account_id == account.id, WebSession.revoked_at.is_(None)
@@ -235,6 +247,7 @@ async def revoke_key(session: AsyncSession, account_id: str, key_id: str) -> Non
     if key is None or key.revoked_at is not None:
         raise not_found("API key")
     key.revoked_at = clock.now()
+    _forget_cached(session, account_id)
     await session.flush()
 
 
@@ -314,6 +327,7 @@ async def issue_tokens(
 
 async def _revoke_family(session: AsyncSession, account_id: str, family_id: str) -> None:
     """Refuse every refresh token of the family and every access token it issued."""
+    _forget_cached(session, account_id)
     now = clock.now()
     await session.execute(
         update(RefreshToken)
@@ -401,6 +415,7 @@ async def revoke_token(
             raise not_found("token") from exc
         if claims.account_id != principal.account_id:
             raise not_found("token")
+        _forget_cached(session, principal.account_id)
         if await session.get(RevokedToken, claims.token_id) is None:
             session.add(
                 RevokedToken(
@@ -505,11 +520,11 @@ async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
     key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == token_hash(raw)))).scalar()
     if key is None or key.revoked_at is not None:
         raise _unauthorized("this API key is unknown or was revoked", "invalid_api_key")
-    await _active_account(session, key.account_id)
+    account = await _active_account(session, key.account_id)
     now = clock.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
-    return Principal(key.account_id, scopes.load(key.scopes), "key", key.id)
+    return Principal(key.account_id, scopes.load(key.scopes), "key", key.id, account.region)
 
 
 async def principal_from_access_token(
@@ -528,7 +543,14 @@ async def principal_from_access_token(
             "this access token was issued before a password change; request a new one",
             "invalid_token",
         )
-    return Principal(claims.account_id, claims.scopes, "token", claims.token_id)
+    return Principal(
+        claims.account_id,
+        claims.scopes,
+        "token",
+        claims.token_id,
+        account.region,
+        expires_at=claims.expires_at,
+    )
 
 
 async def principal_from_session(session: AsyncSession, raw: str) -> Principal | None:
@@ -537,5 +559,13 @@ async def principal_from_session(session: AsyncSession, raw: str) -> Principal |
     ).scalar()
     if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
         return None
-    await _active_account(session, row.account_id)
-    return Principal(row.account_id, frozenset(scopes.ALL), "session", row.id, row.csrf_token)
+    account = await _active_account(session, row.account_id)
+    return Principal(
+        row.account_id,
+        frozenset(scopes.ALL),
+        "session",
+        row.id,
+        account.region,
+        row.csrf_token,
+        row.expires_at,
+    )

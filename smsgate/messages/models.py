@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgate.kit import clock
@@ -69,3 +79,8 @@ class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):
     state: Mapped[str] = mapped_column(String(12))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+messages_table = cast(Table, Message.__table__)
+recipients_table = cast(Table, MessageRecipient.__table__)
+history_table = cast(Table, MessageStateChange.__table__)

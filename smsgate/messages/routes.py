@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
-from smsgate.accounts.service import get_account
 from smsgate.devices.service import get_device
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
@@ -22,13 +21,14 @@ router = APIRouter()
 
 @router.post("/api/v1/send", status_code=202)
 async def send(
-    body: SendRequest, principal: SendScope, session: DbSession, response: Response
+    body: SendRequest, principal: SendScope, request: Request, response: Response
 ) -> dict[str, Any]:
-    account = await get_account(session, principal.account_id)
-    result = await service.queue_message(session, account.id, account.region, body)
-    if not result.created:
+    message, created = await service.queue_message(
+        request.app.state.db, request.app.state.send_writer, principal, body
+    )
+    if not created:
         response.status_code = 200
-    return result.message
+    return message
 
 
 def _time_filter(value: datetime | None, field: str) -> datetime | None:
@@ -64,9 +64,8 @@ async def list_messages(
         await get_device(session, principal.account_id, device_id)
     number = None
     if phone_number is not None:
-        account = await get_account(session, principal.account_id)
         try:
-            number = phones.normalize(phone_number, account.region)
+            number = phones.normalize(phone_number, principal.region)
         except phones.InvalidPhoneNumber as exc:
             raise bad_request(f"phoneNumber: {exc}", "invalid_phone_number", "phoneNumber") from exc
     filters = service.MessageFilter(

@@ -9,20 +9,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, exists, insert, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts.service import Principal
 from smsgate.devices.service import get_device
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, segments
 from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import states
-from smsgate.messages.models import Message, MessageRecipient, MessageStateChange
+from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
-from smsgate.storage.db import insert_ignoring_conflicts
+from smsgate.messages.writer import PreparedMessage, SendWriter
+from smsgate.storage.db import Database
 
 MAX_TEXT_LENGTH = {"sms": 1600, "whatsapp": 4096, "mms": 5000}
 MAX_ENCRYPTED_LENGTH = 16384
@@ -31,16 +33,6 @@ DEFAULT_DATA_PORT = 53739
 MAX_MEDIA_URLS = 10
 MAX_URL_LENGTH = 2048
 MAX_TTL_SECONDS = 30 * 24 * 3600
-
-messages_table = cast(Table, Message.__table__)
-recipients_table = cast(Table, MessageRecipient.__table__)
-history_table = cast(Table, MessageStateChange.__table__)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    message: dict[str, Any]
-    created: bool
 
 
 def _request_hash(request: SendRequest) -> str:
@@ -145,23 +137,19 @@ def _valid_until(request: SendRequest, now: datetime) -> datetime | None:
     return None
 
 
-async def queue_message(
-    session: AsyncSession, account_id: str, region: str, request: SendRequest
-) -> SendResult:
-    """Validate a send and store it once; a replay of an externalId returns the original."""
+def prepare_message(account_id: str, region: str, request: SendRequest) -> PreparedMessage:
+    """Validate a send completely, without the database, and turn it into the rows to write."""
     now = clock.now()
     numbers = _recipients(request, region)
     content, port = _check_content(request)
     valid_until = _valid_until(request, now)
-    if request.device_id is not None:
-        await get_device(session, account_id, request.device_id)
     encoding: str | None = None
     segment_count: int | None = None
     if request.channel == "sms" and content is not None and not request.is_encrypted:
         info = segments.count(content)
         encoding, segment_count = info.encoding, info.segments
     message_id = new_id()
-    values: dict[str, Any] = {
+    message: dict[str, Any] = {
         "id": message_id,
         "account_id": account_id,
         "direction": "out",
@@ -184,16 +172,6 @@ async def queue_message(
         "created_at": now,
         "updated_at": now,
     }
-    if request.external_id is None:
-        await session.execute(insert(messages_table).values(values))
-    else:
-        dialect = session.get_bind().dialect.name
-        statement = insert_ignoring_conflicts(
-            messages_table, dialect, "account_id", "external_id"
-        ).values(values)
-        inserted = (await session.execute(statement.returning(messages_table.c.id))).first()
-        if inserted is None:
-            return await _replay(session, account_id, request.external_id, values["request_hash"])
     recipients = [
         {
             "id": new_id(),
@@ -207,48 +185,44 @@ async def queue_message(
         }
         for position, number in enumerate(numbers)
     ]
-    await session.execute(insert(recipients_table), recipients)
-    await session.execute(
-        insert(history_table).values(
-            id=new_id(),
-            account_id=account_id,
-            message_id=message_id,
-            phone_number=None,
-            state=states.PROCESSING,
-            error=None,
-            details=None,
-            created_at=now,
-        )
-    )
-    return SendResult(message_out(values, recipients), created=True)
+    history = [
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "message_id": message_id,
+            "phone_number": None,
+            "state": states.PROCESSING,
+            "error": None,
+            "details": None,
+            "created_at": now,
+        }
+    ]
+    return PreparedMessage(message, recipients, history)
 
 
-async def _replay(
-    session: AsyncSession, account_id: str, external_id: str, request_hash: str
-) -> SendResult:
-    row = (
-        (
-            await session.execute(
-                select(messages_table).where(
-                    messages_table.c.account_id == account_id,
-                    messages_table.c.external_id == external_id,
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:  # the conflicting row vanished (deleted meanwhile): ask to retry
-        raise ApiError(409, "a message with this externalId is being changed; retry", "conflict")
-    if row["request_hash"] != request_hash:
+async def queue_message(
+    database: Database, writer: SendWriter, principal: Principal, request: SendRequest
+) -> tuple[dict[str, Any], bool]:
+    """Accept a send: validate, check the device, store once (group commit).
+
+    Returns the message and whether it was created (False: a replay of its externalId).
+    """
+    prepared = prepare_message(principal.account_id, principal.region, request)
+    if request.device_id is not None:
+        async with database.sessions() as session:
+            await get_device(session, principal.account_id, request.device_id)
+    stored = await writer.store(prepared)
+    if stored.created:
+        return message_out(stored.row, stored.recipients), True
+    if stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(
             409,
-            f'externalId "{external_id}" was already used for a different message '
-            f"({row['id']}); use a new externalId or repeat the original request exactly",
+            f'externalId "{request.external_id}" was already used for a different message '
+            f"({stored.row['id']}); use a new externalId or repeat the original request exactly",
             "idempotency_conflict",
-            extra={"messageId": row["id"]},
+            extra={"messageId": stored.row["id"]},
         )
-    return SendResult(await _present(session, row, with_history=False), created=False)
+    return message_out(stored.row, stored.recipients), False
 
 
 async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -20,6 +20,8 @@ from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
 from smsgate.errors import ApiError
+
+AFTER_COMMIT = "after_commit"
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -89,10 +91,10 @@ class Database:
         async with self.sessions() as session:
             try:
                 yield session
-                await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            await _commit(session)
 
 
 def insert_ignoring_conflicts(table: Table, dialect: str, *columns: str) -> Insert:
@@ -114,7 +116,7 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
         except ApiError as exc:
             if exc.keep_changes:
-                await session.commit()
+                await _commit(session)
             else:
                 await session.rollback()
             raise
@@ -122,7 +124,18 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            await session.commit()
+            await _commit(session)
+
+
+async def _commit(session: AsyncSession) -> None:
+    await session.commit()
+    for callback in session.info.pop(AFTER_COMMIT, []):
+        callback()
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once this request's transaction has committed (e.g. clear a cache)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
