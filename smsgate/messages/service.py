@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.service import Principal
@@ -211,7 +212,13 @@ async def queue_message(
     if request.device_id is not None:
         async with database.sessions() as session:
             await get_device(session, principal.account_id, request.device_id)
-    stored = await writer.store(prepared)
+    try:
+        stored = await writer.store(prepared)
+    except IntegrityError as exc:
+        # The only reference a send can break is its device, deleted after the check above.
+        if request.device_id is None:
+            raise
+        raise not_found("device") from exc
     if stored.created:
         return message_out(stored.row, stored.recipients), True
     if stored.row["request_hash"] != prepared.message["request_hash"]:
