@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (modules, phone-number metadata) lives as long as the process:
+        # keep it out of the garbage collector's full passes, which otherwise stall requests.
+        gc.collect()
+        gc.freeze()
         yield
         await app.state.send_writer.close()
         await app.state.db.dispose()

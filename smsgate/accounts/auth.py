@@ -60,22 +60,21 @@ def _bearer(header: str) -> str:
 
 
 async def _look_up(request: Request, credential: str, is_cookie: bool) -> Principal | None:
-    principal = credentials.get(credential)
-    if principal is not None:
+    async def load() -> Principal | None:
+        database: Database = request.app.state.db
+        async with database.sessions() as session:
+            if is_cookie:
+                principal = await service.principal_from_session(session, credential)
+            elif credential.startswith(service.KEY_PREFIX):
+                principal = await service.principal_from_key(session, credential)
+            else:
+                principal = await service.principal_from_access_token(
+                    session, credential, get_settings(request)
+                )
+            await session.commit()  # a key's lastUsedAt
         return principal
-    database: Database = request.app.state.db
-    settings = get_settings(request)
-    async with database.sessions() as session:
-        if is_cookie:
-            principal = await service.principal_from_session(session, credential)
-        elif credential.startswith(service.KEY_PREFIX):
-            principal = await service.principal_from_key(session, credential)
-        else:
-            principal = await service.principal_from_access_token(session, credential, settings)
-        await session.commit()  # a key's lastUsedAt
-    if principal is not None:
-        credentials.put(credential, principal)
-    return principal
+
+    return await credentials.get_or_load(credential, load)
 
 
 async def current_principal(request: Request) -> Principal:

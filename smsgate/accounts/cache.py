@@ -1,14 +1,19 @@
 """A short-lived, in-process cache of authenticated credentials.
 
 Hot paths (a send, a phone's pull) must not pay a database round trip per request to learn who
-is calling. Entries live `ttl` seconds, so a credential revoked by another process stops working
-within that time everywhere; in this process revocation clears the account's entries at once.
+is calling. An entry is served for at most `ttl` seconds after it was read from the database, so
+a credential revoked by another process stops working within that time everywhere; revocations
+in this process clear the account's entries as soon as they commit. After half the ttl an entry
+is refreshed in the background while still being served, so busy credentials never make their
+requests wait for the database; concurrent misses of one credential share one load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,10 +25,13 @@ if TYPE_CHECKING:
 DEFAULT_TTL_SECONDS = 1.0
 MAX_ENTRIES = 20_000
 
+Loader = Callable[[], Awaitable["Principal | None"]]
+
 
 @dataclass(frozen=True)
 class _Entry:
     principal: Principal
+    refresh_at: float
     expires: float
 
 
@@ -32,31 +40,75 @@ class CredentialCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[str, _Entry] = {}
+        self._loading: dict[str, asyncio.Future[Principal | None]] = {}
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def _key(credential: str) -> str:
         return hashlib.sha256(credential.encode()).hexdigest()
 
-    def get(self, credential: str) -> Principal | None:
-        if self.ttl <= 0:
-            return None
-        entry = self._entries.get(self._key(credential))
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
         if entry is None or entry.expires < time.monotonic():
             return None
         lapses = entry.principal.expires_at
         if lapses is not None and lapses <= clock.now():
             return None
-        return entry.principal
+        return entry
+
+    def get(self, credential: str) -> Principal | None:
+        entry = self._live(self._key(credential)) if self.ttl > 0 else None
+        return entry.principal if entry else None
 
     def put(self, credential: str, principal: Principal) -> None:
+        self._store(self._key(credential), principal)
+
+    def _store(self, key: str, principal: Principal) -> None:
         if self.ttl <= 0:
             return
+        now = time.monotonic()
         if len(self._entries) >= self.max_entries:
-            now = time.monotonic()
             self._entries = {k: e for k, e in self._entries.items() if e.expires >= now}
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-        self._entries[self._key(credential)] = _Entry(principal, time.monotonic() + self.ttl)
+        self._entries[key] = _Entry(principal, now + self.ttl / 2, now + self.ttl)
+
+    async def get_or_load(self, credential: str, load: Loader) -> Principal | None:
+        key = self._key(credential)
+        entry = self._live(key) if self.ttl > 0 else None
+        if entry is not None:
+            if entry.refresh_at <= time.monotonic() and key not in self._loading:
+                task = asyncio.get_running_loop().create_task(self._refresh(key, load))
+                self._refreshes.add(task)
+                task.add_done_callback(self._refreshes.discard)
+            return entry.principal
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        return await self._load(key, load)
+
+    async def _load(self, key: str, load: Loader) -> Principal | None:
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            principal = await load()
+        except BaseException as exc:
+            self._entries.pop(key, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so a future nobody awaited does not warn
+            raise
+        finally:
+            self._loading.pop(key, None)
+        future.set_result(principal)
+        if principal is not None:
+            self._store(key, principal)
+        return principal
+
+    async def _refresh(self, key: str, load: Loader) -> None:
+        try:
+            await self._load(key, load)
+        except Exception:  # revoked or unreachable: the entry is gone; the next request says why
+            return
 
     def forget_account(self, account_id: str) -> None:
         """Drop every cached credential of an account (after a revocation commits)."""

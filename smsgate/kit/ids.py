@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 import time
 
@@ -39,7 +39,7 @@ def new_id() -> str:
             _last_ms = now
             _counter = 0
         counter = _counter
-    rand = secrets.randbelow(36**12)
+    rand = int.from_bytes(os.urandom(8)) % 36**12
     return "c" + _base36(now, 8) + _base36(counter, 4) + _base36(rand, 12)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
 from smsgate.devices.service import get_device
@@ -19,16 +20,13 @@ from smsgate.storage.db import DbSession
 router = APIRouter()
 
 
-@router.post("/api/v1/send", status_code=202)
-async def send(
-    body: SendRequest, principal: SendScope, request: Request, response: Response
-) -> dict[str, Any]:
+@router.post("/api/v1/send", status_code=202, response_class=JSONResponse)
+async def send(body: SendRequest, principal: SendScope, request: Request) -> JSONResponse:
     message, created = await service.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, body
     )
-    if not created:
-        response.status_code = 200
-    return message
+    # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.
+    return JSONResponse(message, status_code=202 if created else 200)
 
 
 def _time_filter(value: datetime | None, field: str) -> datetime | None:

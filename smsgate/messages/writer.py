@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
@@ -23,6 +25,7 @@ from smsgate.errors import ApiError
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database, insert_ignoring_conflicts
+from smsgate.storage.rawsqlite import RawSqlite, TableCodec
 
 log = logging.getLogger("smsgate.messages.writer")
 
@@ -53,6 +56,13 @@ _Item = tuple[PreparedMessage, "asyncio.Future[Stored]"]
 class SendWriter:
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._raw: RawSqlite | None = None
+        self._codecs: _SqliteCodecs | None = None
+        if database.dialect == "sqlite":
+            path = database.engine.url.database
+            assert path, "the writer needs an SQLite file, not an in-memory database"
+            self._raw = RawSqlite(path)
+            self._codecs = _SqliteCodecs(database)
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -76,6 +86,8 @@ class SendWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._raw is not None:
+            await self._raw.close()
         if self._queue is not None:
             while not self._queue.empty():
                 _, future = self._queue.get_nowait()
@@ -114,29 +126,33 @@ class SendWriter:
                     future.set_result(result)
 
     async def _write(self, batch: list[PreparedMessage]) -> list[Stored]:
-        async with self._database.engine.begin() as conn:
-            created = await _insert_messages(conn, batch)
-            fresh = [p for p in batch if p.message["id"] in created]
-            if fresh:
-                await conn.execute(
-                    insert(recipients_table), [r for p in fresh for r in p.recipients]
-                )
-                await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
-            replays = [p for p in batch if p.message["id"] not in created]
-            originals = await _originals(conn, replays) if replays else {}
+        if self._raw is not None and self._codecs is not None:
+            created, originals = await self._raw.run(partial(_write_sqlite, self._codecs, batch))
+        else:
+            async with self._database.engine.begin() as conn:
+                created, originals = await _write_sqlalchemy(conn, batch)
         results = []
         for prepared in batch:
             if prepared.message["id"] in created:
                 results.append(Stored(True, prepared.message, prepared.recipients))
-            else:
-                key = (prepared.message["account_id"], prepared.message["external_id"])
-                row, recipients = originals[key]
-                results.append(Stored(False, row, recipients))
+                continue
+            key = (prepared.message["account_id"], prepared.message["external_id"])
+            if key not in originals:  # the original was deleted meanwhile: a retry will do
+                raise ApiError(
+                    409, "a message with this externalId is being changed; retry", "conflict"
+                )
+            row, recipients = originals[key]
+            results.append(Stored(False, row, recipients))
         return results
 
 
-async def _insert_messages(conn: AsyncConnection, batch: list[PreparedMessage]) -> set[str]:
-    """Insert the batch's messages; return the ids that were new (the rest replay an externalId)."""
+_Originals = dict[tuple[str, str], tuple[Row, list[Row]]]
+
+
+async def _write_sqlalchemy(
+    conn: AsyncConnection, batch: list[PreparedMessage]
+) -> tuple[set[str], _Originals]:
+    """The batch as one statement per table (PostgreSQL)."""
     plain = [p.message for p in batch if p.message["external_id"] is None]
     keyed = [p.message for p in batch if p.message["external_id"] is not None]
     created = {m["id"] for m in plain}
@@ -147,13 +163,14 @@ async def _insert_messages(conn: AsyncConnection, batch: list[PreparedMessage]) 
             messages_table, conn.dialect.name, "account_id", "external_id"
         ).returning(messages_table.c.id)
         created.update((await conn.execute(statement, keyed)).scalars())
-    return created
-
-
-async def _originals(
-    conn: AsyncConnection, replays: list[PreparedMessage]
-) -> dict[tuple[str, str], tuple[Row, list[Row]]]:
-    m = messages_table
+    fresh = [p for p in batch if p.message["id"] in created]
+    if fresh:
+        await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
+        await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
+    replays = [p for p in batch if p.message["id"] not in created]
+    if not replays:
+        return created, {}
+    m, r = messages_table, recipients_table
     wanted = {(p.message["account_id"], p.message["external_id"]) for p in replays}
     rows = (
         (
@@ -168,16 +185,66 @@ async def _originals(
     )
     by_id: dict[str, list[Row]] = {row["id"]: [] for row in rows}
     if by_id:
-        r = recipients_table
         recipient_rows = await conn.execute(
             select(r).where(r.c.message_id.in_(list(by_id))).order_by(r.c.message_id, r.c.position)
         )
         for recipient in recipient_rows.mappings():
             by_id[recipient["message_id"]].append(recipient)
-    found: dict[tuple[str, str], tuple[Row, list[Row]]] = {
+    originals: _Originals = {
         (row["account_id"], row["external_id"]): (row, by_id[row["id"]]) for row in rows
     }
-    missing = wanted - set(found)
-    if missing:  # the conflicting message was deleted meanwhile: the client may simply retry
-        raise ApiError(409, "a message with this externalId is being changed; retry", "conflict")
-    return found
+    return created, originals
+
+
+class _SqliteCodecs:
+    def __init__(self, database: Database) -> None:
+        dialect = database.engine.dialect
+        self.messages = TableCodec(messages_table, dialect)
+        self.recipients = TableCodec(recipients_table, dialect)
+        self.history = TableCodec(history_table, dialect)
+        self.insert_keyed = (
+            self.messages.insert_sql + " ON CONFLICT (account_id, external_id) DO NOTHING"
+        )
+
+
+def _write_sqlite(
+    codecs: _SqliteCodecs, batch: list[PreparedMessage], conn: sqlite3.Connection
+) -> tuple[set[str], _Originals]:
+    """The batch on the raw SQLite connection's thread, inside its transaction."""
+    created: set[str] = set()
+    for prepared in batch:
+        params = codecs.messages.params(prepared.message)
+        if prepared.message["external_id"] is None:
+            conn.execute(codecs.messages.insert_sql, params)
+            created.add(prepared.message["id"])
+        elif conn.execute(codecs.insert_keyed, params).rowcount == 1:
+            created.add(prepared.message["id"])
+    fresh = [p for p in batch if p.message["id"] in created]
+    if fresh:
+        conn.executemany(
+            codecs.recipients.insert_sql,
+            [codecs.recipients.params(r) for p in fresh for r in p.recipients],
+        )
+        conn.executemany(
+            codecs.history.insert_sql, [codecs.history.params(h) for p in fresh for h in p.history]
+        )
+    originals: _Originals = {}
+    for prepared in batch:
+        key = (prepared.message["account_id"], prepared.message["external_id"])
+        if prepared.message["id"] in created or key in originals:
+            continue
+        found = conn.execute(
+            codecs.messages.select_sql + " WHERE account_id = ? AND external_id = ?", key
+        ).fetchone()
+        if found is None:
+            continue
+        row = codecs.messages.decode(found)
+        recipients: list[Row] = [
+            codecs.recipients.decode(values)
+            for values in conn.execute(
+                codecs.recipients.select_sql + " WHERE message_id = ? ORDER BY position",
+                (row["id"],),
+            )
+        ]
+        originals[key] = (row, recipients)
+    return created, originals

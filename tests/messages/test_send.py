@@ -256,3 +256,34 @@ async def test_foreign_or_unknown_device_is_404(make_user, app) -> None:
         assert resp.status_code == 404, resp.text
         assert resp.json() == {"error": "device not found", "code": "not_found"}
     assert (await other.client.get("/api/v1/messages", headers=other.auth)).json()["data"] == []
+
+
+async def test_stored_message_reads_back_exactly_as_answered(make_user, app) -> None:
+    """What the send path writes (batched, on its own connection) reads back unchanged."""
+    user = await make_user()
+    device_id = await add_device(app, user.account_id)
+    when = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S.250Z")
+    answers = [
+        await send(
+            user,
+            channel="mms",
+            message="¡Mira! 😀",
+            mediaUrls=["https://example.com/a.jpg", "https://example.com/b.png"],
+            validUntil=when,
+            withDeliveryReport=False,
+            simNumber=3,
+            priority=-128,
+            deviceId=device_id,
+            externalId="round-trip",
+        ),
+        await send(user, channel="data", message="AAEC", port=9200, isEncrypted=False),
+        await send(user, phoneNumbers=["+5215555555555", "+12025550143"], ttl=60),
+    ]
+    for resp in answers:
+        assert resp.status_code == 202, resp.text
+        answered = resp.json()
+        got = (
+            await user.client.get(f"/api/v1/messages/{answered['id']}", headers=user.auth)
+        ).json()
+        got.pop("history")
+        assert got == answered

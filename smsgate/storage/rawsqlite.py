@@ -1,0 +1,97 @@
+"""A plain sqlite3 connection on a thread of its own, for hot-path batches on SQLite.
+
+Through aiosqlite and SQLAlchemy a transaction costs about 1.3 ms here (a thread hop per call);
+the same transaction on a plain sqlite3 connection costs about 10 µs. Hot-path writers (group
+commit) run their whole batch as one function on this thread: one hop per batch. Values are
+converted with SQLAlchemy's own type processors for the engine's dialect, so rows written here
+read back exactly like rows written through the ORM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Dialect, Table
+from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
+
+
+class TableCodec:
+    """INSERT and SELECT text for one table, with SQLAlchemy's value conversions."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        self.table = table
+        self.columns = [column.name for column in table.columns]
+        names = ", ".join(self.columns)
+        marks = ", ".join("?" for _ in self.columns)
+        self.insert_sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
+        self.select_sql = f"SELECT {names} FROM {table.name}"  # noqa: S608
+        types = [column.type.dialect_impl(dialect) for column in table.columns]
+        self._bind = [type_.bind_processor(dialect) for type_ in types]
+        self._result = [type_.result_processor(dialect, None) for type_ in types]
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """Every column must be given: no defaults are applied on this path."""
+        values = []
+        for name, process in zip(self.columns, self._bind, strict=True):
+            value = row[name]
+            values.append(process(value) if process is not None else value)
+        return tuple(values)
+
+    def decode(self, values: tuple[Any, ...]) -> dict[str, Any]:
+        return {
+            name: (process(value) if process is not None else value)
+            for name, process, value in zip(self.columns, self._result, values, strict=True)
+        }
+
+
+class RawSqlite:
+    """One connection, one thread; `run(fn)` calls fn(connection) inside BEGIN IMMEDIATE."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsgate-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._connection = connection
+        return self._connection
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            # Surface driver errors as SQLAlchemy's, so callers and handlers treat both alike.
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+        return result
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, fn)
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
