@@ -66,7 +66,7 @@ def _pg_schema(url: str, schema: str, create: bool) -> None:
 
 
 def _start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`smsgate migrate`, then uvicorn serving the app plus the echo endpoint (bench/echo_app.py)."""
+    """`smsgate migrate`, then uvicorn serving the app plus the echo endpoint (echo_app.py)."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, **env, "SMSGATE_PORT": str(port), "SMSGATE_LOG_LEVEL": "warning"}
     subprocess.run([str(bin_dir / "smsgate"), "migrate"], env=env, check=True, capture_output=True)
