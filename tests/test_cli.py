@@ -1,0 +1,64 @@
+"""The `smsgate` command an operator uses: migrate, accounts, keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from smsgate.config import Settings
+from tests.factories import PASSWORD, unique_email
+
+
+def _smsgate(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "SMSGATE_DATA_DIR": str(settings.data_dir),
+        "SMSGATE_DATABASE_URL": settings.database_url,
+        "SMSGATE_DATABASE_SCHEMA": settings.database_schema,
+        "SMSGATE_SECRET_KEY": settings.secret_key,
+    }
+    command = [str(Path(sys.executable).parent / "smsgate"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+async def test_operator_creates_an_account_and_a_key_that_works(settings, client) -> None:
+    assert _smsgate(settings, "migrate").returncode == 0
+    email = unique_email("cli")
+    created = _smsgate(settings, "accounts", "create", "--email", email, "--password", PASSWORD)
+    assert created.returncode == 0, created.stderr
+    account_id = created.stdout.strip()
+
+    listed = _smsgate(settings, "accounts", "list")
+    assert listed.returncode == 0
+    line = next(line for line in listed.stdout.splitlines() if email in line)
+    assert line.split()[0] == account_id and " free " in line
+
+    assert _smsgate(settings, "accounts", "set-plan", email, "pro").returncode == 0
+    assert f"{email}  pro" in _smsgate(settings, "accounts", "list").stdout
+
+    key = _smsgate(settings, "keys", "create", "--account", email, "--name", "ops")
+    assert key.returncode == 0, key.stderr
+    raw = key.stdout.strip()
+    assert raw.startswith("sk_")
+    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {raw}"})
+    assert me.status_code == 200 and me.json()["id"] == account_id and me.json()["plan"] == "pro"
+
+    limited = _smsgate(
+        settings, "keys", "create", "--account", account_id, "--scope", "messages:read"
+    )
+    reader = {"Authorization": f"Bearer {limited.stdout.strip()}"}
+    assert (await client.get("/api/auth/me", headers=reader)).json()["scopes"] == ["messages:read"]
+
+
+def test_cli_errors_are_clean_sentences(settings) -> None:
+    missing = _smsgate(settings, "keys", "create", "--account", "nobody@example.com")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: no account nobody@example.com"
+    weak = _smsgate(settings, "accounts", "create", "--email", unique_email(), "--password", "x")
+    assert weak.returncode == 1
+    assert "password: must be at least 10 characters long" in weak.stderr
+    assert "Traceback" not in weak.stderr
+    scope = _smsgate(settings, "keys", "create", "--account", "a@b.c", "--scope", "root")
+    assert scope.returncode == 1 and "Traceback" not in scope.stderr
