@@ -154,6 +154,19 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("database error", exc_info=exc)
         return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
 
+    @app.exception_handler(OSError)
+    async def _unreachable(_: Request, exc: OSError) -> JSONResponse:
+        # A refused or timed-out connection (the database is down) surfaces as a plain OSError.
+        log.error("dependency unreachable: %s", exc)
+        return JSONResponse(
+            error_body(
+                "the database or another service this server needs is unreachable; retry shortly",
+                "service_unavailable",
+            ),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
