@@ -11,12 +11,16 @@ from fastapi import FastAPI
 from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
 from smsgate.config import Settings, get_settings
+from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.writer import SendWriter
+from smsgate.mobile.hub import Hub
+from smsgate.mobile.routes import router as mobile_router
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
+from smsgate.worker.jobs import EmbeddedWorker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,7 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # keep it out of the garbage collector's full passes, which otherwise stall requests.
         gc.collect()
         gc.freeze()
+        worker = EmbeddedWorker(app)
+        if settings.embedded_worker:
+            worker.start()
         yield
+        app.state.hub.close_all()
+        await worker.stop()
         await app.state.send_writer.close()
         await app.state.db.dispose()
 
@@ -41,9 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.send_writer = SendWriter(app.state.db)
+    app.state.hub = Hub()
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(accounts_router)
     app.include_router(messages_router)
+    app.include_router(devices_router)
+    app.include_router(mobile_router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -28,6 +29,8 @@ accounts_app = typer.Typer(
 keys_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+device_app = typer.Typer(help="Simulated phones.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
 
 T = TypeVar("T")
 
@@ -180,6 +183,84 @@ def keys_create(
         return created[1]
 
     typer.echo(_run(work))
+
+
+@device_app.command("simulate")
+def device_simulate(
+    server: Annotated[str, typer.Option(help="The server's base URL, e.g. http://127.0.0.1:8000")],
+    token: Annotated[str, typer.Option(help="A pairing token from POST /api/devices/android")],
+    count: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Phones to simulate (the first pairs with "
+            "the token, the rest sign in with a login code)",
+        ),
+    ] = 1,
+    fail_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of recipients that fail")
+    ] = 0.0,
+    delivery_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds from sent to delivered")
+    ] = 1.0,
+    inbound_rate: Annotated[float, typer.Option(min=0, help="Received messages per second")] = 0.0,
+    login: Annotated[str | None, typer.Option(help="Account email, to add phones 2..N")] = None,
+    password: Annotated[str | None, typer.Option(help="Account password, for phones 2..N")] = None,
+) -> None:
+    """Run simulated phones against a server until interrupted."""
+    from smsgate.mobile.client import DeviceClient
+    from smsgate.mobile.simulator import SimulatedPhone
+
+    base = server.rstrip("/")
+    if not base.endswith("/api/mobile/v1"):
+        base += "/api/mobile/v1"
+    if count > 1 and (login is None or password is None):
+        typer.echo("error: --count above 1 needs --login and --password", err=True)
+        raise typer.Exit(1)
+
+    async def main() -> None:
+        phones = []
+        for index in range(count):
+            client = DeviceClient(base)
+            if index == 0:
+                registration = await client.register(pairing_token=token, name="smsgate/simulator")
+            else:
+                assert login is not None and password is not None
+                registration = await client.register(
+                    login=login, password=password, name=f"smsgate/simulator-{index + 1}"
+                )
+            typer.echo(f"phone {index + 1}: device {registration.id}")
+            phones.append(
+                SimulatedPhone(
+                    client,
+                    fail_rate=fail_rate,
+                    delivery_delay=delivery_delay,
+                    inbound_rate=inbound_rate,
+                )
+            )
+        await asyncio.gather(*(phone.run() for phone in phones))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@app.command()
+def worker() -> None:
+    """Run the periodic jobs only (expiry, failover, presence) in this process."""
+    from smsgate.app import create_app
+    from smsgate.worker.jobs import run_forever
+
+    settings = get_settings()
+    application = create_app(settings)
+
+    async def main() -> None:
+        try:
+            await run_forever(application, settings.worker_interval_seconds)
+        finally:
+            await application.state.db.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
 
 
 def main() -> None:

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
     cookie_secure: bool | None = None
 
+    pairing_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    device_offline_after_seconds: int = Field(default=120, ge=10)
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    worker_interval_seconds: float = Field(default=5.0, gt=0)
+    embedded_worker: bool = True
+
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=60, ge=1)
 

@@ -1,13 +1,33 @@
-"""Device look-ups other domains may call."""
+"""Devices: the registry, pairing, settings, logs, presence."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import segno
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.devices.models import Device
-from smsgate.errors import not_found
-from smsgate.storage.tenancy import owned
+from smsgate.config import Settings
+from smsgate.devices import settings as device_settings
+from smsgate.devices.models import Device, DeviceLog, LoginCode
+from smsgate.errors import ApiError, bad_request, not_found
+from smsgate.kit import clock
+from smsgate.kit.crypto import decrypt, encrypt, numeric_code, opaque_token, token_hash
+from smsgate.kit.ids import is_id
+from smsgate.storage.tenancy import of_account, owned
+
+DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
+PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
+PAIRING_CODE_DIGITS = 8
+LOGIN_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+LOGIN_CODE_LENGTH = 6
+LOGIN_CODE_TTL = timedelta(seconds=60)
+SIGNING_KEY_LENGTH = 24
+LOG_LEVELS = ("debug", "info", "warn", "error")
+MOBILE_PATH = "/api/mobile/v1"
 
 
 async def get_device(session: AsyncSession, account_id: str, device_id: str) -> Device:
@@ -15,3 +35,313 @@ async def get_device(session: AsyncSession, account_id: str, device_id: str) -> 
     if device is None:
         raise not_found("device")
     return device
+
+
+async def list_devices(session: AsyncSession, account_id: str) -> list[Device]:
+    query = of_account(select(Device), Device, account_id).order_by(Device.id)
+    return list((await session.execute(query)).scalars())
+
+
+def log(
+    session: AsyncSession,
+    device: Device,
+    event: str,
+    message: str,
+    *,
+    level: str = "info",
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        DeviceLog(
+            account_id=device.account_id,
+            device_id=device.id,
+            level=level,
+            event=event,
+            message=message[:2000],
+            details=details,
+        )
+    )
+
+
+# --- pairing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pairing:
+    server_url: str
+    token: str
+    code: str
+    expires_at: datetime
+
+    def qr_svg(self) -> str:
+        payload = f'{{"serverUrl":"{self.server_url}","token":"{self.token}"}}'
+        svg: str = segno.make(payload, error="m").svg_inline(scale=4)
+        return svg
+
+
+def issue_pairing(device: Device, settings: Settings) -> Pairing:
+    """New one-time pairing credentials for a device; earlier ones stop working."""
+    token = opaque_token(PAIRING_TOKEN_PREFIX)
+    code = numeric_code(PAIRING_CODE_DIGITS)
+    device.pairing_token_hash = token_hash(token)
+    device.pairing_code_hash = token_hash("pair:" + code)
+    device.pairing_expires_at = clock.now() + timedelta(seconds=settings.pairing_ttl_seconds)
+    return Pairing(settings.public_url + MOBILE_PATH, token, code, device.pairing_expires_at)
+
+
+async def create_android(
+    session: AsyncSession, account_id: str, name: str, settings: Settings
+) -> tuple[Device, Pairing]:
+    device = Device(account_id=account_id, name=name, type="android", status="pending", settings={})
+    pairing = issue_pairing(device, settings)
+    session.add(device)
+    await session.flush()
+    return device, pairing
+
+
+def _new_device_token(device: Device, settings: Settings) -> str:
+    token = opaque_token(DEVICE_TOKEN_PREFIX)
+    device.token_hash = token_hash(token)
+    if device.signing_key_encrypted is None:
+        device.signing_key_encrypted = encrypt(
+            settings.secret_key, opaque_token()[:SIGNING_KEY_LENGTH]
+        )
+    return token
+
+
+def _apply_registration(device: Device, body: dict[str, Any], user_agent: str | None) -> None:
+    now = clock.now()
+    device.paired_at = now
+    device.last_seen_at = now
+    device.status = "online"
+    device.pairing_token_hash = None
+    device.pairing_code_hash = None
+    device.pairing_expires_at = None
+    if "simCards" in body and isinstance(body["simCards"], list):
+        device.sim_cards = body["simCards"]
+    if isinstance(body.get("pushToken"), str):
+        device.push_token = body["pushToken"][:256]
+    if user_agent and "/" in user_agent:
+        device.app_version = user_agent.rsplit("/", 1)[1][:50]
+
+
+async def pair_with_token(
+    session: AsyncSession,
+    pairing_token: str,
+    body: dict[str, Any],
+    user_agent: str | None,
+    settings: Settings,
+) -> tuple[Device, str] | None:
+    device = (
+        await session.execute(
+            select(Device).where(Device.pairing_token_hash == token_hash(pairing_token))
+        )
+    ).scalar()
+    return _pair(session, device, body, user_agent, settings)
+
+
+async def pair_with_code(
+    session: AsyncSession,
+    code: str,
+    body: dict[str, Any],
+    user_agent: str | None,
+    settings: Settings,
+) -> tuple[Device, str] | None:
+    """A dashboard pairing code binds its device; a login code adds a device to its account."""
+    device = (
+        await session.execute(
+            select(Device).where(Device.pairing_code_hash == token_hash("pair:" + code))
+        )
+    ).scalar()
+    if device is not None:
+        return _pair(session, device, body, user_agent, settings)
+    now = clock.now()
+    login_code = (
+        await session.execute(select(LoginCode).where(LoginCode.code_hash == token_hash(code)))
+    ).scalar()
+    if login_code is None or login_code.used_at is not None or login_code.expires_at <= now:
+        return None
+    claimed = await session.execute(
+        update(LoginCode)
+        .where(LoginCode.id == login_code.id, LoginCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return await add_registered_device(session, login_code.account_id, body, user_agent, settings)
+
+
+def _pair(
+    session: AsyncSession,
+    device: Device | None,
+    body: dict[str, Any],
+    user_agent: str | None,
+    settings: Settings,
+) -> tuple[Device, str] | None:
+    if device is None or device.pairing_expires_at is None:
+        return None
+    if device.pairing_expires_at <= clock.now():
+        return None
+    token = _new_device_token(device, settings)
+    _apply_registration(device, body, user_agent)
+    log(session, device, "paired", f"paired by {body.get('name') or 'a phone'}")
+    return device, token
+
+
+async def add_registered_device(
+    session: AsyncSession,
+    account_id: str,
+    body: dict[str, Any],
+    user_agent: str | None,
+    settings: Settings,
+) -> tuple[Device, str]:
+    """A phone signing in with account credentials becomes a new device of that account."""
+    name = str(body.get("name") or "Android phone")[:128]
+    device = Device(account_id=account_id, name=name, type="android", status="pending", settings={})
+    token = _new_device_token(device, settings)
+    _apply_registration(device, body, user_agent)
+    session.add(device)
+    await session.flush()
+    log(session, device, "paired", f"registered by {name} with account credentials")
+    return device, token
+
+
+async def device_by_token(session: AsyncSession, token: str) -> Device | None:
+    if not token.startswith(DEVICE_TOKEN_PREFIX):
+        return None
+    result = await session.execute(select(Device).where(Device.token_hash == token_hash(token)))
+    return result.scalar()
+
+
+def signing_key(device: Device, settings: Settings) -> str:
+    if device.signing_key_encrypted is None:
+        return ""
+    return decrypt(settings.secret_key, device.signing_key_encrypted)
+
+
+async def issue_login_code(session: AsyncSession, account_id: str) -> tuple[str, datetime]:
+    import secrets
+
+    code = "".join(secrets.choice(LOGIN_CODE_ALPHABET) for _ in range(LOGIN_CODE_LENGTH))
+    expires = clock.now() + LOGIN_CODE_TTL
+    session.add(LoginCode(account_id=account_id, code_hash=token_hash(code), expires_at=expires))
+    await session.flush()
+    return code, expires
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def update_settings(device: Device, patch: device_settings.SettingsPatch) -> None:
+    try:
+        device.settings = device_settings.merged(device.settings or {}, patch)
+    except ValueError as exc:
+        raise bad_request(str(exc), field="settings") from exc
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+async def list_logs(
+    session: AsyncSession,
+    account_id: str,
+    device_id: str,
+    level: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[DeviceLog], str | None]:
+    await get_device(session, account_id, device_id)
+    if level is not None and level not in LOG_LEVELS:
+        raise bad_request(f"level: must be one of {', '.join(LOG_LEVELS)}", field="level")
+    if cursor is not None and not is_id(cursor):
+        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+    query = of_account(select(DeviceLog), DeviceLog, account_id).where(
+        DeviceLog.device_id == device_id
+    )
+    if level is not None:
+        query = query.where(DeviceLog.level.in_(LOG_LEVELS[LOG_LEVELS.index(level) :]))
+    if cursor:
+        query = query.where(DeviceLog.id < cursor)
+    rows = list(
+        (await session.execute(query.order_by(DeviceLog.id.desc()).limit(limit + 1))).scalars()
+    )
+    page = rows[:limit]
+    return page, (page[-1].id if len(rows) > limit else None)
+
+
+# --- presence -------------------------------------------------------------------------------
+
+
+def mark_seen(session: AsyncSession, device: Device) -> bool:
+    """Record contact; returns True when the device just came online."""
+    device.last_seen_at = clock.now()
+    if device.status != "online":
+        device.status = "online"
+        log(session, device, "online", "device is online")
+        return True
+    return False
+
+
+async def mark_stale_offline(
+    session: AsyncSession, offline_after: timedelta, connected: set[str]
+) -> list[Device]:
+    """Devices silent past the window (and without an open stream here) go offline."""
+    cutoff = clock.now() - offline_after
+    query = select(Device).where(Device.status == "online", Device.last_seen_at < cutoff)
+    went: list[Device] = []
+    for device in (await session.execute(query)).scalars():
+        if device.id in connected:
+            continue
+        device.status = "offline"
+        log(session, device, "offline", "no contact from the device", level="warn")
+        went.append(device)
+    await session.flush()
+    return went
+
+
+async def touch(session: AsyncSession, device_ids: set[str]) -> None:
+    """Streams open in this process keep their devices seen."""
+    if device_ids:
+        await session.execute(
+            update(Device).where(Device.id.in_(list(device_ids))).values(last_seen_at=clock.now())
+        )
+
+
+def device_out(device: Device) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "type": device.type,
+        "status": device.status,
+        "lastSeenAt": clock.iso(device.last_seen_at),
+        "simCards": device.sim_cards or [],
+        "appVersion": device.app_version,
+        "createdAt": clock.iso(device.created_at),
+        "pairedAt": clock.iso(device.paired_at),
+    }
+
+
+def pairing_out(pairing: Pairing) -> dict[str, Any]:
+    return {
+        "serverUrl": pairing.server_url,
+        "token": pairing.token,
+        "code": pairing.code,
+        "expiresAt": clock.iso(pairing.expires_at),
+        "qrSvg": pairing.qr_svg(),
+    }
+
+
+def log_out(entry: DeviceLog) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "level": entry.level,
+        "event": entry.event,
+        "message": entry.message,
+        "details": entry.details,
+        "createdAt": clock.iso(entry.created_at),
+    }
+
+
+def require_android(device: Device) -> None:
+    if device.type != "android":
+        raise ApiError(409, "only Android devices are paired this way", "wrong_device_type")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import zlib
+
+from cryptography.fernet import Fernet
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CHECKSUM_LENGTH = 6
@@ -57,3 +60,20 @@ def derive_key(secret: str, purpose: str) -> bytes:
 
 def equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _fernet(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derive_key(secret, "stored-secrets/v1")))
+
+
+def encrypt(secret: str, plaintext: str) -> str:
+    """Encrypt a secret we must show again (webhook and device signing keys) with the server key."""
+    return _fernet(secret).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(secret: str, token: str) -> str:
+    return _fernet(secret).decrypt(token.encode()).decode()
+
+
+def numeric_code(digits: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(digits))

@@ -27,6 +27,7 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("account_id", "external_id"),
         Index("ix_messages_account_id_id", "account_id", "id"),
+        Index("ix_messages_queue", "account_id", "state", "acknowledged_at"),
     )
 
     direction: Mapped[str] = mapped_column(String(3), default="out")
@@ -49,6 +50,14 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     segments: Mapped[int | None] = mapped_column(Integer, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    # dispatch: the device a message was handed to, when, and when that device first reported
+    # on it (after which it is never handed to another device)
+    assigned_device_id: Mapped[str | None] = mapped_column(
+        String(25), ForeignKey("devices.id", ondelete="SET NULL"), default=None, index=True
+    )
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class MessageRecipient(IdMixin, TenantMixin, Base):

@@ -15,7 +15,8 @@ from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
 from smsgate.messages import service, states
 from smsgate.messages.schemas import SendRequest
-from smsgate.storage.db import DbSession
+from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage.db import DbSession, after_commit
 
 router = APIRouter()
 
@@ -25,6 +26,9 @@ async def send(body: SendRequest, principal: SendScope, request: Request) -> JSO
     message, created = await service.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, body
     )
+    if created:
+        hub: Hub = request.app.state.hub
+        hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
     # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.
     return JSONResponse(message, status_code=202 if created else 200)
 
@@ -89,6 +93,12 @@ async def get_message(
 
 @router.post("/api/v1/messages/{message_id}/cancel")
 async def cancel_message(
-    message_id: str, principal: SendScope, session: DbSession
+    message_id: str, request: Request, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
-    return await service.cancel_message(session, principal.account_id, message_id)
+    """Cancels at once a message no phone has taken; asks the phone that has it otherwise."""
+    message, device_id = await service.cancel_message(session, principal.account_id, message_id)
+    if device_id is not None:
+        hub: Hub = request.app.state.hub
+        event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
+        after_commit(session, lambda: hub.publish(principal.account_id, device_id, event))
+    return message

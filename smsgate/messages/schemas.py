@@ -75,6 +75,10 @@ def message_out(
         "encoding": row["encoding"],
         "segments": row["segments"],
     }
+    if row.get("cancel_requested_at") is not None:
+        out["cancelRequested"] = True
+    if row["direction"] == "in" and recipients:
+        out["sender"] = recipients[0]["phone_number"]
     if row["channel"] == "mms":
         out["mediaUrls"] = row["media_urls"] or []
     if row["channel"] == "data":

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,10 @@ def prepare_message(account_id: str, region: str, request: SendRequest) -> Prepa
         "error": None,
         "created_at": now,
         "updated_at": now,
+        "assigned_device_id": None,
+        "handed_at": None,
+        "acknowledged_at": None,
+        "cancel_requested_at": None,
     }
     recipients = [
         {
@@ -284,53 +288,73 @@ async def get_message(session: AsyncSession, account_id: str, message_id: str) -
     return await _present(session, row, with_history=True)
 
 
-async def cancel_message(session: AsyncSession, account_id: str, message_id: str) -> dict[str, Any]:
-    """Cancel a message no phone has taken yet; its recipients still processing are cancelled."""
+async def cancel_message(
+    session: AsyncSession, account_id: str, message_id: str
+) -> tuple[dict[str, Any], str | None]:
+    """Cancel a message no phone has taken; for one a phone holds, ask that phone.
+
+    Returns the message and, when a phone must be asked, its device id (the message stays
+    `processing` with `cancelRequested` until the phone reports it cancelled or sent).
+    """
     row = await _owned_row(session, account_id, message_id)
+    m, r = messages_table, recipients_table
     now = clock.now()
     changed = await session.execute(
-        update(messages_table)
-        .where(messages_table.c.id == row["id"], messages_table.c.state == states.PROCESSING)
+        update(m)
+        .where(
+            m.c.id == row["id"], m.c.state == states.PROCESSING, m.c.assigned_device_id.is_(None)
+        )
         .values(state=states.CANCELLED, updated_at=now)
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if changed.rowcount == 1:  # type: ignore[attr-defined]
+        numbers = (
+            (
+                await session.execute(
+                    update(r)
+                    .where(r.c.message_id == row["id"], r.c.state == states.PROCESSING)
+                    .values(state=states.CANCELLED, updated_at=now)
+                    .returning(r.c.phone_number)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await session.execute(
+            insert(history_table),
+            [
+                {
+                    "id": new_id(),
+                    "account_id": account_id,
+                    "message_id": row["id"],
+                    "phone_number": number,
+                    "state": states.CANCELLED,
+                    "error": None,
+                    "details": None,
+                    "created_at": now,
+                }
+                for number in [*numbers, None]
+            ],
+        )
+        return await get_message(session, account_id, message_id), None
+    requested = (
+        await session.execute(
+            update(m)
+            .where(
+                m.c.id == row["id"],
+                m.c.state == states.PROCESSING,
+                m.c.assigned_device_id.is_not(None),
+            )
+            .values(cancel_requested_at=func.coalesce(m.c.cancel_requested_at, now))
+            .returning(m.c.assigned_device_id)
+        )
+    ).scalar()
+    if requested is None:
         raise ApiError(
             409,
             f"this message can no longer be cancelled: it is {row['state']}",
             "not_cancellable",
         )
-    cancelled = (
-        (
-            await session.execute(
-                update(recipients_table)
-                .where(
-                    recipients_table.c.message_id == row["id"],
-                    recipients_table.c.state == states.PROCESSING,
-                )
-                .values(state=states.CANCELLED, updated_at=now)
-                .returning(recipients_table.c.phone_number)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    await session.execute(
-        insert(history_table),
-        [
-            {
-                "id": new_id(),
-                "account_id": account_id,
-                "message_id": row["id"],
-                "phone_number": number,
-                "state": states.CANCELLED,
-                "error": None,
-                "details": None,
-                "created_at": now,
-            }
-            for number in [*cancelled, None]
-        ],
-    )
-    return await get_message(session, account_id, message_id)
+    return await get_message(session, account_id, message_id), str(requested)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""HTTP endpoints of device management (scope `devices`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from sqlalchemy import delete
+
+from smsgate.accounts.auth import AppSettings, DevicesScope
+from smsgate.devices import service
+from smsgate.devices import settings as device_settings
+from smsgate.devices.models import Device
+from smsgate.errors import ApiError
+from smsgate.kit.schema import Input
+from smsgate.messages import dispatch
+from smsgate.messages.models import messages_table
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.storage.db import DbSession, after_commit
+
+router = APIRouter(tags=["devices"])
+
+
+class AndroidIn(Input):
+    name: str = Field(min_length=1, max_length=128)
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+@router.get("/api/devices")
+async def list_devices(principal: DevicesScope, session: DbSession) -> dict[str, Any]:
+    found = await service.list_devices(session, principal.account_id)
+    return {"data": [service.device_out(d) for d in found], "nextCursor": None}
+
+
+@router.post("/api/devices/android", status_code=201)
+async def create_android(
+    body: AndroidIn, principal: DevicesScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    device, pairing = await service.create_android(
+        session, principal.account_id, body.name.strip(), settings
+    )
+    return {**service.device_out(device), "pairing": service.pairing_out(pairing)}
+
+
+@router.post("/api/devices/whatsapp", status_code=501)
+async def create_whatsapp(principal: DevicesScope) -> dict[str, Any]:
+    raise ApiError(
+        501,
+        "WhatsApp lines are not available on this server yet; pair an Android phone instead",
+        "not_implemented",
+    )
+
+
+@router.get("/api/devices/{device_id}")
+async def get_device(device_id: str, principal: DevicesScope, session: DbSession) -> dict[str, Any]:
+    return service.device_out(await service.get_device(session, principal.account_id, device_id))
+
+
+@router.get("/api/devices/{device_id}/pairing")
+async def new_pairing(
+    device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    """Fresh pairing details; earlier ones stop working. Pairing again replaces the phone."""
+    device = await service.get_device(session, principal.account_id, device_id)
+    service.require_android(device)
+    return service.pairing_out(service.issue_pairing(device, settings))
+
+
+@router.get("/api/devices/{device_id}/settings")
+async def get_settings(
+    device_id: str, principal: DevicesScope, session: DbSession
+) -> dict[str, Any]:
+    device = await service.get_device(session, principal.account_id, device_id)
+    return device_settings.effective(device.settings or {})
+
+
+@router.patch("/api/devices/{device_id}/settings")
+async def patch_settings(
+    device_id: str,
+    body: device_settings.SettingsPatch,
+    request: Request,
+    principal: DevicesScope,
+    session: DbSession,
+) -> dict[str, Any]:
+    device = await service.get_device(session, principal.account_id, device_id)
+    service.update_settings(device, body)
+    hub = _hub(request)
+    after_commit(
+        session, lambda: hub.publish(device.account_id, device.id, Event(SETTINGS_UPDATED))
+    )
+    return device_settings.effective(device.settings)
+
+
+@router.get("/api/devices/{device_id}/logs")
+async def device_logs(
+    device_id: str,
+    principal: DevicesScope,
+    session: DbSession,
+    level: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    entries, next_cursor = await service.list_logs(
+        session, principal.account_id, device_id, level, limit, cursor
+    )
+    return {"data": [service.log_out(e) for e in entries], "nextCursor": next_cursor}
+
+
+@router.delete("/api/devices/{device_id}")
+async def delete_device(
+    device_id: str, request: Request, principal: DevicesScope, session: DbSession
+) -> dict[str, Any]:
+    """The token stops working at once; messages it had not acknowledged go back to the queue,
+    and those pinned to it fail with error `device_deleted`."""
+    device = await service.get_device(session, principal.account_id, device_id)
+    m = messages_table
+    await dispatch.fail_messages(
+        session, m.c.device_id == device.id, "device_deleted", limit=10_000
+    )
+    await dispatch.unassign(session, device.id)
+    await session.execute(delete(Device).where(Device.id == device.id))
+    hub = _hub(request)
+    account_id = device.account_id
+    after_commit(session, lambda: hub.publish(account_id, None, Event(MESSAGE_ENQUEUED)))
+    return {"id": device_id, "deleted": True}

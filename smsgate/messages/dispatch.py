@@ -1,0 +1,475 @@
+"""The dispatch engine: which phone sends what, and what phones report back.
+
+A message waits in `processing` until a device pulls it. A pull claims it for that device
+(`assigned_device_id`, `handed_at`); it keeps coming back to that device until the device reports
+on it (`acknowledged_at`), after which it never goes to another device. A claimed message whose
+device falls silent before acknowledging returns to the queue (`release_unacknowledged`).
+Reports move each recipient forward only; the message's state follows its recipients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.devices import service as devices
+from smsgate.devices import settings as device_settings
+from smsgate.devices.models import Device
+from smsgate.kit import clock
+from smsgate.kit.ids import new_id
+from smsgate.messages import states
+from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.schemas import Row
+
+MAX_PULL = 100
+EXPEDITED_PRIORITY = 100
+ANDROID_CHANNELS = ("sms", "data")
+ERROR_TEXT_LIMIT = 1000
+
+# The app's states (message and recipient) onto ours.
+APP_STATES = {
+    "Pending": states.PROCESSING,
+    "Processed": states.PROCESSING,
+    "Cancelling": states.PROCESSING,
+    "Sent": states.SENT,
+    "Delivered": states.DELIVERED,
+    "Failed": states.FAILED,
+    "Cancelled": states.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One real state change, of a recipient (phone_number set) or of the message."""
+
+    account_id: str
+    message_id: str
+    channel: str
+    device_id: str | None
+    phone_number: str | None
+    state: str
+    error: str | None
+    at: datetime
+
+
+def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, Any]:
+    """One element of GET /message, exactly as the app reads it (absent rather than null)."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "phoneNumbers": [r["phone_number"] for r in recipients],
+        "withDeliveryReport": bool(row["with_delivery_report"]),
+        "isEncrypted": bool(row["is_encrypted"]),
+        "priority": row["priority"],
+        "state": "Cancelling" if cancelling else "Pending",
+        "createdAt": clock.iso(row["created_at"]),
+    }
+    if row["channel"] == "data":
+        out["dataMessage"] = {"data": row["content"], "port": row["data_port"]}
+    else:
+        out["textMessage"] = {"text": row["content"] or ""}
+        out["message"] = row["content"] or ""
+    if row["sim_number"] is not None:
+        out["simNumber"] = row["sim_number"]
+    if row["valid_until"] is not None:
+        out["validUntil"] = clock.iso(row["valid_until"])
+    return out
+
+
+async def _recipients_of(session: AsyncSession, ids: list[str]) -> dict[str, list[Row]]:
+    by_message: dict[str, list[Row]] = {i: [] for i in ids}
+    if ids:
+        r = recipients_table
+        rows = await session.execute(
+            select(r).where(r.c.message_id.in_(ids)).order_by(r.c.message_id, r.c.position)
+        )
+        for recipient in rows.mappings():
+            by_message[recipient["message_id"]].append(recipient)
+    return by_message
+
+
+async def pull(session: AsyncSession, device: Device, order: str) -> list[dict[str, Any]]:
+    """What the device should work on now: its claimed and cancelling messages, plus new claims
+    within its rate limit (priority >= 100 exempt), highest priority first."""
+    m = messages_table
+    now = clock.now()
+    waiting = and_(
+        m.c.account_id == device.account_id,
+        m.c.state == states.PROCESSING,
+        m.c.acknowledged_at.is_(None),
+    )
+    mine = (
+        (
+            await session.execute(
+                select(m).where(waiting, m.c.assigned_device_id == device.id).limit(MAX_PULL)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    cancelling = (
+        (
+            await session.execute(
+                select(m).where(
+                    m.c.account_id == device.account_id,
+                    m.c.state == states.PROCESSING,
+                    m.c.assigned_device_id == device.id,
+                    m.c.cancel_requested_at.is_not(None),
+                    m.c.acknowledged_at.is_not(None),
+                )
+            )
+        )
+        .mappings()
+        .all()
+    )
+    room = MAX_PULL - len(mine) - len(cancelling)
+    claimed: list[Row] = []
+    if room > 0 and device.type == "android":
+        claimed = await _claim(session, device, order, room, now)
+    rows = [*mine, *claimed]
+    by_message = await _recipients_of(session, [r["id"] for r in [*rows, *cancelling]])
+    ascending = order == "fifo"
+    rows.sort(key=lambda r: (-r["priority"], r["id"] if ascending else _desc(r["id"])))
+    out = [_wire(r, by_message[r["id"]], r["cancel_requested_at"] is not None) for r in rows]
+    out += [_wire(r, by_message[r["id"]], True) for r in cancelling]
+    return out
+
+
+def _desc(value: str) -> str:
+    return "".join(chr(0x10FFFF - ord(ch)) for ch in value)
+
+
+async def _claim(
+    session: AsyncSession, device: Device, order: str, room: int, now: datetime
+) -> list[Row]:
+    m = messages_table
+    claimable = and_(
+        m.c.account_id == device.account_id,
+        m.c.state == states.PROCESSING,
+        m.c.acknowledged_at.is_(None),
+        m.c.assigned_device_id.is_(None),
+        m.c.cancel_requested_at.is_(None),
+        m.c.channel.in_(ANDROID_CHANNELS),
+        or_(m.c.device_id.is_(None), m.c.device_id == device.id),
+        or_(m.c.valid_until.is_(None), m.c.valid_until > now),
+    )
+    newest_first = m.c.id.asc() if order == "fifo" else m.c.id.desc()
+    postgres = session.get_bind().dialect.name == "postgresql"
+
+    async def candidates(condition: Any, limit: int) -> list[str]:
+        query = select(m.c.id).where(claimable, condition)
+        query = query.order_by(m.c.priority.desc(), newest_first).limit(limit)
+        if postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list((await session.execute(query)).scalars())
+
+    ids = await candidates(m.c.priority >= EXPEDITED_PRIORITY, room)
+    limit = device_settings.rate_limit(device.settings or {})
+    normal_room = room - len(ids)
+    if limit is not None and normal_room > 0:
+        count, seconds = limit
+        used = (
+            await session.execute(
+                select(func.count())
+                .select_from(m)
+                .where(
+                    m.c.assigned_device_id == device.id,
+                    m.c.handed_at >= now - timedelta(seconds=seconds),
+                    m.c.priority < EXPEDITED_PRIORITY,
+                )
+            )
+        ).scalar_one()
+        normal_room = min(normal_room, max(0, count - used))
+    if normal_room > 0:
+        ids += await candidates(m.c.priority < EXPEDITED_PRIORITY, normal_room)
+    if not ids:
+        return []
+    # The guard on assigned_device_id makes the claim safe even if another puller saw the rows.
+    taken = (
+        (
+            await session.execute(
+                update(m)
+                .where(m.c.id.in_(ids), m.c.assigned_device_id.is_(None))
+                .values(assigned_device_id=device.id, handed_at=now)
+                .returning(m.c.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not taken:
+        return []
+    rows = await session.execute(select(m).where(m.c.id.in_(list(taken))))
+    return list(rows.mappings().all())
+
+
+def _phone_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return clock.as_utc(parsed).replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:
+    """Apply a PATCH /message body: unknown ids and malformed items are skipped, never fatal."""
+    transitions: list[Transition] = []
+    for item in items[:MAX_PULL]:
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            transitions += await _report_one(session, device, item)
+    return transitions
+
+
+async def _report_one(
+    session: AsyncSession, device: Device, item: Mapping[str, Any]
+) -> list[Transition]:
+    m, r = messages_table, recipients_table
+    row = (
+        (
+            await session.execute(
+                select(m).where(
+                    m.c.id == item["id"],
+                    m.c.account_id == device.account_id,
+                    or_(m.c.assigned_device_id == device.id, m.c.device_id == device.id),
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return []
+    if row["assigned_device_id"] not in (None, device.id):
+        return []  # pinned here but already served by another device (before a re-pin)
+    now = clock.now()
+    if row["acknowledged_at"] is None:
+        await session.execute(
+            update(m)
+            .where(m.c.id == row["id"])
+            .values(
+                acknowledged_at=now, assigned_device_id=device.id, handed_at=row["handed_at"] or now
+            )
+        )
+    given = item.get("states")
+    stamps: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    recipients = (
+        (await session.execute(select(r).where(r.c.message_id == row["id"]))).mappings().all()
+    )
+    by_number = {rec["phone_number"]: rec for rec in recipients}
+    reported: list[tuple[Row, str, str | None]] = []
+    listed = item.get("recipients")
+    if isinstance(listed, list) and listed:
+        for entry in listed:
+            if not isinstance(entry, Mapping):
+                continue
+            number, app_state = entry.get("phoneNumber"), entry.get("state")
+            found = by_number.get(number) if isinstance(number, str) else None
+            if found is None and isinstance(number, str) and not number.startswith("+"):
+                found = by_number.get("+" + number)
+            if found is not None and app_state in APP_STATES:
+                error = entry.get("error")
+                reported.append((found, APP_STATES[app_state], str(error) if error else None))
+    elif item.get("state") in APP_STATES:
+        reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]
+    transitions: list[Transition] = []
+    current = {rec["id"]: rec["state"] for rec in recipients}
+    for target, new_state, error in reported:
+        if not states.can_move(current[target["id"]], new_state):
+            continue
+        if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
+            continue  # a phone cannot cancel what nobody asked to cancel
+        at = _phone_time(stamps.get(_app_name(new_state))) or now
+        error = error[:ERROR_TEXT_LIMIT] if error else None
+        await session.execute(
+            update(r)
+            .where(r.c.id == target["id"])
+            .values(state=new_state, error=error, updated_at=now)
+        )
+        current[target["id"]] = new_state
+        transitions.append(
+            Transition(
+                device.account_id,
+                row["id"],
+                row["channel"],
+                device.id,
+                target["phone_number"],
+                new_state,
+                error,
+                at,
+            )
+        )
+        if new_state == states.FAILED:
+            devices.log(
+                session,
+                device,
+                "recipient_failed",
+                f"{target['phone_number']}: {error or 'failed'}",
+                level="error",
+                details={"messageId": row["id"]},
+            )
+    aggregate = states.message_state(current.values())
+    if aggregate != row["state"]:
+        errors = [t.error for t in transitions if t.error]
+        await session.execute(
+            update(m)
+            .where(m.c.id == row["id"])
+            .values(
+                state=aggregate,
+                updated_at=now,
+                error=(errors[0] if aggregate == states.FAILED and errors else row["error"]),
+            )
+        )
+        transitions.append(
+            Transition(
+                device.account_id,
+                row["id"],
+                row["channel"],
+                device.id,
+                None,
+                aggregate,
+                errors[0] if aggregate == states.FAILED and errors else None,
+                now,
+            )
+        )
+    if transitions:
+        await _record(session, transitions)
+    return transitions
+
+
+def _app_name(state: str) -> str:
+    return {
+        states.SENT: "Sent",
+        states.DELIVERED: "Delivered",
+        states.FAILED: "Failed",
+        states.CANCELLED: "Cancelled",
+    }.get(state, "Processed")
+
+
+async def _record(session: AsyncSession, transitions: Sequence[Transition]) -> None:
+    await session.execute(
+        insert(history_table),
+        [
+            {
+                "id": new_id(),
+                "account_id": t.account_id,
+                "message_id": t.message_id,
+                "phone_number": t.phone_number,
+                "state": t.state,
+                "error": t.error,
+                "details": {"deviceId": t.device_id} if t.device_id else None,
+                "created_at": t.at,
+            }
+            for t in transitions
+        ],
+    )
+
+
+async def fail_messages(
+    session: AsyncSession, condition: Any, error: str, limit: int = 500
+) -> list[Transition]:
+    """Fail unacknowledged `processing` messages matching `condition` (expiry, device deleted)."""
+    m, r = messages_table, recipients_table
+    rows = (
+        (
+            await session.execute(
+                select(m)
+                .where(m.c.state == states.PROCESSING, m.c.acknowledged_at.is_(None), condition)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    now = clock.now()
+    transitions: list[Transition] = []
+    for row in rows:
+        changed = await session.execute(
+            update(m)
+            .where(
+                m.c.id == row["id"], m.c.state == states.PROCESSING, m.c.acknowledged_at.is_(None)
+            )
+            .values(state=states.FAILED, error=error, updated_at=now)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        numbers = (
+            (
+                await session.execute(
+                    update(r)
+                    .where(r.c.message_id == row["id"], r.c.state == states.PROCESSING)
+                    .values(state=states.FAILED, error=error, updated_at=now)
+                    .returning(r.c.phone_number)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for number in [*numbers, None]:
+            transitions.append(
+                Transition(
+                    row["account_id"],
+                    row["id"],
+                    row["channel"],
+                    row["assigned_device_id"],
+                    number,
+                    states.FAILED,
+                    error,
+                    now,
+                )
+            )
+    if transitions:
+        await _record(session, transitions)
+    return transitions
+
+
+async def expire_messages(session: AsyncSession) -> list[Transition]:
+    """Messages past validUntil that no phone acknowledged fail with error `expired`."""
+    m = messages_table
+    return await fail_messages(session, m.c.valid_until <= clock.now(), "expired")
+
+
+async def release_unacknowledged(session: AsyncSession, offline_after: timedelta) -> set[str]:
+    """Claims of devices silent past the window, never acknowledged, go back to the queue.
+
+    Returns the accounts whose devices should be woken to pick them up."""
+    m = messages_table
+    cutoff = clock.now() - offline_after
+    silent = select(Device.id).where(
+        or_(Device.last_seen_at.is_(None), Device.last_seen_at < cutoff)
+    )
+    rows = (
+        (
+            await session.execute(
+                update(m)
+                .where(
+                    m.c.state == states.PROCESSING,
+                    m.c.acknowledged_at.is_(None),
+                    m.c.assigned_device_id.in_(silent),
+                    m.c.handed_at < cutoff,
+                )
+                .values(assigned_device_id=None, handed_at=None)
+                .returning(m.c.account_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return set(rows)
+
+
+async def unassign(session: AsyncSession, device_id: str) -> None:
+    """Everything handed to a device but not acknowledged goes back to the queue."""
+    m = messages_table
+    await session.execute(
+        update(m)
+        .where(m.c.assigned_device_id == device_id, m.c.acknowledged_at.is_(None))
+        .values(assigned_device_id=None, handed_at=None)
+    )

@@ -1,0 +1,162 @@
+"""Messages phones receive: recorded once each, as `direction: "in"`, state `received`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.devices.models import Device
+from smsgate.errors import bad_request
+from smsgate.kit import clock, phones
+from smsgate.kit.ids import new_id
+from smsgate.messages import states
+from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.storage.db import insert_ignoring_conflicts
+
+APP_EVENTS = {"sms:received": "sms", "sms:data-received": "data", "mms:received": "mms"}
+MAX_TEXT = 10_000
+
+
+def _phone_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return clock.as_utc(parsed) if parsed.tzinfo else None
+
+
+async def record(
+    session: AsyncSession,
+    device: Device,
+    *,
+    source_id: str,
+    channel: str,
+    sender: str,
+    content: str | None,
+    sim_number: int | None,
+    received_at: datetime | None,
+    port: int | None = None,
+) -> str:
+    """Store one received message; the same (device, source_id) again returns the first id."""
+    key = f"{device.id}:{source_id}"[:255]
+    try:
+        number = phones.normalize(sender, "ZZ") if sender.startswith("+") else sender
+    except phones.InvalidPhoneNumber:
+        number = sender  # short codes and alphanumeric senders are kept as they came
+    now = clock.now()
+    message_id = new_id()
+    values = {
+        "id": message_id,
+        "account_id": device.account_id,
+        "direction": "in",
+        "channel": channel,
+        "state": states.RECEIVED,
+        "device_id": device.id,
+        "content": (content or "")[:MAX_TEXT] if content is not None else None,
+        "data_port": port,
+        "sim_number": sim_number,
+        "external_id": key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    statement = insert_ignoring_conflicts(
+        messages_table, session.get_bind().dialect.name, "account_id", "external_id"
+    ).values(values)
+    inserted = (await session.execute(statement.returning(messages_table.c.id))).first()
+    if inserted is None:
+        existing = await session.execute(
+            select(messages_table.c.id).where(
+                messages_table.c.account_id == device.account_id,
+                messages_table.c.external_id == key,
+            )
+        )
+        return str(existing.scalar_one())
+    await session.execute(
+        insert(recipients_table).values(
+            id=new_id(),
+            account_id=device.account_id,
+            message_id=message_id,
+            position=0,
+            phone_number=number[:512],
+            state=states.RECEIVED,
+            updated_at=now,
+        )
+    )
+    await session.execute(
+        insert(history_table).values(
+            id=new_id(),
+            account_id=device.account_id,
+            message_id=message_id,
+            state=states.RECEIVED,
+            created_at=received_at or now,
+            details={"deviceId": device.id},
+        )
+    )
+    return message_id
+
+
+async def from_app_webhook(
+    session: AsyncSession, device: Device, envelope: Mapping[str, Any]
+) -> str | None:
+    """A webhook the stock app delivered to our ingest URL."""
+    channel = APP_EVENTS.get(str(envelope.get("event")))
+    payload = envelope.get("payload")
+    if channel is None or not isinstance(payload, Mapping):
+        return None  # system:ping and the like: the contact itself is what counts
+    sender = payload.get("sender") or payload.get("phoneNumber")
+    source = payload.get("messageId") or envelope.get("id")
+    if not isinstance(sender, str) or not isinstance(source, str):
+        return None
+    if channel == "sms":
+        content = payload.get("message")
+    elif channel == "data":
+        content = payload.get("data")
+    else:
+        content = payload.get("subject")
+    sim = payload.get("simNumber")
+    return await record(
+        session,
+        device,
+        source_id=source,
+        channel=channel,
+        sender=sender,
+        content=content if isinstance(content, str) else None,
+        sim_number=sim if isinstance(sim, int) else None,
+        received_at=_phone_time(payload.get("receivedAt")),
+    )
+
+
+async def from_agent(session: AsyncSession, device: Device, item: object, index: int) -> str:
+    """POST /api/mobile/v1/inbox from our own agents (simulator, bridges)."""
+    field = f"messages[{index}]"
+    if not isinstance(item, Mapping):
+        raise bad_request(f"{field}: must be an object", field=field)
+    sender = item.get("phoneNumber")
+    if not isinstance(sender, str) or not sender.strip():
+        raise bad_request(f"{field}.phoneNumber: is required", field=f"{field}.phoneNumber")
+    kind = item.get("type", "sms")
+    if kind not in ("sms", "data", "mms", "whatsapp"):
+        raise bad_request(
+            f"{field}.type: must be sms, data, mms or whatsapp", field=f"{field}.type"
+        )
+    content = item.get("message")
+    source = item.get("id") or new_id()
+    sim = item.get("simNumber")
+    port = item.get("port")
+    return await record(
+        session,
+        device,
+        source_id=str(source),
+        channel=str(kind),
+        sender=sender.strip(),
+        content=content if isinstance(content, str) else None,
+        sim_number=sim if isinstance(sim, int) else None,
+        received_at=_phone_time(item.get("receivedAt")),
+        port=port if isinstance(port, int) else None,
+    )

@@ -1,0 +1,1 @@
+"""Background work: periodic jobs run inside the server process (or by `smsgate worker`)."""

@@ -1,0 +1,70 @@
+"""The periodic jobs: expiry, failover, presence, pruning. Each is idempotent and guarded by
+its own conditions, so running it in several processes at once is safe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from smsgate.accounts import service as accounts
+from smsgate.config import Settings
+from smsgate.devices import service as devices
+from smsgate.messages import dispatch
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage.db import Database
+
+log = logging.getLogger("smsgate.worker")
+
+
+async def run_jobs(app: FastAPI) -> None:
+    """One pass of every periodic job, each in its own transaction."""
+    database: Database = app.state.db
+    settings: Settings = app.state.settings
+    hub: Hub = app.state.hub
+    window = timedelta(seconds=settings.device_offline_after_seconds)
+
+    async with database.transaction() as session:
+        await dispatch.expire_messages(session)
+    async with database.transaction() as session:
+        await devices.touch(session, hub.connected())
+        await devices.mark_stale_offline(session, window, hub.connected())
+    async with database.transaction() as session:
+        woken = await dispatch.release_unacknowledged(session, window)
+    for account_id in woken:
+        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
+    async with database.transaction() as session:
+        await accounts.prune_expired(session)
+
+
+async def run_forever(app: FastAPI, interval: float) -> None:
+    while True:
+        try:
+            await run_jobs(app)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failing pass is logged and retried on the next tick
+            log.exception("periodic jobs failed")
+        await asyncio.sleep(interval)
+
+
+class EmbeddedWorker:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        settings: Settings = self.app.state.settings
+        self._task = asyncio.get_running_loop().create_task(
+            run_forever(self.app, settings.worker_interval_seconds), name="smsgate-worker"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
