@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,6 +22,7 @@ from smsgate.config import Settings
 from smsgate.kit import clock
 from smsgate.storage import migrate
 from tests.factories import BASE_URL, User, signup
+from tests.serving import free_port
 
 TEST_DATABASE_URL = os.environ.get("SMSGATE_TEST_DATABASE_URL", "")
 
@@ -51,6 +53,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         database_schema=schema,
         secret_key="test-secret-key-" + secrets.token_hex(16),
         public_url=BASE_URL,
+        sse_keepalive_seconds=0.5,
+        embedded_worker=False,
     )
     resolved = base.resolved()
     migrate.upgrade(resolved)
@@ -99,3 +103,25 @@ async def make_user(app: FastAPI) -> AsyncIterator[Callable[..., Awaitable[User]
     yield _make
     for user in made:
         await user.client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def live_server(app: FastAPI) -> AsyncIterator[str]:
+    """The same app served by a real uvicorn on loopback (for streams and real clients)."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    app.state.hub.close_all()
+    server.should_exit = True
+    await task

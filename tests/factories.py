@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from smsgate.devices.models import Device
+from smsgate.mobile.client import DeviceClient
 
 BASE_URL = "http://testserver"
 PASSWORD = "correct horse battery staple"
@@ -60,12 +61,23 @@ async def signup(app: FastAPI, *, with_key: bool = True, email: str | None = Non
 
 
 async def add_device(app: FastAPI, account_id: str, name: str = "phone") -> str:
-    """A paired device row (the device API arrives with the [phones] issue)."""
+    """A device row that no phone ever paired (for tests about references to devices)."""
     async with app.state.db.transaction() as session:
-        device = Device(account_id=account_id, name=name, status="online")
+        device = Device(account_id=account_id, name=name, status="pending", settings={})
         session.add(device)
         await session.flush()
         return device.id
+
+
+async def pair_phone(
+    user: User, http: httpx.AsyncClient | None = None, base: str = BASE_URL, name: str = "phone"
+) -> DeviceClient:
+    """Create an Android device through the API and register a DeviceClient with its token."""
+    created = await user.client.post("/api/devices/android", json={"name": name}, headers=user.auth)
+    assert created.status_code == 201, created.text
+    phone = DeviceClient(base + "/api/mobile/v1", http=http or user.client)
+    await phone.register(pairing_token=created.json()["pairing"]["token"], name="samsung/a52")
+    return phone
 
 
 async def send(user: User, **body: Any) -> httpx.Response:
