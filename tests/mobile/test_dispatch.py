@@ -1,0 +1,177 @@
+"""The dispatch engine: exactly-once hand-out, limits, expiry, failover, cancel, tenancy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from smsgate.kit import clock
+from smsgate.worker.jobs import run_jobs
+from tests.factories import pair_phone, send
+
+
+async def _send_many(user, count: int, **fields) -> list[str]:
+    ids = []
+    for start in range(0, count, 50):
+        batch = await asyncio.gather(
+            *(send(user, message=f"m{i}", **fields) for i in range(start, min(count, start + 50)))
+        )
+        ids += [r.json()["id"] for r in batch]
+    return ids
+
+
+async def test_four_devices_pulling_2000_messages_get_each_exactly_once(make_user, app) -> None:
+    user = await make_user()
+    phones = [await pair_phone(user, name=f"p{i}") for i in range(4)]
+    await user.client.patch(
+        f"/api/devices/{phones[0].device_id}/settings",
+        json={"limitPeriod": "PerMinute", "limitValue": 7}, headers=user.auth,
+    )
+    expired = await _send_many(user, 20, ttl=1)
+    clock.advance(timedelta(seconds=2))
+    ids = await _send_many(user, 2000)
+    expedited = await _send_many(user, 20, priority=100)
+    handed: Counter[str] = Counter()
+    per_phone: dict[int, list[dict]] = {i: [] for i in range(4)}
+
+    async def drain(index: int) -> None:
+        phone = phones[index]
+        while True:
+            batch = await phone.pull()
+            if not batch:
+                return
+            for message in batch:
+                handed[message["id"]] += 1
+                per_phone[index].append(message)
+                await phone.report(message["id"], "Processed",
+                                   [(n, "Processed", None) for n in message["phoneNumbers"]])
+
+    await asyncio.gather(*(drain(i) for i in range(4)))
+    assert set(handed) == set(ids) | set(expedited)
+    assert all(count == 1 for count in handed.values())
+    assert not set(expired) & set(handed)
+    limited = [m for m in per_phone[0] if m["priority"] < 100]
+    assert len(limited) <= 7  # per-device limit, expedited messages excepted
+
+
+async def test_expired_messages_fail_with_expired(make_user, app) -> None:
+    user = await make_user()
+    msg = (await send(user, ttl=5)).json()
+    clock.advance(timedelta(seconds=6))
+    phone = await pair_phone(user)
+    assert await phone.pull() == []
+    await run_jobs(app)
+    got = (await user.client.get(f"/api/v1/messages/{msg['id']}", headers=user.auth)).json()
+    assert got["state"] == "failed" and got["error"] == "expired"
+    assert got["recipients"][0]["error"] == "expired"
+    assert [h["state"] for h in got["history"] if "phoneNumber" not in h] == ["processing", "failed"]
+
+
+async def test_failover_of_unacknowledged_messages(make_user, app) -> None:
+    user = await make_user()
+    a, b = await pair_phone(user, name="a"), await pair_phone(user, name="b")
+    kept = (await send(user, message="acknowledged")).json()["id"]
+    moved = (await send(user, message="never acknowledged")).json()["id"]
+    assert {m["id"] for m in await a.pull()} == {kept, moved}
+    await a.report(kept, "Processed", [("+5215555555555", "Processed", None)])
+    assert await b.pull() == []  # A holds both
+    clock.advance(timedelta(minutes=3))  # A falls silent past the 2-minute window
+    await b.settings()  # B keeps talking
+    await run_jobs(app)
+    assert [m["id"] for m in await b.pull()] == [moved]
+    devices = {d["id"]: d for d in (await user.client.get("/api/devices", headers=user.auth)).json()["data"]}
+    assert devices[a.device_id]["status"] == "offline" and devices[b.device_id]["status"] == "online"
+    logs = (await user.client.get(f"/api/devices/{a.device_id}/logs", headers=user.auth)).json()["data"]
+    assert [entry["event"] for entry in logs][:1] == ["offline"]
+    # A comes back: the acknowledged message is still its own, the moved one is B's
+    await a.report(kept, "Sent", [("+5215555555555", "Sent", None)])
+    got = (await user.client.get(f"/api/v1/messages/{kept}", headers=user.auth)).json()
+    assert got["state"] == "sent"
+    assert await a.pull() == []
+
+
+async def test_pinned_messages_go_only_to_their_device(make_user) -> None:
+    user = await make_user()
+    a, b = await pair_phone(user, name="a"), await pair_phone(user, name="b")
+    pinned = (await send(user, deviceId=b.device_id)).json()["id"]
+    assert await a.pull() == []
+    assert [m["id"] for m in await b.pull()] == [pinned]
+
+
+async def test_cancel_reaches_the_phone_that_holds_the_message(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    waiting = (await send(user, message="not yet pulled")).json()["id"]
+    now = await user.client.post(f"/api/v1/messages/{waiting}/cancel", headers=user.auth)
+    assert now.json()["state"] == "cancelled"
+    held = (await send(user, message="pulled")).json()["id"]
+    await phone.pull()
+    asked = await user.client.post(f"/api/v1/messages/{held}/cancel", headers=user.auth)
+    assert asked.status_code == 200
+    assert asked.json()["state"] == "processing" and asked.json()["cancelRequested"] is True
+    pulled = await phone.pull()
+    assert [(m["id"], m["state"]) for m in pulled] == [(held, "Cancelling")]
+    await phone.report(held, "Cancelled", [("+5215555555555", "Cancelled", None)])
+    got = (await user.client.get(f"/api/v1/messages/{held}", headers=user.auth)).json()
+    assert got["state"] == "cancelled"
+    assert await phone.pull() == []
+    # a phone cannot cancel what nobody asked to cancel
+    other = (await send(user)).json()["id"]
+    await phone.pull()
+    await phone.report(other, "Cancelled", [("+5215555555555", "Cancelled", None)])
+    got = (await user.client.get(f"/api/v1/messages/{other}", headers=user.auth)).json()
+    assert got["state"] == "processing"
+
+
+async def test_deleting_a_device(make_user) -> None:
+    user = await make_user()
+    a, b = await pair_phone(user, name="a"), await pair_phone(user, name="b")
+    pinned = (await send(user, deviceId=a.device_id)).json()["id"]
+    free = (await send(user)).json()["id"]
+    assert {m["id"] for m in await a.pull()} == {pinned, free}
+    gone = await user.client.delete(f"/api/devices/{a.device_id}", headers=user.auth)
+    assert gone.status_code == 200
+    denied = await user.client.get(
+        "/api/mobile/v1/message", headers={"Authorization": f"Bearer {a.token}"}
+    )
+    assert denied.status_code == 401
+    assert [m["id"] for m in await b.pull()] == [free]
+    got = (await user.client.get(f"/api/v1/messages/{pinned}", headers=user.auth)).json()
+    assert got["state"] == "failed" and got["error"] == "device_deleted"
+    assert (await user.client.get(f"/api/devices/{a.device_id}", headers=user.auth)).status_code == 404
+
+
+async def test_a_device_never_sees_or_changes_another_accounts_messages(make_user) -> None:
+    owner, intruder = await make_user(), await make_user()
+    mine = await pair_phone(owner)
+    theirs = await pair_phone(intruder)
+    msg = (await send(owner)).json()["id"]
+    assert await theirs.pull() == []
+    await theirs.report(msg, "Failed", [("+5215555555555", "Failed", "hijack")])
+    got = (await owner.client.get(f"/api/v1/messages/{msg}", headers=owner.auth)).json()
+    assert got["state"] == "processing"
+    assert [m["id"] for m in await mine.pull()] == [msg]
+    # and device management is tenant-scoped
+    for path in (f"/api/devices/{mine.device_id}", f"/api/devices/{mine.device_id}/settings",
+                 f"/api/devices/{mine.device_id}/logs", f"/api/devices/{mine.device_id}/pairing"):
+        assert (await intruder.client.get(path, headers=intruder.auth)).status_code == 404
+    assert (await intruder.client.delete(f"/api/devices/{mine.device_id}", headers=intruder.auth)).status_code == 404
+    patched = await intruder.client.patch(
+        f"/api/devices/{mine.device_id}/settings", json={"limitValue": 1}, headers=intruder.auth
+    )
+    assert patched.status_code == 404
+
+
+async def test_failed_recipients_are_logged_for_the_device(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    msg = (await send(user)).json()["id"]
+    await phone.pull()
+    await phone.report(msg, "Failed", [("+5215555555555", "Failed", "Send result: RESULT_ERROR_NO_SERVICE")],
+                       {"Failed": datetime.now(UTC)})
+    logs = await user.client.get(f"/api/devices/{phone.device_id}/logs?level=error", headers=user.auth)
+    entries = logs.json()["data"]
+    assert entries[0]["event"] == "recipient_failed"
+    assert "RESULT_ERROR_NO_SERVICE" in entries[0]["message"]
+    assert all(e["level"] == "error" for e in entries)
