@@ -169,7 +169,10 @@ class DeviceClient:
     # --- wake-ups -----------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[tuple[str, Any]]:
-        """Yield (event name, data) from GET /events; comments (keepalives) are skipped."""
+        """Yield (event name, data) from GET /events; comments (keepalives) are skipped.
+
+        The first item is ("connected", None) once the stream is open: the app polls then.
+        """
         async with self.http.stream(
             "GET", self.base_url + "/events", headers=self._headers(), timeout=None
         ) as response:
@@ -178,6 +181,7 @@ class DeviceClient:
             kind = response.headers.get("content-type", "")
             if not kind.startswith("text/event-stream"):
                 raise MobileError(response.status_code, f"not an event stream: {kind}")
+            yield "connected", None
             name, data = "", ""
             async for line in response.aiter_lines():
                 if line.startswith(":"):

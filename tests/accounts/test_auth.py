@@ -197,6 +197,15 @@ PROTECTED = [
     ("GET", "/api/v1/messages"),
     ("GET", "/api/v1/messages/cxxxxxxxxxxxxxxxxxxxxxxxx"),
     ("POST", "/api/v1/messages/cxxxxxxxxxxxxxxxxxxxxxxxx/cancel"),
+    ("GET", "/api/devices"),
+    ("POST", "/api/devices/android"),
+    ("POST", "/api/devices/whatsapp"),
+    ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx"),
+    ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/pairing"),
+    ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/settings"),
+    ("PATCH", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/settings"),
+    ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/logs"),
+    ("DELETE", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx"),
 ]
 
 

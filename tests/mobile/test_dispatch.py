@@ -26,7 +26,8 @@ async def test_four_devices_pulling_2000_messages_get_each_exactly_once(make_use
     phones = [await pair_phone(user, name=f"p{i}") for i in range(4)]
     await user.client.patch(
         f"/api/devices/{phones[0].device_id}/settings",
-        json={"limitPeriod": "PerMinute", "limitValue": 7}, headers=user.auth,
+        json={"limitPeriod": "PerMinute", "limitValue": 7},
+        headers=user.auth,
     )
     expired = await _send_many(user, 20, ttl=1)
     clock.advance(timedelta(seconds=2))
@@ -44,8 +45,11 @@ async def test_four_devices_pulling_2000_messages_get_each_exactly_once(make_use
             for message in batch:
                 handed[message["id"]] += 1
                 per_phone[index].append(message)
-                await phone.report(message["id"], "Processed",
-                                   [(n, "Processed", None) for n in message["phoneNumbers"]])
+                await phone.report(
+                    message["id"],
+                    "Processed",
+                    [(n, "Processed", None) for n in message["phoneNumbers"]],
+                )
 
     await asyncio.gather(*(drain(i) for i in range(4)))
     assert set(handed) == set(ids) | set(expedited)
@@ -65,7 +69,10 @@ async def test_expired_messages_fail_with_expired(make_user, app) -> None:
     got = (await user.client.get(f"/api/v1/messages/{msg['id']}", headers=user.auth)).json()
     assert got["state"] == "failed" and got["error"] == "expired"
     assert got["recipients"][0]["error"] == "expired"
-    assert [h["state"] for h in got["history"] if "phoneNumber" not in h] == ["processing", "failed"]
+    assert [h["state"] for h in got["history"] if "phoneNumber" not in h] == [
+        "processing",
+        "failed",
+    ]
 
 
 async def test_failover_of_unacknowledged_messages(make_user, app) -> None:
@@ -80,9 +87,16 @@ async def test_failover_of_unacknowledged_messages(make_user, app) -> None:
     await b.settings()  # B keeps talking
     await run_jobs(app)
     assert [m["id"] for m in await b.pull()] == [moved]
-    devices = {d["id"]: d for d in (await user.client.get("/api/devices", headers=user.auth)).json()["data"]}
-    assert devices[a.device_id]["status"] == "offline" and devices[b.device_id]["status"] == "online"
-    logs = (await user.client.get(f"/api/devices/{a.device_id}/logs", headers=user.auth)).json()["data"]
+    devices = {
+        d["id"]: d
+        for d in (await user.client.get("/api/devices", headers=user.auth)).json()["data"]
+    }
+    assert (
+        devices[a.device_id]["status"] == "offline" and devices[b.device_id]["status"] == "online"
+    )
+    logs = (await user.client.get(f"/api/devices/{a.device_id}/logs", headers=user.auth)).json()[
+        "data"
+    ]
     assert [entry["event"] for entry in logs][:1] == ["offline"]
     # A comes back: the acknowledged message is still its own, the moved one is B's
     await a.report(kept, "Sent", [("+5215555555555", "Sent", None)])
@@ -139,7 +153,9 @@ async def test_deleting_a_device(make_user) -> None:
     assert [m["id"] for m in await b.pull()] == [free]
     got = (await user.client.get(f"/api/v1/messages/{pinned}", headers=user.auth)).json()
     assert got["state"] == "failed" and got["error"] == "device_deleted"
-    assert (await user.client.get(f"/api/devices/{a.device_id}", headers=user.auth)).status_code == 404
+    assert (
+        await user.client.get(f"/api/devices/{a.device_id}", headers=user.auth)
+    ).status_code == 404
 
 
 async def test_a_device_never_sees_or_changes_another_accounts_messages(make_user) -> None:
@@ -153,10 +169,16 @@ async def test_a_device_never_sees_or_changes_another_accounts_messages(make_use
     assert got["state"] == "processing"
     assert [m["id"] for m in await mine.pull()] == [msg]
     # and device management is tenant-scoped
-    for path in (f"/api/devices/{mine.device_id}", f"/api/devices/{mine.device_id}/settings",
-                 f"/api/devices/{mine.device_id}/logs", f"/api/devices/{mine.device_id}/pairing"):
+    for path in (
+        f"/api/devices/{mine.device_id}",
+        f"/api/devices/{mine.device_id}/settings",
+        f"/api/devices/{mine.device_id}/logs",
+        f"/api/devices/{mine.device_id}/pairing",
+    ):
         assert (await intruder.client.get(path, headers=intruder.auth)).status_code == 404
-    assert (await intruder.client.delete(f"/api/devices/{mine.device_id}", headers=intruder.auth)).status_code == 404
+    assert (
+        await intruder.client.delete(f"/api/devices/{mine.device_id}", headers=intruder.auth)
+    ).status_code == 404
     patched = await intruder.client.patch(
         f"/api/devices/{mine.device_id}/settings", json={"limitValue": 1}, headers=intruder.auth
     )
@@ -168,9 +190,15 @@ async def test_failed_recipients_are_logged_for_the_device(make_user) -> None:
     phone = await pair_phone(user)
     msg = (await send(user)).json()["id"]
     await phone.pull()
-    await phone.report(msg, "Failed", [("+5215555555555", "Failed", "Send result: RESULT_ERROR_NO_SERVICE")],
-                       {"Failed": datetime.now(UTC)})
-    logs = await user.client.get(f"/api/devices/{phone.device_id}/logs?level=error", headers=user.auth)
+    await phone.report(
+        msg,
+        "Failed",
+        [("+5215555555555", "Failed", "Send result: RESULT_ERROR_NO_SERVICE")],
+        {"Failed": datetime.now(UTC)},
+    )
+    logs = await user.client.get(
+        f"/api/devices/{phone.device_id}/logs?level=error", headers=user.auth
+    )
     entries = logs.json()["data"]
     assert entries[0]["event"] == "recipient_failed"
     assert "RESULT_ERROR_NO_SERVICE" in entries[0]["message"]

@@ -11,14 +11,24 @@ from tests.factories import PASSWORD, pair_phone, send
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 APP_EVENTS = {
-    "sms:received", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled",
-    "sms:data-received", "system:ping", "mms:received", "mms:downloaded", "app:started",
+    "sms:received",
+    "sms:sent",
+    "sms:delivered",
+    "sms:failed",
+    "sms:cancelled",
+    "sms:data-received",
+    "system:ping",
+    "mms:received",
+    "mms:downloaded",
+    "app:started",
 }
 
 
 async def test_pairing_with_the_private_token_field(make_user) -> None:
     user = await make_user()
-    created = await user.client.post("/api/devices/android", json={"name": "Caja 1"}, headers=user.auth)
+    created = await user.client.post(
+        "/api/devices/android", json={"name": "Caja 1"}, headers=user.auth
+    )
     assert created.status_code == 201
     device = created.json()
     assert device["status"] == "pending" and device["type"] == "android"
@@ -67,7 +77,8 @@ async def test_patch_device_and_the_401_rule(make_user) -> None:
     )
     assert mismatch.status_code == 403  # never 401: that would make the app re-register
     unknown = await user.client.patch(
-        "/api/mobile/v1/device", json={"id": phone.device_id},
+        "/api/mobile/v1/device",
+        json={"id": phone.device_id},
         headers={"Authorization": "Bearer dt_unknown"},
     )
     assert unknown.status_code == 401
@@ -101,7 +112,9 @@ async def test_registration_with_login_and_with_codes(make_user) -> None:
     except MobileError as exc:
         assert exc.status == 401
 
-    created = await user.client.post("/api/devices/android", json={"name": "by code"}, headers=user.auth)
+    created = await user.client.post(
+        "/api/devices/android", json={"name": "by code"}, headers=user.auth
+    )
     pairing_code = created.json()["pairing"]["code"]
     by_pairing_code = DeviceClient(base, http=user.client)
     paired = await by_pairing_code.register(code=pairing_code)
@@ -162,27 +175,34 @@ async def test_state_reports_with_a_states_map(make_user) -> None:
     raw = await user.client.patch(
         "/api/mobile/v1/message",
         content=(
-            '[{"id":"%s","state":"Processed","recipients":[{"phoneNumber":"+5215555555555",'
+            '[{"id":"MESSAGE_ID","state":"Processed","recipients":[{"phoneNumber":"+5215555555555",'
             '"state":"Processed"},{"phoneNumber":"+525512345678","state":"Processed"}],'
-            '"states":{"Processed":"2026-03-13T10:00:01.120+01:00"}}]' % msg["id"]
-        ).encode(),
+            '"states":{"Processed":"2026-03-13T10:00:01.120+01:00"}}]'
+        )
+        .replace("MESSAGE_ID", msg["id"])
+        .encode(),
         headers={"Authorization": f"Bearer {phone.token}", "Content-Type": "application/json"},
     )
     assert raw.status_code == 204
     assert await phone.pull() == []  # acknowledged: no longer handed out
     await phone.report(
-        msg["id"], "Sent", [(n, "Sent", None) for n in numbers],
+        msg["id"],
+        "Sent",
+        [(n, "Sent", None) for n in numbers],
         {"Processed": t0, "Sent": t0 + timedelta(seconds=2)},
     )
     await phone.report(
-        msg["id"], "Sent",
+        msg["id"],
+        "Sent",
         [(numbers[0], "Delivered", None), (numbers[1], "Failed", "Delivery result: 64")],
         {"Delivered": t0 + timedelta(seconds=5)},
     )
     got = (await user.client.get(f"/api/v1/messages/{msg['id']}", headers=user.auth)).json()
     assert got["state"] == "delivered"  # delivered to one, failed for the other
     assert {r["phoneNumber"]: r["state"] for r in got["recipients"]} == {
-        numbers[0]: "delivered", numbers[1]: "failed"}
+        numbers[0]: "delivered",
+        numbers[1]: "failed",
+    }
     assert got["recipients"][1]["error"] == "Delivery result: 64"
     sent_times = [h["at"] for h in got["history"] if h["state"] == "sent" and "phoneNumber" in h]
     assert sent_times == ["2026-03-13T09:00:03.120Z"] * 2  # the phone's clock, in UTC
@@ -194,7 +214,8 @@ async def test_state_reports_with_a_states_map(make_user) -> None:
     assert again["history"] == before and again["state"] == "delivered"
     # unknown ids and junk are skipped with 204, as the app expects
     junk = await user.client.patch(
-        "/api/mobile/v1/message", json=[{"id": "nope", "state": "Sent"}, 5, {"x": 1}],
+        "/api/mobile/v1/message",
+        json=[{"id": "nope", "state": "Sent"}, 5, {"x": 1}],
         headers={"Authorization": f"Bearer {phone.token}"},
     )
     assert junk.status_code == 204
@@ -208,16 +229,27 @@ async def test_settings_and_webhooks_shapes(make_user) -> None:
     device = phone.device_id
     patched = await user.client.patch(
         f"/api/devices/{device}/settings",
-        json={"limitPeriod": "PerMinute", "limitValue": 10, "simSelectionMode": "RoundRobin",
-              "sendIntervalMin": 1, "sendIntervalMax": 3, "processingOrder": "FIFO",
-              "pingIntervalSeconds": 60},
+        json={
+            "limitPeriod": "PerMinute",
+            "limitValue": 10,
+            "simSelectionMode": "RoundRobin",
+            "sendIntervalMin": 1,
+            "sendIntervalMax": 3,
+            "processingOrder": "FIFO",
+            "pingIntervalSeconds": 60,
+        },
         headers=user.auth,
     )
     assert patched.status_code == 200, patched.text
     sections = await phone.settings()
     assert sections["messages"] == {
-        "limit_period": "PerMinute", "limit_value": 10, "sim_selection_mode": "RoundRobin",
-        "send_interval_min": 1, "send_interval_max": 3, "processing_order": "FIFO"}
+        "limit_period": "PerMinute",
+        "limit_value": 10,
+        "sim_selection_mode": "RoundRobin",
+        "send_interval_min": 1,
+        "send_interval_max": 3,
+        "processing_order": "FIFO",
+    }
     assert sections["ping"] == {"interval_seconds": 60}
     assert "gateway" not in sections and None not in sections.values()
     assert sections["webhooks"]["signing_key"] == first["webhooks"]["signing_key"]
@@ -237,5 +269,7 @@ async def test_password_change_from_the_phone(make_user) -> None:
         assert exc.status == 401
     await phone.change_password(PASSWORD, "a brand new passphrase")
     pair = base64.b64encode(f"{user.email}:a brand new passphrase".encode()).decode()
-    code = await user.client.get("/api/mobile/v1/user/code", headers={"Authorization": f"Basic {pair}"})
+    code = await user.client.get(
+        "/api/mobile/v1/user/code", headers={"Authorization": f"Basic {pair}"}
+    )
     assert code.status_code == 200
