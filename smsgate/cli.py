@@ -77,20 +77,35 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="API processes")] = 1,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations")] = False,
+    ssl_certfile: Annotated[
+        str | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM) [SMSGATE_SSL_CERTFILE]"),
+    ] = None,
+    ssl_keyfile: Annotated[
+        str | None, typer.Option(help="The certificate's private key (PEM) [SMSGATE_SSL_KEYFILE]")
+    ] = None,
 ) -> None:
     """Start the HTTP server (applies pending migrations first)."""
     import uvicorn
 
     # Options travel to worker processes as settings, so every process reads the same values.
-    for name, value in (("HOST", host), ("PORT", port), ("DATABASE_URL", database_url)):
+    for name, value in (
+        ("HOST", host),
+        ("PORT", port),
+        ("DATABASE_URL", database_url),
+        ("SSL_CERTFILE", ssl_certfile),
+        ("SSL_KEYFILE", ssl_keyfile),
+    ):
         if value is not None:
             os.environ[f"SMSGATE_{name}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
     if not no_migrate:
         migrations.upgrade(settings)
+    scheme = "https" if settings.ssl_certfile else "http"
     typer.echo(
-        f"SMSGate {__version__} on http://{settings.host}:{settings.port} ({_db_label(settings)})"
+        f"SMSGate {__version__} on {scheme}://{settings.host}:{settings.port} "
+        f"({_db_label(settings)}); phones use {settings.public_url}/api/mobile/v1"
     )
     uvicorn.run(
         "smsgate.app:create_app",
@@ -100,6 +115,9 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         proxy_headers=False,
+        ssl_certfile=settings.ssl_certfile or None,
+        ssl_keyfile=settings.ssl_keyfile or None,
+        timeout_graceful_shutdown=5,
     )
 
 

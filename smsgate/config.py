@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
     default_region: str = "MX"
     log_level: str = "info"
     signup_enabled: bool = True
@@ -60,7 +62,8 @@ class Settings(BaseSettings):
         if not self.secret_key:
             updates["secret_key"] = _load_or_create_secret(data_dir)
         if not self.public_url:
-            updates["public_url"] = f"http://{self.host}:{self.port}"
+            scheme = "https" if self.ssl_certfile else "http"
+            updates["public_url"] = f"{scheme}://{self.host}:{self.port}"
         else:
             updates["public_url"] = self.public_url.rstrip("/")
         if self.cookie_secure is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,10 +23,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    command: list[str], env: dict[str, str], cwd: Path, port: int, timeout: float = 120.0
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    port: int,
+    timeout: float = 120.0,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[str]:
     """Run `command` until /health answers 200 on `port`; yield the base URL; then stop it."""
-    base = f"http://127.0.0.1:{port}"
+    base = f"{scheme}://127.0.0.1:{port}"
     log_path = Path(env.get("SMSGATE_DATA_DIR", ".")) / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -42,7 +49,7 @@ def running_server(
                 if proc.poll() is not None:
                     raise AssertionError(f"server exited: {log_path.read_text()[-3000:]}")
                 try:
-                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    if httpx.get(f"{base}/health", timeout=2, verify=verify).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
