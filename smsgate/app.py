@@ -17,6 +17,7 @@ from smsgate.health import router as health_router
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.writer import SendWriter
 from smsgate.mobile.hub import Hub
+from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
@@ -35,8 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = EmbeddedWorker(app)
         if settings.embedded_worker:
             worker.start()
+        bridge = None if settings.is_sqlite else PgBridge(app.state.hub, settings)
+        if bridge is not None:
+            bridge.start()
         yield
         app.state.hub.close_all()
+        if bridge is not None:
+            await bridge.stop()
         await worker.stop()
         await app.state.send_writer.close()
         await app.state.db.dispose()

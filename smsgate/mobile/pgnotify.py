@@ -1,0 +1,128 @@
+"""Wake-ups across processes: the hub's events travel through PostgreSQL LISTEN/NOTIFY.
+
+Each process keeps one extra connection that LISTENs on a channel; what a process publishes is
+delivered locally at once and NOTIFYed for the others, which deliver it to the streams they hold.
+A lost notification costs latency only: phones poll on every (re)connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from functools import partial
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from smsgate.config import Settings
+from smsgate.mobile.hub import Event, Hub
+
+log = logging.getLogger("smsgate.mobile.pgnotify")
+
+CHANNEL = "smsgate_wake"
+RECONNECT_SECONDS = 2.0
+
+
+def _set(event: asyncio.Event, _connection: Any) -> None:
+    event.set()
+
+
+def _dsn(settings: Settings) -> str:
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class PgBridge:
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.origin = uuid.uuid4().hex
+        self._connection: Any = None
+        self._task: asyncio.Task[None] | None = None
+        # one flusher at a time: an asyncpg connection runs one statement at a time
+        self._pending: dict[str, None] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def start(self) -> None:
+        self.hub.forward = self._forward
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="smsgate-pgnotify")
+
+    async def stop(self) -> None:
+        self.hub.forward = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None
+        self.ready.clear()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                closed = asyncio.Event()
+                self._connection = await asyncpg.connect(_dsn(self.settings))
+                self._connection.add_termination_listener(partial(_set, closed))
+                await self._connection.add_listener(CHANNEL, self._received)
+                self.ready.set()
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: keep trying
+                log.warning("LISTEN connection lost: %s", exc)
+            await self._close()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(note, dict) or note.get("origin") == self.origin:
+            return
+        event = Event(str(note.get("name", "")), note.get("data"))
+        if event.name:
+            self.hub.deliver_local(str(note.get("account")), note.get("device"), event)
+
+    def _forward(self, account_id: str, device_id: str | None, event: Event) -> None:
+        if self._connection is None:
+            return
+        payload = json.dumps(
+            {
+                "origin": self.origin,
+                "account": account_id,
+                "device": device_id,
+                "name": event.name,
+                "data": event.data,
+            },
+            separators=(",", ":"),
+        )
+        # Identical wake-ups published while a flush is under way are sent once: a burst of
+        # sends to one account costs one NOTIFY, not one per message.
+        self._pending[payload] = None
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending and self._connection is not None:
+            batch = list(self._pending)
+            self._pending.clear()
+            try:
+                for payload in batch:
+                    await self._connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except Exception as exc:  # a lost hint: phones poll
+                log.warning("NOTIFY failed: %s", exc)
