@@ -39,7 +39,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix smsgate tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/send_throughput.py
+	$(BIN)/python bench/run_all.py
 
 migration: $(STAMP)
 	$(BIN)/smsgate migrate
