@@ -156,7 +156,7 @@ def _credentials(base: str) -> str:
 
 
 def databases(choice: str, pg_url: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """Run a benchmark on SQLite and/or PostgreSQL; PostgreSQL is skipped when it does not answer."""
+    """Run on SQLite and/or PostgreSQL; PostgreSQL is skipped when it does not answer."""
     results: dict[str, Any] = {}
     if choice in ("sqlite", "both"):
         results["sqlite"] = run("sqlite")
