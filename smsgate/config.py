@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
     cookie_secure: bool | None = None
 
+    mobile_open_registration: bool = False
+    mobile_registration_token: str = ""
     pairing_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     device_offline_after_seconds: int = Field(default=120, ge=10)
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)

@@ -206,6 +206,38 @@ async def add_registered_device(
     return device, token
 
 
+ANONYMOUS_DOMAIN = "phones.invalid"
+
+
+async def register_anonymous(
+    session: AsyncSession, body: dict[str, Any], user_agent: str | None, settings: Settings
+) -> tuple[Device, str, str, str]:
+    """Open registration (when the operator enables it): a new account for a new phone.
+
+    Returns the device, its token, the account's login and its generated password, which the
+    app shows to its user (the login works wherever an email is asked for).
+    """
+    import secrets
+
+    from smsgate.accounts.models import Account
+    from smsgate.accounts.passwords import hash_password
+
+    login = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(6))
+    password = "".join(secrets.choice(LOGIN_CODE_ALPHABET + "-_") for _ in range(14))
+    email = f"{login.lower()}-{secrets.token_hex(3)}@{ANONYMOUS_DOMAIN}"
+    account = Account(
+        email=email,
+        name=str(body.get("name") or "")[:200],
+        password_hash=await hash_password(password),
+        plan=settings.default_plan,
+        region=settings.default_region,
+    )
+    session.add(account)
+    await session.flush()
+    device, token = await add_registered_device(session, account.id, body, user_agent, settings)
+    return device, token, email, password
+
+
 async def device_by_token(session: AsyncSession, token: str) -> Device | None:
     if not token.startswith(DEVICE_TOKEN_PREFIX):
         return None

@@ -28,6 +28,7 @@ from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
+from smsgate.kit.crypto import equal
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile.hub import Hub
 from smsgate.storage.db import DbSession
@@ -88,7 +89,18 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
     agent = request.headers.get("user-agent")
     kind = scheme.lower()
     result: tuple[Device, str] | None = None
-    login = ""
+    shared = settings.mobile_registration_token
+    anonymous = (not shared and not kind) or (
+        bool(shared) and kind == "bearer" and equal(credential, shared)
+    )
+    if settings.mobile_open_registration and anonymous:
+        device, token, login, password = await devices.register_anonymous(
+            session, body, agent, settings
+        )
+        return JSONResponse(
+            {"id": device.id, "token": token, "login": login, "password": password},
+            status_code=201,
+        )
     if kind == "bearer" and credential:
         result = await devices.pair_with_token(session, credential, body, agent, settings)
     elif kind == "code" and credential:
@@ -108,9 +120,8 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
         raise _unauthorized("this pairing token or code is unknown, used or expired")
     device, token = result
     account = await accounts.get_account(session, device.account_id)
-    login = account.email
     await session.flush()
-    return JSONResponse({"id": device.id, "token": token, "login": login}, status_code=201)
+    return JSONResponse({"id": device.id, "token": token, "login": account.email}, status_code=201)
 
 
 def _basic(credential: str) -> tuple[str, str]:

@@ -273,3 +273,37 @@ async def test_password_change_from_the_phone(make_user) -> None:
         "/api/mobile/v1/user/code", headers={"Authorization": f"Basic {pair}"}
     )
     assert code.status_code == 200
+
+
+async def test_open_registration_only_when_the_operator_enables_it(settings) -> None:
+    import httpx
+
+    from smsgate.app import create_app
+
+    for shared, header, expected in (
+        ("", None, 201),
+        ("s3cret-shared-token", None, 401),
+        ("s3cret-shared-token", "Bearer s3cret-shared-token", 201),
+        ("s3cret-shared-token", "Bearer wrong", 401),
+    ):
+        app = create_app(
+            settings.model_copy(
+                update={"mobile_open_registration": True, "mobile_registration_token": shared}
+            )
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                headers = {"Authorization": header} if header else {}
+                resp = await http.post(
+                    "/api/mobile/v1/device", json={"name": "xiaomi/redmi"}, headers=headers
+                )
+                assert resp.status_code == expected, (shared, header, resp.text)
+                if expected == 201:
+                    body = resp.json()
+                    assert set(body) == {"id", "token", "login", "password"}
+                    phone = DeviceClient("http://testserver/api/mobile/v1", http=http)
+                    code = await phone.login_code(body["login"], body["password"])
+                    assert code["code"]
+        finally:
+            await app.state.db.dispose()
