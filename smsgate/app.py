@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from smsgate import __version__
@@ -21,6 +22,7 @@ from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
+from smsgate.webhooks.routes import router as webhooks_router
 from smsgate.worker.jobs import EmbeddedWorker
 
 
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if bridge is not None:
             await bridge.stop()
         await worker.stop()
+        await app.state.webhook_http.aclose()
         await app.state.send_writer.close()
         await app.state.db.dispose()
 
@@ -57,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     app.state.send_writer = SendWriter(app.state.db)
     app.state.hub = Hub()
+    app.state.webhook_http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    )
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
     app.include_router(health_router)
@@ -64,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages_router)
     app.include_router(devices_router)
     app.include_router(mobile_router)
+    app.include_router(webhooks_router)
     return app

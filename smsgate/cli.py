@@ -264,17 +264,21 @@ def device_simulate(
 
 @app.command()
 def worker() -> None:
-    """Run the periodic jobs only (expiry, failover, presence) in this process."""
+    """Run the background work only (periodic jobs and webhook delivery) in this process."""
     from smsgate.app import create_app
-    from smsgate.worker.jobs import run_forever
+    from smsgate.worker.jobs import EmbeddedWorker
 
     settings = get_settings()
     application = create_app(settings)
 
     async def main() -> None:
+        worker = EmbeddedWorker(application)
+        worker.start()
         try:
-            await run_forever(application, settings.worker_interval_seconds)
+            await asyncio.Event().wait()
         finally:
+            await worker.stop()
+            await application.state.webhook_http.aclose()
             await application.state.db.dispose()
 
     with contextlib.suppress(KeyboardInterrupt):

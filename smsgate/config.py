@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
     cookie_secure: bool | None = None
 
+    webhooks_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     mobile_open_registration: bool = False
     mobile_registration_token: str = ""
     pairing_ttl_seconds: int = Field(default=24 * 3600, ge=60)

@@ -55,6 +55,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         public_url=BASE_URL,
         sse_keepalive_seconds=0.5,
         embedded_worker=False,
+        webhooks_allow_private=True,  # the tests' receivers listen on 127.0.0.1
     )
     resolved = base.resolved()
     migrate.upgrade(resolved)
@@ -67,6 +68,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
+    await application.state.webhook_http.aclose()
     await application.state.send_writer.close()
     await application.state.db.dispose()
 

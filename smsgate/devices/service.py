@@ -18,6 +18,7 @@ from smsgate.kit import clock
 from smsgate.kit.crypto import decrypt, encrypt, numeric_code, opaque_token, token_hash
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
+from smsgate.webhooks.events import NewEvent, emit
 
 DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
 PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
@@ -109,8 +110,11 @@ def _new_device_token(device: Device, settings: Settings) -> str:
     return token
 
 
-def _apply_registration(device: Device, body: dict[str, Any], user_agent: str | None) -> None:
+async def _apply_registration(
+    session: AsyncSession, device: Device, body: dict[str, Any], user_agent: str | None
+) -> None:
     now = clock.now()
+    came_online = device.status != "online"
     device.paired_at = now
     device.last_seen_at = now
     device.status = "online"
@@ -123,6 +127,8 @@ def _apply_registration(device: Device, body: dict[str, Any], user_agent: str | 
         device.push_token = body["pushToken"][:256]
     if user_agent and "/" in user_agent:
         device.app_version = user_agent.rsplit("/", 1)[1][:50]
+    if came_online:
+        await emit(session, [presence_event(device)])
 
 
 async def pair_with_token(
@@ -137,7 +143,7 @@ async def pair_with_token(
             select(Device).where(Device.pairing_token_hash == token_hash(pairing_token))
         )
     ).scalar()
-    return _pair(session, device, body, user_agent, settings)
+    return await _pair(session, device, body, user_agent, settings)
 
 
 async def pair_with_code(
@@ -154,7 +160,7 @@ async def pair_with_code(
         )
     ).scalar()
     if device is not None:
-        return _pair(session, device, body, user_agent, settings)
+        return await _pair(session, device, body, user_agent, settings)
     now = clock.now()
     login_code = (
         await session.execute(select(LoginCode).where(LoginCode.code_hash == token_hash(code)))
@@ -171,7 +177,7 @@ async def pair_with_code(
     return await add_registered_device(session, login_code.account_id, body, user_agent, settings)
 
 
-def _pair(
+async def _pair(
     session: AsyncSession,
     device: Device | None,
     body: dict[str, Any],
@@ -183,7 +189,7 @@ def _pair(
     if device.pairing_expires_at <= clock.now():
         return None
     token = _new_device_token(device, settings)
-    _apply_registration(device, body, user_agent)
+    await _apply_registration(session, device, body, user_agent)
     log(session, device, "paired", f"paired by {body.get('name') or 'a phone'}")
     return device, token
 
@@ -199,9 +205,9 @@ async def add_registered_device(
     name = str(body.get("name") or "Android phone")[:128]
     device = Device(account_id=account_id, name=name, type="android", status="pending", settings={})
     token = _new_device_token(device, settings)
-    _apply_registration(device, body, user_agent)
     session.add(device)
     await session.flush()
+    await _apply_registration(session, device, body, user_agent)
     log(session, device, "paired", f"registered by {name} with account credentials")
     return device, token
 
@@ -304,14 +310,36 @@ async def list_logs(
 # --- presence -------------------------------------------------------------------------------
 
 
-def mark_seen(session: AsyncSession, device: Device) -> bool:
-    """Record contact; returns True when the device just came online."""
-    device.last_seen_at = clock.now()
-    if device.status != "online":
-        device.status = "online"
-        log(session, device, "online", "device is online")
-        return True
-    return False
+SEEN_RESOLUTION = timedelta(seconds=10)
+
+
+async def mark_seen(session: AsyncSession, device: Device) -> bool:
+    """Record contact (at most one write per device every few seconds); returns True, and emits
+    `device:online`, when the device just came online."""
+    now = clock.now()
+    if device.last_seen_at is None or now - device.last_seen_at >= SEEN_RESOLUTION:
+        device.last_seen_at = now
+    if device.status == "online":
+        return False
+    device.last_seen_at = now
+    device.status = "online"
+    log(session, device, "online", "device is online")
+    await emit(session, [presence_event(device)])
+    return True
+
+
+def presence_event(device: Device) -> NewEvent:
+    return NewEvent(
+        device.account_id,
+        f"device:{device.status}",
+        device.id,
+        {
+            "deviceId": device.id,
+            "name": device.name,
+            "status": device.status,
+            "lastSeenAt": clock.iso(device.last_seen_at),
+        },
+    )
 
 
 async def mark_stale_offline(
@@ -327,6 +355,7 @@ async def mark_stale_offline(
         device.status = "offline"
         log(session, device, "offline", "no contact from the device", level="warn")
         went.append(device)
+    await emit(session, [presence_event(d) for d in went])
     await session.flush()
     return went
 

@@ -25,6 +25,7 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
+from smsgate.webhooks.events import NewEvent, emit, outbound_type
 
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100
@@ -55,6 +56,8 @@ class Transition:
     state: str
     error: str | None
     at: datetime
+    external_id: str | None = None
+    sim_number: int | None = None
 
 
 def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, Any]:
@@ -304,6 +307,8 @@ async def _report_one(
                 new_state,
                 error,
                 at,
+                row["external_id"],
+                row["sim_number"],
             )
         )
         if new_state == states.FAILED:
@@ -354,6 +359,31 @@ def _app_name(state: str) -> str:
 
 
 async def _record(session: AsyncSession, transitions: Sequence[Transition]) -> None:
+    """History rows, and one event per recipient transition, in the caller's transaction."""
+    await emit(
+        session,
+        [
+            NewEvent(
+                t.account_id,
+                kind,
+                t.device_id,
+                {
+                    "messageId": t.message_id,
+                    "externalId": t.external_id,
+                    "phoneNumber": t.phone_number,
+                    "state": t.state,
+                    **({"error": t.error} if t.error else {}),
+                    "channel": t.channel,
+                    "deviceId": t.device_id,
+                    "simNumber": t.sim_number,
+                    "at": clock.iso(t.at),
+                },
+            )
+            for t in transitions
+            if t.phone_number is not None
+            and (kind := outbound_type(t.channel, t.state)) is not None
+        ],
+    )
     await session.execute(
         insert(history_table),
         [
@@ -423,6 +453,8 @@ async def fail_messages(
                     states.FAILED,
                     error,
                     now,
+                    row["external_id"],
+                    row["sim_number"],
                 )
             )
     if transitions:

@@ -16,6 +16,7 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.storage.db import insert_ignoring_conflicts
+from smsgate.webhooks.events import NewEvent, emit, inbound_type
 
 APP_EVENTS = {"sms:received": "sms", "sms:data-received": "data", "mms:received": "mms"}
 MAX_TEXT = 10_000
@@ -98,6 +99,18 @@ async def record(
             details={"deviceId": device.id},
         )
     )
+    payload: dict[str, Any] = {
+        "messageId": message_id,
+        "phoneNumber": number,
+        "message": content if channel != "data" else None,
+        "channel": channel,
+        "deviceId": device.id,
+        "simNumber": sim_number,
+        "receivedAt": clock.iso(received_at or now),
+    }
+    if channel == "data":
+        payload |= {"data": content, "port": port}
+    await emit(session, [NewEvent(device.account_id, inbound_type(channel), device.id, payload)])
     return message_id
 
 
@@ -107,8 +120,25 @@ async def from_app_webhook(
     """A webhook the stock app delivered to our ingest URL."""
     channel = APP_EVENTS.get(str(envelope.get("event")))
     payload = envelope.get("payload")
+    if envelope.get("event") == "system:ping" and isinstance(payload, Mapping):
+        health = payload.get("health")
+        await emit(
+            session,
+            [
+                NewEvent(
+                    device.account_id,
+                    "system:ping",
+                    device.id,
+                    {
+                        "deviceId": device.id,
+                        "health": health if isinstance(health, Mapping) else None,
+                    },
+                )
+            ],
+        )
+        return None
     if channel is None or not isinstance(payload, Mapping):
-        return None  # system:ping and the like: the contact itself is what counts
+        return None
     sender = payload.get("sender") or payload.get("phoneNumber")
     source = payload.get("messageId") or envelope.get("id")
     if not isinstance(sender, str) or not isinstance(source, str):

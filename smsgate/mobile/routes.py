@@ -64,7 +64,7 @@ async def current_device(request: Request, session: DbSession) -> Device:
     device = await devices.device_by_token(session, token.strip())
     if device is None:
         raise _unauthorized("unknown or revoked device token; register the device again")
-    devices.mark_seen(session, device)
+    await devices.mark_seen(session, device)
     return device
 
 
@@ -266,7 +266,7 @@ async def ingest(
         envelope = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
-    devices.mark_seen(session, device)
+    await devices.mark_seen(session, device)
     if isinstance(envelope, dict):
         await inbound.from_app_webhook(session, device, envelope)
     return Response(status_code=204)

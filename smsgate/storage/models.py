@@ -4,7 +4,8 @@ from smsgate.accounts import models as accounts_models
 from smsgate.devices import models as devices_models
 from smsgate.messages import models as messages_models
 from smsgate.storage.base import Base
+from smsgate.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "devices_models", "messages_models", "metadata"]
+__all__ = ["accounts_models", "devices_models", "messages_models", "metadata", "webhooks_models"]

@@ -8,7 +8,7 @@ from sqlalchemy import Select, false
 
 from smsgate.kit.ids import is_id
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def of_account(query: S, model: Any, account_id: str) -> S:

@@ -16,6 +16,7 @@ from smsgate.devices import service as devices
 from smsgate.messages import dispatch
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
+from smsgate.webhooks.delivery import deliver_forever
 
 log = logging.getLogger("smsgate.worker")
 
@@ -52,19 +53,29 @@ async def run_forever(app: FastAPI, interval: float) -> None:
 
 
 class EmbeddedWorker:
+    """The periodic jobs and webhook delivery, as tasks of the server's own event loop."""
+
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         settings: Settings = self.app.state.settings
-        self._task = asyncio.get_running_loop().create_task(
-            run_forever(self.app, settings.worker_interval_seconds), name="smsgate-worker"
-        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(
+                run_forever(self.app, settings.worker_interval_seconds), name="smsgate-jobs"
+            ),
+            loop.create_task(
+                deliver_forever(self.app.state.db, self.app.state.webhook_http, settings),
+                name="smsgate-webhooks",
+            ),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []

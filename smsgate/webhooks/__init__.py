@@ -1,0 +1,5 @@
+"""Webhooks: endpoints, events (a transactional outbox), deliveries, signing, formats."""
+
+from smsgate.webhooks.signing import verify
+
+__all__ = ["verify"]

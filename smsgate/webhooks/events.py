@@ -1,0 +1,106 @@
+"""The events a webhook can subscribe to, and `emit`: events written in the caller's transaction,
+with one delivery per matching webhook (a transactional outbox: nothing is lost between the
+commit and the delivery)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.kit import clock
+from smsgate.kit.ids import new_id
+from smsgate.webhooks.models import Delivery, Event, Webhook
+
+_OUT = "{messageId, externalId, phoneNumber, state, error?, channel, deviceId, simNumber, at}"
+_IN = "{messageId, phoneNumber, message, channel, deviceId, simNumber, receivedAt}"
+_DEVICE = "{deviceId, name, status, lastSeenAt}"
+
+CATALOG: dict[str, tuple[str, str]] = {
+    "sms:received": ("an SMS (or data SMS) arrived on a phone", _IN + " (+ data, port)"),
+    "sms:sent": ("a phone sent an SMS to one recipient", _OUT),
+    "sms:delivered": ("the carrier confirmed delivery to one recipient", _OUT),
+    "sms:failed": ("sending to one recipient failed, with the reason in error", _OUT),
+    "mms:received": ("an MMS arrived on a phone", _IN + " (+ subject)"),
+    "mms:downloaded": ("a received MMS was downloaded with its attachments", _IN),
+    "whatsapp:received": ("a WhatsApp message arrived on a line", _IN),
+    "whatsapp:sent": ("a WhatsApp message left for one recipient", _OUT),
+    "whatsapp:delivered": ("WhatsApp confirmed delivery to one recipient", _OUT),
+    "whatsapp:failed": ("a WhatsApp message to one recipient failed", _OUT),
+    "system:ping": ("a phone's periodic health ping (and the test button)", "{deviceId, health}"),
+    "device:online": ("a device came online", _DEVICE),
+    "device:offline": ("a device went silent past the offline window", _DEVICE),
+}
+
+events_table: Table = Event.__table__  # type: ignore[assignment]
+deliveries_table: Table = Delivery.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    account_id: str
+    type: str
+    device_id: str | None
+    payload: dict[str, Any]
+
+
+def outbound_type(channel: str, state: str) -> str | None:
+    """The event of a recipient's transition to `state`, or None (no event for it)."""
+    if state not in ("sent", "delivered", "failed"):
+        return None
+    return f"{'whatsapp' if channel == 'whatsapp' else 'sms'}:{state}"
+
+
+def inbound_type(channel: str) -> str:
+    return {"mms": "mms:received", "whatsapp": "whatsapp:received"}.get(channel, "sms:received")
+
+
+async def emit(session: AsyncSession, events: Sequence[NewEvent]) -> list[str]:
+    """Store events and their deliveries in the caller's transaction; return the event ids."""
+    if not events:
+        return []
+    now = clock.now()
+    rows = [
+        {
+            "id": new_id(),
+            "account_id": e.account_id,
+            "type": e.type,
+            "device_id": e.device_id,
+            "payload": e.payload,
+            "created_at": now,
+        }
+        for e in events
+    ]
+    await session.execute(insert(events_table), rows)
+    accounts = {e.account_id for e in events}
+    hooks = (
+        await session.execute(
+            select(Webhook.id, Webhook.account_id, Webhook.events, Webhook.device_id).where(
+                Webhook.account_id.in_(accounts), Webhook.enabled.is_(True)
+            )
+        )
+    ).all()
+    deliveries = [
+        {
+            "id": new_id(),
+            "account_id": row["account_id"],
+            "webhook_id": hook_id,
+            "event_id": row["id"],
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+        for hook_id, account_id, types, device_id in hooks
+        if account_id == row["account_id"]
+        and row["type"] in types
+        and (device_id is None or device_id == row["device_id"])
+    ]
+    if deliveries:
+        await session.execute(insert(deliveries_table), deliveries)
+    return [str(row["id"]) for row in rows]

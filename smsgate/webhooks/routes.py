@@ -1,0 +1,198 @@
+"""HTTP endpoints of webhooks (scope `webhooks`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from smsgate.accounts.auth import AppSettings, WebhooksScope
+from smsgate.errors import bad_request
+from smsgate.kit import clock
+from smsgate.kit.schema import Input
+from smsgate.storage.db import DbSession
+from smsgate.webhooks import service
+from smsgate.webhooks.events import CATALOG
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookIn(Input):
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(max_length=len(CATALOG))
+    device_id: str | None = None
+    format: str = "native"
+
+
+class WebhookPatch(Input):
+    url: str | None = Field(default=None, max_length=2048)
+    events: list[str] | None = Field(default=None, max_length=len(CATALOG))
+    device_id: str | None = None
+    format: str | None = None
+    enabled: bool | None = None
+
+
+class RotateIn(Input):
+    overlap_seconds: int = service.DEFAULT_OVERLAP_SECONDS
+
+
+class ReplayIn(Input):
+    since: datetime = Field(strict=False)
+    until: datetime | None = Field(default=None, strict=False)
+
+
+@router.get("/api/webhooks/events")
+async def event_types(principal: WebhooksScope) -> dict[str, Any]:
+    return {
+        "data": [
+            {"event": name, "description": text, "payload": shape}
+            for name, (text, shape) in CATALOG.items()
+        ]
+    }
+
+
+@router.get("/api/webhooks")
+async def list_webhooks(principal: WebhooksScope, session: DbSession) -> dict[str, Any]:
+    hooks = await service.list_all(session, principal.account_id)
+    return {"data": [service.webhook_out(h) for h in hooks], "nextCursor": None}
+
+
+@router.post("/api/webhooks", status_code=201)
+async def create_webhook(
+    body: WebhookIn, principal: WebhooksScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    hook, secret = await service.create(
+        session,
+        principal.account_id,
+        settings,
+        url=body.url,
+        events=body.events,
+        device_id=body.device_id,
+        fmt=body.format,
+    )
+    return {**service.webhook_out(hook), "secret": secret}
+
+
+@router.get("/api/webhooks/{webhook_id}")
+async def get_webhook(
+    webhook_id: str, principal: WebhooksScope, session: DbSession
+) -> dict[str, Any]:
+    return service.webhook_out(await service.get(session, principal.account_id, webhook_id))
+
+
+@router.get("/api/webhooks/{webhook_id}/secret")
+async def get_secret(
+    webhook_id: str, principal: WebhooksScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    valid = service.secrets_of(hook, settings)
+    return {"secret": valid[0], "previousSecret": valid[1] if len(valid) > 1 else None}
+
+
+@router.patch("/api/webhooks/{webhook_id}")
+async def patch_webhook(
+    webhook_id: str,
+    body: WebhookPatch,
+    principal: WebhooksScope,
+    session: DbSession,
+    settings: AppSettings,
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    given = body.model_fields_set
+    if "url" in given:
+        if body.url is None:
+            raise bad_request("url: cannot be null", field="url")
+        hook.url = await service.check_url(body.url, settings)
+    if "events" in given:
+        hook.events = service.check_events(body.events or [])
+    if "format" in given:
+        hook.format = service.check_format(body.format or "")
+    if "device_id" in given:
+        if body.device_id is not None:
+            from smsgate.devices.service import get_device
+
+            await get_device(session, principal.account_id, body.device_id)
+        hook.device_id = body.device_id
+    if "enabled" in given and body.enabled is not None:
+        hook.enabled = body.enabled
+        if body.enabled:
+            hook.disabled_reason = None
+            hook.consecutive_failures = 0
+        else:
+            hook.disabled_reason = "disabled by its owner"
+    hook.updated_at = clock.now()
+    await session.flush()
+    return service.webhook_out(hook)
+
+
+@router.delete("/api/webhooks/{webhook_id}")
+async def delete_webhook(
+    webhook_id: str, principal: WebhooksScope, session: DbSession
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    await session.delete(hook)
+    return {"id": webhook_id, "deleted": True}
+
+
+@router.post("/api/webhooks/{webhook_id}/rotate-secret")
+async def rotate_secret(
+    webhook_id: str,
+    principal: WebhooksScope,
+    session: DbSession,
+    settings: AppSettings,
+    body: RotateIn | None = None,
+) -> dict[str, Any]:
+    """A new secret; the old one keeps signing for `overlapSeconds` (0: drop it now)."""
+    hook = await service.get(session, principal.account_id, webhook_id)
+    overlap = (body or RotateIn()).overlap_seconds
+    secret = await service.rotate(session, hook, settings, overlap)
+    return {**service.webhook_out(hook), "secret": secret}
+
+
+@router.get("/api/webhooks/{webhook_id}/deliveries")
+async def list_deliveries(
+    webhook_id: str,
+    principal: WebhooksScope,
+    session: DbSession,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    rows, next_cursor = await service.deliveries(session, hook, status, limit, cursor)
+    return {"data": [service.delivery_out(d, e, a) for d, e, a in rows], "nextCursor": next_cursor}
+
+
+@router.post("/api/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
+async def retry_delivery(
+    webhook_id: str, delivery_id: str, principal: WebhooksScope, session: DbSession
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    delivery = await service.retry(session, hook, delivery_id)
+    return {"id": delivery.id, "status": delivery.status}
+
+
+@router.post("/api/webhooks/{webhook_id}/test", status_code=202)
+async def test_webhook(
+    webhook_id: str, principal: WebhooksScope, session: DbSession
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    return {"deliveryId": await service.test(session, hook)}
+
+
+@router.post("/api/webhooks/{webhook_id}/replay", status_code=202)
+async def replay(
+    webhook_id: str, body: ReplayIn, principal: WebhooksScope, session: DbSession
+) -> dict[str, Any]:
+    hook = await service.get(session, principal.account_id, webhook_id)
+    since = body.since
+    until = body.until or clock.now()
+    for name, value in (("since", since), ("until", until)):
+        if value.tzinfo is None:
+            raise bad_request(
+                f"{name}: needs a time zone, such as 2026-01-01T00:00:00Z", field=name
+            )
+    count = await service.replay(session, hook, clock.as_utc(since), clock.as_utc(until))
+    return {"queued": count}
