@@ -86,11 +86,21 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-async def safe_addresses(url: str, allow_private: bool) -> tuple[str, str, int, list[IPAddress]]:
-    """Resolve a URL's host and refuse it unless every address is public (or allowed)."""
+async def safe_addresses(
+    url: str, allow_private: bool, *, must_resolve: bool = True
+) -> tuple[str, str, int, list[IPAddress]]:
+    """Resolve a URL's host and refuse it unless every address is public (or allowed).
+
+    With must_resolve False (saving a URL), a host that does not resolve now is accepted: DNS
+    may come later, and every delivery checks again."""
     scheme, host, port = check_url_shape(url)
-    addresses = await resolve(host, port)
-    if not addresses:
+    try:
+        addresses = await resolve(host, port)
+    except UnsafeTarget:
+        if must_resolve:
+            raise
+        addresses = []
+    if not addresses and must_resolve:
         raise UnsafeTarget(f"the host {host} does not resolve")
     if not allow_private:
         for address in addresses:

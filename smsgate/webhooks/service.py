@@ -31,7 +31,7 @@ async def check_url(url: str, settings: Settings, field: str = "url") -> str:
     if len(url) > 2048:
         raise bad_request(f"{field}: at most 2048 characters", "invalid_url", field)
     try:
-        await safe_http.safe_addresses(url, settings.webhooks_allow_private)
+        await safe_http.safe_addresses(url, settings.webhooks_allow_private, must_resolve=False)
     except safe_http.UnsafeTarget as exc:
         raise bad_request(f'{field}: "{url[:200]}" {exc}', "invalid_url", field) from exc
     return url

@@ -1,0 +1,73 @@
+"""A real local webhook receiver: records every request exactly as it arrived."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from tests.serving import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    status: int = 200
+    answer_headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Received(scope["path"], headers, body))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        answer = [(k.encode(), v.encode()) for k, v in self.answer_headers.items()]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [(b"content-type", b"text/plain"), *answer],
+            }
+        )
+        await send({"type": "http.response.body", "body": f"answer {self.status}".encode()})
+
+
+@asynccontextmanager
+async def receiving(path: str = "/hook") -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    receiver.url = f"http://127.0.0.1:{port}{path}"
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
