@@ -14,6 +14,7 @@ from standardwebhooks import Webhook as StandardVerifier
 
 from smsgate.kit import clock
 from smsgate.webhooks import verify
+from smsgate.webhooks.signing import InvalidSignature
 from smsgate.webhooks.delivery import LEASE, MAX_ATTEMPTS, SCHEDULE, _claim, deliver_due
 from smsgate.worker.jobs import run_jobs
 from tests.factories import pair_phone, send
@@ -120,8 +121,6 @@ async def test_verify_rejects_tampering_and_stale_timestamps(make_user, app) -> 
     request = receiver.requests[0]
     secret = hook["secret"]
     assert verify(secret, request.body, request.headers)["event"] == "system:ping"
-    from smsgate.webhooks.signing import InvalidSignature
-
     reencoded = json.dumps(json.loads(request.body)).encode()
     for body, headers, secret_ in (
         (request.body.replace(b"pass", b"fail"), request.headers, secret),
@@ -317,7 +316,7 @@ async def test_secret_rotation_overlap(make_user, app) -> None:
         await deliver(app)
         after = receiver.requests[-1]
         verify(new, after.body, after.headers, now=clock.now().timestamp())
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidSignature):
             verify(old, after.body, after.headers, now=clock.now().timestamp())
         now = (
             await user.client.post(
