@@ -14,8 +14,8 @@ from standardwebhooks import Webhook as StandardVerifier
 
 from smsgate.kit import clock
 from smsgate.webhooks import verify
-from smsgate.webhooks.signing import InvalidSignature
 from smsgate.webhooks.delivery import LEASE, MAX_ATTEMPTS, SCHEDULE, _claim, deliver_due
+from smsgate.webhooks.signing import InvalidSignature
 from smsgate.worker.jobs import run_jobs
 from tests.factories import pair_phone, send
 from tests.webhooks.receiver import receiving
