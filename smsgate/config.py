@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     webhooks_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
     mobile_open_registration: bool = False
     mobile_registration_token: str = ""
     pairing_ttl_seconds: int = Field(default=24 * 3600, ge=60)

@@ -50,7 +50,7 @@ def next_delay(attempts: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(-JITTER, JITTER))
 
 
-async def _claim(session: AsyncSession, limit: int) -> list[Claimed]:
+async def _claim(session: AsyncSession, limit: int, lease: timedelta = LEASE) -> list[Claimed]:
     now = clock.now()
     query = (
         select(Delivery)
@@ -68,7 +68,7 @@ async def _claim(session: AsyncSession, limit: int) -> list[Claimed]:
     if not due:
         return []
     for delivery in due:
-        delivery.lease_until = now + LEASE
+        delivery.lease_until = now + lease
         delivery.attempts += 1
     events = {
         e.id: e
@@ -185,7 +185,7 @@ async def deliver_due(
 ) -> int:
     """One round: claim what is due, send it (bounded per endpoint), record the outcomes."""
     async with database.transaction() as session:
-        claimed = await _claim(session, limit)
+        claimed = await _claim(session, limit, timedelta(seconds=settings.webhook_lease_seconds))
     if not claimed:
         return 0
     gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_WEBHOOK))
