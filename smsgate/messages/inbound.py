@@ -137,6 +137,8 @@ async def from_app_webhook(
             ],
         )
         return None
+    if envelope.get("event") == "mms:downloaded" and isinstance(payload, Mapping):
+        return await _mms_downloaded(session, device, payload)
     if channel is None or not isinstance(payload, Mapping):
         return None
     sender = payload.get("sender") or payload.get("phoneNumber")
@@ -190,3 +192,55 @@ async def from_agent(session: AsyncSession, device: Device, item: object, index:
         received_at=_phone_time(item.get("receivedAt")),
         port=port if isinstance(port, int) else None,
     )
+
+
+async def _mms_downloaded(
+    session: AsyncSession, device: Device, payload: Mapping[str, Any]
+) -> str | None:
+    """The phone downloaded a received MMS: tell subscribers, naming our message when known.
+
+    Attachments are passed on as the phone described them, without their data (which can be
+    megabytes); `hasData` says whether the phone sent it."""
+    source = payload.get("messageId")
+    ours = None
+    if isinstance(source, str):
+        found = await session.execute(
+            select(messages_table.c.id).where(
+                messages_table.c.account_id == device.account_id,
+                messages_table.c.external_id == f"{device.id}:{source}"[:255],
+            )
+        )
+        ours = found.scalar()
+    attachments = [
+        {
+            "partId": part.get("partId"),
+            "contentType": part.get("contentType"),
+            "name": part.get("name"),
+            "size": part.get("size"),
+            "hasData": bool(part.get("data")),
+        }
+        for part in payload.get("attachments") or []
+        if isinstance(part, Mapping)
+    ]
+    sender = payload.get("sender") or payload.get("phoneNumber")
+    await emit(
+        session,
+        [
+            NewEvent(
+                device.account_id,
+                "mms:downloaded",
+                device.id,
+                {
+                    "messageId": ours,
+                    "phoneNumber": sender if isinstance(sender, str) else None,
+                    "subject": payload.get("subject"),
+                    "body": payload.get("body"),
+                    "attachments": attachments,
+                    "channel": "mms",
+                    "deviceId": device.id,
+                    "receivedAt": payload.get("receivedAt"),
+                },
+            )
+        ],
+    )
+    return ours

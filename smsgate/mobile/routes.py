@@ -36,7 +36,13 @@ from smsgate.storage.db import DbSession
 router = APIRouter(prefix="/api/mobile/v1", tags=["mobile"])
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-INGEST_EVENTS = ("sms:received", "sms:data-received", "mms:received", "system:ping")
+INGEST_EVENTS = (
+    "sms:received",
+    "sms:data-received",
+    "mms:received",
+    "mms:downloaded",
+    "system:ping",
+)
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -373,3 +373,72 @@ async def test_deliveries_are_scoped_to_the_webhooks_device(make_user, app) -> N
 def test_schedule_spans_about_three_days() -> None:
     total = sum(SCHEDULE)
     assert 2.5 * 86400 <= total <= 3.5 * 86400 and len(SCHEDULE) + 1 == MAX_ATTEMPTS
+
+
+async def test_events_the_app_reports_as_webhooks_reach_ours(make_user, app) -> None:
+    """The stock app's own mms:received, mms:downloaded and system:ping, signed with its device
+    key and posted to our ingest URL, become our events."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    key = (await phone.settings())["webhooks"]["signing_key"]
+    path = f"/api/mobile/v1/ingest/{phone.device_id}"
+
+    async def post(event: str, payload: dict) -> None:
+        body = json.dumps(
+            {
+                "id": event,
+                "webhookId": "w",
+                "event": event,
+                "deviceId": phone.device_id,
+                "payload": payload,
+            }
+        ).encode()
+        stamp = str(int(time.time()))
+        signature = hmac.new(key.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()
+        resp = await user.client.post(
+            path,
+            content=body,
+            headers={
+                "X-Signature": signature,
+                "X-Timestamp": stamp,
+                "Content-Type": "application/json",
+            },
+        )
+        assert resp.status_code == 204, resp.text
+
+    async with receiving() as receiver:
+        await _hook(user, receiver.url, ["mms:received", "mms:downloaded", "system:ping"])
+        await post(
+            "mms:received",
+            {
+                "messageId": "mms-1",
+                "sender": "+5215512345678",
+                "transactionId": "t1",
+                "subject": "Foto",
+                "size": 2048,
+                "receivedAt": "2026-03-13T10:05:42.000+01:00",
+            },
+        )
+        await post(
+            "mms:downloaded",
+            {
+                "messageId": "mms-1",
+                "sender": "+5215512345678",
+                "subject": "Foto",
+                "body": "mira",
+                "attachments": [
+                    {"partId": 1, "contentType": "image/jpeg", "size": 2048, "data": "AAAA"}
+                ],
+                "receivedAt": "2026-03-13T10:05:50.000+01:00",
+            },
+        )
+        await post("system:ping", {"health": {"status": "pass", "checks": {}}})
+        await deliver(app)
+    by_event = {r.headers["x-smsgw-event"]: json.loads(r.body) for r in receiver.requests}
+    assert set(by_event) == {"mms:received", "mms:downloaded", "system:ping"}
+    downloaded = by_event["mms:downloaded"]["payload"]
+    assert downloaded["messageId"] == by_event["mms:received"]["payload"]["messageId"]
+    assert downloaded["attachments"] == [
+        {"partId": 1, "contentType": "image/jpeg", "name": None, "size": 2048, "hasData": True}
+    ]
+    assert by_event["system:ping"]["payload"]["health"]["status"] == "pass"
