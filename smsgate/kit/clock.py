@@ -39,3 +39,17 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def parse_zoned(value: object) -> datetime | None:
+    """A phone's ISO-8601 time with a zone (`...+01:00` or `Z`), in UTC to the millisecond;
+    None for anything else (a missing or zone-less time is not guessed at)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return as_utc(parsed).replace(microsecond=parsed.microsecond // 1000 * 1000)

@@ -210,18 +210,6 @@ async def _claim(
     return list(rows.mappings().all())
 
 
-def _phone_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return clock.as_utc(parsed).replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
 async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:
     """Apply a PATCH /message body: unknown ids and malformed items are skipped, never fatal."""
     transitions: list[Transition] = []
@@ -289,7 +277,7 @@ async def _report_one(
             continue
         if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
             continue  # a phone cannot cancel what nobody asked to cancel
-        at = _phone_time(stamps.get(_app_name(new_state))) or now
+        at = clock.parse_zoned(stamps.get(_app_name(new_state))) or now
         error = error[:ERROR_TEXT_LIMIT] if error else None
         await session.execute(
             update(r)

@@ -22,16 +22,6 @@ APP_EVENTS = {"sms:received": "sms", "sms:data-received": "data", "mms:received"
 MAX_TEXT = 10_000
 
 
-def _phone_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return clock.as_utc(parsed) if parsed.tzinfo else None
-
-
 async def record(
     session: AsyncSession,
     device: Device,
@@ -160,7 +150,7 @@ async def from_app_webhook(
         sender=sender,
         content=content if isinstance(content, str) else None,
         sim_number=sim if isinstance(sim, int) else None,
-        received_at=_phone_time(payload.get("receivedAt")),
+        received_at=clock.parse_zoned(payload.get("receivedAt")),
     )
 
 
@@ -189,7 +179,7 @@ async def from_agent(session: AsyncSession, device: Device, item: object, index:
         sender=sender.strip(),
         content=content if isinstance(content, str) else None,
         sim_number=sim if isinstance(sim, int) else None,
-        received_at=_phone_time(item.get("receivedAt")),
+        received_at=clock.parse_zoned(item.get("receivedAt")),
         port=port if isinstance(port, int) else None,
     )
 
