@@ -167,3 +167,49 @@ async def test_webhooks_signed_by_the_app_are_ingested_once(make_user, app) -> N
         await user.client.get(f"/api/v1/messages/{inbound[0]['id']}", headers=user.auth)
     ).json()
     assert detail["history"][0]["at"] == "2026-03-13T09:05:42.000Z"
+
+
+async def test_the_simulate_command_pairs_and_delivers(make_user, live_server, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    user = await make_user()
+    created = await user.client.post(
+        "/api/devices/android", json={"name": "sim"}, headers=user.auth
+    )
+    token = created.json()["pairing"]["token"]
+    command = [
+        str(Path(sys.executable).parent / "smsgate"),
+        "device",
+        "simulate",
+        "--server",
+        live_server,
+        "--token",
+        token,
+        "--delivery-delay",
+        "0.05",
+    ]
+    log = (tmp_path / "simulate.log").open("wb")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        device_id = created.json()["id"]
+
+        async def online() -> bool:
+            got = await user.client.get(f"/api/devices/{device_id}", headers=user.auth)
+            return got.json()["status"] == "online"
+
+        await _wait_for(online, 30)
+        msg = (await send(user)).json()["id"]
+
+        async def delivered() -> bool:
+            got = await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)
+            return got.json()["state"] == "delivered"
+
+        await _wait_for(delivered, 30)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert f"device {created.json()['id']}" in (tmp_path / "simulate.log").read_text()
