@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
     cookie_secure: bool | None = None
 
+    opt_out_keywords: str = "STOP,BAJA,ALTO,CANCELAR,UNSUBSCRIBE"
+    opt_in_keywords: str = "START,ALTA"
     webhooks_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
@@ -23,6 +24,8 @@ class Account(IdMixin, CreatedMixin, Base):
     # Bumped to refuse every access token issued before (password change, suspension).
     token_epoch: Mapped[int] = mapped_column(Integer, default=0)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # account-wide preferences (e.g. optOutBypassExpedited)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class WebSession(IdMixin, CreatedMixin, TenantMixin, Base):

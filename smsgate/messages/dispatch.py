@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.conversations import service as conversations
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
@@ -64,7 +65,8 @@ def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, An
     """One element of GET /message, exactly as the app reads it (absent rather than null)."""
     out: dict[str, Any] = {
         "id": row["id"],
-        "phoneNumbers": [r["phone_number"] for r in recipients],
+        # only recipients still to be sent: an opted-out one is never shown to a phone
+        "phoneNumbers": [r["phone_number"] for r in recipients if r["state"] == states.PROCESSING],
         "withDeliveryReport": bool(row["with_delivery_report"]),
         "isEncrypted": bool(row["is_encrypted"]),
         "priority": row["priority"],
@@ -206,6 +208,7 @@ async def _claim(
     )
     if not taken:
         return []
+    await conversations.join_outbound(session, taken, device.id)
     rows = await session.execute(select(m).where(m.c.id.in_(list(taken))))
     return list(rows.mappings().all())
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.config import Settings
+from smsgate.conversations import service as conversations
 from smsgate.devices.models import Device
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
@@ -33,6 +35,7 @@ async def record(
     sim_number: int | None,
     received_at: datetime | None,
     port: int | None = None,
+    settings: Settings | None = None,
 ) -> str:
     """Store one received message; the same (device, source_id) again returns the first id."""
     key = f"{device.id}:{source_id}"[:255]
@@ -68,9 +71,10 @@ async def record(
             )
         )
         return str(existing.scalar_one())
+    recipient_id = new_id()
     await session.execute(
         insert(recipients_table).values(
-            id=new_id(),
+            id=recipient_id,
             account_id=device.account_id,
             message_id=message_id,
             position=0,
@@ -79,6 +83,21 @@ async def record(
             updated_at=now,
         )
     )
+    await conversations.join(
+        session,
+        account_id=device.account_id,
+        device_id=device.id,
+        sim_number=sim_number,
+        recipient_id=recipient_id,
+        contact=number[:512],
+        channel=channel,
+        message_id=message_id,
+        direction="in",
+        preview=content if channel != "data" else "(data)",
+        at=received_at or now,
+    )
+    if channel == "sms" and settings is not None:
+        await conversations.apply_keywords(session, device.account_id, number, content, settings)
     await session.execute(
         insert(history_table).values(
             id=new_id(),
@@ -105,7 +124,7 @@ async def record(
 
 
 async def from_app_webhook(
-    session: AsyncSession, device: Device, envelope: Mapping[str, Any]
+    session: AsyncSession, device: Device, envelope: Mapping[str, Any], settings: Settings
 ) -> str | None:
     """A webhook the stock app delivered to our ingest URL."""
     channel = APP_EVENTS.get(str(envelope.get("event")))
@@ -151,10 +170,13 @@ async def from_app_webhook(
         content=content if isinstance(content, str) else None,
         sim_number=sim if isinstance(sim, int) else None,
         received_at=clock.parse_zoned(payload.get("receivedAt")),
+        settings=settings,
     )
 
 
-async def from_agent(session: AsyncSession, device: Device, item: object, index: int) -> str:
+async def from_agent(
+    session: AsyncSession, device: Device, item: object, index: int, settings: Settings
+) -> str:
     """POST /api/mobile/v1/inbox from our own agents (simulator, bridges)."""
     field = f"messages[{index}]"
     if not isinstance(item, Mapping):
@@ -181,6 +203,7 @@ async def from_agent(session: AsyncSession, device: Device, item: object, index:
         sim_number=sim if isinstance(sim, int) else None,
         received_at=clock.parse_zoned(item.get("receivedAt")),
         port=port if isinstance(port, int) else None,
+        settings=settings,
     )
 
 

@@ -74,6 +74,10 @@ class MessageRecipient(IdMixin, TenantMixin, Base):
     state: Mapped[str] = mapped_column(String(12), default="processing")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    # the thread this recipient's copy belongs to (known once the line is: see conversations/)
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(25), ForeignKey("conversations.id", ondelete="SET NULL"), default=None, index=True
+    )
 
 
 class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.service import Principal
+from smsgate.conversations import service as conversations
 from smsgate.devices.service import get_device
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, segments
@@ -187,6 +188,7 @@ def prepare_message(account_id: str, region: str, request: SendRequest) -> Prepa
             "state": states.PROCESSING,
             "error": None,
             "updated_at": now,
+            "conversation_id": None,
         }
         for position, number in enumerate(numbers)
     ]
@@ -224,6 +226,11 @@ async def queue_message(
             raise
         raise not_found("device") from exc
     if stored.created:
+        if request.device_id is not None:  # the line is known now: join the thread at once
+            async with database.transaction() as session:
+                await conversations.join_outbound(
+                    session, [prepared.message["id"]], request.device_id
+                )
         return message_out(stored.row, stored.recipients), True
     if stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(

@@ -18,18 +18,29 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsgate.accounts.models import Account
+from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
+from smsgate.kit import clock
+from smsgate.kit.ids import new_id
+from smsgate.messages import states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database, insert_ignoring_conflicts
 from smsgate.storage.rawsqlite import RawSqlite, TableCodec
+from smsgate.webhooks.events import NewEvent, emit, outbound_type
 
 log = logging.getLogger("smsgate.messages.writer")
 
 MAX_BATCH = 500
+OPTED_OUT = "opted_out"
+CHUNK = 5000
+EXPEDITED_PRIORITY = 100
+opt_outs_table: Table = OptOut.__table__  # type: ignore[assignment]
+accounts_table: Table = Account.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,16 @@ class SendWriter:
 
     async def _write(self, batch: list[PreparedMessage]) -> list[Stored]:
         if self._raw is not None and self._codecs is not None:
-            created, originals = await self._raw.run(partial(_write_sqlite, self._codecs, batch))
+            created, originals, deferred = await self._raw.run(
+                partial(_write_sqlite, self._codecs, batch)
+            )
+            if deferred:
+                # Sends that touch the opt-out list are rare: they take the SQLAlchemy path,
+                # which also writes their events in the same transaction.
+                async with self._database.engine.begin() as conn:
+                    more, more_originals = await _write_sqlalchemy(conn, deferred)
+                created |= more
+                originals |= more_originals
         else:
             async with self._database.engine.begin() as conn:
                 created, originals = await _write_sqlalchemy(conn, batch)
@@ -152,7 +172,8 @@ _Originals = dict[tuple[str, str], tuple[Row, list[Row]]]
 async def _write_sqlalchemy(
     conn: AsyncConnection, batch: list[PreparedMessage]
 ) -> tuple[set[str], _Originals]:
-    """The batch as one statement per table (PostgreSQL)."""
+    """The batch as one statement per table (PostgreSQL, and SQLite sends to opted-out numbers)."""
+    failures = await _apply_opt_outs(conn, batch)
     plain = [p.message for p in batch if p.message["external_id"] is None]
     keyed = [p.message for p in batch if p.message["external_id"] is not None]
     created = {m["id"] for m in plain}
@@ -167,6 +188,7 @@ async def _write_sqlalchemy(
     if fresh:
         await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
         await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
+        await emit(conn, [e for p in fresh for e in failures.get(p.message["id"], [])])
     replays = [p for p in batch if p.message["id"] not in created]
     if not replays:
         return created, {}
@@ -209,8 +231,26 @@ class _SqliteCodecs:
 
 def _write_sqlite(
     codecs: _SqliteCodecs, batch: list[PreparedMessage], conn: sqlite3.Connection
-) -> tuple[set[str], _Originals]:
-    """The batch on the raw SQLite connection's thread, inside its transaction."""
+) -> tuple[set[str], _Originals, list[PreparedMessage]]:
+    """The batch on the raw SQLite connection's thread, inside its transaction; sends to a
+    number on the opt-out list are handed back (deferred) for the SQLAlchemy path."""
+    pairs = _pairs(batch)
+    opted: set[tuple[str, str]] = set()
+    accounts = sorted({a for a, _ in pairs})
+    numbers = sorted({n for _, n in pairs})
+    for start in range(0, len(numbers), CHUNK):  # SQLite allows 32,766 variables a statement
+        chunk = numbers[start : start + CHUNK]
+        marks = ",".join("?" * len(accounts)), ",".join("?" * len(chunk))
+        opted |= set(
+            conn.execute(
+                "SELECT account_id, phone_number FROM opt_outs "  # noqa: S608 (placeholders)
+                f"WHERE account_id IN ({marks[0]}) AND phone_number IN ({marks[1]})",
+                [*accounts, *chunk],
+            ).fetchall()
+        )
+    opted &= pairs
+    deferred = [p for p in batch if _touches(p, opted)]
+    batch = [p for p in batch if not _touches(p, opted)]
     created: set[str] = set()
     for prepared in batch:
         params = codecs.messages.params(prepared.message)
@@ -247,4 +287,100 @@ def _write_sqlite(
             )
         ]
         originals[key] = (row, recipients)
-    return created, originals
+    return created, originals, deferred
+
+
+def _pairs(batch: list[PreparedMessage]) -> set[tuple[str, str]]:
+    return {
+        (p.message["account_id"], r["phone_number"])
+        for p in batch
+        if not p.message["is_encrypted"]
+        for r in p.recipients
+    }
+
+
+def _touches(prepared: PreparedMessage, opted: set[tuple[str, str]]) -> bool:
+    account = prepared.message["account_id"]
+    return any((account, r["phone_number"]) in opted for r in prepared.recipients)
+
+
+async def _apply_opt_outs(
+    conn: AsyncConnection, batch: list[PreparedMessage]
+) -> dict[str, list[NewEvent]]:
+    """Fail, before any phone sees them, the recipients on their account's opt-out list (unless
+    the account lets priority >= 100 through); return the sms:failed events per message."""
+    pairs = _pairs(batch)
+    if not pairs:
+        return {}
+    o = opt_outs_table
+    accounts = {a for a, _ in pairs}
+    numbers = sorted({n for _, n in pairs})
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(numbers), CHUNK):
+        rows = await conn.execute(
+            select(o.c.account_id, o.c.phone_number).where(
+                o.c.account_id.in_(accounts), o.c.phone_number.in_(numbers[start : start + CHUNK])
+            )
+        )
+        found += [(a, n) for a, n in rows.all()]
+    opted = set(found) & pairs
+    if not opted:
+        return {}
+    a = accounts_table
+    bypass = {
+        account_id
+        for account_id, settings in (
+            await conn.execute(
+                select(a.c.id, a.c.settings).where(a.c.id.in_({acc for acc, _ in opted}))
+            )
+        ).all()
+        if (settings or {}).get("optOutBypassExpedited")
+    }
+    failures: dict[str, list[NewEvent]] = {}
+    for prepared in batch:
+        message = prepared.message
+        account = message["account_id"]
+        if account in bypass and message["priority"] >= EXPEDITED_PRIORITY:
+            continue
+        for recipient in prepared.recipients:
+            if (account, recipient["phone_number"]) not in opted:
+                continue
+            recipient["state"], recipient["error"] = states.FAILED, OPTED_OUT
+            prepared.history.append(_history(message, recipient["phone_number"], states.FAILED))
+            failures.setdefault(message["id"], []).append(
+                NewEvent(
+                    account,
+                    outbound_type(message["channel"], states.FAILED) or "sms:failed",
+                    message["device_id"],
+                    {
+                        "messageId": message["id"],
+                        "externalId": message["external_id"],
+                        "phoneNumber": recipient["phone_number"],
+                        "state": states.FAILED,
+                        "error": OPTED_OUT,
+                        "channel": message["channel"],
+                        "deviceId": message["device_id"],
+                        "simNumber": message["sim_number"],
+                        "at": clock.iso(message["created_at"]),
+                    },
+                )
+            )
+        aggregate = states.message_state(r["state"] for r in prepared.recipients)
+        if aggregate != message["state"]:
+            message["state"] = aggregate
+            message["error"] = OPTED_OUT if aggregate == states.FAILED else None
+            prepared.history.append(_history(message, None, aggregate))
+    return failures
+
+
+def _history(message: dict[str, Any], number: str | None, state: str) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "account_id": message["account_id"],
+        "message_id": message["id"],
+        "phone_number": number,
+        "state": state,
+        "error": OPTED_OUT if state == states.FAILED else None,
+        "details": None,
+        "created_at": message["created_at"],
+    }

@@ -274,7 +274,7 @@ async def ingest(
         raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
     await devices.mark_seen(session, device)
     if isinstance(envelope, dict):
-        await inbound.from_app_webhook(session, device, envelope)
+        await inbound.from_app_webhook(session, device, envelope, settings)
     return Response(status_code=204)
 
 
@@ -282,14 +282,17 @@ async def ingest(
 
 
 @router.post("/inbox", status_code=202)
-async def post_inbox(request: Request, device: MobileDevice, session: DbSession) -> dict[str, Any]:
+async def post_inbox(
+    request: Request, device: MobileDevice, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
     """Extension for our simulator and bridges: received messages, recorded once each."""
     body = await _json_body(request)
     items = body.get("messages") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise ApiError(400, "messages: must be a list", "validation_error")
     ids = [
-        await inbound.from_agent(session, device, item, index) for index, item in enumerate(items)
+        await inbound.from_agent(session, device, item, index, settings)
+        for index, item in enumerate(items)
     ]
     return {"ids": ids}
 

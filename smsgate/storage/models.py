@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from smsgate.accounts import models as accounts_models
+from smsgate.conversations import models as conversations_models
 from smsgate.devices import models as devices_models
 from smsgate.messages import models as messages_models
 from smsgate.storage.base import Base
@@ -8,4 +9,11 @@ from smsgate.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "devices_models", "messages_models", "metadata", "webhooks_models"]
+__all__ = [
+    "accounts_models",
+    "conversations_models",
+    "devices_models",
+    "messages_models",
+    "metadata",
+    "webhooks_models",
+]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
@@ -58,7 +58,7 @@ def inbound_type(channel: str) -> str:
     return {"mms": "mms:received", "whatsapp": "whatsapp:received"}.get(channel, "sms:received")
 
 
-async def emit(session: AsyncSession, events: Sequence[NewEvent]) -> list[str]:
+async def emit(session: AsyncSession | AsyncConnection, events: Sequence[NewEvent]) -> list[str]:
     """Store events and their deliveries in the caller's transaction; return the event ids."""
     if not events:
         return []

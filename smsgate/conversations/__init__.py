@@ -1,0 +1,1 @@
+"""Conversation threads (one per line and contact), read state, and opt-outs."""

@@ -1,0 +1,45 @@
+"""Conversations and the opt-out list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
+
+
+class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
+    """The thread between one line (a device, and its SIM when known) and one contact, on one
+    channel family (`sms`: SMS, MMS and data SMS; `whatsapp`)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("account_id", "device_id", "sim_key", "contact", "family"),
+        Index("ix_conversations_activity", "account_id", "last_message_id"),
+    )
+
+    device_id: Mapped[str] = mapped_column(String(25), ForeignKey("devices.id", ondelete="CASCADE"))
+    # 0 while the SIM is unknown (a single-SIM phone, or the phone chose it); else 1..3
+    sim_key: Mapped[int] = mapped_column(Integer, default=0)
+    contact: Mapped[str] = mapped_column(String(512))
+    family: Mapped[str] = mapped_column(String(10))
+    display_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_message_id: Mapped[str | None] = mapped_column(String(25), default=None)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_preview: Mapped[str | None] = mapped_column(Text, default=None)
+    last_direction: Mapped[str | None] = mapped_column(String(3), default=None)
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    read_up_to_id: Mapped[str | None] = mapped_column(String(25), default=None)
+
+
+class OptOut(CreatedMixin, TenantMixin, Base):
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("account_id", "phone_number"),)
+
+    id: Mapped[str] = mapped_column(String(25), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    keyword: Mapped[str | None] = mapped_column(String(40), default=None)

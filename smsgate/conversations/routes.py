@@ -1,0 +1,258 @@
+"""HTTP endpoints: inbox, conversations, opt-outs, account preferences."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
+from smsgate.accounts.service import get_account
+from smsgate.conversations import service
+from smsgate.errors import bad_request
+from smsgate.kit import clock, phones
+from smsgate.kit.ids import is_id
+from smsgate.kit.schema import Input
+from smsgate.messages import service as messages
+from smsgate.messages.schemas import SendRequest, message_out
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage.db import DbSession
+
+router = APIRouter(tags=["conversations"])
+
+
+class ReplyIn(Input):
+    message: str
+    priority: int = Field(default=0, ge=-128, le=127)
+    ttl: int | None = Field(default=None, gt=0)
+    external_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class ReadIn(Input):
+    up_to: str | None = None
+
+
+class ConversationPatch(Input):
+    display_name: str | None = Field(default=None, max_length=200)
+    archived: bool | None = None
+
+
+class OptOutIn(Input):
+    phone_number: str = Field(max_length=64)
+
+
+class AccountSettingsPatch(Input):
+    opt_out_bypass_expedited: bool | None = None
+
+
+def _time(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
+    return clock.as_utc(value)
+
+
+@router.get("/api/v1/inbox")
+async def inbox(
+    principal: ReadMessagesScope,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+    device_id: Annotated[str | None, Query(alias="deviceId")] = None,
+    phone_number: Annotated[str | None, Query(alias="phoneNumber")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Received messages, newest first (SMS, MMS, data SMS, WhatsApp)."""
+    if cursor is not None and not is_id(cursor):
+        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+    if device_id is not None:
+        from smsgate.devices.service import get_device
+
+        await get_device(session, principal.account_id, device_id)
+    number = None
+    if phone_number is not None:
+        try:
+            number = phones.normalize(phone_number, principal.region)
+        except phones.InvalidPhoneNumber:
+            number = phone_number.strip()  # short codes and alphanumeric senders
+    filters = messages.MessageFilter(
+        direction="in",
+        device_id=device_id,
+        phone_number=number,
+        since=_time(since, "since"),
+        until=_time(until, "until"),
+    )
+    data, next_cursor = await messages.list_messages(
+        session, principal.account_id, filters, limit, cursor
+    )
+    return {"data": data, "nextCursor": next_cursor}
+
+
+@router.get("/api/conversations")
+async def list_conversations(
+    principal: ReadMessagesScope,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+    unread: bool = False,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    archived: bool = False,
+) -> dict[str, Any]:
+    if cursor is not None and not is_id(cursor):
+        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+    page, next_cursor = await service.list_page(
+        session,
+        principal.account_id,
+        limit=limit,
+        cursor=cursor,
+        unread=unread,
+        query=q.strip() if q else None,
+        archived=archived,
+    )
+    return {"data": [service.conversation_out(c) for c in page], "nextCursor": next_cursor}
+
+
+@router.get("/api/conversations/{conversation_id}")
+async def get_conversation(
+    conversation_id: str, principal: ReadMessagesScope, session: DbSession
+) -> dict[str, Any]:
+    return service.conversation_out(
+        await service.get(session, principal.account_id, conversation_id)
+    )
+
+
+@router.patch("/api/conversations/{conversation_id}")
+async def patch_conversation(
+    conversation_id: str, body: ConversationPatch, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    conversation = await service.get(session, principal.account_id, conversation_id)
+    given = body.model_fields_set
+    if "display_name" in given:
+        name = (body.display_name or "").strip()
+        conversation.display_name = name or None
+    if "archived" in given and body.archived is not None:
+        conversation.archived_at = clock.now() if body.archived else None
+    await session.flush()
+    return service.conversation_out(conversation)
+
+
+@router.get("/api/conversations/{conversation_id}/messages")
+async def conversation_messages(
+    conversation_id: str,
+    principal: ReadMessagesScope,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if cursor is not None and not is_id(cursor):
+        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+    conversation = await service.get(session, principal.account_id, conversation_id)
+    rows, next_cursor = await service.messages_page(session, conversation, limit, cursor)
+    return {
+        "data": [message_out(row, [recipient]) for row, recipient in rows],
+        "nextCursor": next_cursor,
+    }
+
+
+@router.post("/api/conversations/{conversation_id}/send", status_code=202)
+async def reply(
+    conversation_id: str,
+    body: ReplyIn,
+    request: Request,
+    principal: SendScope,
+    session: DbSession,
+) -> JSONResponse:
+    """A reply through the thread's device, SIM and channel, exactly like /api/v1/send."""
+    conversation = await service.get(session, principal.account_id, conversation_id)
+    send = SendRequest.model_validate(
+        {
+            "channel": "whatsapp" if conversation.family == "whatsapp" else "sms",
+            "phoneNumbers": [conversation.contact],
+            "message": body.message,
+            "priority": body.priority,
+            "ttl": body.ttl,
+            "externalId": body.external_id,
+            "deviceId": conversation.device_id,
+            "simNumber": conversation.sim_key or None,
+        }
+    )
+    await session.commit()  # release the connection before the send path's own transactions
+    message, created = await messages.queue_message(
+        request.app.state.db, request.app.state.send_writer, principal, send
+    )
+    if created:
+        hub: Hub = request.app.state.hub
+        hub.publish(principal.account_id, conversation.device_id, Event(MESSAGE_ENQUEUED))
+    message["conversationId"] = conversation.id
+    return JSONResponse(message, status_code=202 if created else 200)
+
+
+@router.post("/api/conversations/{conversation_id}/read")
+async def mark_read(
+    conversation_id: str,
+    principal: ReadMessagesScope,
+    session: DbSession,
+    body: ReadIn | None = None,
+) -> dict[str, Any]:
+    conversation = await service.get(session, principal.account_id, conversation_id)
+    updated = await service.mark_read(session, conversation, (body or ReadIn()).up_to)
+    return service.conversation_out(updated)
+
+
+@router.get("/api/opt-outs")
+async def list_opt_outs(
+    principal: ReadMessagesScope,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    page, next_cursor = await service.list_opt_outs(session, principal.account_id, limit, cursor)
+    return {"data": [service.opt_out_out(e) for e in page], "nextCursor": next_cursor}
+
+
+def _number(raw: str, region: str) -> str:
+    try:
+        return phones.normalize(raw, region)
+    except phones.InvalidPhoneNumber as exc:
+        raise bad_request(f"phoneNumber: {exc}", "invalid_phone_number", "phoneNumber") from exc
+
+
+@router.post("/api/opt-outs", status_code=201)
+async def add_opt_out(body: OptOutIn, principal: SendScope, session: DbSession) -> dict[str, Any]:
+    number = _number(body.phone_number, principal.region)
+    await service.add_opt_out(session, principal.account_id, number, "api", None)
+    return {"phoneNumber": number, "optedOut": True}
+
+
+@router.delete("/api/opt-outs/{phone_number}")
+async def remove_opt_out(
+    phone_number: str, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    number = _number(phone_number, principal.region)
+    if not await service.remove_opt_out(session, principal.account_id, number):
+        raise bad_request(f"{number} is not on the opt-out list", "not_found", "phoneNumber")
+    return {"phoneNumber": number, "optedOut": False}
+
+
+@router.get("/api/account/settings")
+async def account_settings(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
+    account = await get_account(session, principal.account_id)
+    return {"optOutBypassExpedited": bool((account.settings or {}).get("optOutBypassExpedited"))}
+
+
+@router.patch("/api/account/settings")
+async def patch_account_settings(
+    body: AccountSettingsPatch, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    account = await get_account(session, principal.account_id)
+    current = dict(account.settings or {})
+    if body.opt_out_bypass_expedited is not None:
+        current["optOutBypassExpedited"] = body.opt_out_bypass_expedited
+    account.settings = current
+    await session.flush()
+    return {"optOutBypassExpedited": bool(current.get("optOutBypassExpedited"))}

@@ -1,0 +1,246 @@
+"""Threads, unread counts, replies, opt-outs and the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.factories import pair_phone, send
+
+X, Y = "+5215512345678", "+5215587654321"
+
+
+async def _threads(user, **params) -> list[dict]:
+    resp = await user.client.get("/api/conversations", params=params, headers=user.auth)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]
+
+
+async def test_threads_per_line_and_contact(make_user) -> None:
+    user = await make_user()
+    a, b = await pair_phone(user, name="dual-sim"), await pair_phone(user, name="b")
+    await a.inbox(
+        [
+            {"phoneNumber": X, "message": "hola por sim 1", "simNumber": 1, "id": "1"},
+            {"phoneNumber": X, "message": "hola por sim 2", "simNumber": 2, "id": "2"},
+            {"phoneNumber": Y, "message": "soy Y", "simNumber": 1, "id": "3"},
+        ]
+    )
+    await b.inbox([{"phoneNumber": X, "message": "hola a B", "id": "4"}])
+    pinned = (
+        await send(
+            user, phoneNumbers=[X], message="respuesta sim 1", deviceId=a.device_id, simNumber=1
+        )
+    ).json()
+    free = (await send(user, phoneNumbers=[Y], message="para Y", simNumber=1)).json()
+    pulled = await a.pull()
+    assert {m["id"] for m in pulled} == {pinned["id"], free["id"]}
+    threads = await _threads(user)
+    keys = {(t["deviceId"], t["simNumber"], t["contact"]) for t in threads}
+    assert keys == {
+        (a.device_id, 1, X),
+        (a.device_id, 2, X),
+        (b.device_id, None, X),
+        (a.device_id, 1, Y),
+    }
+    by_key = {(t["deviceId"], t["simNumber"], t["contact"]): t for t in threads}
+    a1x = by_key[(a.device_id, 1, X)]
+    assert a1x["lastMessagePreview"] == "respuesta sim 1" and a1x["lastMessageDirection"] == "out"
+    assert a1x["unreadCount"] == 1 and a1x["channel"] == "sms"
+    messages = (
+        await user.client.get(f"/api/conversations/{a1x['id']}/messages", headers=user.auth)
+    ).json()["data"]
+    assert [m["message"] for m in messages] == ["respuesta sim 1", "hola por sim 1"]
+    assert [m["direction"] for m in messages] == ["out", "in"]
+    a1y = by_key[(a.device_id, 1, Y)]
+    y_messages = (
+        await user.client.get(f"/api/conversations/{a1y['id']}/messages", headers=user.auth)
+    ).json()["data"]
+    assert y_messages[0]["id"] == free["id"]
+
+
+async def test_a_broadcast_joins_one_thread_per_recipient(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    msg = (await send(user, phoneNumbers=[X, Y], message="aviso")).json()
+    await phone.pull()
+    threads = await _threads(user)
+    assert {t["contact"] for t in threads} == {X, Y}
+    for thread in threads:
+        shown = (
+            await user.client.get(f"/api/conversations/{thread['id']}/messages", headers=user.auth)
+        ).json()["data"]
+        assert [m["id"] for m in shown] == [msg["id"]]
+        assert [r["phoneNumber"] for r in shown[0]["recipients"]] == [thread["contact"]]
+
+
+async def test_unread_counts_are_exact_under_concurrent_arrivals(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": X, "message": "primero", "id": "first"}])
+    thread = (await _threads(user))[0]
+
+    async def arrive(i: int) -> None:
+        await phone.inbox([{"phoneNumber": X, "message": f"m{i}", "id": f"c{i}"}])
+
+    async def read() -> None:
+        await user.client.post(f"/api/conversations/{thread['id']}/read", headers=user.auth)
+
+    await asyncio.gather(*(arrive(i) for i in range(50)), read(), read())
+    detail = (await user.client.get(f"/api/conversations/{thread['id']}", headers=user.auth)).json()
+    messages = []
+    cursor = None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await user.client.get(
+                f"/api/conversations/{thread['id']}/messages", params=params, headers=user.auth
+            )
+        ).json()
+        messages += page["data"]
+        if not (cursor := page["nextCursor"]):
+            break
+    assert len(messages) == 51
+    read_up_to = detail["readUpTo"] or ""
+    assert detail["unreadCount"] == sum(1 for m in messages if m["id"] > read_up_to)
+    done = await user.client.post(f"/api/conversations/{thread['id']}/read", headers=user.auth)
+    assert done.json()["unreadCount"] == 0
+    assert await _threads(user, unread="true") == []
+    # read up to a given message
+    middle = sorted(m["id"] for m in messages)[25]
+    await phone.inbox([{"phoneNumber": X, "message": "otro", "id": "late"}])
+    partial = await user.client.post(
+        f"/api/conversations/{thread['id']}/read", json={"upTo": middle}, headers=user.auth
+    )
+    assert partial.json()["unreadCount"] == 1  # only the late one (reads never go backwards)
+
+
+async def test_a_reply_goes_through_the_threads_device_and_sim(make_user) -> None:
+    user = await make_user()
+    a, b = await pair_phone(user, name="a"), await pair_phone(user, name="b")
+    await a.inbox([{"phoneNumber": X, "message": "¿precio?", "simNumber": 2, "id": "q"}])
+    thread = (await _threads(user))[0]
+    replied = await user.client.post(
+        f"/api/conversations/{thread['id']}/send", json={"message": "$100"}, headers=user.auth
+    )
+    assert replied.status_code == 202, replied.text
+    body = replied.json()
+    assert body["deviceId"] == a.device_id and body["simNumber"] == 2
+    assert body["conversationId"] == thread["id"]
+    assert await b.pull() == []
+    pulled = await a.pull()
+    assert [(m["id"], m["simNumber"]) for m in pulled] == [(body["id"], 2)]
+    await a.report(body["id"], "Delivered", [(X, "Delivered", None)])
+    got = (await user.client.get(f"/api/v1/messages/{body['id']}", headers=user.auth)).json()
+    assert got["state"] == "delivered"
+    shown = (
+        await user.client.get(f"/api/conversations/{thread['id']}/messages", headers=user.auth)
+    ).json()["data"]
+    assert [m["id"] for m in shown] == [body["id"], shown[1]["id"]]
+    empty = await user.client.post(
+        f"/api/conversations/{thread['id']}/send", json={"message": ""}, headers=user.auth
+    )
+    assert empty.status_code == 400 and empty.json()["field"] == "message"
+
+
+async def test_stop_then_start(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": X, "message": "  stop ", "id": "s1"}])
+    listed = (await user.client.get("/api/opt-outs", headers=user.auth)).json()["data"]
+    assert [(o["phoneNumber"], o["source"], o["keyword"]) for o in listed] == [
+        (X, "inbound", "STOP")
+    ]
+    blocked = (await send(user, phoneNumbers=[X, Y], message="promo")).json()
+    states = {r["phoneNumber"]: (r["state"], r.get("error")) for r in blocked["recipients"]}
+    assert states == {X: ("failed", "opted_out"), Y: ("processing", None)}
+    pulled = await phone.pull()
+    assert pulled[0]["phoneNumbers"] == [Y]  # the phone never sees the opted-out number
+    alone = (await send(user, phoneNumbers=[X], message="promo 2")).json()
+    assert alone["state"] == "failed" and alone["error"] == "opted_out"
+    otp = (await send(user, phoneNumbers=[X], message="code 1234", priority=100)).json()
+    assert otp["state"] == "failed"
+    await user.client.patch(
+        "/api/account/settings", json={"optOutBypassExpedited": True}, headers=user.auth
+    )
+    otp = (await send(user, phoneNumbers=[X], message="code 5678", priority=100)).json()
+    assert otp["state"] == "processing"
+    await phone.inbox([{"phoneNumber": X, "message": "Alta", "id": "s2"}])
+    assert (await user.client.get("/api/opt-outs", headers=user.auth)).json()["data"] == []
+    again = (await send(user, phoneNumbers=[X], message="bienvenido")).json()
+    assert again["state"] == "processing"
+    # the list by hand
+    added = await user.client.post(
+        "/api/opt-outs", json={"phoneNumber": "55 8765 4321"}, headers=user.auth
+    )
+    assert added.status_code == 201 and added.json()["phoneNumber"] == "+525587654321"
+    removed = await user.client.delete("/api/opt-outs/+525587654321", headers=user.auth)
+    assert removed.status_code == 200
+    bad = await user.client.post("/api/opt-outs", json={"phoneNumber": "12"}, headers=user.auth)
+    assert bad.status_code == 400
+
+
+async def test_other_accounts_get_404(make_user) -> None:
+    a, b = await make_user(), await make_user()
+    phone = await pair_phone(a)
+    await phone.inbox([{"phoneNumber": X, "message": "hola"}])
+    thread = (await _threads(a))[0]
+    for method, path, body in (
+        ("GET", f"/api/conversations/{thread['id']}", None),
+        ("GET", f"/api/conversations/{thread['id']}/messages", None),
+        ("POST", f"/api/conversations/{thread['id']}/read", None),
+        ("POST", f"/api/conversations/{thread['id']}/send", {"message": "x"}),
+        ("PATCH", f"/api/conversations/{thread['id']}", {"displayName": "x"}),
+    ):
+        resp = await b.client.request(method, path, json=body, headers=b.auth)
+        assert resp.status_code == 404, (method, path, resp.text)
+    assert await _threads(b) == []
+    assert (await b.client.get("/api/v1/inbox", headers=b.auth)).json()["data"] == []
+
+
+async def test_pages_never_skip_or_repeat_while_messages_arrive(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": X, "message": f"old {i}", "id": f"o{i}"} for i in range(25)])
+    thread = (await _threads(user))[0]
+    seen: list[str] = []
+    cursor = None
+    arrived = 0
+    while True:
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await user.client.get(
+                f"/api/conversations/{thread['id']}/messages", params=params, headers=user.auth
+            )
+        ).json()
+        seen += [m["id"] for m in page["data"]]
+        await phone.inbox([{"phoneNumber": X, "message": "new", "id": f"n{arrived}"}])
+        arrived += 1
+        if not (cursor := page["nextCursor"]):
+            break
+    assert len(seen) == len(set(seen)) == 25
+
+
+async def test_display_name_archive_search_and_inbox(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": X, "message": "hola"}, {"phoneNumber": Y, "message": "hey"}])
+    threads = await _threads(user)
+    x = next(t for t in threads if t["contact"] == X)
+    named = await user.client.patch(
+        f"/api/conversations/{x['id']}", json={"displayName": "Doña Ana"}, headers=user.auth
+    )
+    assert named.json()["displayName"] == "Doña Ana"
+    assert [t["id"] for t in await _threads(user, q="doña")] == [x["id"]]
+    assert [t["contact"] for t in await _threads(user, q="87654")] == [Y]
+    await user.client.patch(
+        f"/api/conversations/{x['id']}", json={"archived": True}, headers=user.auth
+    )
+    assert [t["contact"] for t in await _threads(user)] == [Y]
+    assert [t["id"] for t in await _threads(user, archived="true")] == [x["id"]]
+    await phone.inbox([{"phoneNumber": X, "message": "¿sigues ahí?"}])  # unarchives
+    assert {t["contact"] for t in await _threads(user)} == {X, Y}
+    inbox = (
+        await user.client.get("/api/v1/inbox", params={"phoneNumber": X}, headers=user.auth)
+    ).json()["data"]
+    assert [m["message"] for m in inbox] == ["¿sigues ahí?", "hola"]
+    assert all(m["direction"] == "in" for m in inbox)
