@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
     cookie_secure: bool | None = None
 
+    mms_attachment_max_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
     opt_out_keywords: str = "STOP,BAJA,ALTO,CANCELAR,UNSUBSCRIBE"
     opt_in_keywords: str = "START,ALTA"
     webhooks_allow_private: bool = False

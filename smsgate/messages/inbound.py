@@ -15,7 +15,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import new_id
-from smsgate.messages import states
+from smsgate.messages import attachments, states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.storage.db import insert_ignoring_conflicts
 from smsgate.webhooks.events import NewEvent, emit, inbound_type
@@ -147,7 +147,7 @@ async def from_app_webhook(
         )
         return None
     if envelope.get("event") == "mms:downloaded" and isinstance(payload, Mapping):
-        return await _mms_downloaded(session, device, payload)
+        return await _mms_downloaded(session, device, payload, settings)
     if channel is None or not isinstance(payload, Mapping):
         return None
     sender = payload.get("sender") or payload.get("phoneNumber")
@@ -193,7 +193,7 @@ async def from_agent(
     source = item.get("id") or new_id()
     sim = item.get("simNumber")
     port = item.get("port")
-    return await record(
+    message_id = await record(
         session,
         device,
         source_id=str(source),
@@ -205,10 +205,23 @@ async def from_agent(
         port=port if isinstance(port, int) else None,
         settings=settings,
     )
+    parts = item.get("attachments")
+    if kind == "mms" and isinstance(parts, list):
+        await _keep_attachments(session, device.account_id, message_id, parts, settings)
+    return message_id
+
+
+async def _keep_attachments(
+    session: AsyncSession, account_id: str, message_id: str, parts: list[Any], settings: Settings
+) -> None:
+    if not await attachments.of_messages(session, [message_id]):  # once, even if re-sent
+        await attachments.store(
+            session, account_id, message_id, parts, settings.mms_attachment_max_bytes
+        )
 
 
 async def _mms_downloaded(
-    session: AsyncSession, device: Device, payload: Mapping[str, Any]
+    session: AsyncSession, device: Device, payload: Mapping[str, Any], settings: Settings
 ) -> str | None:
     """The phone downloaded a received MMS: tell subscribers, naming our message when known.
 
@@ -224,7 +237,10 @@ async def _mms_downloaded(
             )
         )
         ours = found.scalar()
-    attachments = [
+    parts = payload.get("attachments")
+    if ours is not None and isinstance(parts, list):
+        await _keep_attachments(session, device.account_id, ours, parts, settings)
+    described = [
         {
             "partId": part.get("partId"),
             "contentType": part.get("contentType"),
@@ -248,7 +264,7 @@ async def _mms_downloaded(
                     "phoneNumber": sender if isinstance(sender, str) else None,
                     "subject": payload.get("subject"),
                     "body": payload.get("body"),
-                    "attachments": attachments,
+                    "attachments": described,
                     "channel": "mms",
                     "deviceId": device.id,
                     "receivedAt": payload.get("receivedAt"),

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -97,3 +98,21 @@ class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):
 messages_table = cast(Table, Message.__table__)
 recipients_table = cast(Table, MessageRecipient.__table__)
 history_table = cast(Table, MessageStateChange.__table__)
+
+
+class Attachment(IdMixin, CreatedMixin, TenantMixin, Base):
+    """A file that came with a received MMS; kept up to a size cap, served to its owner."""
+
+    __tablename__ = "attachments"
+
+    message_id: Mapped[str] = mapped_column(
+        String(25), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    name: Mapped[str | None] = mapped_column(String(255), default=None)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    # None when the file was over the cap (its size and type are still recorded)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+attachments_table = cast(Table, Attachment.__table__)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
 from smsgate.devices.service import get_device
-from smsgate.errors import bad_request
+from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
 from smsgate.messages import service, states
+from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, after_commit
@@ -102,3 +104,32 @@ async def cancel_message(
         event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
         after_commit(session, lambda: hub.publish(principal.account_id, device_id, event))
     return message
+
+
+@router.get("/api/v1/messages/{message_id}/attachments/{attachment_id}")
+async def get_attachment(
+    message_id: str, attachment_id: str, principal: ReadMessagesScope, session: DbSession
+) -> Response:
+    """A received MMS file, to its owner only; never rendered inline by a browser."""
+    a = attachments_table
+    row = (
+        await session.execute(
+            select(a.c.content_type, a.c.name, a.c.data).where(
+                a.c.id == attachment_id,
+                a.c.message_id == message_id,
+                a.c.account_id == principal.account_id,
+            )
+        )
+    ).first()
+    if row is None or row.data is None:
+        raise not_found("attachment")
+    name = (row.name or attachment_id).replace('"', "")
+    return Response(
+        content=row.data,
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+        },
+    )

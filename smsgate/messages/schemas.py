@@ -54,6 +54,7 @@ def message_out(
     row: Row,
     recipients: Sequence[Row],
     history: Sequence[Row] | None = None,
+    attachments: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The seed's message shape, then our additive fields."""
     out: dict[str, Any] = {
@@ -81,6 +82,8 @@ def message_out(
         out["sender"] = recipients[0]["phone_number"]
     if row["channel"] == "mms":
         out["mediaUrls"] = row["media_urls"] or []
+        if row["direction"] == "in":
+            out["attachments"] = list(attachments or [])
     if row["channel"] == "data":
         out["port"] = row["data_port"]
     if row.get("error"):

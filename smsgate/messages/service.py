@@ -22,7 +22,7 @@ from smsgate.devices.service import get_device
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, segments
 from smsgate.kit.ids import is_id, new_id
-from smsgate.messages import states
+from smsgate.messages import attachments, states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
 from smsgate.messages.writer import PreparedMessage, SendWriter
@@ -268,7 +268,8 @@ async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> di
             .mappings()
             .all()
         )
-    return message_out(row, recipients, history)
+    files = await _attachments(session, [row])
+    return message_out(row, recipients, history, files.get(row["id"]))
 
 
 async def _owned_row(session: AsyncSession, account_id: str, message_id: str) -> Row:
@@ -410,5 +411,18 @@ async def list_messages(
         ).mappings()
         for recipient in recipient_rows:
             by_message[recipient["message_id"]].append(recipient)
-    data = [message_out(row, by_message[row["id"]]) for row in page]
+    files = await _attachments(session, page)
+    data = [message_out(row, by_message[row["id"]], None, files.get(row["id"])) for row in page]
     return data, (page[-1]["id"] if more else None)
+
+
+async def _attachments(
+    session: AsyncSession, rows: Sequence[Row]
+) -> dict[str, list[dict[str, Any]]]:
+    """Descriptions of received MMS attachments, for the rows that can have them."""
+    ids = [r["id"] for r in rows if r["channel"] == "mms" and r["direction"] == "in"]
+    found = await attachments.of_messages(session, ids)
+    return {
+        message_id: [attachments.attachment_out(message_id, a) for a in parts]
+        for message_id, parts in found.items()
+    }

@@ -1,0 +1,94 @@
+"""Attachments of received MMS: stored up to a size cap, listed on their message, served to
+their owner."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.kit import clock
+from smsgate.kit.ids import new_id
+from smsgate.messages.models import attachments_table
+from smsgate.messages.schemas import Row
+
+MAX_PER_MESSAGE = 20
+
+
+async def store(
+    session: AsyncSession,
+    account_id: str,
+    message_id: str,
+    parts: Iterable[Any],
+    max_bytes: int,
+) -> int:
+    """Keep the parts a phone sent: `{contentType, name?, data (base64)}`; data over the cap
+    (or not valid base64) is dropped, its description kept."""
+    rows = []
+    for part in list(parts)[:MAX_PER_MESSAGE]:
+        if not isinstance(part, Mapping):
+            continue
+        raw = part.get("data")
+        data: bytes | None = None
+        size = part.get("size") if isinstance(part.get("size"), int) else 0
+        if isinstance(raw, str):
+            try:
+                data = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                data = None
+            if data is not None:
+                size = len(data)
+                if size > max_bytes:
+                    data = None
+        rows.append(
+            {
+                "id": new_id(),
+                "account_id": account_id,
+                "message_id": message_id,
+                "content_type": str(part.get("contentType") or "application/octet-stream")[:200],
+                "name": str(part["name"])[:255] if part.get("name") else None,
+                "size": int(size or 0),
+                "data": data,
+                "created_at": clock.now(),
+            }
+        )
+    if rows:
+        await session.execute(insert(attachments_table), rows)
+    return len(rows)
+
+
+async def of_messages(session: AsyncSession, message_ids: Sequence[str]) -> dict[str, list[Row]]:
+    """Descriptions (without data) of the attachments of these messages."""
+    found: dict[str, list[Row]] = {}
+    if not message_ids:
+        return found
+    a = attachments_table
+    rows = await session.execute(
+        select(
+            a.c.id,
+            a.c.message_id,
+            a.c.content_type,
+            a.c.name,
+            a.c.size,
+            (a.c.data.is_not(None)).label("stored"),
+        )
+        .where(a.c.message_id.in_(list(message_ids)))
+        .order_by(a.c.id)
+    )
+    for row in rows.mappings().all():
+        found.setdefault(row["message_id"], []).append(row)
+    return found
+
+
+def attachment_out(message_id: str, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "contentType": row["content_type"],
+        "name": row["name"],
+        "size": row["size"],
+        "url": f"/api/v1/messages/{message_id}/attachments/{row['id']}" if row["stored"] else None,
+    }
