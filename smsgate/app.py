@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
+from smsgate.billing.routes import router as billing_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
 from smsgate.devices.routes import router as devices_router
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mobile_router)
     app.include_router(webhooks_router)
     app.include_router(conversations_router)
+    app.include_router(billing_router)
     return app

@@ -193,11 +193,13 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (shown only this once)."""
 
-    async def work(session: AsyncSession, _: Settings) -> str:
+    async def work(session: AsyncSession, settings: Settings) -> str:
         found = await accounts.find_account(session, account)
         if found is None:
             raise ApiError(404, f"no account {account}", "not_found")
-        created = await accounts.create_key(session, found.id, name, scope_names.parse(scope))
+        created = await accounts.create_key(
+            session, found.id, name, scope_names.parse(scope), settings
+        )
         return created[1]
 
     typer.echo(_run(work))

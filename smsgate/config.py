@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     signup_enabled: bool = True
     default_plan: str = "free"
+    plans_file: str = ""
 
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)

@@ -56,6 +56,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         sse_keepalive_seconds=0.5,
         embedded_worker=False,
         webhooks_allow_private=True,  # the tests' receivers listen on 127.0.0.1
+        default_plan="unlimited",  # billing tests choose their plans
     )
     resolved = base.resolved()
     migrate.upgrade(resolved)

@@ -111,12 +111,14 @@ async def list_scopes() -> dict[str, Any]:
 
 @router.post("/api/keys", status_code=201)
 async def create_key(
-    body: schemas.KeyCreateIn, principal: KeysScope, session: DbSession
+    body: schemas.KeyCreateIn, principal: KeysScope, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     chosen = scopes.parse(body.scopes)
     if not chosen <= principal.scopes:
         raise ApiError(403, "a key cannot carry scopes its creator lacks", "insufficient_scope")
-    key, raw = await service.create_key(session, principal.account_id, body.name.strip(), chosen)
+    key, raw = await service.create_key(
+        session, principal.account_id, body.name.strip(), chosen, settings
+    )
     out = schemas.key_out(key)
     out["key"] = raw
     return out

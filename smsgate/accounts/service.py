@@ -50,6 +50,8 @@ class Principal:
     region: str
     csrf_token: str | None = None
     expires_at: datetime | None = None
+    plan: str = ""
+    anchor: datetime | None = None  # the account's creation: its billing periods start then
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -222,8 +224,11 @@ async def change_password(
 
 
 async def create_key(
-    session: AsyncSession, account_id: str, name: str, chosen: frozenset[str]
+    session: AsyncSession, account_id: str, name: str, chosen: frozenset[str], settings: Settings
 ) -> tuple[ApiKey, str]:
+    from smsgate.billing.service import ensure_room  # billing reads the accounts' tables
+
+    await ensure_room(session, account_id, "api_keys", settings)
     raw = with_checksum(KEY_PREFIX, KEY_BODY_LENGTH)
     key = ApiKey(
         account_id=account_id,
@@ -524,7 +529,15 @@ async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
     now = clock.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
-    return Principal(key.account_id, scopes.load(key.scopes), "key", key.id, account.region)
+    return Principal(
+        key.account_id,
+        scopes.load(key.scopes),
+        "key",
+        key.id,
+        account.region,
+        plan=account.plan,
+        anchor=account.created_at,
+    )
 
 
 async def principal_from_access_token(
@@ -550,6 +563,8 @@ async def principal_from_access_token(
         claims.token_id,
         account.region,
         expires_at=claims.expires_at,
+        plan=account.plan,
+        anchor=account.created_at,
     )
 
 
@@ -568,4 +583,6 @@ async def principal_from_session(session: AsyncSession, raw: str) -> Principal |
         account.region,
         row.csrf_token,
         row.expires_at,
+        plan=account.plan,
+        anchor=account.created_at,
     )

@@ -10,6 +10,7 @@ import segno
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog, LoginCode
@@ -93,6 +94,7 @@ def issue_pairing(device: Device, settings: Settings) -> Pairing:
 async def create_android(
     session: AsyncSession, account_id: str, name: str, settings: Settings
 ) -> tuple[Device, Pairing]:
+    await billing.ensure_room(session, account_id, "devices", settings)
     device = Device(account_id=account_id, name=name, type="android", status="pending", settings={})
     pairing = issue_pairing(device, settings)
     session.add(device)
@@ -202,6 +204,7 @@ async def add_registered_device(
     settings: Settings,
 ) -> tuple[Device, str]:
     """A phone signing in with account credentials becomes a new device of that account."""
+    await billing.ensure_room(session, account_id, "devices", settings)
     name = str(body.get("name") or "Android phone")[:128]
     device = Device(account_id=account_id, name=name, type="android", status="pending", settings={})
     token = _new_device_token(device, settings)

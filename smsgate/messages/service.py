@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.service import Principal
+from smsgate.billing import plans, usage
+from smsgate.billing.usage import Quota
 from smsgate.conversations import service as conversations
 from smsgate.devices.service import get_device
 from smsgate.errors import ApiError, bad_request, not_found
@@ -214,7 +216,28 @@ async def queue_message(
 
     Returns the message and whether it was created (False: a replay of its externalId).
     """
+    plan = plans.get(principal.plan, database.settings.plans_file, database.settings.default_plan)
+    if request.channel not in plan.channels:
+        raise ApiError(
+            402,
+            f"plan {plan.name} does not include {request.channel} messages; "
+            f"it includes {', '.join(plan.channels)}",
+            "channel_not_in_plan",
+        )
     prepared = prepare_message(principal.account_id, principal.region, request)
+    period_start, resets_at, day = usage.buckets(principal.anchor, clock.now())
+    prepared = replace(
+        prepared,
+        quota=Quota(
+            principal.account_id,
+            plan.name,
+            plan.messages_per_period,
+            period_start,
+            resets_at,
+            day,
+            {},
+        ),
+    )
     if request.device_id is not None:
         async with database.sessions() as session:
             await get_device(session, principal.account_id, request.device_id)

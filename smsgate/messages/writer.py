@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Table, and_, delete, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsgate.accounts.models import Account
+from smsgate.billing import usage
+from smsgate.billing.usage import Quota
 from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -50,6 +52,7 @@ class PreparedMessage:
     message: dict[str, Any]
     recipients: list[dict[str, Any]]
     history: list[dict[str, Any]]
+    quota: Quota | None = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,7 @@ class SendWriter:
                 await self._write_one_by_one(batch)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                _settle(future, result)
 
     async def _write_one_by_one(self, batch: list[_Item]) -> None:
         for prepared, future in batch:
@@ -133,45 +135,101 @@ class SendWriter:
                 if not future.done():
                     future.set_exception(exc)
             else:
-                if not future.done():
-                    future.set_result(result)
+                _settle(future, result)
 
-    async def _write(self, batch: list[PreparedMessage]) -> list[Stored]:
+    async def _write(self, batch: list[PreparedMessage]) -> list[Stored | ApiError]:
         if self._raw is not None and self._codecs is not None:
-            created, originals, deferred = await self._raw.run(
-                partial(_write_sqlite, self._codecs, batch)
-            )
-            if deferred:
+            done = await self._raw.run(partial(_write_sqlite, self._codecs, batch))
+            if done.deferred:
                 # Sends that touch the opt-out list are rare: they take the SQLAlchemy path,
                 # which also writes their events in the same transaction.
                 async with self._database.engine.begin() as conn:
-                    more, more_originals = await _write_sqlalchemy(conn, deferred)
-                created |= more
-                originals |= more_originals
+                    done.merge(await _write_sqlalchemy(conn, done.deferred))
         else:
             async with self._database.engine.begin() as conn:
-                created, originals = await _write_sqlalchemy(conn, batch)
-        results = []
+                done = await _write_sqlalchemy(conn, batch)
+        results: list[Stored | ApiError] = []
         for prepared in batch:
-            if prepared.message["id"] in created:
+            message_id = prepared.message["id"]
+            if message_id in done.rejected:
+                assert prepared.quota is not None
+                results.append(usage.exceeded(prepared.quota, done.rejected[message_id]))
+                continue
+            if message_id in done.created:
                 results.append(Stored(True, prepared.message, prepared.recipients))
                 continue
             key = (prepared.message["account_id"], prepared.message["external_id"])
-            if key not in originals:  # the original was deleted meanwhile: a retry will do
+            if key not in done.originals:  # the original was deleted meanwhile: a retry will do
                 raise ApiError(
                     409, "a message with this externalId is being changed; retry", "conflict"
                 )
-            row, recipients = originals[key]
+            row, recipients = done.originals[key]
             results.append(Stored(False, row, recipients))
         return results
+
+
+def _settle(future: asyncio.Future[Stored], result: Stored | ApiError) -> None:
+    if future.done():
+        return
+    if isinstance(result, ApiError):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 _Originals = dict[tuple[str, str], tuple[Row, list[Row]]]
 
 
-async def _write_sqlalchemy(
-    conn: AsyncConnection, batch: list[PreparedMessage]
-) -> tuple[set[str], _Originals]:
+@dataclass
+class _Done:
+    """What a batch write did: new ids, originals of replays, sends handed on, sends refused."""
+
+    created: set[str]
+    originals: _Originals
+    deferred: list[PreparedMessage]
+    rejected: dict[str, int]  # message id -> quota used when it was refused
+
+    def merge(self, other: _Done) -> None:
+        self.created |= other.created
+        self.originals |= other.originals
+        self.rejected |= other.rejected
+
+
+def _usage_counts(prepared: PreparedMessage) -> dict[str, int]:
+    """What an accepted send counts: one message per recipient still to be sent (opted-out
+    recipients are free), and its segments."""
+    message = prepared.message
+    sending = sum(1 for r in prepared.recipients if r["state"] == states.PROCESSING)
+    channel = message["channel"]
+    return {
+        usage.QUOTA_METRIC: sending,
+        f"messages:{channel}": sending,
+        f"segments:{channel}": sending * (message["segments"] or 1),
+    }
+
+
+def _quota_sql(prepared: PreparedMessage) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """(statements, whether the first debit must be checked) for an accepted send."""
+    quota = prepared.quota
+    if quota is None:
+        return [], False
+    counts = _usage_counts(prepared)
+    if not counts[usage.QUOTA_METRIC]:
+        return [], False
+    statements = usage.statements(quota.account_id, quota.period_start, quota.day, counts)
+    if quota.limit is None:
+        return statements, False
+    ensure, debit = usage.debit_params(Quota(**{**quota.__dict__, "counts": counts}))
+    # the period's quota metric goes first, as a guarded debit instead of a plain add
+    rest = [
+        (sql, params)
+        for sql, params in statements
+        if not (params.get("kind") == "period" and params.get("metric") == usage.QUOTA_METRIC)
+    ]
+    return [(usage.ENSURE, ensure), (usage.DEBIT, debit), *rest], True
+
+
+async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage]) -> _Done:
     """The batch as one statement per table (PostgreSQL, and SQLite sends to opted-out numbers)."""
     failures = await _apply_opt_outs(conn, batch)
     plain = [p.message for p in batch if p.message["external_id"] is None]
@@ -184,14 +242,31 @@ async def _write_sqlalchemy(
             messages_table, conn.dialect.name, "account_id", "external_id"
         ).returning(messages_table.c.id)
         created.update((await conn.execute(statement, keyed)).scalars())
+    rejected: dict[str, int] = {}
+    for prepared in batch:
+        if prepared.message["id"] not in created:
+            continue
+        statements, guarded = _quota_sql(prepared)
+        for index, (sql, params) in enumerate(statements):
+            result = await conn.execute(text(sql), params)
+            if guarded and index == 1 and result.rowcount != 1:
+                used = await conn.execute(text(usage.READ), statements[0][1])
+                rejected[prepared.message["id"]] = int(used.scalar() or 0)
+                await conn.execute(
+                    delete(messages_table).where(messages_table.c.id == prepared.message["id"])
+                )
+                break
+    created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
     if fresh:
         await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
         await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
         await emit(conn, [e for p in fresh for e in failures.get(p.message["id"], [])])
-    replays = [p for p in batch if p.message["id"] not in created]
+    replays = [
+        p for p in batch if p.message["id"] not in created and p.message["id"] not in rejected
+    ]
     if not replays:
-        return created, {}
+        return _Done(created, {}, [], rejected)
     m, r = messages_table, recipients_table
     wanted = {(p.message["account_id"], p.message["external_id"]) for p in replays}
     rows = (
@@ -215,7 +290,7 @@ async def _write_sqlalchemy(
     originals: _Originals = {
         (row["account_id"], row["external_id"]): (row, by_id[row["id"]]) for row in rows
     }
-    return created, originals
+    return _Done(created, originals, [], rejected)
 
 
 class _SqliteCodecs:
@@ -231,7 +306,7 @@ class _SqliteCodecs:
 
 def _write_sqlite(
     codecs: _SqliteCodecs, batch: list[PreparedMessage], conn: sqlite3.Connection
-) -> tuple[set[str], _Originals, list[PreparedMessage]]:
+) -> _Done:
     """The batch on the raw SQLite connection's thread, inside its transaction; sends to a
     number on the opt-out list are handed back (deferred) for the SQLAlchemy path."""
     pairs = _pairs(batch)
@@ -259,6 +334,19 @@ def _write_sqlite(
             created.add(prepared.message["id"])
         elif conn.execute(codecs.insert_keyed, params).rowcount == 1:
             created.add(prepared.message["id"])
+    rejected: dict[str, int] = {}
+    for prepared in batch:
+        if prepared.message["id"] not in created:
+            continue
+        statements, guarded = _quota_sql(prepared)
+        for index, (sql, values) in enumerate(statements):
+            cursor = conn.execute(sql, values)
+            if guarded and index == 1 and cursor.rowcount != 1:
+                used = conn.execute(usage.READ, statements[0][1]).fetchone()
+                rejected[prepared.message["id"]] = int(used[0]) if used else 0
+                conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
+                break
+    created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
     if fresh:
         conn.executemany(
@@ -271,7 +359,9 @@ def _write_sqlite(
     originals: _Originals = {}
     for prepared in batch:
         key = (prepared.message["account_id"], prepared.message["external_id"])
-        if prepared.message["id"] in created or key in originals:
+        if prepared.message["id"] in created or prepared.message["id"] in rejected:
+            continue
+        if key in originals:
             continue
         found = conn.execute(
             codecs.messages.select_sql + " WHERE account_id = ? AND external_id = ?", key
@@ -287,7 +377,7 @@ def _write_sqlite(
             )
         ]
         originals[key] = (row, recipients)
-    return created, originals, deferred
+    return _Done(created, originals, deferred, rejected)
 
 
 def _pairs(batch: list[PreparedMessage]) -> set[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from smsgate.accounts import models as accounts_models
+from smsgate.billing import models as billing_models
 from smsgate.conversations import models as conversations_models
 from smsgate.devices import models as devices_models
 from smsgate.messages import models as messages_models
@@ -11,6 +12,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "billing_models",
     "conversations_models",
     "devices_models",
     "messages_models",

@@ -18,6 +18,8 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts.models import Account
+from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
 from smsgate.storage.db import Database
@@ -207,6 +209,27 @@ async def deliver_due(
                 failures[hook_id] += 1
             if reason:
                 disable[hook_id] = reason
+        delivered: dict[str, int] = defaultdict(int)
+        for result in results:
+            if result.claimed.delivery.status == "succeeded":
+                delivered[result.claimed.delivery.account_id] += 1
+        anchors = (
+            dict(
+                (
+                    await session.execute(
+                        select(Account.id, Account.created_at).where(
+                            Account.id.in_(list(delivered))
+                        )
+                    )
+                ).all()
+            )
+            if delivered
+            else {}
+        )
+        for account_id, count in delivered.items():
+            await usage.add(
+                session, account_id, anchors.get(account_id), {"webhook_deliveries": count}
+            )
         for hook_id in successes:
             await session.execute(
                 update(Webhook).where(Webhook.id == hook_id).values(consecutive_failures=0)

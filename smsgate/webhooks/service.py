@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
@@ -71,6 +72,7 @@ async def create(
     url = await check_url(url, settings)
     events = check_events(events)
     fmt = check_format(fmt)
+    await billing.ensure_room(session, account_id, "webhooks", settings)
     if device_id is not None:
         await get_device(session, account_id, device_id)
     secret = signing.new_secret()

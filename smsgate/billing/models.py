@@ -1,0 +1,18 @@
+"""Usage counters: one row per account, bucket (a billing period or a day) and metric."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smsgate.storage.base import Base, IdMixin, TenantMixin
+
+
+class UsageCounter(IdMixin, TenantMixin, Base):
+    __tablename__ = "usage_counters"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "start", "metric"),)
+
+    kind: Mapped[str] = mapped_column(String(6))  # "period" or "day"
+    start: Mapped[str] = mapped_column(String(10))  # the bucket's first day, YYYY-MM-DD
+    metric: Mapped[str] = mapped_column(String(40))
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,58 @@
+"""HTTP endpoints of billing (scope `billing`)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from smsgate.accounts.auth import AppSettings, BillingScope
+from smsgate.accounts.service import get_account
+from smsgate.billing import service
+from smsgate.errors import bad_request
+from smsgate.kit import clock
+from smsgate.storage.db import DbSession
+
+router = APIRouter(tags=["billing"])
+MAX_DAYS = 366
+
+
+@router.get("/api/billing")
+async def billing(
+    principal: BillingScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    account = await get_account(session, principal.account_id)
+    return await service.summary(session, account, settings)
+
+
+def _day(value: str | None, field: str, default: date) -> date:
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise bad_request(f"{field}: must be a date such as 2026-11-01", field=field) from exc
+
+
+@router.get("/api/billing/usage")
+async def usage_by_day(
+    principal: BillingScope,
+    session: DbSession,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    granularity: str = "day",
+) -> dict[str, Any]:
+    if granularity != "day":
+        raise bad_request('granularity: only "day" is supported', field="granularity")
+    today = clock.now().date()
+    last = _day(to, "to", today)
+    first = _day(from_, "from", last - timedelta(days=29))
+    if first > last:
+        raise bad_request("from: must not be after to", field="from")
+    if (last - first).days >= MAX_DAYS:
+        raise bad_request(f"from/to: at most {MAX_DAYS} days at once", field="from")
+    return {
+        "granularity": "day",
+        "data": await service.daily(session, principal.account_id, first, last),
+    }

@@ -1,0 +1,145 @@
+"""Metering and the message quota, as plain SQL that runs the same on SQLite and PostgreSQL,
+through SQLAlchemy or on the send writer's raw SQLite connection.
+
+Metrics: `messages` (outbound, one per recipient: the quota), `messages:<channel>`,
+`segments:<channel>`, `inbound:<channel>`, `webhook_deliveries`; each counted per billing period
+and per day. A debit is an UPDATE guarded by `value + n <= limit`, so concurrent sends can never
+together pass the quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from smsgate.billing import plans
+from smsgate.errors import ApiError
+from smsgate.kit import clock
+from smsgate.kit.ids import new_id
+
+QUOTA_METRIC = "messages"
+
+ENSURE = (
+    "INSERT INTO usage_counters (id, account_id, kind, start, metric, value) "
+    "VALUES (:id, :account_id, :kind, :start, :metric, 0) "
+    "ON CONFLICT (account_id, kind, start, metric) DO NOTHING"
+)
+ADD = (
+    "UPDATE usage_counters SET value = value + :n "
+    "WHERE account_id = :account_id AND kind = :kind AND start = :start AND metric = :metric"
+)
+DEBIT = ADD + " AND value + :n <= :limit"
+READ = (
+    "SELECT value FROM usage_counters "
+    "WHERE account_id = :account_id AND kind = :kind AND start = :start AND metric = :metric"
+)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one accepted send costs and what it may not pass."""
+
+    account_id: str
+    plan_name: str
+    limit: int | None
+    period_start: str
+    resets_at: datetime
+    day: str
+    counts: dict[str, int]
+
+
+def buckets(anchor: datetime | None, now: datetime) -> tuple[str, datetime, str]:
+    start, end = plans.period(anchor or now, now)
+    return start.date().isoformat(), end, now.date().isoformat()
+
+
+def statements(
+    account_id: str, period_start: str, day: str, counts: Mapping[str, int]
+) -> list[tuple[str, dict[str, Any]]]:
+    """ENSURE + ADD for each metric, in its period bucket and its day bucket."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for metric, n in counts.items():
+        if not n:
+            continue
+        for kind, start in (("period", period_start), ("day", day)):
+            key = {"account_id": account_id, "kind": kind, "start": start, "metric": metric}
+            out.append((ENSURE, {**key, "id": new_id()}))
+            out.append((ADD, {**key, "n": n}))
+    return out
+
+
+def debit_params(quota: Quota) -> tuple[dict[str, Any], dict[str, Any]]:
+    key = {
+        "account_id": quota.account_id,
+        "kind": "period",
+        "start": quota.period_start,
+        "metric": QUOTA_METRIC,
+    }
+    return {**key, "id": new_id()}, {
+        **key,
+        "n": quota.counts[QUOTA_METRIC],
+        "limit": quota.limit if quota.limit is not None else -1,
+    }
+
+
+def exceeded(quota: Quota, used: int) -> ApiError:
+    wanted = quota.counts[QUOTA_METRIC]
+    limit = quota.limit or 0
+    reset = clock.iso(quota.resets_at)
+    if used >= limit:
+        text_ = (
+            f"monthly message quota of plan {quota.plan_name} used up ({used}/{limit}); "
+            f"it resets on {reset}"
+        )
+    else:
+        text_ = (
+            f"sending {wanted} messages would pass the monthly message quota of plan "
+            f"{quota.plan_name} ({used}/{limit} used); it resets on {reset}"
+        )
+    return ApiError(
+        402, text_, "quota_exceeded", extra={"used": used, "limit": limit, "resetsAt": reset}
+    )
+
+
+async def add(
+    session: AsyncSession | AsyncConnection,
+    account_id: str,
+    anchor: datetime | None,
+    counts: Mapping[str, int],
+) -> None:
+    """Count usage in the caller's transaction (received messages, webhook deliveries)."""
+    start, _, day = buckets(anchor, clock.now())
+    for sql, params in statements(account_id, start, day, counts):
+        await session.execute(text(sql), params)
+
+
+async def read_period(session: AsyncSession, account_id: str, period_start: str) -> dict[str, int]:
+    rows = await session.execute(
+        text(
+            "SELECT metric, value FROM usage_counters "
+            "WHERE account_id = :a AND kind = 'period' AND start = :s"
+        ),
+        {"a": account_id, "s": period_start},
+    )
+    return {metric: int(value) for metric, value in rows.all()}
+
+
+async def read_days(
+    session: AsyncSession, account_id: str, first: str, last: str
+) -> dict[str, dict[str, int]]:
+    rows = await session.execute(
+        text(
+            "SELECT start, metric, value FROM usage_counters "
+            "WHERE account_id = :a AND kind = 'day' AND start >= :f AND start <= :l"
+        ),
+        {"a": account_id, "f": first, "l": last},
+    )
+    days: dict[str, dict[str, int]] = {}
+    for start, metric, value in rows.all():
+        days.setdefault(start, {})[metric] = int(value)
+    return days
