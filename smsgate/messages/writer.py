@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -153,7 +153,8 @@ class SendWriter:
             message_id = prepared.message["id"]
             if message_id in done.rejected:
                 assert prepared.quota is not None
-                results.append(usage.exceeded(prepared.quota, done.rejected[message_id]))
+                quota = replace(prepared.quota, counts=_usage_counts(prepared))
+                results.append(usage.exceeded(quota, done.rejected[message_id]))
                 continue
             if message_id in done.created:
                 results.append(Stored(True, prepared.message, prepared.recipients))
@@ -219,7 +220,7 @@ def _quota_sql(prepared: PreparedMessage) -> tuple[list[tuple[str, dict[str, Any
     statements = usage.statements(quota.account_id, quota.period_start, quota.day, counts)
     if quota.limit is None:
         return statements, False
-    ensure, debit = usage.debit_params(Quota(**{**quota.__dict__, "counts": counts}))
+    ensure, debit = usage.debit_params(replace(quota, counts=counts))
     # the period's quota metric goes first, as a guarded debit instead of a plain add
     rest = [
         (sql, params)
