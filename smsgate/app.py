@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
+from smsgate.billing.ratelimit import limiter_for
 from smsgate.billing.routes import router as billing_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
@@ -62,11 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     app.state.send_writer = SendWriter(app.state.db)
     app.state.hub = Hub()
+    app.state.rate_limiter = limiter_for(app.state.db)
     app.state.webhook_http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
     )
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(health_router)
     app.include_router(accounts_router)
     app.include_router(messages_router)
@@ -76,3 +81,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(conversations_router)
     app.include_router(billing_router)
     return app
+
+
+class RateLimitHeaders:
+    """Adds the RateLimit headers of the request's credential to every answer (pure ASGI:
+    nothing is buffered)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision = scope.get("state", {}).get("rate_limit")
+                if decision is not None:
+                    headers = MutableHeaders(scope=message)
+                    for name, value in decision.headers().items():
+                        if name.lower() not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -6,7 +6,7 @@ from smsgate.storage.models import metadata
 from tests.factories import add_device, send
 
 # Tables that exist before or outside any account.
-GLOBAL_TABLES = {"accounts", "login_throttles"}
+GLOBAL_TABLES = {"accounts", "login_throttles", "rate_limits"}
 
 
 def test_every_tenant_table_has_a_non_null_account_id() -> None:

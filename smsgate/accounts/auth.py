@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from smsgate.accounts import scopes, service, tokens
 from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import Principal
+from smsgate.billing import plans
 from smsgate.config import Settings
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
@@ -98,7 +99,29 @@ async def current_principal(request: Request) -> Principal:
                 )
         principal = found
     request.state.principal = principal
+    await _rate_limit(request, principal)
     return principal
+
+
+async def _rate_limit(request: Request, principal: Principal) -> None:
+    """Count the request against its credential's per-minute budget (the plan's)."""
+    settings = get_settings(request)
+    plan = plans.get(principal.plan, settings.plans_file, settings.default_plan)
+    if plan.requests_per_minute is None:
+        return
+    limiter = request.app.state.rate_limiter
+    decision = await limiter.hit(
+        f"{principal.kind}:{principal.credential_id}", plan.requests_per_minute
+    )
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            f"this credential may make {decision.limit} requests a minute (plan {plan.name}); "
+            f"retry in {decision.retry_after} s",
+            "rate_limited",
+            headers=decision.headers(),
+        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

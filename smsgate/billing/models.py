@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgate.storage.base import Base, IdMixin, TenantMixin
@@ -16,3 +16,12 @@ class UsageCounter(IdMixin, TenantMixin, Base):
     start: Mapped[str] = mapped_column(String(10))  # the bucket's first day, YYYY-MM-DD
     metric: Mapped[str] = mapped_column(String(40))
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RateLimitState(Base):
+    """GCRA state per credential (global: keyed by the credential, shared by all processes)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)  # theoretical arrival time, Unix seconds

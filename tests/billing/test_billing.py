@@ -216,3 +216,70 @@ def test_periods_follow_the_anchor_day() -> None:
         datetime(2026, 12, 31, tzinfo=UTC),
         datetime(2027, 1, 31, tzinfo=UTC),
     )
+
+
+LIMITED = (
+    PLANS
+    + """
+[plans.limited]
+name = "Limited"
+messages_per_period = -1
+devices = -1
+webhooks = -1
+api_keys = -1
+requests_per_minute = 5
+channels = ["sms"]
+"""
+)
+
+
+async def test_api_rate_limit_per_credential(settings, tmp_path) -> None:
+    path = tmp_path / "limited.toml"
+    path.write_text(LIMITED)
+    app = create_app(
+        settings.model_copy(update={"plans_file": str(path), "default_plan": "limited"})
+    )
+    try:
+        async with _account(app) as (client, auth):  # signup + key creation use 1 of the session's
+            answers = [await client.get("/api/v1/messages", headers=auth) for _ in range(6)]
+            assert [a.status_code for a in answers] == [200] * 5 + [429]
+            for index, answer in enumerate(answers[:5]):
+                r, t = answer.headers["RateLimit"].removeprefix('"default";').split(";")
+                assert r == f"r={4 - index}"  # down by exactly one per request
+                assert abs(int(t[2:]) - 12 * (index + 1)) <= 1
+            assert answers[0].headers["RateLimit-Policy"] == '"default";q=5;w=60'
+            refused = answers[5]
+            assert refused.json()["code"] == "rate_limited"
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert "5 requests a minute" in refused.json()["error"]
+            # another credential of the same account has its own budget
+            session_calls = await client.get("/api/auth/me")
+            assert session_calls.status_code == 200
+    finally:
+        await app.state.send_writer.close()
+        await app.state.webhook_http.aclose()
+        await app.state.db.dispose()
+
+
+async def test_the_rate_limit_is_shared_by_server_processes(settings, tmp_path) -> None:
+    if settings.is_sqlite:
+        pytest.skip("SQLite runs one server process; its limiter lives in that process")
+    path = tmp_path / "limited.toml"
+    path.write_text(LIMITED)
+    limited = settings.model_copy(update={"plans_file": str(path), "default_plan": "limited"})
+    first, second = create_app(limited), create_app(limited)
+    try:
+        async with _account(first) as (client, auth):
+            transport = httpx.ASGITransport(app=second, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as other:
+                statuses = []
+                for i in range(8):
+                    target = client if i % 2 else other
+                    answer = await target.get("/api/v1/messages", headers=auth)
+                    statuses.append(answer.status_code)
+        assert statuses.count(200) == 5 and statuses.count(429) == 3
+    finally:
+        for app in (first, second):
+            await app.state.send_writer.close()
+            await app.state.webhook_http.aclose()
+            await app.state.db.dispose()
