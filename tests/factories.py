@@ -53,6 +53,11 @@ async def signup(app: FastAPI, *, with_key: bool = True, email: str | None = Non
     assert resp.status_code == 201, resp.text
     body = resp.json()
     user = User(client, body["account"]["id"], email, body["csrfToken"])
+    # test accounts also send to US numbers (the default is the account's own country only)
+    allowed = await client.patch(
+        "/api/account/settings", json={"allowedCountries": ["MX", "US"]}, headers=user.csrf_header
+    )
+    assert allowed.status_code == 200, allowed.text
     if with_key:
         resp = await client.post("/api/keys", json={"name": "test"}, headers=user.csrf_header)
         assert resp.status_code == 201, resp.text

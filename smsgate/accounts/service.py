@@ -52,6 +52,7 @@ class Principal:
     expires_at: datetime | None = None
     plan: str = ""
     anchor: datetime | None = None  # the account's creation: its billing periods start then
+    countries: frozenset[str] = frozenset()  # where it may send; empty: its own region
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -505,6 +506,11 @@ async def prune_expired(session: AsyncSession) -> None:
 # --- authenticating a request ---------------------------------------------------------------
 
 
+def _countries(account: Account) -> frozenset[str]:
+    chosen = (account.settings or {}).get("allowedCountries")
+    return frozenset(chosen) if chosen else frozenset({account.region})
+
+
 def _unauthorized(message: str, code: str = "unauthorized") -> ApiError:
     return ApiError(401, message, code, headers={"WWW-Authenticate": "Bearer"})
 
@@ -537,6 +543,7 @@ async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
         account.region,
         plan=account.plan,
         anchor=account.created_at,
+        countries=_countries(account),
     )
 
 
@@ -565,6 +572,7 @@ async def principal_from_access_token(
         expires_at=claims.expires_at,
         plan=account.plan,
         anchor=account.created_at,
+        countries=_countries(account),
     )
 
 
@@ -585,4 +593,5 @@ async def principal_from_session(session: AsyncSession, raw: str) -> Principal |
         row.expires_at,
         plan=account.plan,
         anchor=account.created_at,
+        countries=_countries(account),
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
+import phonenumbers
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
+from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import get_account
 from smsgate.conversations import service
 from smsgate.errors import bad_request
@@ -19,7 +22,7 @@ from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, after_commit
 
 router = APIRouter(tags=["conversations"])
 
@@ -46,6 +49,7 @@ class OptOutIn(Input):
 
 class AccountSettingsPatch(Input):
     opt_out_bypass_expedited: bool | None = None
+    allowed_countries: list[str] | None = Field(default=None, max_length=250)
 
 
 def _time(value: datetime | None, field: str) -> datetime | None:
@@ -239,10 +243,17 @@ async def remove_opt_out(
     return {"phoneNumber": number, "optedOut": False}
 
 
+def _settings_out(account: Any) -> dict[str, Any]:
+    stored = account.settings or {}
+    return {
+        "optOutBypassExpedited": bool(stored.get("optOutBypassExpedited")),
+        "allowedCountries": stored.get("allowedCountries") or [account.region],
+    }
+
+
 @router.get("/api/account/settings")
 async def account_settings(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
-    account = await get_account(session, principal.account_id)
-    return {"optOutBypassExpedited": bool((account.settings or {}).get("optOutBypassExpedited"))}
+    return _settings_out(await get_account(session, principal.account_id))
 
 
 @router.patch("/api/account/settings")
@@ -253,6 +264,23 @@ async def patch_account_settings(
     current = dict(account.settings or {})
     if body.opt_out_bypass_expedited is not None:
         current["optOutBypassExpedited"] = body.opt_out_bypass_expedited
+    if body.allowed_countries is not None:
+        chosen = []
+        for index, code in enumerate(body.allowed_countries):
+            code = code.strip().upper()
+            if code not in phonenumbers.SUPPORTED_REGIONS:
+                raise bad_request(
+                    f'allowedCountries[{index}]: "{code}" is not a two-letter country code',
+                    field=f"allowedCountries[{index}]",
+                )
+            chosen.append(code)
+        if not chosen:
+            raise bad_request(
+                "allowedCountries: give at least one country", field="allowedCountries"
+            )
+        current["allowedCountries"] = sorted(set(chosen))
     account.settings = current
     await session.flush()
-    return {"optOutBypassExpedited": bool(current.get("optOutBypassExpedited"))}
+    forget = partial(credentials.forget_account, account.id)
+    after_commit(session, forget)  # the send path reads these from the credential cache
+    return _settings_out(account)

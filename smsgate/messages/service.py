@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.service import Principal
-from smsgate.billing import plans, usage
+from smsgate.billing import abuse, plans, usage
 from smsgate.billing.usage import Quota
 from smsgate.conversations import service as conversations
 from smsgate.devices.service import get_device
@@ -37,6 +37,7 @@ DEFAULT_DATA_PORT = 53739
 MAX_MEDIA_URLS = 10
 MAX_URL_LENGTH = 2048
 MAX_TTL_SECONDS = 30 * 24 * 3600
+sequential = abuse.SequentialGuard()  # per process
 
 
 def _request_hash(request: SendRequest) -> str:
@@ -225,6 +226,10 @@ async def queue_message(
             "channel_not_in_plan",
         )
     prepared = prepare_message(principal.account_id, principal.region, request)
+    if not request.is_encrypted:
+        numbers = [r["phone_number"] for r in prepared.recipients]
+        abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))
+        sequential.check(principal.account_id, numbers)
     period_start, resets_at, day = usage.buckets(principal.anchor, clock.now())
     prepared = replace(
         prepared,

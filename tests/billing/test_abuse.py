@@ -1,0 +1,47 @@
+"""Anti-abuse: destination countries, premium-rate numbers, sequential-number runs."""
+
+from __future__ import annotations
+
+from tests.factories import send
+
+
+async def test_destinations_default_to_the_accounts_country(make_user) -> None:
+    user = await make_user()
+    await user.client.patch(
+        "/api/account/settings", json={"allowedCountries": ["MX"]}, headers=user.auth
+    )
+    refused = await send(user, phoneNumbers=["+5215555555555", "+12025550143"])
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["code"] == "destination_not_allowed" and body["field"] == "phoneNumbers[1]"
+    assert "+12025550143 is in US" in body["error"]
+    assert (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"] == []
+    widened = await user.client.patch(
+        "/api/account/settings", json={"allowedCountries": ["mx", "US"]}, headers=user.auth
+    )
+    assert widened.json()["allowedCountries"] == ["MX", "US"]
+    assert (await send(user, phoneNumbers=["+12025550143"])).status_code == 202
+    bad = await user.client.patch(
+        "/api/account/settings", json={"allowedCountries": ["XX"]}, headers=user.auth
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "allowedCountries[0]"
+
+
+async def test_premium_rate_numbers_are_refused(make_user) -> None:
+    user = await make_user()
+    refused = await send(user, phoneNumbers=["+19005550123"])
+    assert refused.status_code == 422 and refused.json()["code"] == "premium_rate_number"
+
+
+async def test_a_run_of_sequential_numbers_trips_the_velocity_rule(make_user) -> None:
+    user = await make_user()
+    answers = [
+        await send(user, phoneNumbers=[f"+52155123456{i:02d}"], message="code") for i in range(30)
+    ]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:20] == [202] * 20
+    assert set(statuses[20:]) == {422}
+    assert answers[25].json()["code"] == "sequential_numbers"
+    # the same number again and again is not a run
+    repeated = [await send(user, phoneNumbers=["+5215598765432"]) for _ in range(25)]
+    assert {a.status_code for a in repeated} == {202}
