@@ -79,6 +79,7 @@ def server(database: str, pg_url: str, env: dict[str, str] | None = None) -> Ite
             "SMSGATE_DATA_DIR": tmp,
             "SMSGATE_PORT": str(port),
             "SMSGATE_LOG_LEVEL": "warning",
+            "SMSGATE_DEFAULT_PLAN": "unlimited",  # measure the path, not the plan's limits
         }
         if schema:
             _pg_schema(pg_url, schema, create=True)

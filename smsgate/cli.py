@@ -173,7 +173,12 @@ def accounts_set_plan(
 ) -> None:
     """Change an account's plan."""
 
-    async def work(session: AsyncSession, _: Settings) -> None:
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        from smsgate.billing import plans
+
+        known = plans.load(settings.plans_file)
+        if plan not in known:
+            raise ApiError(400, f"no plan {plan}; the plans are {', '.join(known)}", "bad_plan")
         found = await accounts.find_account(session, account)
         if found is None:
             raise ApiError(404, f"no account {account}", "not_found")

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     default_region: str = "MX"
     log_level: str = "info"
     signup_enabled: bool = True
-    default_plan: str = "free"
+    # a self-hosted server limits nobody by default; a hosted service sets "free"
+    default_plan: str = "unlimited"
     plans_file: str = ""
 
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)

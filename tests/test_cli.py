@@ -33,7 +33,7 @@ async def test_operator_creates_an_account_and_a_key_that_works(settings, client
     listed = _smsgate(settings, "accounts", "list")
     assert listed.returncode == 0
     line = next(line for line in listed.stdout.splitlines() if email in line)
-    assert line.split()[0] == account_id and " free " in line
+    assert line.split()[0] == account_id and " unlimited " in line
 
     assert _smsgate(settings, "accounts", "set-plan", email, "pro").returncode == 0
     assert f"{email}  pro" in _smsgate(settings, "accounts", "list").stdout
@@ -53,6 +53,11 @@ async def test_operator_creates_an_account_and_a_key_that_works(settings, client
 
 
 def test_cli_errors_are_clean_sentences(settings) -> None:
+    unknown_plan = _smsgate(settings, "accounts", "set-plan", "nobody@example.com", "gold")
+    assert (
+        unknown_plan.returncode == 1
+        and "no plan gold; the plans are free, pro" in unknown_plan.stderr
+    )
     missing = _smsgate(settings, "keys", "create", "--account", "nobody@example.com")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: no account nobody@example.com"

@@ -209,25 +209,46 @@ def _usage_counts(prepared: PreparedMessage) -> dict[str, int]:
     }
 
 
-def _quota_sql(prepared: PreparedMessage) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
-    """(statements, whether the first debit must be checked) for an accepted send."""
+def _debit(prepared: PreparedMessage) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(ENSURE, DEBIT) parameters when the send's plan limits messages, else None."""
     quota = prepared.quota
-    if quota is None:
-        return [], False
+    if quota is None or quota.limit is None:
+        return None
     counts = _usage_counts(prepared)
     if not counts[usage.QUOTA_METRIC]:
-        return [], False
-    statements = usage.statements(quota.account_id, quota.period_start, quota.day, counts)
-    if quota.limit is None:
-        return statements, False
-    ensure, debit = usage.debit_params(replace(quota, counts=counts))
-    # the period's quota metric goes first, as a guarded debit instead of a plain add
-    rest = [
-        (sql, params)
-        for sql, params in statements
-        if not (params.get("kind") == "period" and params.get("metric") == usage.QUOTA_METRIC)
-    ]
-    return [(usage.ENSURE, ensure), (usage.DEBIT, debit), *rest], True
+        return None
+    return usage.debit_params(replace(quota, counts=counts))
+
+
+def _usage_statements(accepted: list[PreparedMessage]) -> list[tuple[str, dict[str, Any]]]:
+    """The batch's metering, summed per account, bucket and metric (the quota debits of limited
+    plans are already done)."""
+    totals: dict[tuple[str, str, str], dict[str, int]] = {}
+    for prepared in accepted:
+        quota = prepared.quota
+        if quota is None:
+            continue
+        counts = _usage_counts(prepared)
+        bucket = totals.setdefault((quota.account_id, quota.period_start, quota.day), {})
+        for metric, n in counts.items():
+            if metric == usage.QUOTA_METRIC and quota.limit is not None:
+                bucket["day:" + metric] = bucket.get("day:" + metric, 0) + n
+                continue
+            bucket[metric] = bucket.get(metric, 0) + n
+    statements: list[tuple[str, dict[str, Any]]] = []
+    for (account_id, period_start, day), counts in totals.items():
+        plain = {k: v for k, v in counts.items() if not k.startswith("day:")}
+        statements += usage.statements(account_id, period_start, day, plain)
+        for key, n in counts.items():
+            if key.startswith("day:") and n:
+                # debited in the period already: only the day's chart still needs it
+                metric = key[4:]
+                params = {"account_id": account_id, "kind": "day", "start": day, "metric": metric}
+                statements += [
+                    (usage.ENSURE, {**params, "id": new_id()}),
+                    (usage.ADD, {**params, "n": n}),
+                ]
+    return statements
 
 
 async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage]) -> _Done:
@@ -245,20 +266,20 @@ async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage])
         created.update((await conn.execute(statement, keyed)).scalars())
     rejected: dict[str, int] = {}
     for prepared in batch:
-        if prepared.message["id"] not in created:
+        debit = _debit(prepared) if prepared.message["id"] in created else None
+        if debit is None:
             continue
-        statements, guarded = _quota_sql(prepared)
-        for index, (sql, params) in enumerate(statements):
-            result = await conn.execute(text(sql), params)
-            if guarded and index == 1 and result.rowcount != 1:
-                used = await conn.execute(text(usage.READ), statements[0][1])
-                rejected[prepared.message["id"]] = int(used.scalar() or 0)
-                await conn.execute(
-                    delete(messages_table).where(messages_table.c.id == prepared.message["id"])
-                )
-                break
+        await conn.execute(text(usage.ENSURE), debit[0])
+        if (await conn.execute(text(usage.DEBIT), debit[1])).rowcount != 1:
+            used = await conn.execute(text(usage.READ), debit[0])
+            rejected[prepared.message["id"]] = int(used.scalar() or 0)
+            await conn.execute(
+                delete(messages_table).where(messages_table.c.id == prepared.message["id"])
+            )
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
+    for sql, params in _usage_statements(fresh):
+        await conn.execute(text(sql), params)
     if fresh:
         await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
         await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
@@ -337,18 +358,18 @@ def _write_sqlite(
             created.add(prepared.message["id"])
     rejected: dict[str, int] = {}
     for prepared in batch:
-        if prepared.message["id"] not in created:
+        debit = _debit(prepared) if prepared.message["id"] in created else None
+        if debit is None:
             continue
-        statements, guarded = _quota_sql(prepared)
-        for index, (sql, values) in enumerate(statements):
-            cursor = conn.execute(sql, values)
-            if guarded and index == 1 and cursor.rowcount != 1:
-                used = conn.execute(usage.READ, statements[0][1]).fetchone()
-                rejected[prepared.message["id"]] = int(used[0]) if used else 0
-                conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
-                break
+        conn.execute(usage.ENSURE, debit[0])
+        if conn.execute(usage.DEBIT, debit[1]).rowcount != 1:
+            used = conn.execute(usage.READ, debit[0]).fetchone()
+            rejected[prepared.message["id"]] = int(used[0]) if used else 0
+            conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
+    for sql, values in _usage_statements(fresh):
+        conn.execute(sql, values)
     if fresh:
         conn.executemany(
             codecs.recipients.insert_sql,
