@@ -24,4 +24,6 @@ def create_bench_app() -> FastAPI:
     async def echo(body: Echo) -> Echo:
         return body
 
+    # matched first, so the ceiling does not pay for scanning the app's other routes
+    app.router.routes.insert(0, app.router.routes.pop())
     return app

@@ -72,11 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    # Routes are matched in order, one pattern after another: the hot paths (sends, phones'
+    # pulls and reports) come first.
+    app.include_router(messages_router)
+    app.include_router(mobile_router)
     app.include_router(health_router)
     app.include_router(accounts_router)
-    app.include_router(messages_router)
     app.include_router(devices_router)
-    app.include_router(mobile_router)
     app.include_router(webhooks_router)
     app.include_router(conversations_router)
     app.include_router(billing_router)

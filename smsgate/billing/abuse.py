@@ -4,7 +4,6 @@ sequential numbers."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
 from collections.abc import Iterable
 
 import phonenumbers
@@ -44,13 +43,14 @@ def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
 
 
 class SequentialGuard:
-    """Refuses a burst of sends walking through consecutive numbers of one prefix (the shape
-    of SMS pumping). Kept per process: with several processes each sees its own share."""
+    """Refuses a burst of sends walking through different numbers of one prefix (the shape of
+    SMS pumping). Kept per process: with several processes each sees its own share."""
 
     def __init__(self, limit: int = SEQUENTIAL_LIMIT, window: float = SEQUENTIAL_WINDOW) -> None:
         self.limit = limit
         self.window = window
-        self._seen: dict[tuple[str, str], deque[tuple[float, str]]] = defaultdict(deque)
+        # (account, prefix) -> {number: last time sent}; only distinct numbers are kept
+        self._seen: dict[tuple[str, str], dict[str, float]] = {}
 
     def check(self, account_id: str, numbers: Iterable[str]) -> None:
         now = time.monotonic()
@@ -58,20 +58,22 @@ class SequentialGuard:
             if len(number) < 8 or not number.startswith("+"):
                 continue
             key = (account_id, number[:-PREFIX_DIGITS_DROPPED])
-            seen = self._seen[key]
-            while seen and now - seen[0][0] > self.window:
-                seen.popleft()
-            distinct = {n for _, n in seen} | {number}
-            if len(distinct) > self.limit:
-                raise ApiError(
-                    422,
-                    f"too many different numbers starting {key[1]} in the last minute "
-                    f"({len(distinct) - 1}); this looks like SMS pumping, so sending is paused "
-                    "for that range",
-                    "sequential_numbers",
-                )
-            seen.append((now, number))
+            seen = self._seen.setdefault(key, {})
+            if number not in seen and len(seen) >= self.limit:
+                for old in [n for n, at in seen.items() if now - at > self.window]:
+                    del seen[old]
+                if len(seen) >= self.limit:
+                    raise ApiError(
+                        422,
+                        f"too many different numbers starting {key[1]} in the last minute "
+                        f"({len(seen)}); this looks like SMS pumping, so sending is paused for "
+                        "that range",
+                        "sequential_numbers",
+                    )
+            seen[number] = now
         if len(self._seen) > 50_000:
-            self._seen = defaultdict(
-                deque, {k: v for k, v in self._seen.items() if v and now - v[-1][0] <= self.window}
-            )
+            self._seen = {
+                k: v
+                for k, v in self._seen.items()
+                if any(now - at <= self.window for at in v.values())
+            }

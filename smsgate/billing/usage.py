@@ -34,6 +34,13 @@ ADD = (
     "WHERE account_id = :account_id AND kind = :kind AND start = :start AND metric = :metric"
 )
 DEBIT = ADD + " AND value + :n <= :limit"
+# one statement per counter, and many counters in one executemany: create or add
+UPSERT = (
+    "INSERT INTO usage_counters (id, account_id, kind, start, metric, value) "
+    "VALUES (:id, :account_id, :kind, :start, :metric, :n) "
+    "ON CONFLICT (account_id, kind, start, metric) "
+    "DO UPDATE SET value = usage_counters.value + excluded.value"
+)
 READ = (
     "SELECT value FROM usage_counters "
     "WHERE account_id = :account_id AND kind = :kind AND start = :start AND metric = :metric"
@@ -58,19 +65,30 @@ def buckets(anchor: datetime | None, now: datetime) -> tuple[str, datetime, str]
     return start.date().isoformat(), end, now.date().isoformat()
 
 
-def statements(
+def increments(
     account_id: str, period_start: str, day: str, counts: Mapping[str, int]
-) -> list[tuple[str, dict[str, Any]]]:
-    """ENSURE + ADD for each metric, in its period bucket and its day bucket."""
-    out: list[tuple[str, dict[str, Any]]] = []
+) -> list[dict[str, Any]]:
+    """UPSERT parameters for each metric, in its period bucket and its day bucket."""
+    out: list[dict[str, Any]] = []
     for metric, n in counts.items():
-        if not n:
-            continue
-        for kind, start in (("period", period_start), ("day", day)):
-            key = {"account_id": account_id, "kind": kind, "start": start, "metric": metric}
-            out.append((ENSURE, {**key, "id": new_id()}))
-            out.append((ADD, {**key, "n": n}))
+        if n:
+            for kind, start in (("period", period_start), ("day", day)):
+                out.append(
+                    {
+                        "id": new_id(),
+                        "account_id": account_id,
+                        "kind": kind,
+                        "start": start,
+                        "metric": metric,
+                        "n": n,
+                    }
+                )
     return out
+
+
+def in_lock_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Counters sorted, so concurrent transactions lock them in one order (no deadlocks)."""
+    return sorted(rows, key=lambda r: (r["account_id"], r["kind"], r["start"], r["metric"]))
 
 
 def debit_params(quota: Quota) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -114,8 +132,9 @@ async def add(
 ) -> None:
     """Count usage in the caller's transaction (received messages, webhook deliveries)."""
     start, _, day = buckets(anchor, clock.now())
-    for sql, params in statements(account_id, start, day, counts):
-        await session.execute(text(sql), params)
+    rows = in_lock_order(increments(account_id, start, day, counts))
+    if rows:
+        await session.execute(text(UPSERT), rows)
 
 
 async def read_period(session: AsyncSession, account_id: str, period_start: str) -> dict[str, int]:

@@ -220,35 +220,27 @@ def _debit(prepared: PreparedMessage) -> tuple[dict[str, Any], dict[str, Any]] |
     return usage.debit_params(replace(quota, counts=counts))
 
 
-def _usage_statements(accepted: list[PreparedMessage]) -> list[tuple[str, dict[str, Any]]]:
-    """The batch's metering, summed per account, bucket and metric (the quota debits of limited
-    plans are already done)."""
-    totals: dict[tuple[str, str, str], dict[str, int]] = {}
+def _usage_rows(accepted: list[PreparedMessage]) -> list[dict[str, Any]]:
+    """The batch's metering, summed per account, bucket and metric, as UPSERT parameters (the
+    period's quota of a limited plan was debited already; only its day bucket remains)."""
+    totals: dict[tuple[str, str, str, str], int] = {}
     for prepared in accepted:
         quota = prepared.quota
         if quota is None:
             continue
-        counts = _usage_counts(prepared)
-        bucket = totals.setdefault((quota.account_id, quota.period_start, quota.day), {})
-        for metric, n in counts.items():
-            if metric == usage.QUOTA_METRIC and quota.limit is not None:
-                bucket["day:" + metric] = bucket.get("day:" + metric, 0) + n
-                continue
-            bucket[metric] = bucket.get(metric, 0) + n
-    statements: list[tuple[str, dict[str, Any]]] = []
-    for (account_id, period_start, day), counts in totals.items():
-        plain = {k: v for k, v in counts.items() if not k.startswith("day:")}
-        statements += usage.statements(account_id, period_start, day, plain)
-        for key, n in counts.items():
-            if key.startswith("day:") and n:
-                # debited in the period already: only the day's chart still needs it
-                metric = key[4:]
-                params = {"account_id": account_id, "kind": "day", "start": day, "metric": metric}
-                statements += [
-                    (usage.ENSURE, {**params, "id": new_id()}),
-                    (usage.ADD, {**params, "n": n}),
-                ]
-    return statements
+        for metric, n in _usage_counts(prepared).items():
+            buckets = [("day", quota.day)]
+            if not (metric == usage.QUOTA_METRIC and quota.limit is not None):
+                buckets.append(("period", quota.period_start))
+            for kind, start in buckets:
+                key = (quota.account_id, kind, start, metric)
+                totals[key] = totals.get(key, 0) + n
+    rows = [
+        {"id": new_id(), "account_id": a, "kind": k, "start": s, "metric": m, "n": n}
+        for (a, k, s, m), n in totals.items()
+        if n
+    ]
+    return usage.in_lock_order(rows)
 
 
 async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage]) -> _Done:
@@ -278,8 +270,9 @@ async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage])
             )
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
-    for sql, params in _usage_statements(fresh):
-        await conn.execute(text(sql), params)
+    counters = _usage_rows(fresh)
+    if counters:
+        await conn.execute(text(usage.UPSERT), counters)
     if fresh:
         await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
         await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
@@ -368,8 +361,9 @@ def _write_sqlite(
             conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
-    for sql, values in _usage_statements(fresh):
-        conn.execute(sql, values)
+    counters = _usage_rows(fresh)
+    if counters:
+        conn.executemany(usage.UPSERT, counters)
     if fresh:
         conn.executemany(
             codecs.recipients.insert_sql,
