@@ -15,6 +15,7 @@ from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
 from smsgate.billing.ratelimit import limiter_for
 from smsgate.billing.routes import router as billing_router
+from smsgate.compat.routes import router as compat_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
 from smsgate.devices.routes import router as devices_router
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(conversations_router)
     app.include_router(billing_router)
+    app.include_router(compat_router)
     return app
 
 

@@ -113,25 +113,34 @@ def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
     return field, text
 
 
+COMPAT_PREFIX = "/api/3rdparty/"
+
+
+def _answer(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """Our error shape, or `{"message": ...}` on the compat API (what its clients parse)."""
+    if request.url.path.startswith(COMPAT_PREFIX):
+        body = {"message": body["error"]}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.message, exc.code, exc.extra),
-            status_code=exc.status,
-            headers=exc.headers,
-        )
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        body = error_body(exc.message, exc.code, exc.extra)
+        return _answer(request, body, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         field, text = describe_validation_error(errors[0]) if errors else ("", "invalid request")
         message = f"{field}: {text}" if field else text
         extra: dict[str, Any] = {"field": field} if field else {}
-        return JSONResponse(error_body(message, "validation_error", extra), status_code=400)
+        return _answer(request, error_body(message, "validation_error", extra), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             body = error_body("no such endpoint; see the API reference in README.md", "not_found")
         elif exc.status_code == 405:
@@ -140,7 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         else:
             body = error_body(str(exc.detail), "http_error")
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return _answer(request, body, exc.status_code, exc.headers)
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:

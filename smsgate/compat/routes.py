@@ -1,0 +1,480 @@
+"""/api/3rdparty/v1 as the ecosystem's clients (the PyPI `android-sms-gateway` SDK and others)
+call it: a thin adapter over our own services, no second copy of any rule.
+
+Differences kept on purpose: a client-chosen message `id` is our `externalId` (so repeating a
+send is safe), and states are derived from ours (processing → Pending before a phone takes the
+message, Processed after).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from smsgate import __version__
+from smsgate.accounts import scopes
+from smsgate.accounts import service as accounts
+from smsgate.accounts.auth import current_principal
+from smsgate.accounts.cache import CredentialCache
+from smsgate.accounts.service import Principal
+from smsgate.config import Settings
+from smsgate.devices import service as devices
+from smsgate.devices.models import Device
+from smsgate.errors import ApiError, bad_request
+from smsgate.kit import clock
+from smsgate.kit.ids import is_id
+from smsgate.messages import service as messages
+from smsgate.messages import states
+from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.schemas import Row, SendRequest
+from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage.db import Database, DbSession
+
+router = APIRouter(prefix="/api/3rdparty/v1", tags=["compat"])
+
+# Their scopes onto ours.
+SCOPES = {
+    "messages:send": scopes.SEND,
+    "messages:cancel": scopes.SEND,
+    "messages:read": scopes.READ_MESSAGES,
+    "messages:list": scopes.READ_MESSAGES,
+    "messages:export": scopes.READ_MESSAGES,
+    "inbox:list": scopes.READ_MESSAGES,
+    "inbox:refresh": scopes.READ_MESSAGES,
+    "devices:list": scopes.DEVICES,
+    "devices:delete": scopes.DEVICES,
+    "settings:read": scopes.DEVICES,
+    "settings:write": scopes.DEVICES,
+    "logs:read": scopes.DEVICES,
+    "webhooks:list": scopes.WEBHOOKS,
+    "webhooks:write": scopes.WEBHOOKS,
+    "webhooks:delete": scopes.WEBHOOKS,
+    "tokens:manage": scopes.KEYS,
+}
+# Basic credentials are checked with argon2 (slow on purpose): a success is remembered a minute.
+basic_cache = CredentialCache(ttl=60.0)
+
+
+async def _basic_principal(request: Request, credential: str) -> Principal:
+    try:
+        email, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(401, "malformed Basic credentials", "unauthorized") from exc
+
+    async def load() -> Principal | None:
+        database: Database = request.app.state.db
+        settings: Settings = request.app.state.settings
+        client = request.client.host if request.client else "unknown"
+        async with database.sessions() as session:
+            try:
+                account = await accounts.login(
+                    session, email=email, password=password, client=client, settings=settings
+                )
+            except ApiError:
+                await session.commit()  # count the failure
+                raise
+            await session.commit()
+        return Principal(
+            account.id,
+            frozenset(scopes.ALL),
+            "session",
+            f"basic:{account.id}",
+            account.region,
+            plan=account.plan,
+            anchor=account.created_at,
+            countries=accounts._countries(account),
+        )
+
+    principal = await basic_cache.get_or_load(credential, load)
+    assert principal is not None
+    return principal
+
+
+async def compat_principal(request: Request) -> Principal:
+    """Basic (email and password) or Bearer (at_ tokens and sk_ keys)."""
+    scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "basic" and credential.strip():
+        principal = await _basic_principal(request, credential.strip())
+        request.state.principal = principal
+        return principal
+    if scheme.lower() != "bearer":
+        raise ApiError(401, "send Basic email:password or a Bearer token", "unauthorized")
+    return await current_principal(request)
+
+
+Caller = Annotated[Principal, Depends(compat_principal)]
+
+
+def _need(principal: Principal, their_scope: str) -> None:
+    if SCOPES[their_scope] not in principal.scopes:
+        raise ApiError(403, f"scope required: {their_scope}", "insufficient_scope")
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+async def _health(request: Request) -> JSONResponse:
+    database: Database = request.app.state.db
+    started = clock.now()
+    try:
+        await database.ping()
+        ok = True
+    except Exception:  # unreachable database: "fail", never a 500
+        ok = False
+    took = int((clock.now() - started).total_seconds() * 1000)
+    body = {
+        "status": "pass" if ok else "fail",
+        "version": __version__,
+        "releaseId": 1,
+        "checks": {
+            "db:ping": {
+                "status": "pass" if ok else "fail",
+                "observedValue": took,
+                "observedUnit": "ms",
+                "description": "database round trip",
+            }
+        },
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+for _path in ("/health", "/health/live", "/health/ready", "/health/startup"):
+    router.add_api_route(_path, _health, methods=["GET"], include_in_schema=_path == "/health")
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+def _their_state(state: str, handed: bool, cancelling: bool) -> str:
+    if state == states.PROCESSING:
+        if cancelling:
+            return "Cancelling"
+        return "Processed" if handed else "Pending"
+    return {
+        states.SENT: "Sent",
+        states.DELIVERED: "Delivered",
+        states.FAILED: "Failed",
+        states.CANCELLED: "Cancelled",
+        states.RECEIVED: "Delivered",
+    }[state]
+
+
+async def _state_of(session: DbSession, row: Row, include_content: bool = False) -> dict[str, Any]:
+    r, h = recipients_table, history_table
+    recipients = (
+        (await session.execute(select(r).where(r.c.message_id == row["id"]).order_by(r.c.position)))
+        .mappings()
+        .all()
+    )
+    history = (
+        await session.execute(
+            select(h.c.state, h.c.created_at)
+            .where(h.c.message_id == row["id"], h.c.phone_number.is_(None))
+            .order_by(h.c.id)
+        )
+    ).all()
+    handed = row["handed_at"] is not None
+    cancelling = row["cancel_requested_at"] is not None
+    stamps = {"Pending": clock.iso(row["created_at"])}
+    if row["handed_at"]:
+        stamps["Processed"] = clock.iso(row["handed_at"])
+    for state, at in history:
+        if state != states.PROCESSING:
+            stamps[_their_state(state, True, False)] = clock.iso(at)
+    out: dict[str, Any] = {
+        "id": row["external_id"] or row["id"],
+        "deviceId": row["assigned_device_id"] or row["device_id"] or "",
+        "state": _their_state(row["state"], handed, cancelling),
+        "isHashed": False,
+        "isEncrypted": bool(row["is_encrypted"]),
+        "recipients": [
+            {
+                "phoneNumber": rec["phone_number"],
+                "state": _their_state(rec["state"], handed, cancelling),
+                **({"error": rec["error"]} if rec["error"] else {}),
+            }
+            for rec in recipients
+        ],
+        "states": stamps,
+        "createdAt": clock.iso(row["created_at"]),
+    }
+    if include_content:
+        if row["channel"] == "data":
+            out["dataMessage"] = {"data": row["content"], "port": row["data_port"]}
+        else:
+            out["textMessage"] = {"text": row["content"] or ""}
+    return out
+
+
+async def _find(session: DbSession, account_id: str, message_id: str) -> Row:
+    """By our id, or by the id the client chose (our externalId)."""
+    m = messages_table
+    query = select(m).where(m.c.account_id == account_id, m.c.direction == "out")
+    by_id = query.where(m.c.id == message_id) if is_id(message_id) else None
+    row = (await session.execute(by_id)).mappings().first() if by_id is not None else None
+    if row is None:
+        row = (await session.execute(query.where(m.c.external_id == message_id))).mappings().first()
+    if row is None:
+        raise ApiError(404, "message not found", "not_found")
+    return row
+
+
+def _send_request(body: dict[str, Any]) -> SendRequest:
+    contents = [k for k in ("message", "textMessage", "dataMessage", "mmsMessage") if body.get(k)]
+    if len(contents) != 1:
+        raise bad_request("give exactly one of message, textMessage and dataMessage")
+    fields: dict[str, Any] = {
+        "phoneNumbers": body.get("phoneNumbers"),
+        "priority": body.get("priority") or 0,
+        "withDeliveryReport": body.get("withDeliveryReport", True),
+        "isEncrypted": bool(body.get("isEncrypted", False)),
+    }
+    if contents[0] == "mmsMessage":
+        raise bad_request("mmsMessage: MMS through this API is not supported; use /api/v1/send")
+    if contents[0] == "dataMessage":
+        data = body["dataMessage"]
+        if not isinstance(data, dict):
+            raise bad_request("dataMessage: must be an object")
+        fields |= {"channel": "data", "message": data.get("data"), "port": data.get("port")}
+    elif contents[0] == "textMessage":
+        text = body["textMessage"]
+        fields["message"] = text.get("text") if isinstance(text, dict) else None
+    else:
+        fields["message"] = body["message"]
+    for theirs, ours in (
+        ("id", "externalId"),
+        ("deviceId", "deviceId"),
+        ("simNumber", "simNumber"),
+        ("ttl", "ttl"),
+    ):
+        if body.get(theirs) is not None:
+            fields[ours] = body[theirs]
+    if body.get("validUntil"):
+        value = str(body["validUntil"])
+        # the Python client writes naive datetimes without a zone: they are UTC
+        if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
+            value += "+00:00"
+        fields["validUntil"] = value
+    return SendRequest.model_validate(fields)
+
+
+@router.post("/messages", status_code=202)
+@router.post("/message", status_code=202, include_in_schema=False)
+async def send(request: Request, principal: Caller, session: DbSession) -> JSONResponse:
+    _need(principal, "messages:send")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    send_request = _send_request(body)
+    await session.commit()  # the send path uses its own transactions
+    message, created = await messages.queue_message(
+        request.app.state.db, request.app.state.send_writer, principal, send_request
+    )
+    if created:
+        hub: Hub = request.app.state.hub
+        hub.publish(principal.account_id, send_request.device_id, Event(MESSAGE_ENQUEUED))
+    row = await _find(session, principal.account_id, message["id"])
+    state = await _state_of(session, row)
+    return JSONResponse(
+        state,
+        status_code=202,
+        headers={"Location": f"/api/3rdparty/v1/messages/{state['id']}"},
+    )
+
+
+@router.get("/messages/{message_id}")
+@router.get("/message/{message_id}", include_in_schema=False)
+async def get_state(
+    message_id: str,
+    principal: Caller,
+    session: DbSession,
+    includeContent: bool = False,
+) -> dict[str, Any]:
+    _need(principal, "messages:read")
+    row = await _find(session, principal.account_id, message_id)
+    return await _state_of(session, row, includeContent)
+
+
+@router.get("/messages")
+@router.get("/message", include_in_schema=False)
+async def list_messages(
+    principal: Caller,
+    session: DbSession,
+    response: Response,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    state: str | None = None,
+    deviceId: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    includeContent: bool = False,
+    sort: str = "-created_at",
+) -> list[dict[str, Any]]:
+    _need(principal, "messages:list")
+    if sort not in ("created_at", "-created_at"):
+        raise bad_request('sort: must be "created_at" or "-created_at"', field="sort")
+    m = messages_table
+    query = select(m).where(m.c.account_id == principal.account_id, m.c.direction == "out")
+    if from_ is not None:
+        query = query.where(m.c.created_at >= clock.as_utc(from_))
+    if to is not None:
+        query = query.where(m.c.created_at < clock.as_utc(to))
+    if deviceId:
+        query = query.where((m.c.assigned_device_id == deviceId) | (m.c.device_id == deviceId))
+    if state:
+        ours = {
+            "Pending": states.PROCESSING,
+            "Processed": states.PROCESSING,
+            "Cancelling": states.PROCESSING,
+            "Sent": states.SENT,
+            "Delivered": states.DELIVERED,
+            "Failed": states.FAILED,
+            "Cancelled": states.CANCELLED,
+        }.get(state)
+        if ours is None:
+            raise bad_request(f'state: unknown state "{state}"', field="state")
+        query = query.where(m.c.state == ours)
+        if state == "Pending":
+            query = query.where(m.c.handed_at.is_(None))
+        elif state == "Processed":
+            query = query.where(m.c.handed_at.is_not(None))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    order = m.c.id.asc() if sort == "created_at" else m.c.id.desc()
+    rows = (
+        (await session.execute(query.order_by(order).limit(min(limit, 100)).offset(offset)))
+        .mappings()
+        .all()
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return [await _state_of(session, row, includeContent) for row in rows]
+
+
+@router.delete("/messages/{message_id}")
+@router.delete("/message/{message_id}", include_in_schema=False)
+async def cancel(
+    message_id: str, request: Request, principal: Caller, session: DbSession
+) -> dict[str, Any]:
+    _need(principal, "messages:cancel")
+    row = await _find(session, principal.account_id, message_id)
+    try:
+        _, device_id = await messages.cancel_message(session, principal.account_id, row["id"])
+    except ApiError as exc:
+        if exc.code == "not_cancellable":
+            raise ApiError(409, "message is not pending", "not_cancellable") from exc
+        raise
+    if device_id is not None:
+        hub: Hub = request.app.state.hub
+        hub.publish(
+            principal.account_id, device_id, Event(MESSAGE_CANCELLED, {"messageId": row["id"]})
+        )
+    fresh = await _find(session, principal.account_id, row["id"])
+    return await _state_of(session, fresh)
+
+
+# --- devices --------------------------------------------------------------------------------
+
+
+def _device(device: Device) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "createdAt": clock.iso(device.created_at),
+        "updatedAt": clock.iso(device.last_seen_at or device.created_at),
+        "lastSeen": clock.iso(device.last_seen_at or device.created_at),
+        "simCards": device.sim_cards or [],
+    }
+
+
+@router.get("/devices")
+@router.get("/device", include_in_schema=False)
+async def list_devices(principal: Caller, session: DbSession) -> list[dict[str, Any]]:
+    _need(principal, "devices:list")
+    return [_device(d) for d in await devices.list_devices(session, principal.account_id)]
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+async def remove_device(
+    device_id: str, request: Request, principal: Caller, session: DbSession
+) -> Response:
+    """204 even for an unknown id, as the reference answers."""
+    _need(principal, "devices:delete")
+    from smsgate.devices.routes import delete_device
+
+    try:
+        await delete_device(device_id, request, principal, session)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    return Response(status_code=204)
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def _token_out(pair: accounts.TokenPair) -> dict[str, Any]:
+    """Both spellings: the reference and client-go read snake_case, the PyPI client camelCase."""
+    expires = clock.iso(pair.expires_at)
+    return {
+        "id": pair.family_id,
+        "token_type": "Bearer",
+        "tokenType": "Bearer",
+        "access_token": pair.access_token,
+        "accessToken": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "refreshToken": pair.refresh_token,
+        "expires_at": expires,
+        "expiresAt": expires,
+    }
+
+
+@router.post("/auth/token", status_code=201)
+async def issue_token(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
+    _need(principal, "tokens:manage")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    requested = body.get("scopes") if isinstance(body, dict) else None
+    if not isinstance(requested, list) or not requested:
+        raise bad_request("scopes: give at least one scope", field="scopes")
+    unknown = [s for s in requested if s not in SCOPES]
+    if unknown:
+        raise bad_request(f"scopes: unknown scope {unknown[0]}", "invalid_scope", "scopes")
+    chosen = frozenset(SCOPES[s] for s in requested) & principal.scopes
+    settings: Settings = request.app.state.settings
+    ttl = body.get("ttl") if isinstance(body.get("ttl"), int) else 0
+    ttl = min(max(ttl, 60), settings.access_token_ttl_seconds) if ttl else None
+    account = await accounts.get_account(session, principal.account_id)
+    pair = await accounts.issue_tokens(session, account, settings, chosen=chosen, ttl=ttl)
+    return _token_out(pair)
+
+
+@router.post("/auth/token/refresh", status_code=201)
+async def refresh_token(request: Request, session: DbSession) -> dict[str, Any]:
+    """Bearer <refresh token>; the presented token stops working (rotation)."""
+    scheme, _, raw = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise ApiError(401, "send the refresh token as Authorization: Bearer", "unauthorized")
+    settings: Settings = request.app.state.settings
+    pair = await accounts.refresh_tokens(session, raw.strip(), settings)
+    return _token_out(pair)
+
+
+@router.delete("/auth/token/{token_id}", status_code=204)
+async def revoke_token(token_id: str, principal: Caller, session: DbSession) -> Response:
+    _need(principal, "tokens:manage")
+    try:
+        await accounts.revoke_family_by_id(session, principal.account_id, token_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    return Response(status_code=204)
