@@ -25,7 +25,7 @@ from smsgate.accounts.cache import CredentialCache
 from smsgate.accounts.service import Principal
 from smsgate.config import Settings
 from smsgate.devices import service as devices
-from smsgate.devices.models import Device
+from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock
 from smsgate.kit.ids import is_id
@@ -35,6 +35,8 @@ from smsgate.messages.models import history_table, messages_table, recipients_ta
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database, DbSession
+from smsgate.webhooks import service as webhooks
+from smsgate.webhooks.models import Webhook
 
 router = APIRouter(prefix="/api/3rdparty/v1", tags=["compat"])
 
@@ -478,3 +480,228 @@ async def revoke_token(token_id: str, principal: Caller, session: DbSession) -> 
         if exc.status != 404:
             raise
     return Response(status_code=204)
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+# Their events that SMSGate emits under the same name; the others are refused with a reason.
+WEBHOOK_EVENTS = (
+    "sms:received",
+    "sms:sent",
+    "sms:delivered",
+    "sms:failed",
+    "system:ping",
+    "mms:received",
+    "mms:downloaded",
+)
+
+
+def _webhook_rows(hook: Webhook) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": hook.client_id or hook.id,
+            "url": hook.url,
+            "event": event,
+            **({"deviceId": hook.device_id} if hook.device_id else {}),
+        }
+        for event in hook.events
+        if event in WEBHOOK_EVENTS
+    ]
+
+
+async def _hook_by(session: DbSession, account_id: str, hook_id: str) -> Webhook | None:
+    query = select(Webhook).where(Webhook.account_id == account_id)
+    found = (await session.execute(query.where(Webhook.client_id == hook_id))).scalar()
+    if found is None and is_id(hook_id):
+        found = (await session.execute(query.where(Webhook.id == hook_id))).scalar()
+    return found
+
+
+@router.get("/webhooks")
+async def list_webhooks(principal: Caller, session: DbSession) -> list[dict[str, Any]]:
+    _need(principal, "webhooks:list")
+    hooks = await webhooks.list_all(session, principal.account_id)
+    return [row for hook in hooks for row in _webhook_rows(hook)]
+
+
+@router.post("/webhooks", status_code=201)
+async def upsert_webhook(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
+    """Created, or replaced when the client's id already exists; deliveries use the Android
+    app's own envelope and X-Signature scheme (format `android`), which their receivers know."""
+    _need(principal, "webhooks:write")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    url, event = body.get("url"), body.get("event")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise bad_request("url: must start with https://", field="url")
+    if event not in WEBHOOK_EVENTS:
+        raise bad_request(
+            f'event: "{event}" is not one SMSGate sends; use one of {", ".join(WEBHOOK_EVENTS)}',
+            field="event",
+        )
+    client_id = body.get("id")
+    if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 36):
+        raise bad_request("id: must be a string of 1 to 36 characters", field="id")
+    device_id = body.get("deviceId")
+    settings: Settings = request.app.state.settings
+    existing = await _hook_by(session, principal.account_id, client_id) if client_id else None
+    if existing is None:
+        hook, _ = await webhooks.create(
+            session,
+            principal.account_id,
+            settings,
+            url=url,
+            events=[event],
+            device_id=device_id,
+            fmt="android",
+        )
+        hook.client_id = client_id
+    else:
+        hook = existing
+        hook.url = await webhooks.check_url(url, settings)
+        hook.events = [event]
+        if device_id is not None:
+            await devices.get_device(session, principal.account_id, device_id)
+        hook.device_id = device_id
+        hook.updated_at = clock.now()
+    await session.flush()
+    return _webhook_rows(hook)[0]
+
+
+@router.delete("/webhooks/{hook_id}", status_code=204)
+async def delete_webhook(hook_id: str, principal: Caller, session: DbSession) -> Response:
+    _need(principal, "webhooks:delete")
+    hook = await _hook_by(session, principal.account_id, hook_id)
+    if hook is not None:
+        await session.delete(hook)
+    return Response(status_code=204)
+
+
+# --- inbox and logs -------------------------------------------------------------------------
+
+INBOX_TYPES = {"sms": "SMS", "data": "DATA_SMS", "mms": "MMS", "whatsapp": "SMS"}
+
+
+@router.get("/inbox")
+async def inbox(
+    principal: Caller,
+    session: DbSession,
+    response: Response,
+    type_: Annotated[str | None, Query(alias="type")] = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    deviceId: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    _need(principal, "inbox:list")
+    m, r = messages_table, recipients_table
+    query = select(m).where(m.c.account_id == principal.account_id, m.c.direction == "in")
+    if type_:
+        channels = [c for c, t in INBOX_TYPES.items() if t == type_]
+        if not channels:
+            raise bad_request(f'type: unknown type "{type_}"', field="type")
+        query = query.where(m.c.channel.in_(channels))
+    if from_ is not None:
+        query = query.where(m.c.created_at >= clock.as_utc(from_))
+    if to is not None:
+        query = query.where(m.c.created_at < clock.as_utc(to))
+    if deviceId:
+        query = query.where(m.c.device_id == deviceId)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (
+        (await session.execute(query.order_by(m.c.id.desc()).limit(limit).offset(offset)))
+        .mappings()
+        .all()
+    )
+    senders = {}
+    if rows:
+        found = await session.execute(
+            select(r.c.message_id, r.c.phone_number).where(
+                r.c.message_id.in_([row["id"] for row in rows])
+            )
+        )
+        senders = dict(found.all())
+    response.headers["X-Total-Count"] = str(total)
+    return [
+        {
+            "id": row["id"],
+            "type": INBOX_TYPES.get(row["channel"], "SMS"),
+            "sender": senders.get(row["id"], ""),
+            "contentPreview": (row["content"] or "")[:160],
+            "createdAt": clock.iso(row["created_at"]),
+            **({"simNumber": row["sim_number"]} if row["sim_number"] else {}),
+        }
+        for row in rows
+    ]
+
+
+async def _export(request: Request, principal: Principal, session: DbSession) -> None:
+    """Ask the account's phones (or one) to re-read their inbox and report it again."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    if not isinstance(body, dict) or not body.get("since") or not body.get("until"):
+        raise bad_request("since and until are required")
+    device_id = body.get("deviceId")
+    if device_id:
+        await devices.get_device(session, principal.account_id, device_id)
+    types = body.get("messageTypes") or ["SMS"]
+    data = {
+        "since": str(body["since"]),
+        "until": str(body["until"]),
+        "messageTypes": ",".join(str(t) for t in types),
+        "triggerWebhooks": "true",
+    }
+    hub: Hub = request.app.state.hub
+    hub.publish(principal.account_id, device_id, Event("MessagesExportRequested", data))
+
+
+@router.post("/inbox/refresh", status_code=202)
+@router.post("/inbox/export", status_code=202, include_in_schema=False)
+async def refresh_inbox(request: Request, principal: Caller, session: DbSession) -> Response:
+    _need(principal, "inbox:refresh")
+    await _export(request, principal, session)
+    return Response(status_code=202)
+
+
+@router.post("/messages/inbox/export", status_code=202, include_in_schema=False)
+async def export_inbox(request: Request, principal: Caller, session: DbSession) -> Response:
+    _need(principal, "messages:export")
+    await _export(request, principal, session)
+    return Response(status_code=202, headers={"Deprecation": "true"})
+
+
+LOG_PRIORITY = {"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR"}
+
+
+@router.get("/logs")
+async def logs(
+    principal: Caller,
+    session: DbSession,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> list[dict[str, Any]]:
+    _need(principal, "logs:read")
+    query = select(DeviceLog).where(DeviceLog.account_id == principal.account_id)
+    if from_ is not None:
+        query = query.where(DeviceLog.created_at >= clock.as_utc(from_))
+    if to is not None:
+        query = query.where(DeviceLog.created_at < clock.as_utc(to))
+    entries = (await session.execute(query.order_by(DeviceLog.id.desc()).limit(1000))).scalars()
+    return [
+        {
+            "id": entry.id,
+            "createdAt": clock.iso(entry.created_at),
+            "message": entry.message,
+            "priority": LOG_PRIORITY.get(entry.level, "INFO"),
+            "module": entry.event,
+            "context": {"deviceId": entry.device_id, **(entry.details or {})},
+        }
+        for entry in entries
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgate.kit import clock
@@ -14,6 +14,7 @@ from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDa
 
 class Webhook(IdMixin, CreatedMixin, TenantMixin, Base):
     __tablename__ = "webhooks"
+    __table_args__ = (UniqueConstraint("account_id", "client_id"),)
 
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSON)
@@ -27,6 +28,8 @@ class Webhook(IdMixin, CreatedMixin, TenantMixin, Base):
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # an id the client chose (the compat API's webhooks are upserted by it)
+    client_id: Mapped[str | None] = mapped_column(String(36), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 

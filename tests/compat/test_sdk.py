@@ -138,3 +138,66 @@ async def test_errors_have_the_reference_shape(make_user, live_server) -> None:
         assert listed.status_code == 200 and listed.headers["X-Total-Count"] == "0"
         wrong = await http.get(f"{base}/messages", auth=httpx.BasicAuth(user.email, "nope-nope"))
         assert wrong.status_code == 401
+
+
+async def test_sdk_webhooks_inbox_and_logs(make_user, live_server, app) -> None:
+    from android_sms_gateway.enums import WebhookEvent
+
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        phone = await pair_phone(user, http=http, base=live_server)
+        await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola", "id": "w1"}])
+        await phone.logs([{"level": "warn", "message": "battery low"}])
+    async with _sdk(live_server, user) as client:
+        made = await client.create_webhook(
+            domain.Webhook(
+                id="hook-1", url="https://hooks.example.com/in", event=WebhookEvent.SMS_RECEIVED
+            )
+        )
+        assert made.id == "hook-1" and made.event == WebhookEvent.SMS_RECEIVED
+        moved = await client.create_webhook(
+            domain.Webhook(
+                id="hook-1", url="https://hooks.example.com/other", event=WebhookEvent.SMS_SENT
+            )
+        )
+        listed = await client.get_webhooks()
+        assert [(w.id, w.url, w.event) for w in listed] == [
+            ("hook-1", "https://hooks.example.com/other", WebhookEvent.SMS_SENT)
+        ]
+        assert moved.url.endswith("/other")
+        generated = await client.create_webhook(
+            domain.Webhook(
+                id=None, url="https://hooks.example.com/ping", event=WebhookEvent.SYSTEM_PING
+            )
+        )
+        assert generated.id
+        await client.delete_webhook("hook-1")
+        await client.delete_webhook("does-not-exist")
+        assert [w.id for w in await client.get_webhooks()] == [generated.id]
+        inbox = await client.list_inbox_messages()
+        assert [(m.sender, m.content_preview, m.message_type) for m in inbox] == [
+            ("+5215512345678", "hola", "SMS")
+        ]
+        logs = await client.get_logs()
+        assert any(entry.message == "battery low" for entry in logs)
+    async with httpx.AsyncClient() as http:
+        auth = httpx.BasicAuth(user.email, PASSWORD)
+        base = f"{live_server}/api/3rdparty/v1"
+        plain = await http.post(
+            f"{base}/webhooks",
+            auth=auth,
+            json={"url": "http://insecure.example.com", "event": "sms:sent"},
+        )
+        assert plain.status_code == 400 and "https://" in plain.json()["message"]
+        unknown = await http.post(
+            f"{base}/webhooks",
+            auth=auth,
+            json={"url": "https://x.example.com", "event": "app:started"},
+        )
+        assert unknown.status_code == 400
+        refresh = await http.post(
+            f"{base}/inbox/refresh",
+            auth=auth,
+            json={"since": "2026-01-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
+        )
+        assert refresh.status_code == 202
