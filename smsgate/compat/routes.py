@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from smsgate import __version__
@@ -25,6 +26,7 @@ from smsgate.accounts.cache import CredentialCache
 from smsgate.accounts.service import Principal
 from smsgate.config import Settings
 from smsgate.devices import service as devices
+from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock
@@ -33,7 +35,7 @@ from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest
-from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
+from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
@@ -705,3 +707,79 @@ async def logs(
         }
         for entry in entries
     ]
+
+
+# --- settings (one document for all the account's devices) -----------------------------------
+
+_FROM_APP = {pair: field for field, pair in device_settings.APP_KEYS.items()}
+
+
+def _document_to_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """Their `{section: {snake_key: value}}` onto our camelCase fields (unknown keys dropped;
+    `gateway` and `encryption` are never taken from this API)."""
+    fields: dict[str, Any] = {}
+    for section, keys in document.items():
+        if section in ("gateway", "encryption") or not isinstance(keys, dict):
+            continue
+        for key, value in keys.items():
+            field = _FROM_APP.get((section, key))
+            if field is not None:
+                fields[field] = value
+    return fields
+
+
+def _fields_to_document(fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    document: dict[str, dict[str, Any]] = {}
+    for field, value in fields.items():
+        if field in device_settings.APP_KEYS:
+            section, key = device_settings.APP_KEYS[field]
+            document.setdefault(section, {})[key] = value
+    return document
+
+
+async def _apply_settings(
+    request: Request, principal: Principal, session: DbSession, replace: bool
+) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    account = await accounts.get_account(session, principal.account_id)
+    stored = dict((account.settings or {}).get("deviceSettings") or {})
+    given = _document_to_fields(body)
+    fields = given if replace else {**stored, **given}
+    try:
+        patch = device_settings.SettingsPatch.model_validate(
+            {k: v for k, v in fields.items() if v is not None}
+        )
+        merged = device_settings.merged({}, patch)
+    except (ValueError, ValidationError) as exc:
+        raise bad_request(f"invalid settings: {exc}".splitlines()[0]) from exc
+    account.settings = {**(account.settings or {}), "deviceSettings": merged}
+    hub: Hub = request.app.state.hub
+    for device in await devices.list_devices(session, principal.account_id):
+        device.settings = dict(merged)
+        hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
+    await session.flush()
+    return _fields_to_document(merged)
+
+
+@router.get("/settings")
+async def get_settings(principal: Caller, session: DbSession) -> dict[str, Any]:
+    _need(principal, "settings:read")
+    account = await accounts.get_account(session, principal.account_id)
+    return _fields_to_document((account.settings or {}).get("deviceSettings") or {})
+
+
+@router.put("/settings")
+async def put_settings(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
+    _need(principal, "settings:write")
+    return await _apply_settings(request, principal, session, replace=True)
+
+
+@router.patch("/settings")
+async def patch_settings(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
+    _need(principal, "settings:write")
+    return await _apply_settings(request, principal, session, replace=False)

@@ -201,3 +201,39 @@ async def test_sdk_webhooks_inbox_and_logs(make_user, live_server, app) -> None:
             json={"since": "2026-01-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
         )
         assert refresh.status_code == 202
+
+
+async def test_sdk_settings_apply_to_every_phone(make_user, live_server) -> None:
+    from android_sms_gateway.enums import LimitPeriod
+
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        phones = [
+            await pair_phone(user, http=http, base=live_server, name=f"p{i}") for i in range(2)
+        ]
+        async with _sdk(live_server, user) as client:
+            await client.update_settings(
+                domain.DeviceSettings(
+                    messages=domain.SettingsMessages(
+                        limit_period=LimitPeriod.PER_MINUTE, limit_value=30
+                    )
+                )
+            )
+            await client.patch_settings(
+                domain.DeviceSettings(
+                    messages=domain.SettingsMessages(send_interval_min=1, send_interval_max=5)
+                )
+            )
+            shown = await client.get_settings()
+            assert shown.messages is not None and shown.messages.limit_value == 30
+            assert shown.messages.send_interval_max == 5
+        for phone in phones:
+            sections = await phone.settings()
+            assert sections["messages"]["limit_period"] == "PerMinute"
+            assert sections["messages"]["send_interval_min"] == 1
+        bad = await http.patch(
+            f"{live_server}/api/3rdparty/v1/settings",
+            auth=httpx.BasicAuth(user.email, PASSWORD),
+            json={"messages": {"limit_period": "Sometimes"}},
+        )
+        assert bad.status_code == 400 and set(bad.json()) == {"message"}
