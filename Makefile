@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench migrate migration clean help
+.PHONY: run test sdk-test lint format bench migrate migration clean help
 
 help:
 	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
 	@echo "make test    run the test suite (SQLite; PostgreSQL with SMSGATE_TEST_DATABASE_URL)"
+	@echo "make sdk-test  the official Python SDK's own live tests against a fresh server"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make format  ruff format + autofix"
 	@echo "make bench   run the benchmarks in bench/ (prints JSON)"
@@ -28,6 +29,9 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+sdk-test: $(STAMP)
+	$(BIN)/python tests/sdk_live.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check smsgate tests bench
