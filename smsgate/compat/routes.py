@@ -33,6 +33,7 @@ from smsgate.kit import clock
 from smsgate.kit.ids import is_id
 from smsgate.messages import service as messages
 from smsgate.messages import states
+from smsgate.messages.dispatch import APP_STATES
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
@@ -113,6 +114,16 @@ async def compat_principal(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(compat_principal)]
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise bad_request("request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    return body
 
 
 def _need(principal: Principal, their_scope: str) -> None:
@@ -272,12 +283,7 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
 @router.post("/message", status_code=202, include_in_schema=False)
 async def send(request: Request, principal: Caller, session: DbSession) -> JSONResponse:
     _need(principal, "messages:send")
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
+    body = await _object(request)
     send_request = _send_request(body)
     await session.commit()  # the send path uses its own transactions
     message, created = await messages.queue_message(
@@ -335,15 +341,7 @@ async def list_messages(
     if deviceId:
         query = query.where((m.c.assigned_device_id == deviceId) | (m.c.device_id == deviceId))
     if state:
-        ours = {
-            "Pending": states.PROCESSING,
-            "Processed": states.PROCESSING,
-            "Cancelling": states.PROCESSING,
-            "Sent": states.SENT,
-            "Delivered": states.DELIVERED,
-            "Failed": states.FAILED,
-            "Cancelled": states.CANCELLED,
-        }.get(state)
+        ours = APP_STATES.get(state)
         if ours is None:
             raise bad_request(f'state: unknown state "{state}"', field="state")
         query = query.where(m.c.state == ours)
@@ -443,11 +441,8 @@ def _token_out(pair: accounts.TokenPair) -> dict[str, Any]:
 @router.post("/auth/token", status_code=201)
 async def issue_token(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
     _need(principal, "tokens:manage")
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    requested = body.get("scopes") if isinstance(body, dict) else None
+    body = await _object(request)
+    requested = body.get("scopes")
     if not isinstance(requested, list) or not requested:
         raise bad_request("scopes: give at least one scope", field="scopes")
     unknown = [s for s in requested if s not in SCOPES]
@@ -531,12 +526,7 @@ async def upsert_webhook(request: Request, principal: Caller, session: DbSession
     """Created, or replaced when the client's id already exists; deliveries use the Android
     app's own envelope and X-Signature scheme (format `android`), which their receivers know."""
     _need(principal, "webhooks:write")
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
+    body = await _object(request)
     url, event = body.get("url"), body.get("event")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise bad_request("url: must start with https://", field="url")
@@ -644,11 +634,8 @@ async def inbox(
 
 async def _export(request: Request, principal: Principal, session: DbSession) -> None:
     """Ask the account's phones (or one) to re-read their inbox and report it again."""
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    if not isinstance(body, dict) or not body.get("since") or not body.get("until"):
+    body = await _object(request)
+    if not body.get("since") or not body.get("until"):
         raise bad_request("since and until are required")
     device_id = body.get("deviceId")
     if device_id:
@@ -740,12 +727,7 @@ def _fields_to_document(fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def _apply_settings(
     request: Request, principal: Principal, session: DbSession, replace: bool
 ) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
+    body = await _object(request)
     account = await accounts.get_account(session, principal.account_id)
     stored = dict((account.settings or {}).get("deviceSettings") or {})
     given = _document_to_fields(body)

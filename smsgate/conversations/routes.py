@@ -52,14 +52,6 @@ class AccountSettingsPatch(Input):
     allowed_countries: list[str] | None = Field(default=None, max_length=250)
 
 
-def _time(value: datetime | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
-    return clock.as_utc(value)
-
-
 @router.get("/api/v1/inbox")
 async def inbox(
     principal: ReadMessagesScope,
@@ -88,8 +80,8 @@ async def inbox(
         direction="in",
         device_id=device_id,
         phone_number=number,
-        since=_time(since, "since"),
-        until=_time(until, "until"),
+        since=clock.zoned_filter(since, "since"),
+        until=clock.zoned_filter(until, "until"),
     )
     data, next_cursor = await messages.list_messages(
         session, principal.account_id, filters, limit, cursor

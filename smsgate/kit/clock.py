@@ -53,3 +53,14 @@ def parse_zoned(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         return None
     return as_utc(parsed).replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def zoned_filter(value: datetime | None, field: str) -> datetime | None:
+    """A query's time bound: must carry a zone (a naive time is ambiguous), returned in UTC."""
+    from smsgate.errors import bad_request
+
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
+    return as_utc(value)

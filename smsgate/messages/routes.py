@@ -35,14 +35,6 @@ async def send(body: SendRequest, principal: SendScope, request: Request) -> JSO
     return JSONResponse(message, status_code=202 if created else 200)
 
 
-def _time_filter(value: datetime | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
-    return clock.as_utc(value)
-
-
 @router.get("/api/v1/messages")
 async def list_messages(
     principal: ReadMessagesScope,
@@ -77,8 +69,8 @@ async def list_messages(
         state=state,
         device_id=device_id,
         phone_number=number,
-        since=_time_filter(since, "since"),
-        until=_time_filter(until, "until"),
+        since=clock.zoned_filter(since, "since"),
+        until=clock.zoned_filter(until, "until"),
     )
     data, next_cursor = await service.list_messages(
         session, principal.account_id, filters, limit, cursor

@@ -20,7 +20,7 @@ USER_AGENT = "me.capcom.smsgateway/1.60.0-sim"
 
 
 def phone_time(value: datetime) -> str:
-    """yyyy-MM-dd'T'HH:mm:ss.SSSXXX in the phone's zone, as the app writes dates."""
+    """The phone's local time with milliseconds and its UTC offset, as the app writes dates."""
     local = value.astimezone()
     text = local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
     offset = local.strftime("%z")
