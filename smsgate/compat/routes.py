@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -281,13 +282,34 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
 
 @router.post("/messages", status_code=202)
 @router.post("/message", status_code=202, include_in_schema=False)
-async def send(request: Request, principal: Caller, session: DbSession) -> JSONResponse:
+async def send(
+    request: Request,
+    principal: Caller,
+    session: DbSession,
+    skipPhoneValidation: bool = False,
+    deviceActiveWithin: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
     _need(principal, "messages:send")
     body = await _object(request)
     send_request = _send_request(body)
+    if deviceActiveWithin and send_request.device_id is None:
+        # as the reference: a random one of the devices seen within that many hours
+        since = clock.now() - timedelta(hours=deviceActiveWithin)
+        active = [
+            d.id
+            for d in await devices.list_devices(session, principal.account_id)
+            if d.last_seen_at is not None and d.last_seen_at >= since
+        ]
+        if not active:
+            raise bad_request(f"no device was active within {deviceActiveWithin} hours")
+        send_request = send_request.model_copy(update={"device_id": secrets.choice(active)})
     await session.commit()  # the send path uses its own transactions
     message, created = await messages.queue_message(
-        request.app.state.db, request.app.state.send_writer, principal, send_request
+        request.app.state.db,
+        request.app.state.send_writer,
+        principal,
+        send_request,
+        validate_numbers=not skipPhoneValidation,
     )
     if created:
         hub: Hub = request.app.state.hub

@@ -48,7 +48,7 @@ def _request_hash(request: SendRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _recipients(request: SendRequest, region: str) -> list[str]:
+def _recipients(request: SendRequest, region: str, validate: bool = True) -> list[str]:
     seen: dict[str, None] = {}
     for index, raw in enumerate(request.phone_numbers):
         field = f"phoneNumbers[{index}]"
@@ -62,7 +62,10 @@ def _recipients(request: SendRequest, region: str) -> list[str]:
             try:
                 number = phones.normalize(raw, region)
             except phones.InvalidPhoneNumber as exc:
-                raise bad_request(f"{field}: {exc}", "invalid_phone_number", field) from exc
+                kept = "".join(ch for ch in raw if ch.isdigit() or ch in "+*#")
+                if validate or not kept:
+                    raise bad_request(f"{field}: {exc}", "invalid_phone_number", field) from exc
+                number = kept  # as the phone itself would dial it
         seen.setdefault(number, None)
     return list(seen)
 
@@ -142,10 +145,12 @@ def _valid_until(request: SendRequest, now: datetime) -> datetime | None:
     return None
 
 
-def prepare_message(account_id: str, region: str, request: SendRequest) -> PreparedMessage:
+def prepare_message(
+    account_id: str, region: str, request: SendRequest, *, validate_numbers: bool = True
+) -> PreparedMessage:
     """Validate a send completely, without the database, and turn it into the rows to write."""
     now = clock.now()
-    numbers = _recipients(request, region)
+    numbers = _recipients(request, region, validate_numbers)
     content, port = _check_content(request)
     valid_until = _valid_until(request, now)
     encoding: str | None = None
@@ -211,7 +216,12 @@ def prepare_message(account_id: str, region: str, request: SendRequest) -> Prepa
 
 
 async def queue_message(
-    database: Database, writer: SendWriter, principal: Principal, request: SendRequest
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    request: SendRequest,
+    *,
+    validate_numbers: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """Accept a send: validate, check the device, store once (group commit).
 
@@ -225,7 +235,9 @@ async def queue_message(
             f"it includes {', '.join(plan.channels)}",
             "channel_not_in_plan",
         )
-    prepared = prepare_message(principal.account_id, principal.region, request)
+    prepared = prepare_message(
+        principal.account_id, principal.region, request, validate_numbers=validate_numbers
+    )
     if not request.is_encrypted:
         numbers = [r["phone_number"] for r in prepared.recipients]
         abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))

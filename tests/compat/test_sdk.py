@@ -237,3 +237,29 @@ async def test_sdk_settings_apply_to_every_phone(make_user, live_server) -> None
             json={"messages": {"limit_period": "Sometimes"}},
         )
         assert bad.status_code == 400 and set(bad.json()) == {"message"}
+
+
+async def test_skip_phone_validation_and_device_active_within(make_user, live_server) -> None:
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        auth = httpx.BasicAuth(user.email, PASSWORD)
+        base = f"{live_server}/api/3rdparty/v1"
+        body = {"phoneNumbers": ["12 34"], "textMessage": {"text": "hola"}}
+        refused = await http.post(f"{base}/messages", auth=auth, json=body)
+        assert refused.status_code == 400
+        kept = await http.post(f"{base}/messages?skipPhoneValidation=true", auth=auth, json=body)
+        assert kept.status_code == 202, kept.text
+        assert kept.json()["recipients"][0]["phoneNumber"] == "1234"
+        nobody = await http.post(
+            f"{base}/messages?deviceActiveWithin=1",
+            auth=auth,
+            json={"phoneNumbers": ["+5215555555555"], "message": "x"},
+        )
+        assert nobody.status_code == 400 and "active within 1 hours" in nobody.json()["message"]
+        phone = await pair_phone(user, http=http, base=live_server)
+        pinned = await http.post(
+            f"{base}/messages?deviceActiveWithin=1",
+            auth=auth,
+            json={"phoneNumbers": ["+5215555555555"], "message": "x"},
+        )
+        assert pinned.status_code == 202 and pinned.json()["deviceId"] == phone.device_id
