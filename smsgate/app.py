@@ -18,6 +18,7 @@ from smsgate.billing.routes import router as billing_router
 from smsgate.compat.routes import router as compat_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
+from smsgate.dashboard.routes import router as dashboard_router
 from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(conversations_router)
     app.include_router(billing_router)
     app.include_router(compat_router)
+    app.include_router(dashboard_router)
     return app
 
 

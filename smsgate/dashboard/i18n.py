@@ -1,0 +1,77 @@
+"""The dashboard's words in Spanish (the first customers are in Mexico) and English."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+LANGUAGES = ("es", "en")
+COOKIE = "smsgate_lang"
+
+TEXT: dict[str, dict[str, str]] = {
+    "overview": {"es": "Resumen", "en": "Overview"},
+    "devices": {"es": "Dispositivos", "en": "Devices"},
+    "send": {"es": "Enviar", "en": "Send"},
+    "messages": {"es": "Mensajes", "en": "Messages"},
+    "keys": {"es": "Llaves API", "en": "API keys"},
+    "logout": {"es": "Salir", "en": "Log out"},
+    "login": {"es": "Entrar", "en": "Log in"},
+    "signup": {"es": "Crear cuenta", "en": "Sign up"},
+    "email": {"es": "Correo", "en": "Email"},
+    "password": {"es": "Contraseña", "en": "Password"},
+    "name": {"es": "Nombre", "en": "Name"},
+    "online": {"es": "En línea", "en": "Online"},
+    "offline": {"es": "Desconectado", "en": "Offline"},
+    "pending": {"es": "Sin emparejar", "en": "Not paired"},
+    "today": {"es": "Hoy", "en": "Today"},
+    "usage": {"es": "Uso del plan", "en": "Plan usage"},
+    "plan": {"es": "Plan", "en": "Plan"},
+    "unlimited": {"es": "ilimitado", "en": "unlimited"},
+    "add_android": {"es": "Agregar teléfono Android", "en": "Add Android phone"},
+    "pair_steps": {
+        "es": "En la app SMS Gateway for Android: Ajustes → Servidor en la nube. Escribe la URL "
+        "de la API y el token privado, elige el canal de notificación «Solo SSE», reinicia la "
+        "app y activa «Servidor en la nube».",
+        "en": "In the SMS Gateway for Android app: Settings → Cloud Server. Enter the API URL and "
+        "the private token, choose the “SSE only” notification channel, restart the app and "
+        "switch “Cloud server” on.",
+    },
+    "server_url": {"es": "URL de la API", "en": "API URL"},
+    "private_token": {"es": "Token privado", "en": "Private token"},
+    "code": {"es": "Código", "en": "Code"},
+    "recipients": {"es": "Destinatarios (uno por línea)", "en": "Recipients (one per line)"},
+    "message": {"es": "Mensaje", "en": "Message"},
+    "device": {"es": "Dispositivo", "en": "Device"},
+    "automatic": {"es": "Automático", "en": "Automatic"},
+    "sent_ok": {"es": "Mensaje aceptado", "en": "Message accepted"},
+    "state": {"es": "Estado", "en": "State"},
+    "direction": {"es": "Dirección", "en": "Direction"},
+    "created": {"es": "Creado", "en": "Created"},
+    "last_seen": {"es": "Visto por última vez", "en": "Last seen"},
+    "create": {"es": "Crear", "en": "Create"},
+    "revoke": {"es": "Revocar", "en": "Revoke"},
+    "key_once": {
+        "es": "Copia la llave ahora: no se volverá a mostrar.",
+        "en": "Copy the key now: it will not be shown again.",
+    },
+    "no_account": {"es": "¿Sin cuenta?", "en": "No account?"},
+    "have_account": {"es": "¿Ya tienes cuenta?", "en": "Have an account?"},
+    "none_yet": {"es": "Nada todavía.", "en": "Nothing yet."},
+    "characters": {"es": "caracteres", "en": "characters"},
+}
+
+
+def language(request: Request) -> str:
+    """?lang= wins, then the cookie, then Accept-Language; Spanish by default."""
+    chosen = request.query_params.get("lang") or request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    header = request.headers.get("accept-language", "").lower()
+    for part in header.split(","):
+        code = part.split(";")[0].strip()[:2]
+        if code in LANGUAGES:
+            return code
+    return "es"
+
+
+def translator(lang: str) -> dict[str, str]:
+    return {key: words.get(lang, words["en"]) for key, words in TEXT.items()}

@@ -1,0 +1,362 @@
+"""Dashboard pages: the same services as the API, a session cookie, a CSRF field in each form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from smsgate.accounts import scopes
+from smsgate.accounts import service as accounts
+from smsgate.accounts.auth import SESSION_COOKIE, AppSettings
+from smsgate.accounts.schemas import key_out
+from smsgate.accounts.service import Principal
+from smsgate.billing import service as billing
+from smsgate.dashboard.i18n import COOKIE, language, translator
+from smsgate.devices import service as devices
+from smsgate.errors import ApiError, describe_validation_error
+from smsgate.kit import clock
+from smsgate.kit.crypto import equal
+from smsgate.messages import service as messages
+from smsgate.messages.models import messages_table
+from smsgate.messages.schemas import SendRequest
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage.db import DbSession
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _page(
+    request: Request,
+    name: str,
+    principal: Principal | None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    lang = language(request)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "lang": lang,
+            "t": translator(lang),
+            "account": principal,
+            "csrf": principal.csrf_token if principal else "",
+            **context,
+        },
+        status_code=status,
+    )
+    if request.query_params.get("lang") == lang:
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+async def _principal(request: Request, session: DbSession) -> Principal | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return await accounts.principal_from_session(session, cookie) if cookie else None
+
+
+def _login_redirect() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def _check_csrf(principal: Principal, csrf: str) -> None:
+    if not principal.csrf_token or not equal(csrf, principal.csrf_token):
+        raise ApiError(403, "this form expired; reload the page and try again", "csrf_failed")
+
+
+def _start(response: Response, raw: str, settings: Any) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=bool(settings.cookie_secure),
+        path="/",
+    )
+
+
+@router.get("/")
+async def home(request: Request, session: DbSession) -> Response:
+    if await _principal(request, session):
+        return RedirectResponse("/dashboard", status_code=303)
+    return _login_redirect()
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request, "auth.html", None, mode="login", title="Login")
+
+
+@router.get("/signup")
+async def signup_page(request: Request) -> HTMLResponse:
+    return _page(request, "auth.html", None, mode="signup", title="Sign up")
+
+
+@router.post("/login")
+@router.post("/signup")
+async def auth_form(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    mode = "signup" if request.url.path == "/signup" else "login"
+    try:
+        if mode == "signup":
+            if not settings.signup_enabled:
+                raise ApiError(403, "sign-up is disabled on this server", "signup_disabled")
+            account = await accounts.create_account(
+                session,
+                email=email,
+                password=password,
+                name=None,
+                plan=settings.default_plan,
+                region=settings.default_region,
+            )
+        else:
+            client = request.client.host if request.client else "unknown"
+            account = await accounts.login(
+                session, email=email, password=password, client=client, settings=settings
+            )
+    except ApiError as exc:
+        if exc.keep_changes:
+            await session.commit()  # a failed login still counts
+        return _page(
+            request, "auth.html", None, status=exc.status, mode=mode, error=exc.message, email=email
+        )
+    raw, _ = await accounts.start_session(session, account, settings)
+    response = RedirectResponse("/dashboard", status_code=303)
+    _start(response, raw, settings)
+    return response
+
+
+@router.post("/dashboard/logout")
+async def logout(
+    request: Request, session: DbSession, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is not None:
+        _check_csrf(principal, csrf)
+        await accounts.end_session(session, principal.account_id, principal.credential_id)
+    response = _login_redirect()
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/dashboard")
+async def overview(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    account = await accounts.get_account(session, principal.account_id)
+    found = await devices.list_devices(session, principal.account_id)
+    counts = {
+        status: sum(1 for d in found if d.status == status)
+        for status in ("online", "offline", "pending")
+    }
+    m = messages_table
+    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today: dict[str, int] = dict(
+        (
+            await session.execute(
+                select(m.c.state, func.count())
+                .where(m.c.account_id == principal.account_id, m.c.created_at >= start)
+                .group_by(m.c.state)
+            )
+        ).all()
+    )
+    summary = await billing.summary(session, account, settings)
+    return _page(
+        request,
+        "overview.html",
+        principal,
+        page="overview",
+        title="Overview",
+        devices=counts,
+        today=today,
+        billing=summary,
+    )
+
+
+@router.get("/dashboard/devices")
+async def devices_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    found = await devices.list_devices(session, principal.account_id)
+    return _page(
+        request,
+        "devices.html",
+        principal,
+        page="devices",
+        title="Devices",
+        devices=[devices.device_out(d) for d in found],
+    )
+
+
+@router.post("/dashboard/devices")
+async def add_device(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    name: Annotated[str, Form(max_length=128)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    pairing = None
+    error = None
+    try:
+        _, issued = await devices.create_android(
+            session, principal.account_id, name.strip() or "Android", settings
+        )
+        pairing = devices.pairing_out(issued)
+    except ApiError as exc:
+        error = exc.message
+    found = await devices.list_devices(session, principal.account_id)
+    return _page(
+        request,
+        "devices.html",
+        principal,
+        page="devices",
+        title="Devices",
+        devices=[devices.device_out(d) for d in found],
+        pairing=pairing,
+        created_name=name,
+        error=error,
+    )
+
+
+@router.get("/dashboard/send")
+async def send_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    found = await devices.list_devices(session, principal.account_id)
+    return _page(request, "send.html", principal, page="send", title="Send", devices=found)
+
+
+@router.post("/dashboard/send")
+async def send_form(
+    request: Request,
+    session: DbSession,
+    numbers: Annotated[str, Form(max_length=5000)],
+    message: Annotated[str, Form(max_length=5000)],
+    device: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    found = await devices.list_devices(session, principal.account_id)
+    recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
+    result = None
+    error = None
+    try:
+        body = SendRequest.model_validate(
+            {"phoneNumbers": recipients, "message": message, "deviceId": device or None}
+        )
+        await session.commit()  # the send path uses its own transactions
+        result, created = await messages.queue_message(
+            request.app.state.db, request.app.state.send_writer, principal, body
+        )
+        if created:
+            hub: Hub = request.app.state.hub
+            hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
+    except ValidationError as exc:
+        field, text = describe_validation_error(exc.errors()[0])
+        error = f"{field}: {text}" if field else text
+    except ApiError as exc:
+        error = exc.message
+    return _page(
+        request,
+        "send.html",
+        principal,
+        page="send",
+        title="Send",
+        devices=found,
+        result=result,
+        error=error,
+        numbers=None if result else numbers,
+        message=None if result else message,
+    )
+
+
+@router.get("/dashboard/messages")
+async def messages_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    data, _ = await messages.list_messages(
+        session, principal.account_id, messages.MessageFilter(), 50, None
+    )
+    return _page(
+        request, "messages.html", principal, page="messages", title="Messages", messages=data
+    )
+
+
+async def _keys_page(
+    request: Request, session: DbSession, principal: Principal, new_key: str | None = None
+) -> HTMLResponse:
+    found = await accounts.list_keys(session, principal.account_id)
+    return _page(
+        request,
+        "keys.html",
+        principal,
+        page="keys",
+        title="API keys",
+        keys=[key_out(k) for k in found],
+        new_key=new_key,
+    )
+
+
+@router.get("/dashboard/keys")
+async def keys_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    return await _keys_page(request, session, principal)
+
+
+@router.post("/dashboard/keys")
+async def create_key(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    name: Annotated[str, Form(max_length=100)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    _, raw = await accounts.create_key(
+        session, principal.account_id, name.strip() or "key", frozenset(scopes.ALL), settings
+    )
+    return await _keys_page(request, session, principal, new_key=raw)
+
+
+@router.post("/dashboard/keys/{key_id}/revoke")
+async def revoke_key(
+    key_id: str, request: Request, session: DbSession, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    await accounts.revoke_key(session, principal.account_id, key_id)
+    return RedirectResponse("/dashboard/keys", status_code=303)

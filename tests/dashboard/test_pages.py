@@ -1,0 +1,80 @@
+"""The dashboard as a person uses it: sign up, pair a phone, send, see messages, manage keys."""
+
+from __future__ import annotations
+
+import re
+
+from tests.factories import PASSWORD, new_client, unique_email
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
+    async with new_client(app) as browser:
+        assert (await browser.get("/")).headers["location"] == "/login"
+        login = await browser.get("/login", headers={"Accept-Language": "es-MX,es;q=0.9"})
+        assert login.status_code == 200 and "Entrar" in login.text and 'lang="es"' in login.text
+        email = unique_email("web")
+        signed = await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
+        assert "HttpOnly" in signed.headers["set-cookie"]
+        overview = await browser.get("/dashboard?lang=en")
+        assert overview.status_code == 200 and "Overview" in overview.text
+        assert "Plan usage" in overview.text
+        csrf = _csrf(overview.text)
+
+        paired = await browser.post("/dashboard/devices", data={"name": "Caja 1", "csrf": csrf})
+        assert paired.status_code == 200
+        assert "<svg" in paired.text and "/api/mobile/v1" in paired.text
+        assert re.search(r"<code>pt_[^<]+</code>", paired.text)
+
+        sent = await browser.post(
+            "/dashboard/send",
+            data={
+                "numbers": "+5215555555555\n55 1234 5678",
+                "message": "Hola desde la web",
+                "device": "",
+                "csrf": csrf,
+            },
+        )
+        assert sent.status_code == 200 and "Message accepted" in sent.text
+        listing = await browser.get("/dashboard/messages")
+        assert "Hola desde la web" in listing.text and "+525512345678" in listing.text
+
+        bad = await browser.post(
+            "/dashboard/send", data={"numbers": "+52 123", "message": "x", "csrf": csrf}
+        )
+        assert 'role="alert"' in bad.text and "is not a valid phone number" in bad.text
+
+        made = await browser.post("/dashboard/keys", data={"name": "web", "csrf": csrf})
+        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text)
+        assert key, made.text
+        me = await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key.group(1)}"})
+        assert me.status_code == 200 and me.json()["email"] == email
+
+
+async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
+    async with new_client(app) as browser:
+        assert (await browser.get("/dashboard")).headers["location"] == "/login"
+        await browser.post("/signup", data={"email": unique_email("csrf"), "password": PASSWORD})
+        forged = await browser.post("/dashboard/keys", data={"name": "x", "csrf": "forged"})
+        assert forged.status_code == 403
+        keys = await browser.get("/dashboard/keys")
+        assert "<code>sk_" not in keys.text
+
+
+async def test_wrong_password_shows_a_sentence(app) -> None:
+    async with new_client(app) as browser:
+        email = unique_email("bad")
+        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        browser.cookies.clear()
+        wrong = await browser.post(
+            "/login?lang=en", data={"email": email, "password": "nope nope nope"}
+        )
+        assert wrong.status_code == 401 and "wrong email or password" in wrong.text
+        weak = await browser.post("/signup", data={"email": unique_email(), "password": "short"})
+        assert weak.status_code == 400 and "at least 10 characters" in weak.text
