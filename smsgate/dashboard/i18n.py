@@ -57,6 +57,12 @@ TEXT: dict[str, dict[str, str]] = {
     "have_account": {"es": "¿Ya tienes cuenta?", "en": "Have an account?"},
     "none_yet": {"es": "Nada todavía.", "en": "Nothing yet."},
     "characters": {"es": "caracteres", "en": "characters"},
+    "conversations": {"es": "Conversaciones", "en": "Conversations"},
+    "search": {"es": "Buscar", "en": "Search"},
+    "unread": {"es": "sin leer", "en": "unread"},
+    "thread": {"es": "Conversación", "en": "Thread"},
+    "reply": {"es": "Responder", "en": "Reply"},
+    "pick_thread": {"es": "Elige una conversación.", "en": "Pick a conversation."},
 }
 
 

@@ -17,6 +17,7 @@ from smsgate.accounts.auth import SESSION_COOKIE, AppSettings
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
+from smsgate.conversations import service as conversations
 from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
 from smsgate.errors import ApiError, describe_validation_error
@@ -24,7 +25,7 @@ from smsgate.kit import clock
 from smsgate.kit.crypto import equal
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
-from smsgate.messages.schemas import SendRequest
+from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession
 
@@ -360,3 +361,107 @@ async def revoke_key(
     _check_csrf(principal, csrf)
     await accounts.revoke_key(session, principal.account_id, key_id)
     return RedirectResponse("/dashboard/keys", status_code=303)
+
+
+async def _conversations_page(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    conversation_id: str | None,
+    error: str | None = None,
+) -> HTMLResponse:
+    query = request.query_params.get("q")
+    page, _ = await conversations.list_page(
+        session,
+        principal.account_id,
+        limit=100,
+        cursor=None,
+        unread=False,
+        query=query.strip() if query else None,
+        archived=False,
+    )
+    current = None
+    thread: list[dict[str, Any]] = []
+    if conversation_id:
+        found = await conversations.get(session, principal.account_id, conversation_id)
+        found = await conversations.mark_read(session, found, None)  # read on open
+        current = conversations.conversation_out(found)
+        rows, _ = await conversations.messages_page(session, found, 100, None)
+        thread = [message_out(row, [recipient]) for row, recipient in reversed(rows)]
+        page, _ = await conversations.list_page(
+            session,
+            principal.account_id,
+            limit=100,
+            cursor=None,
+            unread=False,
+            query=query.strip() if query else None,
+            archived=False,
+        )
+    return _page(
+        request,
+        "conversations.html",
+        principal,
+        page="conversations",
+        title="Conversations",
+        threads=[conversations.conversation_out(c) for c in page],
+        current=current,
+        thread=thread,
+        q=query,
+        error=error,
+    )
+
+
+@router.get("/dashboard/conversations")
+async def conversations_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    return await _conversations_page(request, session, principal, None)
+
+
+@router.get("/dashboard/conversations/{conversation_id}")
+async def conversation_page(conversation_id: str, request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    return await _conversations_page(request, session, principal, conversation_id)
+
+
+@router.post("/dashboard/conversations/{conversation_id}")
+async def reply(
+    conversation_id: str,
+    request: Request,
+    session: DbSession,
+    message: Annotated[str, Form(max_length=5000)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    thread = await conversations.get(session, principal.account_id, conversation_id)
+    try:
+        body = SendRequest.model_validate(
+            {
+                "channel": "whatsapp" if thread.family == "whatsapp" else "sms",
+                "phoneNumbers": [thread.contact],
+                "message": message,
+                "deviceId": thread.device_id,
+                "simNumber": thread.sim_key or None,
+            }
+        )
+        await session.commit()  # the send path uses its own transactions
+        _, created = await messages.queue_message(
+            request.app.state.db, request.app.state.send_writer, principal, body
+        )
+        if created:
+            hub: Hub = request.app.state.hub
+            hub.publish(principal.account_id, thread.device_id, Event(MESSAGE_ENQUEUED))
+    except ValidationError as exc:
+        field, text = describe_validation_error(exc.errors()[0])
+        return await _conversations_page(
+            request, session, principal, conversation_id, f"{field}: {text}" if field else text
+        )
+    except ApiError as exc:
+        return await _conversations_page(request, session, principal, conversation_id, exc.message)
+    return RedirectResponse(f"/dashboard/conversations/{conversation_id}", status_code=303)

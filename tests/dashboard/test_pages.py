@@ -78,3 +78,37 @@ async def test_wrong_password_shows_a_sentence(app) -> None:
         assert wrong.status_code == 401 and "wrong email or password" in wrong.text
         weak = await browser.post("/signup", data={"email": unique_email(), "password": "short"})
         assert weak.status_code == 400 and "at least 10 characters" in weak.text
+
+
+async def test_the_chat_view_reads_on_open_and_replies(app) -> None:
+    from tests.factories import User, pair_phone
+
+    async with new_client(app) as browser:
+        email = unique_email("chat")
+        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        page = await browser.get("/dashboard?lang=en")
+        csrf = _csrf(page.text)
+        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
+        me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
+        user = User(browser, me["id"], email, csrf, key)
+        phone = await pair_phone(user)
+        await phone.inbox([{"phoneNumber": "+5215512345678", "message": "¿Tienen envío?"}])
+        listing = await browser.get("/dashboard/conversations")
+        assert "+5215512345678" in listing.text and "(1)" in listing.text
+        thread_id = re.search(r'href="/dashboard/conversations/(c[0-9a-z]+)"', listing.text).group(
+            1
+        )
+        opened = await browser.get(f"/dashboard/conversations/{thread_id}")
+        assert "¿Tienen envío?" in opened.text and "(1)" not in opened.text  # read on open
+        sent = await browser.post(
+            f"/dashboard/conversations/{thread_id}",
+            data={"message": "Sí, a todo México", "csrf": csrf},
+        )
+        assert sent.status_code == 303
+        shown = await browser.get(sent.headers["location"])
+        assert "Sí, a todo México" in shown.text
+        pulled = await phone.pull()
+        assert pulled[0]["textMessage"]["text"] == "Sí, a todo México"
+        other = await browser.get("/dashboard/conversations/cxxxxxxxxxxxxxxxxxxxxxxxx")
+        assert other.status_code == 404
