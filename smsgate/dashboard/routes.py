@@ -28,6 +28,8 @@ from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession
+from smsgate.webhooks import service as webhooks
+from smsgate.webhooks.events import CATALOG
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -465,3 +467,95 @@ async def reply(
     except ApiError as exc:
         return await _conversations_page(request, session, principal, conversation_id, exc.message)
     return RedirectResponse(f"/dashboard/conversations/{conversation_id}", status_code=303)
+
+
+async def _webhooks_page(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    secret: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    hooks = await webhooks.list_all(session, principal.account_id)
+    recent = {}
+    for hook in hooks:
+        rows, _ = await webhooks.deliveries(session, hook, None, 10, None)
+        recent[hook.id] = [webhooks.delivery_out(d, e, a) for d, e, a in rows]
+    return _page(
+        request,
+        "webhooks.html",
+        principal,
+        page="webhooks",
+        title="Webhooks",
+        hooks=[webhooks.webhook_out(h) for h in hooks],
+        deliveries=recent,
+        catalog=list(CATALOG),
+        secret=secret,
+        error=error,
+    )
+
+
+@router.get("/dashboard/webhooks")
+async def webhooks_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    return await _webhooks_page(request, session, principal)
+
+
+@router.post("/dashboard/webhooks")
+async def create_webhook(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    url: Annotated[str, Form(max_length=2048)],
+    events: Annotated[list[str], Form()],
+    format: Annotated[str, Form()] = "native",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    try:
+        _, secret = await webhooks.create(
+            session,
+            principal.account_id,
+            settings,
+            url=url,
+            events=events,
+            device_id=None,
+            fmt=format,
+        )
+    except ApiError as exc:
+        return await _webhooks_page(request, session, principal, error=exc.message)
+    return await _webhooks_page(request, session, principal, secret=secret)
+
+
+@router.post("/dashboard/webhooks/{webhook_id}/{action}")
+async def webhook_action(
+    webhook_id: str,
+    action: str,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    hook = await webhooks.get(session, principal.account_id, webhook_id)
+    secret = None
+    if action == "test":
+        await webhooks.test(session, hook)
+    elif action == "secret":
+        secret = webhooks.secrets_of(hook, settings)[0]
+    elif action == "rotate":
+        secret = await webhooks.rotate(session, hook, settings, webhooks.DEFAULT_OVERLAP_SECONDS)
+    elif action == "delete":
+        await session.delete(hook)
+        await session.flush()
+    else:
+        raise ApiError(404, "no such action", "not_found")
+    return await _webhooks_page(request, session, principal, secret=secret)

@@ -112,3 +112,38 @@ async def test_the_chat_view_reads_on_open_and_replies(app) -> None:
         assert pulled[0]["textMessage"]["text"] == "Sí, a todo México"
         other = await browser.get("/dashboard/conversations/cxxxxxxxxxxxxxxxxxxxxxxxx")
         assert other.status_code == 404
+
+
+async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
+    from smsgate.webhooks.delivery import deliver_due
+    from tests.webhooks.receiver import receiving
+
+    async with new_client(app) as browser, receiving() as receiver:
+        await browser.post("/signup", data={"email": unique_email("hooks"), "password": PASSWORD})
+        csrf = _csrf((await browser.get("/dashboard/webhooks?lang=en")).text)
+        created = await browser.post(
+            "/dashboard/webhooks",
+            data={
+                "url": receiver.url,
+                "events": ["sms:received", "system:ping"],
+                "format": "native",
+                "csrf": csrf,
+            },
+        )
+        secret = re.search(r"<code>(whsec_[^<]+)</code>", created.text).group(1)
+        hook_id = re.search(r"/dashboard/webhooks/(c[0-9a-z]+)/test", created.text).group(1)
+        tested = await browser.post(f"/dashboard/webhooks/{hook_id}/test", data={"csrf": csrf})
+        assert tested.status_code == 200
+        await deliver_due(app.state.db, app.state.webhook_http, app.state.settings)
+        assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
+        shown = await browser.post(f"/dashboard/webhooks/{hook_id}/secret", data={"csrf": csrf})
+        assert secret in shown.text and "succeeded" in shown.text
+        rotated = await browser.post(f"/dashboard/webhooks/{hook_id}/rotate", data={"csrf": csrf})
+        new = re.search(r"<code>(whsec_[^<]+)</code>", rotated.text).group(1)
+        assert new != secret
+        bad = await browser.post(
+            "/dashboard/webhooks", data={"url": "ftp://x", "events": ["sms:sent"], "csrf": csrf}
+        )
+        assert 'role="alert"' in bad.text
+        gone = await browser.post(f"/dashboard/webhooks/{hook_id}/delete", data={"csrf": csrf})
+        assert hook_id not in gone.text
