@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,13 +21,14 @@ from smsgate.billing import service as billing
 from smsgate.conversations import service as conversations
 from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
+from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, describe_validation_error
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import DbSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
@@ -559,3 +561,175 @@ async def webhook_action(
     else:
         raise ApiError(404, "no such action", "not_found")
     return await _webhooks_page(request, session, principal, secret=secret)
+
+
+@router.get("/dashboard/billing")
+async def billing_page(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    account = await accounts.get_account(session, principal.account_id)
+    summary = await billing.summary(session, account, settings)
+    today = clock.now().date()
+    days = await billing.daily(session, account.id, today - timedelta(days=29), today)
+    limits, usage = summary["plan"]["limits"], summary["usage"]
+    bars = [
+        ("messages", usage["messages"], limits["messagesPerPeriod"]),
+        ("devices", usage["devices"], limits["devices"]),
+        ("webhooks", usage["webhooks"], limits["webhooks"]),
+        ("API keys", usage["apiKeys"], limits["apiKeys"]),
+    ]
+    return _page(
+        request,
+        "billing.html",
+        principal,
+        page="billing",
+        title="Billing",
+        billing=summary,
+        bars=bars,
+        days=days,
+        peak=max([1, *(d["messages"] for d in days)]),
+    )
+
+
+CHOICES = [
+    ("simSelectionMode", ("OSDefault", "RoundRobin", "Random")),
+    ("limitPeriod", ("Disabled", "PerMinute", "Per30Minutes", "PerHour", "PerDay")),
+    ("processingOrder", ("LIFO", "FIFO")),
+]
+NUMBERS = ("limitValue", "sendIntervalMin", "sendIntervalMax", "pingIntervalSeconds")
+
+
+async def _device_page(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    device_id: str,
+    notice: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    device = await devices.get_device(session, principal.account_id, device_id)
+    logs, _ = await devices.list_logs(session, principal.account_id, device_id, None, 50, None)
+    return _page(
+        request,
+        "device.html",
+        principal,
+        page="devices",
+        title=device.name,
+        device=devices.device_out(device),
+        settings=device_settings.effective(device.settings or {}),
+        choices=CHOICES,
+        numbers=NUMBERS,
+        logs=[devices.log_out(e) for e in logs],
+        notice=notice,
+        error=error,
+    )
+
+
+@router.get("/dashboard/devices/{device_id}")
+async def device_page(device_id: str, request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    return await _device_page(request, session, principal, device_id)
+
+
+@router.post("/dashboard/devices/{device_id}/settings")
+async def device_settings_form(device_id: str, request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    form = await request.form()
+    _check_csrf(principal, str(form.get("csrf", "")))
+    device = await devices.get_device(session, principal.account_id, device_id)
+    values: dict[str, Any] = {name: form.get(name) for name, _ in CHOICES if form.get(name)}
+    for name in NUMBERS:
+        raw = str(form.get(name) or "").strip()
+        if raw:
+            values[name] = int(raw) if raw.isdigit() else raw
+    try:
+        devices.update_settings(device, device_settings.SettingsPatch.model_validate(values))
+    except ValidationError as exc:
+        field, text = describe_validation_error(exc.errors()[0])
+        return await _device_page(
+            request, session, principal, device_id, error=f"{field}: {text}" if field else text
+        )
+    except ApiError as exc:
+        return await _device_page(request, session, principal, device_id, error=exc.message)
+    await session.flush()
+    hub: Hub = request.app.state.hub
+    hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
+    lang = language(request)
+    return await _device_page(
+        request, session, principal, device_id, notice=translator(lang)["saved"]
+    )
+
+
+@router.post("/dashboard/devices/{device_id}/delete")
+async def delete_device_form(
+    device_id: str,
+    request: Request,
+    session: DbSession,
+    csrf: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    if confirm != "yes":
+        return await _device_page(
+            request, session, principal, device_id, error="tick the box to confirm"
+        )
+    from smsgate.devices.routes import delete_device
+
+    await delete_device(device_id, request, principal, session)
+    return RedirectResponse("/dashboard/devices", status_code=303)
+
+
+@router.get("/dashboard/account")
+async def account_page(request: Request, session: DbSession) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    account = await accounts.get_account(session, principal.account_id)
+    return _page(
+        request,
+        "account.html",
+        principal,
+        page="account_title",
+        title="Account",
+        email=account.email,
+    )
+
+
+@router.post("/dashboard/account/password")
+async def password_form(
+    request: Request,
+    session: DbSession,
+    current: Annotated[str, Form(max_length=1024)],
+    new: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _principal(request, session)
+    if principal is None:
+        return _login_redirect()
+    _check_csrf(principal, csrf)
+    account = await accounts.get_account(session, principal.account_id)
+    notice = error = None
+    try:
+        await accounts.change_password(session, account, current, new, principal.credential_id)
+        notice = translator(language(request))["password_changed"]
+    except ApiError as exc:
+        error = exc.message
+    return _page(
+        request,
+        "account.html",
+        principal,
+        page="account_title",
+        title="Account",
+        email=account.email,
+        notice=notice,
+        error=error,
+        status=200 if notice else 400,
+    )

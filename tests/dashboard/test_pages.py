@@ -147,3 +147,55 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
         assert 'role="alert"' in bad.text
         gone = await browser.post(f"/dashboard/webhooks/{hook_id}/delete", data={"csrf": csrf})
         assert hook_id not in gone.text
+
+
+async def test_billing_device_detail_and_account_pages(app) -> None:
+    from tests.factories import User, pair_phone
+
+    async with new_client(app) as browser:
+        email = unique_email("pages")
+        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        page = await browser.get("/dashboard/billing?lang=en")
+        assert page.status_code == 200 and "Last 30 days" in page.text
+        csrf = _csrf(page.text)
+        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
+        me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
+        phone = await pair_phone(User(browser, me["id"], email, csrf, key))
+        detail = await browser.get(f"/dashboard/devices/{phone.device_id}")
+        assert "paired" in detail.text
+        saved = await browser.post(
+            f"/dashboard/devices/{phone.device_id}/settings",
+            data={
+                "csrf": csrf,
+                "limitPeriod": "PerMinute",
+                "limitValue": "10",
+                "simSelectionMode": "Random",
+                "processingOrder": "FIFO",
+            },
+        )
+        assert "Saved." in saved.text
+        assert (await phone.settings())["messages"]["limit_value"] == 10
+        invalid = await browser.post(
+            f"/dashboard/devices/{phone.device_id}/settings",
+            data={"csrf": csrf, "sendIntervalMin": "10", "sendIntervalMax": "2"},
+        )
+        assert 'role="alert"' in invalid.text
+        unconfirmed = await browser.post(
+            f"/dashboard/devices/{phone.device_id}/delete", data={"csrf": csrf}
+        )
+        assert 'role="alert"' in unconfirmed.text
+        deleted = await browser.post(
+            f"/dashboard/devices/{phone.device_id}/delete", data={"csrf": csrf, "confirm": "yes"}
+        )
+        assert deleted.status_code == 303
+        wrong = await browser.post(
+            "/dashboard/account/password",
+            data={"csrf": csrf, "current": "not mine at all", "new": "another long passphrase"},
+        )
+        assert wrong.status_code == 400
+        changed = await browser.post(
+            "/dashboard/account/password",
+            data={"csrf": csrf, "current": PASSWORD, "new": "another long passphrase"},
+        )
+        assert changed.status_code == 200 and "Password changed" in changed.text
