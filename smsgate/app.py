@@ -24,6 +24,9 @@ from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.writer import SendWriter
+from smsgate.metrics import Metrics, RequestMetrics
+from smsgate.metrics import install as install_metrics
+from smsgate.metrics import router as metrics_router
 from smsgate.mobile.hub import Hub
 from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
@@ -68,12 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.send_writer = SendWriter(app.state.db)
     app.state.hub = Hub()
     app.state.rate_limiter = limiter_for(app.state.db)
+    app.state.metrics = Metrics(app.state.db, app.state.hub)
+    install_metrics(app.state.metrics)
     app.state.webhook_http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
     )
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(RequestMetrics)
     # Routes are matched in order, one pattern after another: the hot paths (sends, phones'
     # pulls and reports) come first.
     app.include_router(messages_router)
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(compat_router)
     app.include_router(dashboard_router)
+    app.include_router(metrics_router)
     return app
 
 

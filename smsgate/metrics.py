@@ -1,0 +1,160 @@
+"""GET /metrics in the Prometheus text format: requests, messages, queues, webhooks, devices.
+
+Request figures are counted in this process as requests pass; the rest is read from the
+database when Prometheus scrapes (one query per family), so every process reports the same
+totals for the shared state and its own figures for requests and connected phones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from smsgate.kit import clock
+from smsgate.messages.models import messages_table
+from smsgate.mobile.hub import Hub
+from smsgate.storage.db import Database
+from smsgate.webhooks.models import Delivery
+
+router = APIRouter(include_in_schema=False)
+
+
+class Metrics:
+    def __init__(self, database: Database, hub: Hub) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "smsgate_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "smsgate_http_request_seconds",
+            "HTTP request duration by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.database = database
+        self.hub = hub
+        self.snapshot: list[Metric] = []
+
+    async def refresh(self) -> None:
+        """Read the shared state (called by the /metrics handler before rendering)."""
+        m = messages_table
+        families: list[Metric] = []
+        async with self.database.sessions() as session:
+            by_state = GaugeMetricFamily(
+                "smsgate_messages",
+                "Messages by direction, channel and state",
+                labels=["direction", "channel", "state"],
+            )
+            rows = await session.execute(
+                select(m.c.direction, m.c.channel, m.c.state, func.count()).group_by(
+                    m.c.direction, m.c.channel, m.c.state
+                )
+            )
+            for direction, channel, state, count in rows.all():
+                by_state.add_metric([direction, channel, state], count)
+            families.append(by_state)
+            waiting = (m.c.state == "processing") & (m.c.acknowledged_at.is_(None))
+            depth = GaugeMetricFamily(
+                "smsgate_queue_depth",
+                "Messages waiting for a phone, by claiming device",
+                labels=["device"],
+            )
+            oldest = GaugeMetricFamily(
+                "smsgate_queue_oldest_seconds",
+                "Age of the oldest waiting message, by device",
+                labels=["device"],
+            )
+            now = clock.now()
+            rows = await session.execute(
+                select(m.c.assigned_device_id, func.count(), func.min(m.c.created_at))
+                .where(waiting)
+                .group_by(m.c.assigned_device_id)
+            )
+            for device, count, first in rows.all():
+                label = device or "unclaimed"
+                depth.add_metric([label], count)
+                if first is not None:
+                    first = clock.as_utc(first)
+                    oldest.add_metric([label], max(0.0, (now - first).total_seconds()))
+            families += [depth, oldest]
+            deliveries = GaugeMetricFamily(
+                "smsgate_webhook_deliveries",
+                "Webhook deliveries by status",
+                labels=["status"],
+            )
+            rows = await session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            )
+            for status, count in rows.all():
+                deliveries.add_metric([status], count)
+            families.append(deliveries)
+        connected = GaugeMetricFamily(
+            "smsgate_connected_devices", "Phones holding an event stream open to this process"
+        )
+        connected.add_metric([], len(self.hub.connected()))
+        families.append(connected)
+        self.snapshot = families
+
+
+class _Snapshot(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self.metrics.snapshot)
+
+
+def install(metrics: Metrics) -> None:
+    metrics.registry.register(_Snapshot(metrics))
+
+
+class RequestMetrics:
+    """Counts every request by its route template (not its raw path: ids would explode the
+    label set) and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            app = scope.get("app")
+            metrics: Metrics | None = getattr(getattr(app, "state", None), "metrics", None)
+            if metrics is not None:
+                method = scope.get("method", "GET")
+                metrics.requests.labels(method, template, str(status)).inc()
+                metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+@router.get("/metrics")
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    await metrics.refresh()
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
