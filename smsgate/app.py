@@ -22,6 +22,8 @@ from smsgate.dashboard.routes import router as dashboard_router
 from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
+from smsgate.logs import RequestIds
+from smsgate.logs import configure as configure_logs
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.writer import SendWriter
 from smsgate.metrics import Metrics, RequestMetrics
@@ -38,6 +40,7 @@ from smsgate.worker.jobs import EmbeddedWorker
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logs(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestIds)
     # Routes are matched in order, one pattern after another: the hot paths (sends, phones'
     # pulls and reports) come first.
     app.include_router(messages_router)

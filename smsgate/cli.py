@@ -17,6 +17,7 @@ from smsgate.accounts import service as accounts
 from smsgate.config import Settings, get_settings
 from smsgate.errors import ApiError
 from smsgate.kit.clock import iso
+from smsgate.logs import configure as configure_logs
 from smsgate.storage import migrate as migrations
 from smsgate.storage.db import Database
 
@@ -100,6 +101,7 @@ def serve(
             os.environ[f"SMSGATE_{name}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
+    configure_logs(settings.log_level, settings.log_format)
     if not no_migrate:
         migrations.upgrade(settings)
     scheme = "https" if settings.ssl_certfile else "http"
@@ -276,6 +278,7 @@ def worker() -> None:
     from smsgate.worker.jobs import EmbeddedWorker
 
     settings = get_settings()
+    configure_logs(settings.log_level, settings.log_format)
     application = create_app(settings)
 
     async def main() -> None:

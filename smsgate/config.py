@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     ssl_keyfile: str = ""
     default_region: str = "MX"
     log_level: str = "info"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
     signup_enabled: bool = True
     # a self-hosted server limits nobody by default; a hosted service sets "free"
     default_plan: str = "unlimited"

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from smsgate import logs
 from smsgate.accounts import scopes, service, tokens
 from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import Principal
@@ -99,6 +100,7 @@ async def current_principal(request: Request) -> Principal:
                 )
         principal = found
     request.state.principal = principal
+    logs.account_id.set(principal.account_id)
     await _rate_limit(request, principal)
     return principal
 

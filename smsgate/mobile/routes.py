@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from smsgate import logs
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import AppSettings
 from smsgate.devices import service as devices
@@ -71,6 +72,8 @@ async def current_device(request: Request, session: DbSession) -> Device:
     if device is None:
         raise _unauthorized("unknown or revoked device token; register the device again")
     await devices.mark_seen(session, device)
+    logs.account_id.set(device.account_id)
+    logs.device_id.set(device.id)
     return device
 
 
