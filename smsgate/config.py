@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
 
     mms_attachment_max_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
+    retention_message_days: int = Field(default=0, ge=0)
+    retention_delivery_days: int = Field(default=0, ge=0)
+    retention_log_days: int = Field(default=0, ge=0)
     opt_out_keywords: str = "STOP,BAJA,ALTO,CANCELAR,UNSUBSCRIBE"
     opt_in_keywords: str = "START,ALTA"
     webhooks_allow_private: bool = False

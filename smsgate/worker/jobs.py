@@ -17,6 +17,7 @@ from smsgate.messages import dispatch
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.delivery import deliver_forever
+from smsgate.worker import retention
 
 log = logging.getLogger("smsgate.worker")
 
@@ -39,6 +40,7 @@ async def run_jobs(app: FastAPI) -> None:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
     async with database.transaction() as session:
         await accounts.prune_expired(session)
+        await retention.prune(session, settings)
 
 
 async def run_forever(app: FastAPI, interval: float) -> None:

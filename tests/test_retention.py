@@ -1,0 +1,36 @@
+"""Retention: old message bodies and numbers forgotten, old logs and deliveries removed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from smsgate.kit import clock
+from smsgate.worker import retention
+from tests.factories import pair_phone, send
+
+
+async def test_old_finished_messages_lose_body_and_numbers(make_user, app, settings) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    done = (await send(user, message="secreto viejo")).json()["id"]
+    waiting = (await send(user, message="aún en cola", deviceId=phone.device_id)).json()["id"]
+    pulled = await phone.pull()
+    assert done in {m["id"] for m in pulled}
+    await phone.report(done, "Delivered", [("+5215555555555", "Delivered", None)])
+    clock.advance(timedelta(days=31))
+    keep_30 = settings.model_copy(update={"retention_message_days": 30, "retention_log_days": 30})
+    async with app.state.db.transaction() as session:
+        counts = await retention.prune(session, keep_30)
+    assert counts["messages"] >= 1 and counts["logs"] >= 1
+    old = (await user.client.get(f"/api/v1/messages/{done}", headers=user.auth)).json()
+    assert old["message"] is None and old["state"] == "delivered"
+    assert old["recipients"][0]["phoneNumber"].startswith("hash:")
+    kept = (await user.client.get(f"/api/v1/messages/{waiting}", headers=user.auth)).json()
+    assert kept["message"] == "aún en cola"  # not finished: kept
+    logs = (
+        await user.client.get(f"/api/devices/{phone.device_id}/logs", headers=user.auth)
+    ).json()["data"]
+    assert logs == []
+    async with app.state.db.transaction() as session:  # nothing left to do: idempotent
+        again = await retention.prune(session, keep_30)
+    assert again["logs"] == 0
