@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from smsgate import logs
 from smsgate.accounts import scopes, service, tokens
@@ -29,6 +29,19 @@ _NO_CREDENTIALS = (
     "authentication required: send Authorization: Bearer sk_... (an API key) or "
     "Bearer at_... (an access token), or log in"
 )
+
+
+def set_session_cookie(response: Response, raw: str, settings: Settings) -> None:
+    """The login cookie: HttpOnly, SameSite=Lax, Secure when the public URL is https."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=bool(settings.cookie_secure),
+        path="/",
+    )
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from smsgate.accounts import schemas, scopes, service
-from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, CurrentPrincipal, KeysScope
+from smsgate.accounts.auth import (
+    SESSION_COOKIE,
+    AppSettings,
+    CurrentPrincipal,
+    KeysScope,
+    set_session_cookie,
+)
 from smsgate.accounts.models import Account
 from smsgate.errors import ApiError
 from smsgate.storage.db import DbSession
@@ -23,15 +29,7 @@ async def _open_session(
     response: Response, account: Account, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     raw, web_session = await service.start_session(session, account, settings)
-    response.set_cookie(
-        SESSION_COOKIE,
-        raw,
-        max_age=settings.session_ttl_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=bool(settings.cookie_secure),
-        path="/",
-    )
+    set_session_cookie(response, raw, settings)
     return {"account": schemas.account_out(account), "csrfToken": web_session.csrf_token}
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from smsgate.accounts import scopes
 from smsgate.accounts import service as accounts
-from smsgate.accounts.auth import SESSION_COOKIE, AppSettings
+from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, set_session_cookie
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
@@ -78,18 +78,6 @@ def _check_csrf(principal: Principal, csrf: str) -> None:
         raise ApiError(403, "this form expired; reload the page and try again", "csrf_failed")
 
 
-def _start(response: Response, raw: str, settings: Any) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        raw,
-        max_age=settings.session_ttl_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=bool(settings.cookie_secure),
-        path="/",
-    )
-
-
 @router.get("/")
 async def home(request: Request, session: DbSession) -> Response:
     if await _principal(request, session):
@@ -142,7 +130,7 @@ async def auth_form(
         )
     raw, _ = await accounts.start_session(session, account, settings)
     response = RedirectResponse("/dashboard", status_code=303)
-    _start(response, raw, settings)
+    set_session_cookie(response, raw, settings)
     return response
 
 
