@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -114,25 +115,36 @@ def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
 
 
 COMPAT_PREFIX = "/api/3rdparty/"
+DASHBOARD_PREFIX = "/dashboard"
 
 
 def _answer(
     request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """Our error shape, or `{"message": ...}` on the compat API (what its clients parse)."""
-    if request.url.path.startswith(COMPAT_PREFIX):
+) -> Response:
+    """Our error shape; `{"message": ...}` on the compat API (what its clients parse); a small
+    page for the dashboard's browser pages."""
+    path = request.url.path
+    if path.startswith(COMPAT_PREFIX):
         body = {"message": body["error"]}
+    elif path.startswith(DASHBOARD_PREFIX):
+        text = html.escape(str(body["error"]))
+        page = (
+            '<!doctype html><html><head><meta charset="utf-8"><title>SMSGate</title></head>'
+            f'<body><main><h1>{status}</h1><p role="alert">{text}</p>'
+            '<p><a href="/dashboard">SMSGate</a></p></main></body></html>'
+        )
+        return HTMLResponse(page, status_code=status, headers=dict(headers or {}))
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         body = error_body(exc.message, exc.code, exc.extra)
         return _answer(request, body, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
         field, text = describe_validation_error(errors[0]) if errors else ("", "invalid request")
         message = f"{field}: {text}" if field else text
@@ -140,7 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _answer(request, error_body(message, "validation_error", extra), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             body = error_body("no such endpoint; see the API reference in README.md", "not_found")
         elif exc.status_code == 405:

@@ -63,6 +63,8 @@ async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
         await browser.post("/signup", data={"email": unique_email("csrf"), "password": PASSWORD})
         forged = await browser.post("/dashboard/keys", data={"name": "x", "csrf": "forged"})
         assert forged.status_code == 403
+        assert forged.headers["content-type"].startswith("text/html")
+        assert "this form expired" in forged.text
         keys = await browser.get("/dashboard/keys")
         assert "<code>sk_" not in keys.text
 
