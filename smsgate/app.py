@@ -18,6 +18,7 @@ from smsgate.billing.routes import router as billing_router
 from smsgate.compat.routes import router as compat_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
+from smsgate.dashboard.routes import install as install_dashboard
 from smsgate.dashboard.routes import router as dashboard_router
 from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(compat_router)
     app.include_router(dashboard_router)
+    install_dashboard(app)
     app.include_router(metrics_router)
     return app
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -67,6 +67,23 @@ def _page(
 async def _principal(request: Request, session: DbSession) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     return await accounts.principal_from_session(session, cookie) if cookie else None
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in session: answered with a redirect to the login page."""
+
+
+async def _viewer(request: Request, session: DbSession) -> Principal:
+    principal = await _principal(request, session)
+    if principal is None:
+        raise LoginRequired
+    return principal
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _to_login(_: Request, __: LoginRequired) -> Response:
+        return _login_redirect()
 
 
 def _login_redirect() -> RedirectResponse:
@@ -149,9 +166,7 @@ async def logout(
 
 @router.get("/dashboard")
 async def overview(request: Request, session: DbSession, settings: AppSettings) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     found = await devices.list_devices(session, principal.account_id)
     counts = {
@@ -184,9 +199,7 @@ async def overview(request: Request, session: DbSession, settings: AppSettings) 
 
 @router.get("/dashboard/devices")
 async def devices_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
     return _page(
         request,
@@ -206,9 +219,7 @@ async def add_device(
     name: Annotated[str, Form(max_length=128)],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     pairing = None
     error = None
@@ -235,9 +246,7 @@ async def add_device(
 
 @router.get("/dashboard/send")
 async def send_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
     return _page(request, "send.html", principal, page="send", title="Send", devices=found)
 
@@ -251,9 +260,7 @@ async def send_form(
     device: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
@@ -291,9 +298,7 @@ async def send_form(
 
 @router.get("/dashboard/messages")
 async def messages_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     data, _ = await messages.list_messages(
         session, principal.account_id, messages.MessageFilter(), 50, None
     )
@@ -319,9 +324,7 @@ async def _keys_page(
 
 @router.get("/dashboard/keys")
 async def keys_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     return await _keys_page(request, session, principal)
 
 
@@ -333,9 +336,7 @@ async def create_key(
     name: Annotated[str, Form(max_length=100)],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     _, raw = await accounts.create_key(
         session, principal.account_id, name.strip() or "key", frozenset(scopes.ALL), settings
@@ -347,9 +348,7 @@ async def create_key(
 async def revoke_key(
     key_id: str, request: Request, session: DbSession, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     await accounts.revoke_key(session, principal.account_id, key_id)
     return RedirectResponse("/dashboard/keys", status_code=303)
@@ -405,17 +404,13 @@ async def _conversations_page(
 
 @router.get("/dashboard/conversations")
 async def conversations_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     return await _conversations_page(request, session, principal, None)
 
 
 @router.get("/dashboard/conversations/{conversation_id}")
 async def conversation_page(conversation_id: str, request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     return await _conversations_page(request, session, principal, conversation_id)
 
 
@@ -427,9 +422,7 @@ async def reply(
     message: Annotated[str, Form(max_length=5000)],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
@@ -487,9 +480,7 @@ async def _webhooks_page(
 
 @router.get("/dashboard/webhooks")
 async def webhooks_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     return await _webhooks_page(request, session, principal)
 
 
@@ -503,9 +494,7 @@ async def create_webhook(
     format: Annotated[str, Form()] = "native",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     try:
         _, secret = await webhooks.create(
@@ -531,9 +520,7 @@ async def webhook_action(
     settings: AppSettings,
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     secret = None
@@ -553,9 +540,7 @@ async def webhook_action(
 
 @router.get("/dashboard/billing")
 async def billing_page(request: Request, session: DbSession, settings: AppSettings) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     summary = await billing.summary(session, account, settings)
     today = clock.now().date()
@@ -616,17 +601,13 @@ async def _device_page(
 
 @router.get("/dashboard/devices/{device_id}")
 async def device_page(device_id: str, request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     return await _device_page(request, session, principal, device_id)
 
 
 @router.post("/dashboard/devices/{device_id}/settings")
 async def device_settings_form(device_id: str, request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     form = await request.form()
     _check_csrf(principal, str(form.get("csrf", "")))
     device = await devices.get_device(session, principal.account_id, device_id)
@@ -661,9 +642,7 @@ async def delete_device_form(
     csrf: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     if confirm != "yes":
         return await _device_page(
@@ -677,9 +656,7 @@ async def delete_device_form(
 
 @router.get("/dashboard/account")
 async def account_page(request: Request, session: DbSession) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     return _page(
         request,
@@ -699,9 +676,7 @@ async def password_form(
     new: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _principal(request, session)
-    if principal is None:
-        return _login_redirect()
+    principal = await _viewer(request, session)
     _check_csrf(principal, csrf)
     account = await accounts.get_account(session, principal.account_id)
     notice = error = None
