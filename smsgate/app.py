@@ -36,6 +36,7 @@ from smsgate.mobile.routes import router as mobile_router
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
 from smsgate.webhooks.routes import router as webhooks_router
+from smsgate.whatsapp.routes import router as whatsapp_router
 from smsgate.worker.jobs import EmbeddedWorker
 
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mobile_router)
     app.include_router(health_router)
     app.include_router(accounts_router)
+    app.include_router(whatsapp_router)
     app.include_router(devices_router)
     app.include_router(webhooks_router)
     app.include_router(conversations_router)

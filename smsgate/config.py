@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     worker_interval_seconds: float = Field(default=5.0, gt=0)
     embedded_worker: bool = True
+    whatsapp_graph_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_recipient_interval_seconds: float = Field(default=6.0, ge=0, le=3600)
+    whatsapp_stalled_after_seconds: int = Field(default=900, ge=60)
 
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=60, ge=1)

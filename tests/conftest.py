@@ -23,8 +23,11 @@ from smsgate.kit import clock
 from smsgate.storage import migrate
 from tests.factories import BASE_URL, User, signup
 from tests.serving import free_port
+from tests.whatsapp import fake_graph
+from tests.whatsapp.fake_graph import FakeGraph
 
 TEST_DATABASE_URL = os.environ.get("SMSGATE_TEST_DATABASE_URL", "")
+GRAPH_PORT = free_port()  # the fake WhatsApp Graph API (tests/whatsapp/fake_graph.py)
 
 
 def _pg_schema(url: str, schema: str, create: bool) -> None:
@@ -57,6 +60,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         embedded_worker=False,
         webhooks_allow_private=True,  # the tests' receivers listen on 127.0.0.1
         default_plan="unlimited",  # billing tests choose their plans
+        whatsapp_graph_url=f"http://127.0.0.1:{GRAPH_PORT}/v21.0",
+        whatsapp_recipient_interval_seconds=0,  # pacing has its own tests
     )
     resolved = base.resolved()
     migrate.upgrade(resolved)
@@ -128,3 +133,10 @@ async def live_server(app: FastAPI) -> AsyncIterator[str]:
     app.state.hub.close_all()
     server.should_exit = True
     await task
+
+
+@pytest.fixture(scope="session")
+async def graph() -> AsyncIterator[FakeGraph]:
+    """The fake Graph API that every cloud line of the tests talks to."""
+    async with fake_graph.serving(GRAPH_PORT) as fake:
+        yield fake

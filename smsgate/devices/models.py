@@ -32,6 +32,13 @@ class Device(IdMixin, CreatedMixin, TenantMixin, Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # webhooks.signing_key handed to the phone, encrypted with the server key
     signing_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    # WhatsApp lines: "cloud" (the Business Cloud API, driven by the server) or "web" (a linked
+    # WhatsApp Web session driven by `smsgate whatsapp bridge`); None for Android phones
+    provider: Mapped[str | None] = mapped_column(String(10), default=None)
+    # a cloud line's Graph API credentials, JSON encrypted with the server key
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    # a web line's session as its bridge last reported it: {"state", "qr", "phoneNumber", "at"}
+    link: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class DeviceLog(IdMixin, CreatedMixin, TenantMixin, Base):

@@ -12,12 +12,13 @@ from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
-from smsgate.errors import ApiError
-from smsgate.kit.schema import Input
+from smsgate.kit.schema import Input, parse
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.mobile.routes import json_body
 from smsgate.storage.db import DbSession, after_commit
+from smsgate.whatsapp import service as whatsapp
 
 router = APIRouter(tags=["devices"])
 
@@ -32,9 +33,14 @@ def _hub(request: Request) -> Hub:
 
 
 @router.get("/api/devices")
-async def list_devices(principal: DevicesScope, session: DbSession) -> dict[str, Any]:
+async def list_devices(
+    principal: DevicesScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
     found = await service.list_devices(session, principal.account_id)
-    return {"data": [service.device_out(d) for d in found], "nextCursor": None}
+    return {
+        "data": [service.device_out(d, settings.public_url) for d in found],
+        "nextCursor": None,
+    }
 
 
 @router.post("/api/devices/android", status_code=201)
@@ -47,18 +53,12 @@ async def create_android(
     return {**service.device_out(device), "pairing": service.pairing_out(pairing)}
 
 
-@router.post("/api/devices/whatsapp", status_code=501)
-async def create_whatsapp(principal: DevicesScope) -> dict[str, Any]:
-    raise ApiError(
-        501,
-        "WhatsApp lines are not available on this server yet; pair an Android phone instead",
-        "not_implemented",
-    )
-
-
 @router.get("/api/devices/{device_id}")
-async def get_device(device_id: str, principal: DevicesScope, session: DbSession) -> dict[str, Any]:
-    return service.device_out(await service.get_device(session, principal.account_id, device_id))
+async def get_device(
+    device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    device = await service.get_device(session, principal.account_id, device_id)
+    return service.device_out(device, settings.public_url)
 
 
 @router.get("/api/devices/{device_id}/pairing")
@@ -67,27 +67,36 @@ async def new_pairing(
 ) -> dict[str, Any]:
     """Fresh pairing details; earlier ones stop working. Pairing again replaces the phone."""
     device = await service.get_device(session, principal.account_id, device_id)
-    service.require_android(device)
+    service.require_pairable(device)
     return service.pairing_out(service.issue_pairing(device, settings))
 
 
 @router.get("/api/devices/{device_id}/settings")
 async def get_settings(
-    device_id: str, principal: DevicesScope, session: DbSession
+    device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     device = await service.get_device(session, principal.account_id, device_id)
+    if device.type == "whatsapp":
+        return service.line_out(device, settings.public_url)
     return device_settings.effective(device.settings or {})
 
 
 @router.patch("/api/devices/{device_id}/settings")
 async def patch_settings(
     device_id: str,
-    body: device_settings.SettingsPatch,
     request: Request,
     principal: DevicesScope,
     session: DbSession,
+    settings: AppSettings,
 ) -> dict[str, Any]:
+    """Android phones: the app's settings. WhatsApp cloud lines: their Cloud API credentials
+    (phoneNumberId, accessToken, appSecret, verifyToken); give only what changes."""
     device = await service.get_device(session, principal.account_id, device_id)
+    raw = await json_body(request)
+    if device.type == "whatsapp":
+        whatsapp.set_credentials(device, parse(whatsapp.CloudCredentials, raw), settings)
+        return service.line_out(device, settings.public_url)
+    body = parse(device_settings.SettingsPatch, raw)
     service.update_settings(device, body)
     hub = _hub(request)
     after_commit(

@@ -116,10 +116,12 @@ async def _apply_registration(
     session: AsyncSession, device: Device, body: dict[str, Any], user_agent: str | None
 ) -> None:
     now = clock.now()
-    came_online = device.status != "online"
+    # a WhatsApp web line is online only while its bridge reports the session connected
+    came_online = device.status != "online" and device.type == "android"
     device.paired_at = now
     device.last_seen_at = now
-    device.status = "online"
+    if device.type == "android":
+        device.status = "online"
     device.pairing_token_hash = None
     device.pairing_code_hash = None
     device.pairing_expires_at = None
@@ -322,13 +324,17 @@ async def mark_seen(session: AsyncSession, device: Device) -> bool:
     now = clock.now()
     if device.last_seen_at is None or now - device.last_seen_at >= SEEN_RESOLUTION:
         device.last_seen_at = now
-    if device.status == "online":
-        return False
+    if device.status == "online" or device.provider == "web":
+        return False  # a web line's status is its WhatsApp session (whatsapp.service)
     device.last_seen_at = now
     device.status = "online"
     log(session, device, "online", "device is online")
     await emit(session, [presence_event(device)])
     return True
+
+
+async def emit_presence(session: AsyncSession, device: Device) -> None:
+    await emit(session, [presence_event(device)])
 
 
 def presence_event(device: Device) -> NewEvent:
@@ -371,8 +377,8 @@ async def touch(session: AsyncSession, device_ids: set[str]) -> None:
         )
 
 
-def device_out(device: Device) -> dict[str, Any]:
-    return {
+def device_out(device: Device, public_url: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {
         "id": device.id,
         "name": device.name,
         "type": device.type,
@@ -382,6 +388,35 @@ def device_out(device: Device) -> dict[str, Any]:
         "appVersion": device.app_version,
         "createdAt": clock.iso(device.created_at),
         "pairedAt": clock.iso(device.paired_at),
+    }
+    if device.type == "whatsapp":
+        out["whatsapp"] = line_out(device, public_url)
+    return out
+
+
+WHATSAPP_WEBHOOK_PATH = "/api/whatsapp/webhook/"
+
+
+def line_out(device: Device, public_url: str = "") -> dict[str, Any]:
+    """A WhatsApp line's provider details; secrets only as hints (their ends)."""
+    stored = device.settings or {}
+    if device.provider == "cloud":
+        return {
+            "provider": "cloud",
+            "phoneNumberId": stored.get("phoneNumberId") or None,
+            "accessToken": stored.get("accessTokenHint"),
+            "appSecretSet": bool(stored.get("appSecretSet")),
+            "verifyToken": stored.get("verifyTokenHint"),
+            "ready": bool(stored.get("ready")),
+            "webhookUrl": public_url + WHATSAPP_WEBHOOK_PATH + device.id if public_url else None,
+        }
+    link = device.link or {}
+    return {
+        "provider": "web",
+        "session": link.get("state", "pairing"),
+        "phoneNumber": link.get("phoneNumber"),
+        "qrAvailable": bool(link.get("qr")) and link.get("state") == "pairing",
+        "sessionUpdatedAt": link.get("at"),
     }
 
 
@@ -406,6 +441,11 @@ def log_out(entry: DeviceLog) -> dict[str, Any]:
     }
 
 
-def require_android(device: Device) -> None:
-    if device.type != "android":
-        raise ApiError(409, "only Android devices are paired this way", "wrong_device_type")
+def require_pairable(device: Device) -> None:
+    if device.type != "android" and device.provider != "web":
+        raise ApiError(
+            409,
+            "only Android phones and web WhatsApp lines are paired; a cloud line uses its "
+            "Cloud API credentials",
+            "wrong_device_type",
+        )

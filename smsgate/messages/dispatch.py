@@ -31,6 +31,7 @@ from smsgate.webhooks.events import NewEvent, emit, outbound_type
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100
 ANDROID_CHANNELS = ("sms", "data")
+WHATSAPP_CHANNELS = ("whatsapp",)
 ERROR_TEXT_LIMIT = 1000
 
 # The app's states (message and recipient) onto ours.
@@ -75,6 +76,16 @@ def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, An
     }
     if row["channel"] == "data":
         out["dataMessage"] = {"data": row["content"], "port": row["data_port"]}
+    elif row["channel"] == "whatsapp":
+        # only WhatsApp lines are handed these (our cloud sender and `smsgate whatsapp bridge`)
+        whatsapp: dict[str, Any] = {}
+        if row["content"] is not None:
+            whatsapp["text"] = row["content"]
+        if row["media_urls"]:
+            whatsapp["mediaUrls"] = list(row["media_urls"])
+        if row["template"]:
+            whatsapp["template"] = dict(row["template"])
+        out["whatsappMessage"] = whatsapp
     else:
         out["textMessage"] = {"text": row["content"] or ""}
         out["message"] = row["content"] or ""
@@ -133,8 +144,9 @@ async def pull(session: AsyncSession, device: Device, order: str) -> list[dict[s
     )
     room = MAX_PULL - len(mine) - len(cancelling)
     claimed: list[Row] = []
-    if room > 0 and device.type == "android":
-        claimed = await _claim(session, device, order, room, now)
+    channels = channels_of(device)
+    if room > 0 and channels:
+        claimed = await _claim(session, device, channels, order, room, now)
     rows = [*mine, *claimed]
     by_message = await _recipients_of(session, [r["id"] for r in [*rows, *cancelling]])
     ascending = order == "fifo"
@@ -144,12 +156,29 @@ async def pull(session: AsyncSession, device: Device, order: str) -> list[dict[s
     return out
 
 
+def channels_of(device: Device) -> tuple[str, ...]:
+    """What a device may be handed: SMS to phones, WhatsApp to lines that can send now (a web
+    line only while its WhatsApp session is connected)."""
+    if device.type == "android":
+        return ANDROID_CHANNELS
+    if device.type != "whatsapp":
+        return ()
+    if device.provider == "web" and (device.link or {}).get("state") != "connected":
+        return ()
+    return WHATSAPP_CHANNELS
+
+
 def _desc(value: str) -> str:
     return "".join(chr(0x10FFFF - ord(ch)) for ch in value)
 
 
 async def _claim(
-    session: AsyncSession, device: Device, order: str, room: int, now: datetime
+    session: AsyncSession,
+    device: Device,
+    channels: tuple[str, ...],
+    order: str,
+    room: int,
+    now: datetime,
 ) -> list[Row]:
     m = messages_table
     claimable = and_(
@@ -158,7 +187,7 @@ async def _claim(
         m.c.acknowledged_at.is_(None),
         m.c.assigned_device_id.is_(None),
         m.c.cancel_requested_at.is_(None),
-        m.c.channel.in_(ANDROID_CHANNELS),
+        m.c.channel.in_(channels),
         or_(m.c.device_id.is_(None), m.c.device_id == device.id),
         or_(m.c.valid_until.is_(None), m.c.valid_until > now),
     )
@@ -268,6 +297,13 @@ async def _report_one(
             found = by_number.get(number) if isinstance(number, str) else None
             if found is None and isinstance(number, str) and not number.startswith("+"):
                 found = by_number.get("+" + number)
+            provider_id = entry.get("providerMessageId")
+            if found is not None and isinstance(provider_id, str) and provider_id:
+                await session.execute(
+                    update(r)
+                    .where(r.c.id == found["id"])
+                    .values(provider_message_id=provider_id[:128])
+                )
             if found is not None and app_state in APP_STATES:
                 error = entry.get("error")
                 reported.append((found, APP_STATES[app_state], str(error) if error else None))
@@ -496,3 +532,69 @@ async def unassign(session: AsyncSession, device_id: str) -> None:
         .where(m.c.assigned_device_id == device_id, m.c.acknowledged_at.is_(None))
         .values(assigned_device_id=None, handed_at=None)
     )
+
+
+async def provider_status(
+    session: AsyncSession,
+    device: Device,
+    provider_id: str,
+    app_state: str,
+    error: str | None,
+    at: datetime | None,
+) -> list[Transition]:
+    """A provider's status callback for one copy (a WhatsApp wamid), applied like a report.
+
+    `app_state` is the app's name (Sent, Delivered, Failed); unknown ids are ignored."""
+    r = recipients_table
+    found = (
+        await session.execute(
+            select(r.c.message_id, r.c.phone_number).where(
+                r.c.account_id == device.account_id, r.c.provider_message_id == provider_id
+            )
+        )
+    ).first()
+    if found is None:
+        return []
+    entry: dict[str, Any] = {"phoneNumber": found.phone_number, "state": app_state}
+    if error:
+        entry["error"] = error
+    item: dict[str, Any] = {"id": found.message_id, "recipients": [entry]}
+    if at is not None:
+        item["states"] = {app_state: clock.iso(at)}
+    return await _report_one(session, device, item)
+
+
+async def fail_stalled(
+    session: AsyncSession, channel: str, acknowledged_before: datetime, error: str, limit: int = 200
+) -> list[Transition]:
+    """Recipients still `processing` in messages a device acknowledged before the cutoff fail
+    with `error`, as if their device had reported so (for agents that report at once)."""
+    m, r = messages_table, recipients_table
+    stalled = (
+        await session.execute(
+            select(m.c.id, m.c.assigned_device_id)
+            .where(
+                m.c.channel == channel,
+                m.c.state == states.PROCESSING,
+                m.c.acknowledged_at < acknowledged_before,
+                m.c.assigned_device_id.is_not(None),
+            )
+            .limit(limit)
+        )
+    ).all()
+    transitions: list[Transition] = []
+    for message_id, device_id in stalled:
+        device = await session.get(Device, device_id)
+        numbers = (
+            await session.execute(
+                select(r.c.phone_number).where(
+                    r.c.message_id == message_id, r.c.state == states.PROCESSING
+                )
+            )
+        ).scalars()
+        entries = [{"phoneNumber": n, "state": "Failed", "error": error} for n in numbers]
+        if device is not None and entries:
+            transitions += await _report_one(
+                session, device, {"id": message_id, "recipients": entries}
+            )
+    return transitions

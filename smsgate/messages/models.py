@@ -40,6 +40,8 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     content: Mapped[str | None] = mapped_column(Text, default=None)
     data_port: Mapped[int | None] = mapped_column(Integer, default=None)
     media_urls: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # a WhatsApp template message: {"name", "language", "components"}
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     sim_number: Mapped[int | None] = mapped_column(Integer, default=None)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -79,6 +81,8 @@ class MessageRecipient(IdMixin, TenantMixin, Base):
     conversation_id: Mapped[str | None] = mapped_column(
         String(25), ForeignKey("conversations.id", ondelete="SET NULL"), default=None, index=True
     )
+    # the id the provider gave this copy (a WhatsApp "wamid"), to match its status callbacks
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
 
 
 class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):

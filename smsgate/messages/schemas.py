@@ -17,6 +17,17 @@ MAX_RECIPIENTS = 100
 Row = Mapping[Any, Any]
 
 
+class Template(Input):
+    """A pre-approved WhatsApp template: the Cloud API's `template` object, with `language` as a
+    plain code ("es_MX") and `components` passed through as the Graph API defines them."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(
+        min_length=2, max_length=15, pattern=r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$"
+    )
+    components: list[dict[str, Any]] | None = Field(default=None, max_length=20)
+
+
 class SendRequest(Input):
     channel: Channel = "sms"
     phone_numbers: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
@@ -31,6 +42,7 @@ class SendRequest(Input):
     external_id: str | None = Field(default=None, min_length=1, max_length=255)
     device_id: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
+    template: Template | None = None
 
 
 def recipient_out(row: Row) -> dict[str, Any]:
@@ -86,6 +98,9 @@ def message_out(
             out["attachments"] = list(attachments or [])
     if row["channel"] == "data":
         out["port"] = row["data_port"]
+    if row["channel"] == "whatsapp" and row["direction"] == "out":
+        out["mediaUrls"] = row["media_urls"] or []
+        out["template"] = row.get("template")
     if row.get("error"):
         out["error"] = row["error"]
     if history is not None:

@@ -32,6 +32,7 @@ from smsgate.storage.db import Database
 
 MAX_TEXT_LENGTH = {"sms": 1600, "whatsapp": 4096, "mms": 5000}
 MAX_ENCRYPTED_LENGTH = 16384
+MAX_CAPTION_LENGTH = 1024  # WhatsApp's limit for the caption of a media message
 MAX_DATA_BYTES = 133  # one PDU of 140 bytes less the port-addressing header
 DEFAULT_DATA_PORT = 53739
 MAX_MEDIA_URLS = 10
@@ -73,9 +74,14 @@ def _recipients(request: SendRequest, region: str, validate: bool = True) -> lis
 def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
     """Validate the content for the channel; return (content, data port)."""
     channel, text = request.channel, request.message
-    if request.media_urls is not None and channel != "mms":
+    if request.media_urls is not None and channel not in ("mms", "whatsapp"):
         raise bad_request(
-            f'mediaUrls: only the "mms" channel carries media, not "{channel}"', field="mediaUrls"
+            f'mediaUrls: only the "mms" and "whatsapp" channels carry media, not "{channel}"',
+            field="mediaUrls",
+        )
+    if request.template is not None and channel != "whatsapp":
+        raise bad_request(
+            f'template: only "whatsapp" messages use templates, not "{channel}"', field="template"
         )
     if request.port is not None and channel != "data":
         raise bad_request('port: only "data" messages have a port', field="port")
@@ -96,16 +102,10 @@ def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
                     field="message",
                 )
         return text, request.port or DEFAULT_DATA_PORT
-    if channel == "mms":
-        urls = request.media_urls
-        if not urls:
-            raise bad_request(
-                "mediaUrls: an mms message needs at least one media URL", field="mediaUrls"
-            )
-        if len(urls) > MAX_MEDIA_URLS:
-            raise bad_request(f"mediaUrls: at most {MAX_MEDIA_URLS} URLs", field="mediaUrls")
-        for index, url in enumerate(urls):
-            _check_media_url(url, f"mediaUrls[{index}]")
+    if channel == "whatsapp" and (request.template is not None or request.media_urls):
+        _check_whatsapp_extras(request)
+    elif channel == "mms":
+        _check_media_urls(request.media_urls, "an mms message")
     elif text is None or not text.strip():
         raise bad_request(f"message: is required for {channel} messages", field="message")
     if text is not None:
@@ -116,6 +116,35 @@ def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
                 field="message",
             )
     return text, None
+
+
+def _check_media_urls(urls: list[str] | None, what: str) -> None:
+    if not urls:
+        raise bad_request(f"mediaUrls: {what} needs at least one media URL", field="mediaUrls")
+    if len(urls) > MAX_MEDIA_URLS:
+        raise bad_request(f"mediaUrls: at most {MAX_MEDIA_URLS} URLs", field="mediaUrls")
+    for index, url in enumerate(urls):
+        _check_media_url(url, f"mediaUrls[{index}]")
+
+
+def _check_whatsapp_extras(request: SendRequest) -> None:
+    """A WhatsApp message is text, media (`message` is the caption of the first file) or a
+    template."""
+    if request.template is not None:
+        if request.media_urls or request.message:
+            raise bad_request(
+                "template: a template message carries its content in the template; "
+                "leave out message and mediaUrls (put values in template.components)",
+                field="template",
+            )
+        return
+    _check_media_urls(request.media_urls, "a media message")
+    if request.message is not None and len(request.message) > MAX_CAPTION_LENGTH:
+        raise bad_request(
+            f"message: a media caption has at most {MAX_CAPTION_LENGTH} characters, "
+            f"this one has {len(request.message)}",
+            field="message",
+        )
 
 
 def _check_media_url(url: str, field: str) -> None:
@@ -169,6 +198,7 @@ def prepare_message(
         "content": content,
         "data_port": port,
         "media_urls": request.media_urls,
+        "template": request.template.model_dump(exclude_none=True) if request.template else None,
         "sim_number": request.sim_number,
         "priority": request.priority,
         "valid_until": valid_until,
@@ -197,6 +227,7 @@ def prepare_message(
             "error": None,
             "updated_at": now,
             "conversation_id": None,
+            "provider_message_id": None,
         }
         for position, number in enumerate(numbers)
     ]
@@ -213,6 +244,18 @@ def prepare_message(
         }
     ]
     return PreparedMessage(message, recipients, history)
+
+
+def _check_line(device_type: str, device_id: str, channel: str) -> None:
+    """WhatsApp goes only to WhatsApp lines, everything else only to Android phones."""
+    if (channel == "whatsapp") != (device_type == "whatsapp"):
+        what = "a WhatsApp line" if device_type == "whatsapp" else "an Android phone"
+        needs = "a WhatsApp line" if channel == "whatsapp" else "an Android phone"
+        raise bad_request(
+            f"deviceId: {device_id} is {what}; {channel} messages need {needs}",
+            "wrong_device_type",
+            "deviceId",
+        )
 
 
 async def queue_message(
@@ -257,7 +300,8 @@ async def queue_message(
     )
     if request.device_id is not None:
         async with database.sessions() as session:
-            await get_device(session, principal.account_id, request.device_id)
+            device = await get_device(session, principal.account_id, request.device_id)
+        _check_line(device.type, device.id, request.channel)
     try:
         stored = await writer.store(prepared)
     except IntegrityError as exc:

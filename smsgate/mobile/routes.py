@@ -54,7 +54,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return None
@@ -90,7 +90,7 @@ def _hub(request: Request) -> Hub:
 
 @router.post("/device", status_code=201)
 async def register(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
     scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
@@ -146,7 +146,7 @@ def _basic(credential: str) -> tuple[str, str]:
 
 @router.patch("/device", status_code=204)
 async def update_device(request: Request, device: MobileDevice) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
     if body.get("id") not in (None, device.id):
@@ -190,7 +190,7 @@ async def pull_messages(
 @router.patch("/message", status_code=204)
 @router.patch("/messages", status_code=204, include_in_schema=False)
 async def report_states(request: Request, device: MobileDevice, session: DbSession) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
     await dispatch.report(session, device, items)
     return Response(status_code=204)
@@ -289,7 +289,7 @@ async def post_inbox(
     request: Request, device: MobileDevice, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     """Extension for our simulator and bridges: received messages, recorded once each."""
-    body = await _json_body(request)
+    body = await json_body(request)
     items = body.get("messages") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise ApiError(400, "messages: must be a list", "validation_error")
@@ -303,7 +303,7 @@ async def post_inbox(
 @router.post("/logs", status_code=202)
 async def post_logs(request: Request, device: MobileDevice, session: DbSession) -> dict[str, int]:
     """Extension: log lines a device wants its owner to see."""
-    body = await _json_body(request)
+    body = await json_body(request)
     items = body if isinstance(body, list) else []
     accepted = 0
     for item in items[:100]:
@@ -333,7 +333,7 @@ async def login_code(request: Request, session: DbSession, settings: AppSettings
 
 @router.patch("/user/password", status_code=204)
 async def change_password(request: Request, device: MobileDevice, session: DbSession) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
     current, new = body.get("currentPassword"), body.get("newPassword")

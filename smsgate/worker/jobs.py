@@ -17,6 +17,7 @@ from smsgate.messages import dispatch
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.delivery import deliver_forever
+from smsgate.whatsapp.runner import CloudLines, fail_stalled
 from smsgate.worker import retention
 
 log = logging.getLogger("smsgate.worker")
@@ -34,6 +35,7 @@ async def run_jobs(app: FastAPI) -> None:
     async with database.transaction() as session:
         await devices.touch(session, hub.connected())
         await devices.mark_stale_offline(session, window, hub.connected())
+    await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     async with database.transaction() as session:
         woken = await dispatch.release_unacknowledged(session, window)
     for account_id in woken:
@@ -55,7 +57,8 @@ async def run_forever(app: FastAPI, interval: float) -> None:
 
 
 class EmbeddedWorker:
-    """The periodic jobs and webhook delivery, as tasks of the server's own event loop."""
+    """The periodic jobs, webhook delivery and the WhatsApp cloud lines, as tasks of the
+    server's own event loop (or of `smsgate worker`)."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -71,6 +74,10 @@ class EmbeddedWorker:
             loop.create_task(
                 deliver_forever(self.app.state.db, self.app.state.webhook_http, settings),
                 name="smsgate-webhooks",
+            ),
+            loop.create_task(
+                CloudLines(self.app).run_forever(settings.worker_interval_seconds),
+                name="smsgate-whatsapp-cloud",
             ),
         ]
 

@@ -97,9 +97,3 @@ async def test_device_routes_need_the_devices_scope(make_user) -> None:
     assert (await user.client.get("/api/devices", headers=headers)).status_code == 403
     created = await user.client.post("/api/devices/android", json={"name": "x"}, headers=headers)
     assert created.status_code == 403
-
-
-async def test_whatsapp_lines_answer_501_with_a_reason(make_user) -> None:
-    user = await make_user()
-    resp = await user.client.post("/api/devices/whatsapp", json={"name": "x"}, headers=user.auth)
-    assert resp.status_code == 501 and resp.json()["code"] == "not_implemented"

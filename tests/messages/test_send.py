@@ -167,7 +167,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     (
         {"mediaUrls": ["https://example.com/a.jpg"]},
         "validation_error",
-        'mediaUrls: only the "mms" channel carries media, not "sms"',
+        'mediaUrls: only the "mms" and "whatsapp" channels carry media, not "sms"',
     ),
     (
         {"channel": "data", "message": "not base64!"},

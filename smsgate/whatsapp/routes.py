@@ -1,0 +1,121 @@
+"""WhatsApp endpoints: creating lines, a web line's QR, Meta's webhooks, the bridge's reports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import segno
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from smsgate.accounts.auth import AppSettings, DevicesScope
+from smsgate.devices import service as devices
+from smsgate.devices.models import Device
+from smsgate.errors import ApiError
+from smsgate.kit.crypto import equal
+from smsgate.mobile.routes import MobileDevice, json_body
+from smsgate.storage.db import DbSession
+from smsgate.whatsapp import cloud, service
+
+router = APIRouter(tags=["whatsapp"])
+
+
+@router.post("/api/devices/whatsapp", status_code=201)
+async def create_line(
+    body: service.WhatsAppIn, principal: DevicesScope, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    """A cloud line (Cloud API credentials now or later through PATCH .../settings), or a web
+    line, answered with the pairing token its `smsgate whatsapp bridge` starts with."""
+    device, pairing = await service.create_line(session, principal.account_id, body, settings)
+    out = devices.device_out(device, settings.public_url)
+    if pairing is not None:
+        out["pairing"] = devices.pairing_out(pairing)
+    return out
+
+
+@router.get("/api/devices/{device_id}/qr")
+async def qr(
+    device_id: str,
+    principal: DevicesScope,
+    session: DbSession,
+    format: str = Query("json", pattern="^(json|svg)$"),
+) -> Response:
+    """The QR code a web line's bridge is showing, to scan from WhatsApp > Linked devices."""
+    device = await devices.get_device(session, principal.account_id, device_id)
+    if device.provider != "web":
+        raise ApiError(409, "only web WhatsApp lines are linked by QR code", "wrong_device_type")
+    link = device.link or {}
+    code = link.get("qr") if link.get("state") == "pairing" else None
+    if not code:
+        state = link.get("state", "pairing")
+        hint = (
+            "start `smsgate whatsapp bridge` with this line's pairing token"
+            if state == "pairing"
+            else f"the session is {state}; no QR code is needed"
+            if state == "connected"
+            else f"the session is {state}; the bridge shows a new QR code when it restarts"
+        )
+        raise ApiError(404, f"no QR code to show: {hint}", "qr_not_available")
+    svg: str = segno.make(code, error="l").svg_inline(scale=4)
+    if format == "svg":
+        return Response(svg, media_type="image/svg+xml")
+    return Response(
+        json.dumps({"qr": code, "qrSvg": svg, "state": "pairing", "at": link.get("at")}),
+        media_type="application/json",
+    )
+
+
+async def _cloud_line(session: DbSession, device_id: str) -> Device:
+    device = await session.get(Device, device_id) if device_id else None
+    if device is None or device.provider != "cloud":
+        raise ApiError(404, "no WhatsApp cloud line has this id", "not_found")
+    return device
+
+
+@router.get("/api/whatsapp/webhook/{device_id}", response_class=PlainTextResponse)
+async def verify_webhook(
+    device_id: str, request: Request, session: DbSession, settings: AppSettings
+) -> str:
+    """Meta's subscription handshake: echo hub.challenge when hub.verify_token is the line's."""
+    device = await _cloud_line(session, device_id)
+    query = request.query_params
+    expected = service.credentials(device, settings).verify_token
+    if query.get("hub.mode") != "subscribe" or not expected:
+        raise ApiError(403, "not a subscription request for this line", "forbidden")
+    if not equal(query.get("hub.verify_token", ""), expected):
+        raise ApiError(403, "hub.verify_token is not this line's verifyToken", "forbidden")
+    return query.get("hub.challenge", "")
+
+
+@router.post("/api/whatsapp/webhook/{device_id}")
+async def receive_webhook(
+    device_id: str, request: Request, session: DbSession, settings: AppSettings
+) -> dict[str, Any]:
+    """Messages and statuses from Meta, signed with the app secret (X-Hub-Signature-256)."""
+    raw = await request.body()
+    device = await _cloud_line(session, device_id)
+    secret = service.credentials(device, settings).app_secret
+    if not cloud.signature_ok(secret, raw, request.headers.get("x-hub-signature-256")):
+        raise ApiError(
+            401, "X-Hub-Signature-256 does not match this line's appSecret", "bad_signature"
+        )
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object", "validation_error")
+    return await service.receive_cloud_webhook(session, device, payload, settings)
+
+
+@router.post("/api/mobile/v1/whatsapp/session")
+async def bridge_session(request: Request, device: MobileDevice, session: DbSession) -> Any:
+    """Extension of the mobile protocol for `smsgate whatsapp bridge`: its session state
+    (`pairing` with the QR text, `connected`, `disconnected`, `logged_out`)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", "validation_error")
+    return await service.report_session(
+        session, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
+    )

@@ -1,0 +1,186 @@
+"""A real local stand-in for Meta's Graph API (the WhatsApp Cloud API's send endpoint), and
+the webhooks Meta would send, signed as Meta signs them.
+
+Each test uses its own phone number id, so numbers behave independently. What the fake knows:
+  - `tokens[number_id]`: the access token it accepts (anything else: error 190, HTTP 401);
+  - `undeliverable`: recipients answered with error 131026 (not on WhatsApp);
+  - `throttled[to] = n`: refuse the next n sends to `to` with 130429 (rate limit);
+  - every accepted body is kept in `sent[number_id]` with the wamid it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeGraph:
+    tokens: dict[str, str] = field(default_factory=dict)
+    undeliverable: set[str] = field(default_factory=set)
+    throttled: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    calls: int = 0
+
+    def accepted(self, number_id: str) -> list[dict[str, Any]]:
+        return self.sent[number_id]
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[2] != "messages":
+            return 404, {"error": {"message": "Unknown path", "code": 803}}
+        number_id = parts[1]
+        if headers.get("authorization") != f"Bearer {self.tokens.get(number_id)}":
+            return 401, _error(190, "Error validating access token", "OAuthException")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return 400, _error(100, "Invalid JSON")
+        to = str(data.get("to", ""))
+        if data.get("messaging_product") != "whatsapp" or not to.isdigit():
+            return 400, _error(100, "Invalid parameter")
+        if to in self.undeliverable:
+            return 400, _error(131026, "Message Undeliverable.")
+        if self.throttled.get(to, 0) > 0:
+            self.throttled[to] -= 1
+            return 400, _error(130429, "Rate limit hit")
+        wamid = f"wamid.FAKE{next(_ids):08d}"
+        self.sent[number_id].append({**data, "_wamid": wamid})
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": wamid}],
+        }
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.calls += 1
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        status, answer = self._answer(scope["path"], headers, body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+
+def _error(code: int, message: str, kind: str = "OAuthException") -> dict[str, Any]:
+    return {
+        "error": {
+            "message": f"({'#'}{code}) {message}",
+            "type": kind,
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": message},
+            "fbtrace_id": "AbCdEf",
+        }
+    }
+
+
+@asynccontextmanager
+async def serving(port: int) -> AsyncIterator[FakeGraph]:
+    fake = FakeGraph()
+    server = uvicorn.Server(
+        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        await task
+
+
+# --- what Meta posts to our webhook --------------------------------------------------------
+
+
+def signed(payload: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(payload).encode()
+    digest = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
+
+
+def _envelope(number_id: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": number_id,
+                            },
+                            **value,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def inbound(number_id: str, sender: str, text: str, wamid: str, name: str = "Ana") -> dict:
+    """A text message from `sender` (digits, as WhatsApp writes wa_ids)."""
+    return _envelope(
+        number_id,
+        {
+            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
+            "messages": [
+                {
+                    "from": sender,
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        },
+    )
+
+
+def status(
+    number_id: str, wamid: str, state: str, recipient: str, error_code: int | None = None
+) -> dict:
+    item: dict[str, Any] = {
+        "id": wamid,
+        "status": state,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient,
+    }
+    if error_code is not None:
+        item["errors"] = [
+            {
+                "code": error_code,
+                "title": "Re-engagement message",
+                "message": "Re-engagement message",
+                "error_data": {"details": "Message failed to send because more than 24 hours"},
+            }
+        ]
+    return _envelope(number_id, {"statuses": [item]})
