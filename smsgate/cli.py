@@ -32,6 +32,8 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 device_app = typer.Typer(help="Simulated phones.", no_args_is_help=True)
 app.add_typer(device_app, name="device")
+whatsapp_app = typer.Typer(help="WhatsApp web lines.", no_args_is_help=True)
+app.add_typer(whatsapp_app, name="whatsapp")
 
 T = TypeVar("T")
 
@@ -266,6 +268,63 @@ def device_simulate(
                 )
             )
         await asyncio.gather(*(phone.run() for phone in phones))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@whatsapp_app.command("bridge")
+def whatsapp_bridge(
+    server: Annotated[str, typer.Option(help="The server's base URL, e.g. http://127.0.0.1:8000")],
+    state_dir: Annotated[
+        str, typer.Option(help="Where the line's device token and WhatsApp session are kept")
+    ] = "./data/whatsapp-bridge",
+    token: Annotated[
+        str | None,
+        typer.Option(help="The line's pairing token (pt_...), needed on the first start only"),
+    ] = None,
+    simulate: Annotated[
+        bool, typer.Option(help="Use a simulated WhatsApp session (links after 5 s)")
+    ] = False,
+) -> None:
+    """Run a web WhatsApp line: link it by QR code, then send and receive through it."""
+    from pathlib import Path
+
+    from smsgate.mobile.client import DeviceClient
+    from smsgate.whatsapp.web import Bridge, NeonizeSession, SimulatedSession, WebSession
+
+    base = server.rstrip("/")
+    if not base.endswith("/api/mobile/v1"):
+        base += "/api/mobile/v1"
+    folder = Path(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    token_file = folder / "device-token"
+
+    async def main() -> None:
+        client = DeviceClient(base)
+        if token:
+            registration = await client.register(pairing_token=token, name="smsgate/whatsapp")
+            token_file.write_text(registration.token)
+            token_file.chmod(0o600)
+            typer.echo(f"paired: line {registration.id}")
+        elif token_file.exists():
+            client.token = token_file.read_text().strip()
+        else:
+            typer.echo("error: first start needs --token (the line's pairing token)", err=True)
+            raise typer.Exit(1)
+        session: WebSession
+        if simulate:
+            session = SimulatedSession(auto_link=5.0)
+        else:
+            try:
+                session = NeonizeSession(str(folder / "whatsapp-session.db"))
+            except RuntimeError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+        try:
+            await Bridge(client, session).run()
+        finally:
+            await client.aclose()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -33,6 +33,7 @@ async def test_account_b_gets_404_for_everything_of_account_a(make_user, app) ->
         "session": b.csrf_header,  # with b's cookie jar
     }
     routes = [
+        ("GET", f"/api/devices/{a_device}/qr", None),
         ("GET", f"/api/v1/messages/{message['id']}", None),
         ("POST", f"/api/v1/messages/{message['id']}/cancel", None),
         ("DELETE", f"/api/keys/{a_key_id}", None),

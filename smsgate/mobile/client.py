@@ -166,6 +166,16 @@ class DeviceClient:
         }
         await self._call("PATCH", "/message", [item])
 
+    async def report_entries(
+        self, message_id: str, entries: Sequence[dict[str, Any]], state: str | None = None
+    ) -> None:
+        """A state report with recipients given as the app's objects (our agents add
+        `providerMessageId`); with no recipients and a state, it acknowledges the message."""
+        item: dict[str, Any] = {"id": message_id, "recipients": list(entries)}
+        if state is not None:
+            item["state"] = state
+        await self._call("PATCH", "/message", [item])
+
     # --- wake-ups -----------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[tuple[str, Any]]:
@@ -220,6 +230,11 @@ class DeviceClient:
     async def inbox(self, messages: Sequence[dict[str, Any]]) -> list[str]:
         data = (await self._call("POST", "/inbox", {"messages": list(messages)})).json()
         return list(data["ids"])
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Any other call of the mobile API (the WhatsApp bridge's extensions); its JSON."""
+        response = await self._call(method, path, body)
+        return response.json() if response.content else None
 
     async def logs(self, lines: Sequence[dict[str, Any]]) -> int:
         return int((await self._call("POST", "/logs", list(lines))).json()["accepted"])

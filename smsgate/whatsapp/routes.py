@@ -14,6 +14,7 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
+from smsgate.messages import dispatch
 from smsgate.mobile.routes import MobileDevice, json_body
 from smsgate.storage.db import DbSession
 from smsgate.whatsapp import cloud, service
@@ -119,3 +120,31 @@ async def bridge_session(request: Request, device: MobileDevice, session: DbSess
     return await service.report_session(
         session, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
     )
+
+
+@router.post("/api/mobile/v1/whatsapp/statuses")
+async def bridge_statuses(
+    request: Request, device: MobileDevice, session: DbSession
+) -> dict[str, int]:
+    """Extension for the bridge: receipts by the provider's message id
+    (`[{"providerMessageId", "state": "Delivered" | "Failed", "error"?}]`)."""
+    body = await json_body(request)
+    if not isinstance(body, list):
+        raise ApiError(400, "request body must be a list of statuses", "validation_error")
+    applied = 0
+    for item in body[:500]:
+        if not isinstance(item, dict) or not isinstance(item.get("providerMessageId"), str):
+            continue
+        if item.get("state") not in ("Sent", "Delivered", "Failed"):
+            continue
+        error = item.get("error")
+        changed = await dispatch.provider_status(
+            session,
+            device,
+            item["providerMessageId"][:128],
+            item["state"],
+            str(error)[:1000] if error else None,
+            None,
+        )
+        applied += bool(changed)
+    return {"applied": applied}
