@@ -93,6 +93,37 @@ TEXT: dict[str, dict[str, str]] = {
     "thread": {"es": "Conversación", "en": "Thread"},
     "reply": {"es": "Responder", "en": "Reply"},
     "pick_thread": {"es": "Elige una conversación.", "en": "Pick a conversation."},
+    "add_whatsapp": {"es": "Agregar línea de WhatsApp", "en": "Add WhatsApp line"},
+    "provider": {"es": "Tipo", "en": "Kind"},
+    "cloud_line": {"es": "API de WhatsApp Cloud (Meta)", "en": "WhatsApp Cloud API (Meta)"},
+    "web_line": {"es": "WhatsApp Web (código QR)", "en": "WhatsApp Web (QR code)"},
+    "cloud_keys_hint": {
+        "es": "Para una línea Cloud: los datos de tu app en Meta. Puedes darlos después.",
+        "en": "For a Cloud line: your Meta app's details. You can give them later.",
+    },
+    "keep_blank": {
+        "es": "Deja en blanco lo que no cambia.",
+        "en": "Leave blank what does not change.",
+    },
+    "webhook_url_meta": {
+        "es": "URL de webhook para Meta (con el mismo verify token)",
+        "en": "Webhook URL for Meta (with the same verify token)",
+    },
+    "session": {"es": "Sesión de WhatsApp", "en": "WhatsApp session"},
+    "scan_qr": {
+        "es": "En tu teléfono: WhatsApp → Dispositivos vinculados → Vincular, y escanea este "
+        "código. La página se actualiza sola.",
+        "en": "On your phone: WhatsApp → Linked devices → Link a device, and scan this code. "
+        "This page refreshes itself.",
+    },
+    "run_bridge": {
+        "es": "Inicia el puente en un equipo que quede encendido:",
+        "en": "Start the bridge on a machine that stays on:",
+    },
+    "new_pairing": {"es": "Nuevo token de emparejamiento", "en": "New pairing token"},
+    "ready": {"es": "Lista para enviar", "en": "Ready to send"},
+    "missing_keys": {"es": "Faltan credenciales", "en": "Credentials missing"},
+    "type": {"es": "Tipo", "en": "Kind"},
 }
 
 

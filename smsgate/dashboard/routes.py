@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import segno
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -18,6 +19,7 @@ from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, set_session_cooki
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
+from smsgate.config import Settings
 from smsgate.conversations import service as conversations
 from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
@@ -32,6 +34,7 @@ from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import DbSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
+from smsgate.whatsapp import service as whatsapp
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -580,17 +583,28 @@ async def _device_page(
     device_id: str,
     notice: str | None = None,
     error: str | None = None,
+    pairing: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     device = await devices.get_device(session, principal.account_id, device_id)
     logs, _ = await devices.list_logs(session, principal.account_id, device_id, None, 50, None)
+    settings: Settings = request.app.state.settings
+    link = device.link or {}
+    waiting_for_scan = device.provider == "web" and link.get("state") == "pairing"
+    qr_svg = None
+    if waiting_for_scan and link.get("qr"):
+        qr_svg = segno.make(str(link["qr"]), error="l").svg_inline(scale=4)
     return _page(
         request,
         "device.html",
         principal,
         page="devices",
         title=device.name,
-        device=devices.device_out(device),
+        device=devices.device_out(device, settings.public_url),
         settings=device_settings.effective(device.settings or {}),
+        qr_svg=qr_svg,
+        refresh=5 if waiting_for_scan else None,  # the QR code changes every ~20 s
+        pairing=pairing,
+        public_url=settings.public_url,
         choices=CHOICES,
         numbers=NUMBERS,
         logs=[devices.log_out(e) for e in logs],
@@ -632,6 +646,87 @@ async def device_settings_form(device_id: str, request: Request, session: DbSess
     return await _device_page(
         request, session, principal, device_id, notice=translator(lang)["saved"]
     )
+
+
+WHATSAPP_KEYS = ("phoneNumberId", "accessToken", "appSecret", "verifyToken")
+
+
+def _given(form: Any, names: tuple[str, ...]) -> dict[str, str]:
+    return {
+        name: str(form.get(name)).strip() for name in names if str(form.get(name) or "").strip()
+    }
+
+
+@router.post("/dashboard/devices/whatsapp")
+async def add_whatsapp_line(
+    request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    principal = await _viewer(request, session)
+    form = await request.form()
+    _check_csrf(principal, str(form.get("csrf", "")))
+    values: dict[str, Any] = _given(form, ("name", "provider", *WHATSAPP_KEYS))
+    try:
+        body = whatsapp.WhatsAppIn.model_validate(values)
+        device, issued = await whatsapp.create_line(session, principal.account_id, body, settings)
+    except (ValidationError, ApiError) as exc:
+        if isinstance(exc, ValidationError):
+            field, text = describe_validation_error(exc.errors()[0])
+            message = f"{field}: {text}" if field else text
+        else:
+            message = exc.message
+        found = await devices.list_devices(session, principal.account_id)
+        return _page(
+            request,
+            "devices.html",
+            principal,
+            status=400,
+            page="devices",
+            title="Devices",
+            devices=[devices.device_out(d) for d in found],
+            whatsapp_error=message,
+        )
+    pairing = devices.pairing_out(issued) if issued else None
+    return await _device_page(request, session, principal, device.id, pairing=pairing)
+
+
+@router.post("/dashboard/devices/{device_id}/whatsapp")
+async def whatsapp_keys_form(
+    device_id: str, request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    principal = await _viewer(request, session)
+    form = await request.form()
+    _check_csrf(principal, str(form.get("csrf", "")))
+    device = await devices.get_device(session, principal.account_id, device_id)
+    try:
+        patch = whatsapp.CloudCredentials.model_validate(_given(form, WHATSAPP_KEYS))
+        whatsapp.set_credentials(device, patch, settings)
+    except ValidationError as exc:
+        field, text = describe_validation_error(exc.errors()[0])
+        return await _device_page(
+            request, session, principal, device_id, error=f"{field}: {text}" if field else text
+        )
+    except ApiError as exc:
+        return await _device_page(request, session, principal, device_id, error=exc.message)
+    await session.flush()
+    notice = translator(language(request))["saved"]
+    return await _device_page(request, session, principal, device_id, notice=notice)
+
+
+@router.post("/dashboard/devices/{device_id}/pairing")
+async def new_pairing_form(
+    device_id: str,
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _viewer(request, session)
+    _check_csrf(principal, csrf)
+    device = await devices.get_device(session, principal.account_id, device_id)
+    devices.require_pairable(device)
+    pairing = devices.pairing_out(devices.issue_pairing(device, settings))
+    await session.flush()
+    return await _device_page(request, session, principal, device_id, pairing=pairing)
 
 
 @router.post("/dashboard/devices/{device_id}/delete")

@@ -201,3 +201,56 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
             data={"csrf": csrf, "current": PASSWORD, "new": "another long passphrase"},
         )
         assert changed.status_code == 200 and "Password changed" in changed.text
+
+
+async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
+    """Create a cloud line and a web line, update credentials, see the QR while pairing."""
+    from smsgate.mobile.client import DeviceClient
+
+    async with new_client(app) as browser:
+        await browser.post("/signup", data={"email": unique_email("wa"), "password": PASSWORD})
+        page = await browser.get("/dashboard/devices?lang=en")
+        assert "Add WhatsApp line" in page.text
+        csrf = _csrf(page.text)
+        bad = await browser.post(
+            "/dashboard/devices/whatsapp",
+            data={"csrf": csrf, "name": "x", "provider": "cloud", "phoneNumberId": "abc"},
+        )
+        assert bad.status_code == 400 and "phoneNumberId" in bad.text
+        cloud = await browser.post(
+            "/dashboard/devices/whatsapp",
+            data={
+                "csrf": csrf,
+                "name": "Ventas",
+                "provider": "cloud",
+                "phoneNumberId": "1234567890",
+                "accessToken": "EAAGsecretsecretsecret9876",
+            },
+        )
+        assert cloud.status_code == 200 and "Credentials missing" in cloud.text
+        assert "EAAGsecretsecretsecret9876" not in cloud.text and "9876" in cloud.text
+        line_id = re.search(r"/dashboard/devices/(c[a-z0-9]{24})/whatsapp", cloud.text).group(1)
+        saved = await browser.post(
+            f"/dashboard/devices/{line_id}/whatsapp",
+            data={"csrf": csrf, "appSecret": "app-secret-123", "verifyToken": "verify-me-1"},
+        )
+        assert "Saved." in saved.text and "Ready to send" in saved.text
+        assert f"/api/whatsapp/webhook/{line_id}" in saved.text
+
+        web = await browser.post(
+            "/dashboard/devices/whatsapp",
+            data={"csrf": csrf, "name": "Recepción", "provider": "web"},
+        )
+        token = re.search(r"--token (pt_[A-Za-z0-9_-]+)", web.text).group(1)
+        web_id = re.search(r"/dashboard/devices/(c[a-z0-9]{24})/pairing", web.text).group(1)
+        bridge = DeviceClient(live_server + "/api/mobile/v1")
+        await bridge.register(pairing_token=token)
+        await bridge.call("POST", "/whatsapp/session", {"state": "pairing", "qr": "2@abc,def"})
+        pairing = await browser.get(f"/dashboard/devices/{web_id}")
+        assert "<svg" in pairing.text and 'http-equiv="refresh"' in pairing.text
+        await bridge.call("POST", "/whatsapp/session", {"state": "connected"})
+        linked = await browser.get(f"/dashboard/devices/{web_id}")
+        assert "<svg" not in linked.text and "connected" in linked.text
+        await bridge.aclose()
+        listing = await browser.get("/dashboard/devices")
+        assert "WhatsApp cloud" in listing.text and "WhatsApp web" in listing.text
