@@ -33,6 +33,8 @@ log = logging.getLogger("smsgate.whatsapp.bridge")
 
 WEB_LINE_INTERVAL = 2.0  # seconds between two messages of a web line: personal numbers get banned
 POLL_INTERVAL = 30.0
+RECEIPT_WAIT = 0.1  # seconds, up to RECEIPT_WAITS times, for our report to overtake a receipt
+RECEIPT_WAITS = 50
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class HttpLineQueue:
 
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
+        self.reported: dict[str, None] = {}  # provider ids the server knows, oldest first
 
     async def pull(self) -> list[dict[str, Any]]:
         return await self.client.pull("fifo")
@@ -88,6 +91,11 @@ class HttpLineQueue:
 
     async def report(self, message_id: str, entries: list[dict[str, Any]]) -> None:
         await self.client.report_entries(message_id, entries)
+        for entry in entries:
+            if entry.get("providerMessageId"):
+                self.reported[str(entry["providerMessageId"])] = None
+        while len(self.reported) > 10_000:
+            del self.reported[next(iter(self.reported))]
 
 
 class Bridge:
@@ -110,6 +118,7 @@ class Bridge:
         self.wake = asyncio.Event()
         self.queue = HttpLineQueue(client)
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def _session_state(self, state: str, **extra: Any) -> None:
         await self.client.call("POST", "/whatsapp/session", {"state": state, **extra})
@@ -138,8 +147,28 @@ class Bridge:
         await self.client.inbox([item])
 
     async def on_receipt(self, provider_ids: list[str], state: str) -> None:
+        """A receipt can overtake our own report of the send: ids the server does not know yet
+        are passed on again a little later."""
+        known = [i for i in provider_ids if i in self.queue.reported]
+        unknown = [i for i in provider_ids if i not in self.queue.reported]
+        if known:
+            await self._statuses(known, state)
+        if unknown:
+            task = asyncio.get_running_loop().create_task(self._later(unknown, state))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _statuses(self, provider_ids: list[str], state: str) -> None:
         items = [{"providerMessageId": i, "state": state} for i in provider_ids]
         await self.client.call("POST", "/whatsapp/statuses", items)
+
+    async def _later(self, provider_ids: list[str], state: str) -> None:
+        for _ in range(RECEIPT_WAITS):
+            await asyncio.sleep(RECEIPT_WAIT)
+            if all(i in self.queue.reported for i in provider_ids):
+                break
+        with contextlib.suppress(MobileError):
+            await self._statuses(provider_ids, state)
 
     async def on_disconnected(self) -> None:
         self.connected.clear()
