@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = EmbeddedWorker(app)
         if settings.embedded_worker:
             worker.start()
+        else:
+            worker.start_presence_only()
         bridge = None if settings.is_sqlite else PgBridge(app.state.hub, settings)
         if bridge is not None:
             bridge.start()

@@ -56,6 +56,24 @@ async def run_forever(app: FastAPI, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def keep_streams_seen(app: FastAPI, interval: float) -> None:
+    """An API process that does not run the jobs still vouches for the phones whose event
+    streams it holds: without this, a separate worker would turn idle, connected phones
+    offline (it cannot see their streams) and release their claims."""
+    database: Database = app.state.db
+    hub: Hub = app.state.hub
+    while True:
+        try:
+            if hub.connected():
+                async with database.transaction() as session:
+                    await devices.touch(session, hub.connected())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recording open streams failed")
+        await asyncio.sleep(interval)
+
+
 class EmbeddedWorker:
     """The periodic jobs, webhook delivery and the WhatsApp cloud lines, as tasks of the
     server's own event loop (or of `smsgate worker`)."""
@@ -63,6 +81,16 @@ class EmbeddedWorker:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._tasks: list[asyncio.Task[None]] = []
+
+    def start_presence_only(self) -> None:
+        """For API processes beside a separate `smsgate worker`."""
+        settings: Settings = self.app.state.settings
+        self._tasks = [
+            asyncio.get_running_loop().create_task(
+                keep_streams_seen(self.app, settings.worker_interval_seconds),
+                name="smsgate-presence",
+            )
+        ]
 
     def start(self) -> None:
         settings: Settings = self.app.state.settings
