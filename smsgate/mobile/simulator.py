@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,6 @@ class PhoneStats:
     failed: int = 0
     cancelled: int = 0
     received: int = 0
-    seen_ids: set[str] = field(default_factory=set)
 
 
 class SimulatedPhone:
@@ -53,6 +52,11 @@ class SimulatedPhone:
         self._wake = asyncio.Event()
         self._handled: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def handled(self) -> frozenset[str]:
+        """Ids of the messages this phone took on (each sent once)."""
+        return frozenset(self._handled)
 
     async def run(self) -> None:
         """Until cancelled: an SSE listener, a pull loop and (optionally) inbound traffic."""
