@@ -66,7 +66,9 @@ class Server:
 
 
 @contextmanager
-def server(database: str, pg_url: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def server(
+    database: str, pg_url: str, env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[Server]:
     """`smsgate migrate`, then uvicorn serving the app plus the echo endpoint (echo_app.py),
     on a fresh SQLite file or a fresh PostgreSQL schema; signs up and makes an API key."""
     bin_dir = Path(sys.executable).parent
@@ -104,6 +106,8 @@ def server(database: str, pg_url: str, env: dict[str, str] | None = None) -> Ite
                     str(BENCH_DIR),
                     "--timeout-graceful-shutdown",
                     "2",
+                    "--workers",
+                    str(workers),
                 ],
                 env=full,
                 stdout=log.open("wb"),

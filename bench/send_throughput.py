@@ -9,6 +9,7 @@ endpoint's throughput.
 
     .venv/bin/python bench/send_throughput.py [--duration 10] [--concurrency 32]
         [--database sqlite|postgresql|both] [--pg-url postgresql+asyncpg://...]
+        [--processes 1,2]   (PostgreSQL: the same run with N API processes, uvicorn --workers)
 """
 
 from __future__ import annotations
@@ -32,7 +33,23 @@ def _send_body(i: int) -> dict[str, object]:
 
 
 def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
-    with server(database, args.pg_url) as srv:
+    figures: dict[str, Any] = bench_processes(database, args, 1)
+    counts = [int(n) for n in args.processes.split(",") if n.strip()]
+    if database == "postgresql" and any(n > 1 for n in counts):
+        # several API processes share PostgreSQL (SQLite has one writer: one process)
+        figures["processes"] = {}
+        for count in counts:
+            result = figures if count == 1 else bench_processes(database, args, count)
+            figures["processes"][str(count)] = {"send_rps": result["send"]["rps"]}
+        one = float(figures["processes"]["1"]["send_rps"]) if "1" in figures["processes"] else 0
+        for entry in figures["processes"].values():
+            entry["scaling"] = round(float(entry["send_rps"]) / one, 2) if one else None
+        figures["processes_target"] = "2 processes >= 1.5 x 1 process"
+    return figures
+
+
+def bench_processes(database: str, args: argparse.Namespace, processes: int) -> dict[str, Any]:
+    with server(database, args.pg_url, workers=processes) as srv:
         auth = {"Authorization": f"Bearer {srv.key}"}
 
         async def measure() -> dict[str, Any]:
@@ -72,6 +89,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--processes", default="1", help="API process counts to compare on PostgreSQL, e.g. 1,2"
+    )
     args = parser.parse_args()
     out: dict[str, Any] = {
         "benchmark": "send_throughput",

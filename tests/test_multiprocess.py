@@ -102,12 +102,16 @@ class FailoverClient(DeviceClient):
     async def _call(
         self, method: str, path: str, body: Any = None, authorization: str | None = None
     ) -> httpx.Response:
-        current = self.base_url
-        try:
-            return await super()._call(method, path, body, authorization)
-        except httpx.TransportError:
-            self._next(current)
-            return await super()._call(method, path, body, authorization)
+        for attempt in range(4):
+            current = self.base_url
+            try:
+                return await super()._call(method, path, body, authorization)
+            except httpx.TransportError:
+                self._next(current)
+                if attempt == 3:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
 
     async def events(self) -> AsyncIterator[tuple[str, Any]]:
         current = self.base_url

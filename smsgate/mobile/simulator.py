@@ -7,15 +7,19 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from smsgate.mobile.client import DeviceClient, MobileError
 
 log = logging.getLogger("smsgate.simulator")
 
 RECONNECT_DELAYS = (1, 1, 2, 5, 5, 30)
+REPORT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)  # a state report is kept until it lands
 
 
 @dataclass
@@ -93,7 +97,7 @@ class SimulatedPhone:
                 await self.pull_once()
             except asyncio.CancelledError:
                 raise
-            except MobileError as exc:
+            except (MobileError, httpx.TransportError) as exc:
                 log.warning("pull failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=15)
@@ -107,7 +111,7 @@ class SimulatedPhone:
                 if message_id not in self._handled:
                     self._handled.add(message_id)
                     numbers = message["phoneNumbers"]
-                    await self.client.report(
+                    await self._report(
                         message_id,
                         "Cancelled",
                         [(n, "Cancelled", None) for n in numbers],
@@ -125,7 +129,7 @@ class SimulatedPhone:
     async def _send(self, message: dict[str, Any]) -> None:
         numbers: list[str] = message["phoneNumbers"]
         history: dict[str, datetime] = {"Processed": datetime.now(UTC)}
-        await self.client.report(
+        await self._report(
             message["id"], "Processed", [(n, "Processed", None) for n in numbers], history
         )
         await asyncio.sleep(self.send_delay)
@@ -134,14 +138,14 @@ class SimulatedPhone:
         if failed == set(numbers):
             history["Failed"] = history["Sent"]
             error = "Send result: RESULT_ERROR_GENERIC_FAILURE (Generic failure cause)"
-            await self.client.report(
+            await self._report(
                 message["id"], "Failed", [(n, "Failed", error) for n in numbers], history
             )
             self.stats.failed += len(numbers)
             return
         error = "Send result: RESULT_ERROR_GENERIC_FAILURE (Generic failure cause)"
         sent = [(n, "Failed", error) if n in failed else (n, "Sent", None) for n in numbers]
-        await self.client.report(message["id"], "Sent", sent, history)
+        await self._report(message["id"], "Sent", sent, history)
         self.stats.sent += len(numbers) - len(failed)
         self.stats.failed += len(failed)
         if not message.get("withDeliveryReport", True):
@@ -152,8 +156,27 @@ class SimulatedPhone:
             (n, "Failed", error) if n in failed else (n, "Delivered", None) for n in numbers
         ]
         state = "Delivered" if not failed else "Sent"
-        await self.client.report(message["id"], state, delivered, history)
+        await self._report(message["id"], state, delivered, history)
         self.stats.delivered += len(numbers) - len(failed)
+
+    async def _report(
+        self,
+        message_id: str,
+        state: str,
+        recipients: Sequence[tuple[str, str, str | None]],
+        history: dict[str, datetime],
+    ) -> None:
+        """Like the app, a report that does not get through is sent again later (reports are
+        idempotent: states only move forward)."""
+        for delay in (*REPORT_RETRY_DELAYS, None):
+            try:
+                await self.client.report(message_id, state, recipients, history)
+                return
+            except (MobileError, httpx.TransportError) as exc:
+                if delay is None or (isinstance(exc, MobileError) and exc.status < 500):
+                    raise
+                log.debug("report of %s failed (%s); again in %ss", message_id, exc, delay)
+                await asyncio.sleep(delay)
 
     async def _inbound_loop(self) -> None:
         while True:
