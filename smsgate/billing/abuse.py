@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 
 import phonenumbers
 
@@ -15,14 +16,24 @@ SEQUENTIAL_LIMIT = 20  # distinct numbers sharing all but the last two digits, p
 PREFIX_DIGITS_DROPPED = 2
 
 
+@lru_cache(maxsize=50_000)
+def classify(number: str) -> tuple[str, bool] | None:
+    """(country, whether premium-rate) of an E.164 number; None when it does not parse."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed) or "unknown"
+    return region, phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE
+
+
 def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
     """422 for a number outside the account's countries, or on a premium-rate range."""
     for index, number in enumerate(numbers):
-        try:
-            parsed = phonenumbers.parse(number, None)
-        except phonenumbers.NumberParseException:
+        found = classify(number)
+        if found is None:
             continue
-        region = phonenumbers.region_code_for_number(parsed) or "unknown"
+        region, premium = found
         if region not in allowed:
             raise ApiError(
                 422,
@@ -32,7 +43,7 @@ def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
                 "destination_not_allowed",
                 extra={"field": f"phoneNumbers[{index}]"},
             )
-        if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE:
+        if premium:
             raise ApiError(
                 422,
                 f"phoneNumbers[{index}]: {number} is a premium-rate number; SMSGate does not "
