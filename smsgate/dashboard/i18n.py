@@ -39,6 +39,7 @@ TEXT: dict[str, dict[str, str]] = {
     "private_token": {"es": "Token privado", "en": "Private token"},
     "code": {"es": "Código", "en": "Code"},
     "recipients": {"es": "Destinatarios (uno por línea)", "en": "Recipients (one per line)"},
+    "to": {"es": "Para", "en": "To"},
     "message": {"es": "Mensaje", "en": "Message"},
     "device": {"es": "Dispositivo", "en": "Device"},
     "automatic": {"es": "Automático", "en": "Automatic"},

@@ -1,0 +1,160 @@
+"""The dashboard in a real browser (Playwright driving Debian's Chromium) against the real
+server: sign up → add a phone (a simulated phone pairs with the token the page shows) → send →
+delivered → a reply appears in Conversations → answer it → a webhook and its delivery → revoke a
+key. Every page is saved to docs/screenshots/. A `<script>` in a message renders as text."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from smsgate.mobile.client import DeviceClient
+from smsgate.mobile.simulator import SimulatedPhone
+from tests.factories import PASSWORD, unique_email
+from tests.webhooks.receiver import receiving
+from tests.webhooks.test_delivery import deliver
+
+CHROMIUM = os.environ.get("SMSGATE_TEST_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CUSTOMER = "+5215512345678"
+XSS = "<script>window.__xss = 1</script>¡Hola! Tu pedido va en camino"
+
+try:
+    from playwright.async_api import Page, async_playwright
+except ImportError:  # pragma: no cover - the dev extra installs it
+    async_playwright = None  # type: ignore[assignment]
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    if async_playwright is None or not Path(CHROMIUM).exists():
+        message = (
+            f"BROWSER TESTS DID NOT RUN: Chromium is not at {CHROMIUM} "
+            "(apt-get install chromium, or set SMSGATE_TEST_CHROMIUM)"
+        )
+        print("\n" + "!" * 80 + f"\n{message}\n" + "!" * 80)
+        pytest.skip(message)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = await browser.new_context(viewport={"width": 1200, "height": 800}, locale="es-MX")
+        tab = await context.new_page()
+        try:
+            yield tab
+        finally:
+            await browser.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await page.goto(url)
+        if text in await page.content():
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{text!r} never appeared on {url}"
+        await asyncio.sleep(0.3)
+
+
+async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
+    base = live_server
+    await page.goto(f"{base}/signup?lang=es")
+    await shot(page, "01-signup")
+    await page.fill("#email", unique_email("browser"))
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/dashboard")
+    await page.goto(f"{base}/dashboard?lang=en")  # the switch; English from here on
+    assert "Overview" in await page.content()
+
+    # add a phone; a simulated phone pairs with the token the page shows
+    await page.goto(f"{base}/dashboard/devices")
+    await page.fill("form[action='/dashboard/devices'] #name", "Caja 1")
+    await page.click("form[action='/dashboard/devices'] button[type=submit]")
+    token = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
+    await shot(page, "03-add-phone")
+    client = DeviceClient(f"{base}/api/mobile/v1")
+    await client.register(pairing_token=token, name="browser/phone")
+    phone = SimulatedPhone(client, delivery_delay=0.1, send_delay=0.01)
+    running = asyncio.get_running_loop().create_task(phone.run())
+    try:
+        await until_text(page, f"{base}/dashboard/devices", "Online")
+        await shot(page, "04-devices")
+        await page.goto(f"{base}/dashboard/devices/{client.device_id}")
+        await shot(page, "05-device")
+
+        # send, then watch it delivered; the body is shown as text, never run
+        await page.goto(f"{base}/dashboard/send")
+        await page.fill("#numbers", CUSTOMER)
+        await page.fill("#message", XSS)
+        await page.click("form[action='/dashboard/send'] button[type=submit]")
+        assert "processing" in await page.content()
+        await shot(page, "06-send")
+        await until_text(page, f"{base}/dashboard/messages", "delivered")
+        await shot(page, "07-messages")
+        assert await page.evaluate("() => window.__xss === undefined")
+        assert await page.get_by_text("<script>window.__xss = 1</script>").count() >= 1
+
+        # the customer answers; the answer is in Conversations; reply from the chat
+        await client.inbox([{"phoneNumber": CUSTOMER, "message": "Gracias, ¿a qué hora?"}])
+        await page.goto(f"{base}/dashboard/conversations")
+        await page.click(f"a:has-text('{CUSTOMER}')")
+        assert "Gracias, ¿a qué hora?" in await page.content()
+        await page.fill("#reply", "Entre 2 y 4 pm")
+        await page.click("button:has-text('Send')")
+        assert "Entre 2 y 4 pm" in await page.content()
+        await shot(page, "08-conversation")
+        assert await page.evaluate("() => window.__xss === undefined")
+
+        # a webhook, its test delivery and the log of it
+        async with receiving() as receiver:
+            await page.goto(f"{base}/dashboard/webhooks")
+            await page.fill("#url", receiver.url)
+            await page.check("input[value='sms:received']")
+            await page.click("form[action='/dashboard/webhooks'] button[type=submit]")
+            assert "whsec_" in await page.content()  # the secret, shown once on creation
+            await page.click("button:has-text('Test')")
+            await deliver(app)
+            assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
+            await until_text(page, f"{base}/dashboard/webhooks", "delivered")
+            await shot(page, "09-webhooks")
+
+        # an API key: shown once, works, revoked, stops working
+        await page.goto(f"{base}/dashboard/keys")
+        await page.fill("#name", "ci")
+        await page.click("form[action='/dashboard/keys'] button[type=submit]")
+        key = (await page.locator("code", has_text="sk_").first.inner_text()).strip()
+        await shot(page, "10-keys")
+        async with httpx.AsyncClient(base_url=base) as http:
+            me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
+            assert me.status_code == 200
+            await page.click("button[aria-label='Revoke ci']")
+            await asyncio.sleep(1.1)  # past the credential cache's second
+            me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
+            assert me.status_code == 401
+
+        for path, name in [
+            ("/dashboard", "02-overview"),
+            ("/dashboard/billing", "11-billing"),
+            ("/dashboard/account", "12-account"),
+        ]:
+            await page.goto(base + path)
+            await shot(page, name)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await client.aclose()
