@@ -332,7 +332,10 @@ def whatsapp_bridge(
 
 @app.command()
 def worker() -> None:
-    """Run the background work only (periodic jobs and webhook delivery) in this process."""
+    """Run the background work only (periodic jobs, webhook delivery, WhatsApp cloud lines)
+    in this process. SIGTERM or Ctrl-C stops it gracefully: work in flight is finished first."""
+    import signal
+
     from smsgate.app import create_app
     from smsgate.worker.jobs import EmbeddedWorker
 
@@ -343,8 +346,12 @@ def worker() -> None:
     async def main() -> None:
         worker = EmbeddedWorker(application)
         worker.start()
+        asked = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, asked.set)
         try:
-            await asyncio.Event().wait()
+            await asked.wait()
         finally:
             await worker.stop()
             await application.state.webhook_http.aclose()

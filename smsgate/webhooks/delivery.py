@@ -8,6 +8,7 @@ leaves the lease to expire and the delivery to be sent again: at least once, at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -259,9 +260,15 @@ async def deliver_due(
 
 
 async def deliver_forever(
-    database: Database, client: httpx.AsyncClient, settings: Settings, idle: float = 0.25
+    database: Database,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    idle: float = 0.25,
+    stopping: asyncio.Event | None = None,
 ) -> None:
-    while True:
+    """Rounds back to back while there is work; until `stopping` is set (a round in flight
+    finishes and records its outcomes first)."""
+    while stopping is None or not stopping.is_set():
         try:
             sent = await deliver_due(database, client, settings)
         except asyncio.CancelledError:
@@ -270,4 +277,8 @@ async def deliver_forever(
             log.exception("webhook delivery round failed")
             sent = 0
         if sent < BATCH:
-            await asyncio.sleep(idle)
+            if stopping is None:
+                await asyncio.sleep(idle)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), idle)

@@ -142,10 +142,16 @@ def entry(number: str, outcome: Outcome) -> dict[str, Any]:
     return out
 
 
-async def serve_once(queue: LineQueue, sender: Sender, pacer: Pacer) -> int:
-    """Pull once and work through it; returns how many messages were handled."""
+async def serve_once(
+    queue: LineQueue, sender: Sender, pacer: Pacer, stopping: asyncio.Event | None = None
+) -> int:
+    """Pull once and work through it; returns how many messages were handled. When `stopping`
+    is set, the message in hand is finished and the rest is left unacknowledged (it goes back
+    to the queue)."""
     items = await queue.pull()
     for item in items:
+        if stopping is not None and stopping.is_set():
+            break
         numbers = [str(n) for n in item.get("phoneNumbers") or []]
         if item.get("state") == "Cancelling":
             # asked to cancel before we sent it: nothing went out

@@ -90,7 +90,13 @@ class CloudLineSender:
 
 
 class CloudLines:
-    def __init__(self, app: FastAPI, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        http: httpx.AsyncClient | None = None,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self.stopping = stopping or asyncio.Event()
         self.database: Database = app.state.db
         self.settings: Settings = app.state.settings
         self.hub: Hub = app.state.hub
@@ -129,7 +135,9 @@ class CloudLines:
         sender = CloudLineSender(self.database, device_id, graph)
         handled = 0
         for _ in range(MAX_ROUNDS):
-            count = await lines.serve_once(queue, sender, self.pacer(device_id))
+            if self.stopping.is_set():
+                break
+            count = await lines.serve_once(queue, sender, self.pacer(device_id), self.stopping)
             handled += count
             if count == 0:
                 break
@@ -144,7 +152,7 @@ class CloudLines:
     async def _line_forever(self, device_id: str, account_id: str, interval: float) -> None:
         subscription = self.hub.subscribe(device_id, account_id)
         try:
-            while True:
+            while not self.stopping.is_set():
                 try:
                     await self.serve_line(device_id)
                 except asyncio.CancelledError:
@@ -159,7 +167,7 @@ class CloudLines:
     async def run_forever(self, interval: float) -> None:
         """Keep one task per ready line; lines deleted or no longer ready lose theirs."""
         try:
-            while True:
+            while not self.stopping.is_set():
                 try:
                     found = dict(await self.ready_lines())
                 except asyncio.CancelledError:
@@ -177,7 +185,11 @@ class CloudLines:
                             self._line_forever(line, account, interval),
                             name=f"smsgate-whatsapp-{line}",
                         )
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), interval)
+            # let the lines finish the message in hand (their loops see `stopping`)
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()))
         finally:
             await self.aclose()
 

@@ -45,15 +45,24 @@ async def run_jobs(app: FastAPI) -> None:
         await retention.prune(session, settings)
 
 
-async def run_forever(app: FastAPI, interval: float) -> None:
-    while True:
+async def pause(stopping: asyncio.Event | None, seconds: float) -> None:
+    """Sleep, or return early when the worker is asked to stop."""
+    if stopping is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def run_forever(app: FastAPI, interval: float, stopping: asyncio.Event | None = None) -> None:
+    while stopping is None or not stopping.is_set():
         try:
             await run_jobs(app)
         except asyncio.CancelledError:
             raise
         except Exception:  # a failing pass is logged and retried on the next tick
             log.exception("periodic jobs failed")
-        await asyncio.sleep(interval)
+        await pause(stopping, interval)
 
 
 async def keep_streams_seen(app: FastAPI, interval: float) -> None:
@@ -76,11 +85,18 @@ async def keep_streams_seen(app: FastAPI, interval: float) -> None:
 
 class EmbeddedWorker:
     """The periodic jobs, webhook delivery and the WhatsApp cloud lines, as tasks of the
-    server's own event loop (or of `smsgate worker`)."""
+    server's own event loop (or of `smsgate worker`).
+
+    Stopping is graceful: no new work is claimed, and what is in flight (a webhook POST, a
+    WhatsApp send, a jobs pass) has `grace` seconds to finish and be recorded before the tasks
+    are cancelled; anything cut off then is left to its lease or the stalled-send job."""
+
+    GRACE = 15.0
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
 
     def start_presence_only(self) -> None:
         """For API processes beside a separate `smsgate worker`."""
@@ -97,21 +113,34 @@ class EmbeddedWorker:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(
-                run_forever(self.app, settings.worker_interval_seconds), name="smsgate-jobs"
+                run_forever(self.app, settings.worker_interval_seconds, self.stopping),
+                name="smsgate-jobs",
             ),
             loop.create_task(
-                deliver_forever(self.app.state.db, self.app.state.webhook_http, settings),
+                deliver_forever(
+                    self.app.state.db,
+                    self.app.state.webhook_http,
+                    settings,
+                    stopping=self.stopping,
+                ),
                 name="smsgate-webhooks",
             ),
             loop.create_task(
-                CloudLines(self.app).run_forever(settings.worker_interval_seconds),
+                CloudLines(self.app, stopping=self.stopping).run_forever(
+                    settings.worker_interval_seconds
+                ),
                 name="smsgate-whatsapp-cloud",
             ),
         ]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+    async def stop(self, grace: float | None = None) -> None:
+        self.stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(
+                self._tasks, timeout=self.GRACE if grace is None else grace
+            )
+            for task in pending:
+                task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
