@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import service as billing
@@ -20,6 +20,9 @@ from smsgate.kit.crypto import decrypt, encrypt, numeric_code, opaque_token, tok
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks.events import NewEvent, emit
+
+if TYPE_CHECKING:
+    from smsgate.storage.db import Database
 
 DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
 PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
@@ -369,12 +372,32 @@ async def mark_stale_offline(
     return went
 
 
+TOUCH_RESOLUTION = timedelta(seconds=30)  # well inside SMSGATE_DEVICE_OFFLINE_AFTER_SECONDS
+TOUCH_CHUNK = 500
+
+
 async def touch(session: AsyncSession, device_ids: set[str]) -> None:
-    """Streams open in this process keep their devices seen."""
+    """Streams open in this process keep their devices seen: a device's row is written at most
+    once per TOUCH_RESOLUTION, so thousands of idle streams cost a trickle of writes."""
     if device_ids:
+        now = clock.now()
         await session.execute(
-            update(Device).where(Device.id.in_(list(device_ids))).values(last_seen_at=clock.now())
+            update(Device)
+            .where(
+                Device.id.in_(list(device_ids)),
+                or_(Device.last_seen_at.is_(None), Device.last_seen_at < now - TOUCH_RESOLUTION),
+            )
+            .values(last_seen_at=now)
         )
+
+
+async def touch_connected(database: Database, device_ids: set[str]) -> None:
+    """`touch` in short transactions of TOUCH_CHUNK devices, so that phones' requests are not
+    held behind one large write (SQLite has one writer)."""
+    ordered = sorted(device_ids)
+    for start in range(0, len(ordered), TOUCH_CHUNK):
+        async with database.transaction() as session:
+            await touch(session, set(ordered[start : start + TOUCH_CHUNK]))
 
 
 def device_out(device: Device, public_url: str = "") -> dict[str, Any]:

@@ -32,8 +32,8 @@ async def run_jobs(app: FastAPI) -> None:
 
     async with database.transaction() as session:
         await dispatch.expire_messages(session)
+    await devices.touch_connected(database, hub.connected())
     async with database.transaction() as session:
-        await devices.touch(session, hub.connected())
         await devices.mark_stale_offline(session, window, hub.connected())
     await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     async with database.transaction() as session:
@@ -73,9 +73,7 @@ async def keep_streams_seen(app: FastAPI, interval: float) -> None:
     hub: Hub = app.state.hub
     while True:
         try:
-            if hub.connected():
-                async with database.transaction() as session:
-                    await devices.touch(session, hub.connected())
+            await devices.touch_connected(database, hub.connected())
         except asyncio.CancelledError:
             raise
         except Exception:
