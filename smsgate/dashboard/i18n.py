@@ -125,6 +125,17 @@ TEXT: dict[str, dict[str, str]] = {
     "ready": {"es": "Lista para enviar", "en": "Ready to send"},
     "missing_keys": {"es": "Faltan credenciales", "en": "Credentials missing"},
     "type": {"es": "Tipo", "en": "Kind"},
+    "filter": {"es": "Filtrar", "en": "Filter"},
+    "any": {"es": "Todos", "en": "Any"},
+    "dir_out": {"es": "enviado", "en": "sent"},
+    "dir_in": {"es": "recibido", "en": "received"},
+    "number": {"es": "Número", "en": "Number"},
+    "since": {"es": "Desde", "en": "From"},
+    "until": {"es": "Hasta", "en": "To (date)"},
+    "older": {"es": "Anteriores", "en": "Older"},
+    "newest": {"es": "Más recientes", "en": "Newest"},
+    "timeline": {"es": "Historial", "en": "Timeline"},
+    "segments": {"es": "Segmentos", "en": "Segments"},
 }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import segno
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -25,9 +26,11 @@ from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, describe_validation_error
-from smsgate.kit import clock
+from smsgate.kit import clock, phones
 from smsgate.kit.crypto import equal
+from smsgate.kit.ids import is_id
 from smsgate.messages import service as messages
+from smsgate.messages import states
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
@@ -299,14 +302,80 @@ async def send_form(
     )
 
 
+def _day(value: str, field: str, end: bool = False) -> datetime | None:
+    """A date from the filter form (YYYY-MM-DD, UTC); `end` gives the next midnight."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise ValueError(f"{field}: use a date like 2026-11-27") from exc
+    return day + timedelta(days=1) if end else day
+
+
 @router.get("/dashboard/messages")
 async def messages_page(request: Request, session: DbSession) -> Response:
+    """Messages filtered by direction, state, device, number and dates, newest first, with
+    cursor paging (the same query as GET /api/v1/messages)."""
     principal = await _viewer(request, session)
-    data, _ = await messages.list_messages(
-        session, principal.account_id, messages.MessageFilter(), 50, None
-    )
+    query = request.query_params
+    form = {
+        name: query.get(name, "").strip()
+        for name in ("direction", "state", "device", "number", "since", "until")
+    }
+    cursor = query.get("cursor") or None
+    error = None
+    data: list[dict[str, Any]] = []
+    next_cursor = None
+    try:
+        number = phones.normalize(form["number"], principal.region) if form["number"] else None
+        filters = messages.MessageFilter(
+            direction=form["direction"] if form["direction"] in ("in", "out") else None,
+            state=form["state"] if form["state"] in states.ALL else None,
+            device_id=form["device"] or None,
+            phone_number=number,
+            since=_day(form["since"], "since"),
+            until=_day(form["until"], "until", end=True),
+        )
+        if cursor is not None and not is_id(cursor):
+            raise ValueError("this page link is broken; start from the first page")
+        data, next_cursor = await messages.list_messages(
+            session, principal.account_id, filters, 50, cursor
+        )
+    except (ValueError, phones.InvalidPhoneNumber) as exc:
+        error = str(exc)
+    found = await devices.list_devices(session, principal.account_id)
+    keep = {name: value for name, value in form.items() if value}
     return _page(
-        request, "messages.html", principal, page="messages", title="Messages", messages=data
+        request,
+        "messages.html",
+        principal,
+        page="messages",
+        title="Messages",
+        messages=data,
+        form=form,
+        states=states.ALL,
+        devices=[devices.device_out(d) for d in found],
+        next_url=f"/dashboard/messages?{urlencode({**keep, 'cursor': next_cursor})}"
+        if next_cursor
+        else None,
+        first_url=f"/dashboard/messages?{urlencode(keep)}" if cursor else None,
+        error=error,
+    )
+
+
+@router.get("/dashboard/messages/{message_id}")
+async def message_page(message_id: str, request: Request, session: DbSession) -> Response:
+    """One message: its recipients and its state history as a timeline."""
+    principal = await _viewer(request, session)
+    message = await messages.get_message(session, principal.account_id, message_id)
+    return _page(
+        request,
+        "message.html",
+        principal,
+        page="messages",
+        title=message["id"],
+        message=message,
     )
 
 

@@ -254,3 +254,49 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
         await bridge.aclose()
         listing = await browser.get("/dashboard/devices")
         assert "WhatsApp cloud" in listing.text and "WhatsApp web" in listing.text
+
+
+async def test_messages_filters_paging_and_the_timeline(app) -> None:
+    from tests.factories import User, pair_phone, send
+
+    async with new_client(app) as browser:
+        email = unique_email("msgs")
+        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        page = await browser.get("/dashboard/keys?lang=en")
+        csrf = _csrf(page.text)
+        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
+        me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
+        user = User(browser, me["id"], email, csrf, key)
+        phone = await pair_phone(user)
+        ids = [(await send(user, message=f"number {i}")).json()["id"] for i in range(53)]
+        other = (await send(user, phoneNumbers=["+5215587654321"], message="other")).json()
+        assert ids[0] in [m["id"] for m in await phone.pull()]
+        await phone.report(ids[0], "Failed", [("+5215555555555", "Failed", "no signal")])
+
+        first = await browser.get("/dashboard/messages?number=%2B5215555555555")
+        assert first.status_code == 200
+        assert "other" not in first.text and first.text.count("/dashboard/messages/c") == 50
+        older = re.search(r'href="(/dashboard/messages\?[^"]*cursor=[^"]+)"', first.text)
+        assert older, "no link to older messages"
+        second = await browser.get(older.group(1).replace("&amp;", "&"))
+        assert second.text.count("/dashboard/messages/c") == 3
+        failed = await browser.get("/dashboard/messages?state=failed")
+        assert (
+            ids[0] in failed.text and ids[1] not in failed.text and other["id"] not in failed.text
+        )
+        bad = await browser.get("/dashboard/messages?since=yesterday")
+        assert 'role="alert"' in bad.text and "2026-11-27" in bad.text
+
+        detail = await browser.get(f"/dashboard/messages/{ids[0]}")
+        assert "Timeline" in detail.text and "no signal" in detail.text
+        timeline = detail.text[detail.text.index("Timeline") :]
+        assert timeline.index("processing") < timeline.index("failed</strong>")
+        stranger = await new_client(app).__aenter__()
+        try:
+            await stranger.post(
+                "/signup", data={"email": unique_email("other"), "password": PASSWORD}
+            )
+            assert (await stranger.get(f"/dashboard/messages/{ids[0]}")).status_code == 404
+        finally:
+            await stranger.aclose()
