@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smsgate import observe
 from smsgate.kit import clock
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import Hub
@@ -100,6 +101,21 @@ class Metrics:
             for status, count in rows.all():
                 deliveries.add_metric([status], count)
             families.append(deliveries)
+            due = GaugeMetricFamily(
+                "smsgate_webhook_due",
+                "Webhook deliveries due now and not being sent (the workers' backlog)",
+            )
+            backlog = await session.execute(
+                select(func.count())
+                .select_from(Delivery)
+                .where(
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at <= now,
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+                )
+            )
+            due.add_metric([], backlog.scalar_one())
+            families.append(due)
         connected = GaugeMetricFamily(
             "smsgate_connected_devices", "Phones holding an event stream open to this process"
         )
@@ -157,4 +173,5 @@ class RequestMetrics:
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     await metrics.refresh()
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(metrics.registry) + generate_latest(observe.REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     phone = await pair_phone(user)
     await send(user, message="metrics")
     await send(user, message="metrics 2", deviceId=phone.device_id)
+    assert len(await phone.pull()) == 2  # two hand-overs, each observed
     answer = await client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
@@ -19,5 +20,37 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     assert 'smsgate_messages{channel="sms",direction="out",state="processing"}' in text
     assert 'smsgate_queue_depth{device="unclaimed"}' in text
     assert "smsgate_connected_devices" in text
+    assert 'smsgate_dispatch_seconds_bucket{channel="sms",le=' in text
+    assert "smsgate_webhook_lag_seconds_bucket" in text
+    assert "smsgate_webhook_due " in text
     # a route's template, never a raw path with ids in it
     assert f"/api/v1/messages/{phone.device_id}" not in text
+
+
+def _count(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) -> None:
+    from tests.webhooks.receiver import receiving
+    from tests.webhooks.test_delivery import _hook, deliver
+
+    user = await make_user()
+    phone = await pair_phone(user)
+    dispatched = 'smsgate_dispatch_seconds_count{channel="sms"}'
+    lagged = "smsgate_webhook_lag_seconds_count"
+    before = (await client.get("/metrics")).text
+    await send(user, message="a")
+    await send(user, message="b")
+    assert len(await phone.pull()) == 2
+    async with receiving() as receiver:
+        await _hook(user, receiver.url, ["sms:received"])
+        await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola"}])
+        await deliver(app)
+        assert len(receiver.requests) == 1
+    after = (await client.get("/metrics")).text
+    assert _count(after, dispatched) - _count(before, dispatched) == 2
+    assert _count(after, lagged) - _count(before, lagged) == 1

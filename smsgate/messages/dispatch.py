@@ -26,6 +26,7 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
+from smsgate.observe import DISPATCH_SECONDS
 from smsgate.webhooks.events import NewEvent, emit, outbound_type
 
 MAX_PULL = 100
@@ -238,8 +239,13 @@ async def _claim(
     if not taken:
         return []
     await conversations.join_outbound(session, taken, device.id)
-    rows = await session.execute(select(m).where(m.c.id.in_(list(taken))))
-    return list(rows.mappings().all())
+    rows: list[Row] = list(
+        (await session.execute(select(m).where(m.c.id.in_(list(taken))))).mappings()
+    )
+    for row in rows:
+        waited = (now - clock.as_utc(row["created_at"])).total_seconds()
+        DISPATCH_SECONDS.labels(row["channel"]).observe(max(0.0, waited))
+    return rows
 
 
 async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:

@@ -23,6 +23,7 @@ from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
+from smsgate.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
 from smsgate.webhooks import signing
 from smsgate.webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
@@ -163,6 +164,8 @@ def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str |
         delivery.status = "succeeded"
         delivery.delivered_at = now
         delivery.last_error = None
+        lag = (now - clock.as_utc(result.claimed.event.created_at)).total_seconds()
+        WEBHOOK_LAG_SECONDS.observe(max(0.0, lag))
         return None, True
     if status is not None and 300 <= status < 400:
         delivery.last_error = f"HTTP {status}: redirects are not followed"
