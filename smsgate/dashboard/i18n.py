@@ -136,6 +136,25 @@ TEXT: dict[str, dict[str, str]] = {
     "newest": {"es": "Más recientes", "en": "Newest"},
     "timeline": {"es": "Historial", "en": "Timeline"},
     "segments": {"es": "Segmentos", "en": "Segments"},
+    "copy": {"es": "Copiar", "en": "Copy"},
+    "channel": {"es": "Canal", "en": "Channel"},
+    "priority": {"es": "Prioridad", "en": "Priority"},
+    "priority_normal": {"es": "Normal", "en": "Normal"},
+    "priority_expedited": {
+        "es": "Urgente (salta los límites del teléfono)",
+        "en": "Expedited (skips the phone's limits)",
+    },
+    "priority_low": {"es": "Baja", "en": "Low"},
+    "ttl": {
+        "es": "Vence en (segundos, opcional)",
+        "en": "Expires after (seconds, optional)",
+    },
+    "tokens_hint": {
+        "es": "Para tokens de acceso (at_) y de renovación (rt_): POST /api/auth/token con tu "
+        'sesión, luego POST /api/auth/token/refresh {"refreshToken": "rt_..."}.',
+        "en": "For access (at_) and refresh (rt_) tokens: POST /api/auth/token with your "
+        'session, then POST /api/auth/token/refresh {"refreshToken": "rt_..."}.',
+    },
 }
 
 

@@ -43,6 +43,14 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+def _sentence(exc: ValidationError | ApiError) -> str:
+    """What a form shows for a refused input: the same words as the API's error."""
+    if isinstance(exc, ApiError):
+        return exc.message
+    field, text = describe_validation_error(exc.errors()[0])
+    return f"{field}: {text}" if field else text
+
+
 def _page(
     request: Request,
     name: str,
@@ -65,9 +73,47 @@ def _page(
     )
     if request.query_params.get("lang") == lang:
         response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    _protect(response)
+    return response
+
+
+# Scripts only from this server (app.js): a message body that slipped through escaping could
+# still not run. Inline styles stay allowed (the templates use style attributes).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _protect(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+def _fragment(request: Request, name: str, final: bool = False, **context: Any) -> HTMLResponse:
+    """A piece of a page for app.js to swap in (data-live); `final` stops the refreshing."""
+    lang = language(request)
+    response = templates.TemplateResponse(
+        request, name, {"lang": lang, "t": translator(lang), **context}
+    )
+    _protect(response)
+    if final:
+        response.headers["X-Live-Final"] = "1"
     return response
+
+
+APP_JS = (Path(__file__).parent / "static" / "app.js").read_bytes()
+
+
+@router.get("/dashboard/static/app.js", include_in_schema=False)
+async def app_js() -> Response:
+    return Response(
+        APP_JS,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def _principal(request: Request, session: DbSession) -> Principal | None:
@@ -217,6 +263,14 @@ async def devices_page(request: Request, session: DbSession) -> Response:
     )
 
 
+@router.get("/dashboard/devices/rows", include_in_schema=False)
+async def device_rows(request: Request, session: DbSession) -> Response:
+    """The devices table's rows, refreshed by the page every few seconds (live status)."""
+    principal = await _viewer(request, session)
+    found = await devices.list_devices(session, principal.account_id)
+    return _fragment(request, "_device_rows.html", devices=[devices.device_out(d) for d in found])
+
+
 @router.post("/dashboard/devices")
 async def add_device(
     request: Request,
@@ -264,6 +318,9 @@ async def send_form(
     numbers: Annotated[str, Form(max_length=5000)],
     message: Annotated[str, Form(max_length=5000)],
     device: Annotated[str, Form()] = "",
+    channel: Annotated[str, Form()] = "sms",
+    priority: Annotated[str, Form()] = "0",
+    ttl: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     principal = await _viewer(request, session)
@@ -273,9 +330,16 @@ async def send_form(
     result = None
     error = None
     try:
-        body = SendRequest.model_validate(
-            {"phoneNumbers": recipients, "message": message, "deviceId": device or None}
-        )
+        fields: dict[str, Any] = {
+            "channel": channel,
+            "phoneNumbers": recipients,
+            "message": message,
+            "deviceId": device or None,
+            "priority": int(priority) if priority.lstrip("-").isdigit() else priority,
+        }
+        if ttl.strip():
+            fields["ttl"] = int(ttl) if ttl.strip().isdigit() else ttl
+        body = SendRequest.model_validate(fields)
         await session.commit()  # the send path uses its own transactions
         result, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
@@ -283,11 +347,8 @@ async def send_form(
         if created:
             hub: Hub = request.app.state.hub
             hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
-    except ValidationError as exc:
-        field, text = describe_validation_error(exc.errors()[0])
-        error = f"{field}: {text}" if field else text
-    except ApiError as exc:
-        error = exc.message
+    except (ValidationError, ApiError) as exc:
+        error = _sentence(exc)
     return _page(
         request,
         "send.html",
@@ -299,6 +360,7 @@ async def send_form(
         error=error,
         numbers=None if result else numbers,
         message=None if result else message,
+        form={"channel": channel, "priority": priority, "ttl": ttl, "device": device},
     )
 
 
@@ -361,6 +423,19 @@ async def messages_page(request: Request, session: DbSession) -> Response:
         else None,
         first_url=f"/dashboard/messages?{urlencode(keep)}" if cursor else None,
         error=error,
+    )
+
+
+@router.get("/dashboard/messages/{message_id}/recipients", include_in_schema=False)
+async def message_recipients(message_id: str, request: Request, session: DbSession) -> Response:
+    """A message's recipients and states, refreshed until the message is final."""
+    principal = await _viewer(request, session)
+    message = await messages.get_message(session, principal.account_id, message_id)
+    return _fragment(
+        request,
+        "_recipients.html",
+        final=message["state"] in states.FINAL,
+        message=message,
     )
 
 
@@ -514,13 +589,10 @@ async def reply(
         if created:
             hub: Hub = request.app.state.hub
             hub.publish(principal.account_id, thread.device_id, Event(MESSAGE_ENQUEUED))
-    except ValidationError as exc:
-        field, text = describe_validation_error(exc.errors()[0])
+    except (ValidationError, ApiError) as exc:
         return await _conversations_page(
-            request, session, principal, conversation_id, f"{field}: {text}" if field else text
+            request, session, principal, conversation_id, _sentence(exc)
         )
-    except ApiError as exc:
-        return await _conversations_page(request, session, principal, conversation_id, exc.message)
     return RedirectResponse(f"/dashboard/conversations/{conversation_id}", status_code=303)
 
 
@@ -701,13 +773,8 @@ async def device_settings_form(device_id: str, request: Request, session: DbSess
             values[name] = int(raw) if raw.isdigit() else raw
     try:
         devices.update_settings(device, device_settings.SettingsPatch.model_validate(values))
-    except ValidationError as exc:
-        field, text = describe_validation_error(exc.errors()[0])
-        return await _device_page(
-            request, session, principal, device_id, error=f"{field}: {text}" if field else text
-        )
-    except ApiError as exc:
-        return await _device_page(request, session, principal, device_id, error=exc.message)
+    except (ValidationError, ApiError) as exc:
+        return await _device_page(request, session, principal, device_id, error=_sentence(exc))
     await session.flush()
     hub: Hub = request.app.state.hub
     hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
@@ -738,11 +805,7 @@ async def add_whatsapp_line(
         body = whatsapp.WhatsAppIn.model_validate(values)
         device, issued = await whatsapp.create_line(session, principal.account_id, body, settings)
     except (ValidationError, ApiError) as exc:
-        if isinstance(exc, ValidationError):
-            field, text = describe_validation_error(exc.errors()[0])
-            message = f"{field}: {text}" if field else text
-        else:
-            message = exc.message
+        message = _sentence(exc)
         found = await devices.list_devices(session, principal.account_id)
         return _page(
             request,
@@ -769,13 +832,8 @@ async def whatsapp_keys_form(
     try:
         patch = whatsapp.CloudCredentials.model_validate(_given(form, WHATSAPP_KEYS))
         whatsapp.set_credentials(device, patch, settings)
-    except ValidationError as exc:
-        field, text = describe_validation_error(exc.errors()[0])
-        return await _device_page(
-            request, session, principal, device_id, error=f"{field}: {text}" if field else text
-        )
-    except ApiError as exc:
-        return await _device_page(request, session, principal, device_id, error=exc.message)
+    except (ValidationError, ApiError) as exc:
+        return await _device_page(request, session, principal, device_id, error=_sentence(exc))
     await session.flush()
     notice = translator(language(request))["saved"]
     return await _device_page(request, session, principal, device_id, notice=notice)

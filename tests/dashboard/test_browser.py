@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from smsgate.kit import segments
 from smsgate.mobile.client import DeviceClient
 from smsgate.mobile.simulator import SimulatedPhone
 from tests.factories import PASSWORD, unique_email
@@ -71,6 +72,9 @@ async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> 
 
 async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
     base = live_server
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
     await page.goto(f"{base}/signup?lang=es")
     await shot(page, "01-signup")
     await page.fill("#email", unique_email("browser"))
@@ -91,7 +95,8 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
     phone = SimulatedPhone(client, delivery_delay=0.1, send_delay=0.01)
     running = asyncio.get_running_loop().create_task(phone.run())
     try:
-        await until_text(page, f"{base}/dashboard/devices", "Online")
+        # no reload: the devices table refreshes itself (data-live) and shows the phone online
+        await page.locator("tbody[data-live] >> text=Online").wait_for(timeout=15_000)
         await shot(page, "04-devices")
         await page.goto(f"{base}/dashboard/devices/{client.device_id}")
         await shot(page, "05-device")
@@ -99,9 +104,15 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         # send, then watch it delivered; the body is shown as text, never run
         await page.goto(f"{base}/dashboard/send")
         await page.fill("#numbers", CUSTOMER)
-        await page.fill("#message", XSS)
+        # the page's live counter agrees with the server's own count
+        for sample in ("hola ñandú", "a" * 161, "€" * 80, "😀" * 35, XSS):
+            await page.fill("#message", sample)
+            info = segments.count(sample)
+            counted = await page.locator("#message-count").inner_text()
+            assert counted == f"{info.units} · {info.encoding} · {info.segments} SMS", sample
         await page.click("form[action='/dashboard/send'] button[type=submit]")
-        assert "processing" in await page.content()
+        # the result's recipients update in place until the message is delivered
+        await page.locator("[data-live] >> text=delivered").wait_for(timeout=15_000)
         await shot(page, "06-send")
         await until_text(page, f"{base}/dashboard/messages", ">delivered<")
         await shot(page, "07-messages")
@@ -153,6 +164,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         ]:
             await page.goto(base + path)
             await shot(page, name)
+        assert not problems, problems  # no script errors, nothing refused by the CSP
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):

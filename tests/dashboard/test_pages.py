@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import re
 
-from tests.factories import PASSWORD, new_client, unique_email
+from tests.factories import PASSWORD, User, new_client, unique_email
 
 
 def _csrf(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "no CSRF field on the page"
     return match.group(1)
+
+
+async def _signed_up(browser, prefix: str) -> User:
+    """Sign up through the pages and make a key on the keys page (English from here on)."""
+    email = unique_email(prefix)
+    await browser.post("/signup", data={"email": email, "password": PASSWORD})
+    page = await browser.get("/dashboard?lang=en")
+    csrf = _csrf(page.text)
+    made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+    key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
+    me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
+    return User(browser, me["id"], email, csrf, key)
 
 
 async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
@@ -30,7 +42,7 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         paired = await browser.post("/dashboard/devices", data={"name": "Caja 1", "csrf": csrf})
         assert paired.status_code == 200
         assert "<svg" in paired.text and "/api/mobile/v1" in paired.text
-        assert re.search(r"<code>pt_[^<]+</code>", paired.text)
+        assert re.search(r"<code[^>]*>pt_[^<]+</code>", paired.text)
 
         sent = await browser.post(
             "/dashboard/send",
@@ -51,7 +63,7 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         assert 'role="alert"' in bad.text and "is not a valid phone number" in bad.text
 
         made = await browser.post("/dashboard/keys", data={"name": "web", "csrf": csrf})
-        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text)
+        key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text)
         assert key, made.text
         me = await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key.group(1)}"})
         assert me.status_code == 200 and me.json()["email"] == email
@@ -66,7 +78,7 @@ async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
         assert forged.headers["content-type"].startswith("text/html")
         assert "this form expired" in forged.text
         keys = await browser.get("/dashboard/keys")
-        assert "<code>sk_" not in keys.text
+        assert "<td>x</td>" not in keys.text  # the forged form created no key
 
 
 async def test_wrong_password_shows_a_sentence(app) -> None:
@@ -83,17 +95,11 @@ async def test_wrong_password_shows_a_sentence(app) -> None:
 
 
 async def test_the_chat_view_reads_on_open_and_replies(app) -> None:
-    from tests.factories import User, pair_phone
+    from tests.factories import pair_phone
 
     async with new_client(app) as browser:
-        email = unique_email("chat")
-        await browser.post("/signup", data={"email": email, "password": PASSWORD})
-        page = await browser.get("/dashboard?lang=en")
-        csrf = _csrf(page.text)
-        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
-        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
-        me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
-        user = User(browser, me["id"], email, csrf, key)
+        user = await _signed_up(browser, "chat")
+        csrf = user.csrf
         phone = await pair_phone(user)
         await phone.inbox([{"phoneNumber": "+5215512345678", "message": "¿Tienen envío?"}])
         listing = await browser.get("/dashboard/conversations")
@@ -132,7 +138,7 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
                 "csrf": csrf,
             },
         )
-        secret = re.search(r"<code>(whsec_[^<]+)</code>", created.text).group(1)
+        secret = re.search(r"<code[^>]*>(whsec_[^<]+)</code>", created.text).group(1)
         hook_id = re.search(r"/dashboard/webhooks/(c[0-9a-z]+)/test", created.text).group(1)
         tested = await browser.post(f"/dashboard/webhooks/{hook_id}/test", data={"csrf": csrf})
         assert tested.status_code == 200
@@ -141,7 +147,7 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
         shown = await browser.post(f"/dashboard/webhooks/{hook_id}/secret", data={"csrf": csrf})
         assert secret in shown.text and "succeeded" in shown.text
         rotated = await browser.post(f"/dashboard/webhooks/{hook_id}/rotate", data={"csrf": csrf})
-        new = re.search(r"<code>(whsec_[^<]+)</code>", rotated.text).group(1)
+        new = re.search(r"<code[^>]*>(whsec_[^<]+)</code>", rotated.text).group(1)
         assert new != secret
         bad = await browser.post(
             "/dashboard/webhooks", data={"url": "ftp://x", "events": ["sms:sent"], "csrf": csrf}
@@ -161,7 +167,7 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         assert page.status_code == 200 and "Last 30 days" in page.text
         csrf = _csrf(page.text)
         made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
-        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
+        key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
         me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
         phone = await pair_phone(User(browser, me["id"], email, csrf, key))
         detail = await browser.get(f"/dashboard/devices/{phone.device_id}")
@@ -257,17 +263,10 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
 
 
 async def test_messages_filters_paging_and_the_timeline(app) -> None:
-    from tests.factories import User, pair_phone, send
+    from tests.factories import pair_phone, send
 
     async with new_client(app) as browser:
-        email = unique_email("msgs")
-        await browser.post("/signup", data={"email": email, "password": PASSWORD})
-        page = await browser.get("/dashboard/keys?lang=en")
-        csrf = _csrf(page.text)
-        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
-        key = re.search(r"<code>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
-        me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
-        user = User(browser, me["id"], email, csrf, key)
+        user = await _signed_up(browser, "msgs")
         phone = await pair_phone(user)
         ids = [(await send(user, message=f"number {i}")).json()["id"] for i in range(53)]
         other = (await send(user, phoneNumbers=["+5215587654321"], message="other")).json()
@@ -300,3 +299,21 @@ async def test_messages_filters_paging_and_the_timeline(app) -> None:
             assert (await stranger.get(f"/dashboard/messages/{ids[0]}")).status_code == 404
         finally:
             await stranger.aclose()
+
+
+async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "sendform")
+        form = {"csrf": user.csrf, "numbers": "+5215512345678", "message": "hola"}
+        sent = await browser.post(
+            "/dashboard/send", data={**form, "channel": "whatsapp", "priority": "100", "ttl": "600"}
+        )
+        message_id = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", sent.text).group(1)
+        stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+        assert (stored["channel"], stored["priority"]) == ("whatsapp", 100)
+        assert stored["validUntil"] is not None
+        states = await browser.get(f"/dashboard/messages/{message_id}/recipients")
+        assert "processing" in states.text and "X-Live-Final" not in states.headers
+        for bad, words in [({"ttl": "soon"}, "ttl"), ({"priority": "300"}, "priority")]:
+            refused = await browser.post("/dashboard/send", data={**form, **bad})
+            assert 'role="alert"' in refused.text and words in refused.text

@@ -8,9 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-from tests.serving import free_port
+from tests.serving import read_body, serving_asgi
 
 
 @dataclass
@@ -34,12 +32,7 @@ class Receiver:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Received(scope["path"], headers, body))
         if self.delay:
@@ -58,16 +51,6 @@ class Receiver:
 @asynccontextmanager
 async def receiving(path: str = "/hook") -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    receiver.url = f"http://127.0.0.1:{port}{path}"
-    try:
+    async with serving_asgi(receiver) as port:
+        receiver.url = f"http://127.0.0.1:{port}{path}"
         yield receiver
-    finally:
-        server.should_exit = True
-        await task

@@ -10,7 +10,6 @@ Each test uses its own phone number id, so numbers behave independently. What th
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -22,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from tests.serving import read_body, serving_asgi
 
 _ids = itertools.count(1)
 
@@ -66,12 +65,7 @@ class FakeGraph:
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.calls += 1
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, answer = self._answer(scope["path"], headers, body)
@@ -100,17 +94,8 @@ def _error(code: int, message: str, kind: str = "OAuthException") -> dict[str, A
 @asynccontextmanager
 async def serving(port: int) -> AsyncIterator[FakeGraph]:
     fake = FakeGraph()
-    server = uvicorn.Server(
-        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
+    async with serving_asgi(fake, port):
         yield fake
-    finally:
-        server.should_exit = True
-        await task
 
 
 # --- what Meta posts to our webhook --------------------------------------------------------
