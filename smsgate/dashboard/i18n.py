@@ -155,6 +155,8 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "For access (at_) and refresh (rt_) tokens: POST /api/auth/token with your "
         'session, then POST /api/auth/token/refresh {"refreshToken": "rt_..."}.',
     },
+    "edit": {"es": "Editar", "en": "Edit"},
+    "retry": {"es": "Reintentar", "en": "Retry"},
 }
 
 

@@ -246,7 +246,15 @@ async def overview(request: Request, session: DbSession, settings: AppSettings) 
         devices=counts,
         today=today,
         billing=summary,
+        **await _last_30_days(session, account.id),
     )
+
+
+async def _last_30_days(session: DbSession, account_id: str) -> dict[str, Any]:
+    """What _chart.html draws: messages per day, and the tallest day."""
+    today = clock.now().date()
+    days = await billing.daily(session, account_id, today - timedelta(days=29), today)
+    return {"days": days, "peak": max([1, *(d["messages"] for d in days)])}
 
 
 @router.get("/dashboard/devices")
@@ -501,6 +509,22 @@ async def revoke_key(
     return RedirectResponse("/dashboard/keys", status_code=303)
 
 
+async def _thread(session: DbSession, principal: Principal, conversation_id: str) -> Any:
+    """A thread, marked read (the person is looking at it), with its last 100 messages."""
+    found = await conversations.get(session, principal.account_id, conversation_id)
+    found = await conversations.mark_read(session, found, None)
+    rows, _ = await conversations.messages_page(session, found, 100, None)
+    return found, [message_out(row, [recipient]) for row, recipient in reversed(rows)]
+
+
+@router.get("/dashboard/conversations/{conversation_id}/thread", include_in_schema=False)
+async def thread_fragment(conversation_id: str, request: Request, session: DbSession) -> Response:
+    """The open thread's messages, refreshed by the page: new replies and states appear."""
+    principal = await _viewer(request, session)
+    _, thread = await _thread(session, principal, conversation_id)
+    return _fragment(request, "_thread.html", thread=thread)
+
+
 async def _conversations_page(
     request: Request,
     session: DbSession,
@@ -521,11 +545,8 @@ async def _conversations_page(
     current = None
     thread: list[dict[str, Any]] = []
     if conversation_id:
-        found = await conversations.get(session, principal.account_id, conversation_id)
-        found = await conversations.mark_read(session, found, None)  # read on open
+        found, thread = await _thread(session, principal, conversation_id)  # read on open
         current = conversations.conversation_out(found)
-        rows, _ = await conversations.messages_page(session, found, 100, None)
-        thread = [message_out(row, [recipient]) for row, recipient in reversed(rows)]
         page, _ = await conversations.list_page(
             session,
             principal.account_id,
@@ -655,6 +676,43 @@ async def create_webhook(
     return await _webhooks_page(request, session, principal, secret=secret)
 
 
+@router.post("/dashboard/webhooks/{webhook_id}/edit")
+async def edit_webhook(
+    webhook_id: str, request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    """Change a webhook's URL, events and whether it is enabled (as PATCH /api/webhooks/{id})."""
+    principal = await _viewer(request, session)
+    form = await request.form()
+    _check_csrf(principal, str(form.get("csrf", "")))
+    hook = await webhooks.get(session, principal.account_id, webhook_id)
+    given = {
+        "url": str(form.get("url") or "").strip(),
+        "events": [str(e) for e in form.getlist("events")],
+        "enabled": form.get("enabled") == "yes",
+    }
+    try:
+        await webhooks.change(session, hook, settings, given)
+    except ApiError as exc:
+        await session.rollback()
+        return await _webhooks_page(request, session, principal, error=exc.message)
+    return await _webhooks_page(request, session, principal)
+
+
+@router.post("/dashboard/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
+async def retry_delivery(
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    session: DbSession,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    principal = await _viewer(request, session)
+    _check_csrf(principal, csrf)
+    hook = await webhooks.get(session, principal.account_id, webhook_id)
+    await webhooks.retry(session, hook, delivery_id)
+    return await _webhooks_page(request, session, principal)
+
+
 @router.post("/dashboard/webhooks/{webhook_id}/{action}")
 async def webhook_action(
     webhook_id: str,
@@ -687,8 +745,6 @@ async def billing_page(request: Request, session: DbSession, settings: AppSettin
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     summary = await billing.summary(session, account, settings)
-    today = clock.now().date()
-    days = await billing.daily(session, account.id, today - timedelta(days=29), today)
     limits, usage = summary["plan"]["limits"], summary["usage"]
     bars = [
         ("messages", usage["messages"], limits["messagesPerPeriod"]),
@@ -704,8 +760,7 @@ async def billing_page(request: Request, session: DbSession, settings: AppSettin
         title="Billing",
         billing=summary,
         bars=bars,
-        days=days,
-        peak=max([1, *(d["messages"] for d in days)]),
+        **await _last_30_days(session, account.id),
     )
 
 

@@ -100,30 +100,7 @@ async def patch_webhook(
     settings: AppSettings,
 ) -> dict[str, Any]:
     hook = await service.get(session, principal.account_id, webhook_id)
-    given = body.model_fields_set
-    if "url" in given:
-        if body.url is None:
-            raise bad_request("url: cannot be null", field="url")
-        hook.url = await service.check_url(body.url, settings)
-    if "events" in given:
-        hook.events = service.check_events(body.events or [])
-    if "format" in given:
-        hook.format = service.check_format(body.format or "")
-    if "device_id" in given:
-        if body.device_id is not None:
-            from smsgate.devices.service import get_device
-
-            await get_device(session, principal.account_id, body.device_id)
-        hook.device_id = body.device_id
-    if "enabled" in given and body.enabled is not None:
-        hook.enabled = body.enabled
-        if body.enabled:
-            hook.disabled_reason = None
-            hook.consecutive_failures = 0
-        else:
-            hook.disabled_reason = "disabled by its owner"
-    hook.updated_at = clock.now()
-    await session.flush()
+    await service.change(session, hook, settings, body.model_dump(exclude_unset=True))
     return service.webhook_out(hook)
 
 

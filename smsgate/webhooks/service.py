@@ -90,6 +90,34 @@ async def create(
     return hook, secret
 
 
+async def change(
+    session: AsyncSession, hook: Webhook, settings: Settings, given: dict[str, Any]
+) -> None:
+    """Apply the fields given (snake_case names of the PATCH body); each is checked as on
+    creation. Re-enabling clears the failure count; disabling records that the owner did."""
+    if "url" in given:
+        if given["url"] is None:
+            raise bad_request("url: cannot be null", field="url")
+        hook.url = await check_url(given["url"], settings)
+    if "events" in given:
+        hook.events = check_events(given["events"] or [])
+    if "format" in given:
+        hook.format = check_format(given["format"] or "")
+    if "device_id" in given:
+        if given["device_id"] is not None:
+            await get_device(session, hook.account_id, given["device_id"])
+        hook.device_id = given["device_id"]
+    if given.get("enabled") is not None:
+        hook.enabled = given["enabled"]
+        if hook.enabled:
+            hook.disabled_reason = None
+            hook.consecutive_failures = 0
+        else:
+            hook.disabled_reason = "disabled by its owner"
+    hook.updated_at = clock.now()
+    await session.flush()
+
+
 async def get(session: AsyncSession, account_id: str, webhook_id: str) -> Webhook:
     hook = (await session.execute(owned(select(Webhook), Webhook, account_id, webhook_id))).scalar()
     if hook is None:

@@ -127,6 +127,9 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         await page.fill("#reply", "Entre 2 y 4 pm")
         await page.click("button:has-text('Send')")
         assert "Entre 2 y 4 pm" in await page.content()
+        # the customer writes again: the open thread shows it without a reload
+        await client.inbox([{"phoneNumber": CUSTOMER, "message": "Perfecto, gracias"}])
+        await page.locator("[data-live] >> text=Perfecto, gracias").wait_for(timeout=15_000)
         await shot(page, "08-conversation")
         assert await page.evaluate("() => window.__xss === undefined")
 

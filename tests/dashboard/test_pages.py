@@ -153,6 +153,29 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
             "/dashboard/webhooks", data={"url": "ftp://x", "events": ["sms:sent"], "csrf": csrf}
         )
         assert 'role="alert"' in bad.text
+        # retry the delivery from its row: sent again
+        delivery_id = re.search(
+            rf"/dashboard/webhooks/{hook_id}/deliveries/(c[0-9a-z]+)/retry", rotated.text
+        ).group(1)
+        await browser.post(
+            f"/dashboard/webhooks/{hook_id}/deliveries/{delivery_id}/retry", data={"csrf": csrf}
+        )
+        await deliver_due(app.state.db, app.state.webhook_http, app.state.settings)
+        assert len(receiver.requests) == 2
+        # edit: other events, disabled; a bad URL changes nothing
+        edit = f"/dashboard/webhooks/{hook_id}/edit"
+        refused = await browser.post(
+            edit, data={"csrf": csrf, "url": "ftp://x", "events": ["sms:sent"], "enabled": "yes"}
+        )
+        assert 'role="alert"' in refused.text
+        edited = await browser.post(
+            edit, data={"csrf": csrf, "url": receiver.url + "/v2", "events": ["sms:sent"]}
+        )
+        assert receiver.url + "/v2" in edited.text and "disabled by its owner" in edited.text
+        hook = (
+            await browser.get(f"/api/webhooks/{hook_id}", headers={"X-CSRF-Token": csrf})
+        ).json()
+        assert (hook["events"], hook["enabled"]) == (["sms:sent"], False)
         gone = await browser.post(f"/dashboard/webhooks/{hook_id}/delete", data={"csrf": csrf})
         assert hook_id not in gone.text
 
@@ -317,3 +340,5 @@ async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
         for bad, words in [({"ttl": "soon"}, "ttl"), ({"priority": "300"}, "priority")]:
             refused = await browser.post("/dashboard/send", data={**form, **bad})
             assert 'role="alert"' in refused.text and words in refused.text
+        overview = await browser.get("/dashboard")
+        assert "Last 30 days" in overview.text and 'role="img"' in overview.text
