@@ -157,6 +157,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "edit": {"es": "Editar", "en": "Edit"},
     "retry": {"es": "Reintentar", "en": "Retry"},
+    "answer": {"es": "Respuesta", "en": "Answer"},
 }
 
 

@@ -782,7 +782,10 @@ async def _device_page(
     pairing: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     device = await devices.get_device(session, principal.account_id, device_id)
-    logs, _ = await devices.list_logs(session, principal.account_id, device_id, None, 50, None)
+    level = request.query_params.get("level") or None
+    if level not in devices.LOG_LEVELS:
+        level = None
+    logs, _ = await devices.list_logs(session, principal.account_id, device_id, level, 50, None)
     settings: Settings = request.app.state.settings
     link = device.link or {}
     waiting_for_scan = device.provider == "web" and link.get("state") == "pairing"
@@ -804,6 +807,7 @@ async def _device_page(
         choices=CHOICES,
         numbers=NUMBERS,
         logs=[devices.log_out(e) for e in logs],
+        level=level,
         notice=notice,
         error=error,
     )

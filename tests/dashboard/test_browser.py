@@ -167,6 +167,12 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         ]:
             await page.goto(base + path)
             await shot(page, name)
+        # a phone-sized screen: nothing wider than the viewport
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.goto(f"{base}/dashboard/messages")
+        scroll = await page.evaluate("() => document.documentElement.scrollWidth")
+        await shot(page, "13-phone-messages")
+        assert scroll <= 390 + 1, f"the page is {scroll}px wide on a 390px screen"
         assert not problems, problems  # no script errors, nothing refused by the CSP
     finally:
         running.cancel()

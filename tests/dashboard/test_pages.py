@@ -146,6 +146,7 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
         assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
         shown = await browser.post(f"/dashboard/webhooks/{hook_id}/secret", data={"csrf": csrf})
         assert secret in shown.text and "succeeded" in shown.text
+        assert "answer 200" in shown.text  # the receiver's answer, kept with the attempt
         rotated = await browser.post(f"/dashboard/webhooks/{hook_id}/rotate", data={"csrf": csrf})
         new = re.search(r"<code[^>]*>(whsec_[^<]+)</code>", rotated.text).group(1)
         assert new != secret
@@ -194,7 +195,9 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
         phone = await pair_phone(User(browser, me["id"], email, csrf, key))
         detail = await browser.get(f"/dashboard/devices/{phone.device_id}")
-        assert "paired" in detail.text
+        assert "<td>paired</td>" in detail.text
+        errors_only = await browser.get(f"/dashboard/devices/{phone.device_id}?level=error")
+        assert "<td>paired</td>" not in errors_only.text
         saved = await browser.post(
             f"/dashboard/devices/{phone.device_id}/settings",
             data={
