@@ -100,10 +100,20 @@ async def join(
     direction: str,
     preview: str | None,
     at: datetime,
+    display_name: str | None = None,
 ) -> str | None:
-    """Put one recipient's copy of a message in its thread (once) and update the thread."""
+    """Put one recipient's copy of a message in its thread (once) and update the thread.
+
+    `display_name` (the contact's profile name, as WhatsApp gives it) names a thread that has no
+    name yet; a name the owner gave is never replaced."""
     family = FAMILIES.get(channel, "sms")
     conversation_id = await _resolve(session, account_id, device_id, sim_number, contact, family)
+    if display_name:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.display_name.is_(None))
+            .values(display_name=display_name[:200])
+        )
     r = recipients_table
     joined = await session.execute(
         update(r)

@@ -38,6 +38,7 @@ async def record(
     received_at: datetime | None,
     port: int | None = None,
     settings: Settings | None = None,
+    sender_name: str | None = None,
 ) -> str:
     """Store one received message; the same (device, source_id) again returns the first id."""
     key = f"{device.id}:{source_id}"[:255]
@@ -97,6 +98,7 @@ async def record(
         direction="in",
         preview=content if channel != "data" else "(data)",
         at=received_at or now,
+        display_name=sender_name,
     )
     if channel == "sms" and settings is not None:
         await conversations.apply_keywords(session, device.account_id, number, content, settings)
@@ -119,6 +121,8 @@ async def record(
         "simNumber": sim_number,
         "receivedAt": clock.iso(received_at or now),
     }
+    if sender_name:
+        payload["senderName"] = sender_name
     if channel == "data":
         payload |= {"data": content, "port": port}
     await emit(session, [NewEvent(device.account_id, inbound_type(channel), device.id, payload)])
@@ -202,6 +206,7 @@ async def from_agent(
     source = item.get("id") or new_id()
     sim = item.get("simNumber")
     port = item.get("port")
+    name = item.get("name")
     message_id = await record(
         session,
         device,
@@ -213,6 +218,7 @@ async def from_agent(
         received_at=clock.parse_zoned(item.get("receivedAt")),
         port=port if isinstance(port, int) else None,
         settings=settings,
+        sender_name=name.strip()[:200] if isinstance(name, str) and name.strip() else None,
     )
     parts = item.get("attachments")
     if kind == "mms" and isinstance(parts, list):

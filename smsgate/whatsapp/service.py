@@ -206,6 +206,7 @@ async def receive_cloud_webhook(
                 sim_number=None,
                 received_at=message.received_at,
                 settings=settings,
+                sender_name=message.profile_name,
             )
             counts["messages"] += 1
         for status in cloud.statuses_of(value):

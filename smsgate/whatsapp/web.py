@@ -43,6 +43,7 @@ class WebInbound:
     sender: str  # digits or E.164
     text: str | None
     at: datetime | None = None
+    name: str | None = None  # the sender's WhatsApp profile name
 
 
 class SessionEvents(Protocol):
@@ -144,6 +145,8 @@ class Bridge:
         }
         if message.at is not None:
             item["receivedAt"] = clock.iso(message.at)
+        if message.name:
+            item["name"] = message.name
         await self.client.inbox([item])
 
     async def on_receipt(self, provider_ids: list[str], state: str) -> None:
@@ -292,10 +295,10 @@ class SimulatedSession:
             asyncio.get_running_loop().create_task(deliver())
         return Outcome(provider_id=provider_id)
 
-    async def incoming(self, sender: str, text: str) -> str:
+    async def incoming(self, sender: str, text: str, name: str | None = None) -> str:
         assert self._events is not None, "the session is not running"
         provider_id = f"3EB0IN{self._ids():010d}"
-        await self._events.on_message(WebInbound(provider_id, sender, text, clock.now()))
+        await self._events.on_message(WebInbound(provider_id, sender, text, clock.now(), name))
         return provider_id
 
     async def drop(self) -> None:
@@ -372,7 +375,11 @@ class NeonizeSession:
                 if message.Info.Timestamp
                 else None
             )
-            await events.on_message(WebInbound(message.Info.ID, source.Sender.User, text, at))
+            await events.on_message(
+                WebInbound(
+                    message.Info.ID, source.Sender.User, text, at, message.Info.Pushname or None
+                )
+            )
 
         @client.event(ev.ReceiptEv)  # type: ignore[untyped-decorator]
         async def _receipt(_: Any, receipt: Any) -> None:

@@ -3,6 +3,7 @@ text / media / template sends, status callbacks, the 24-hour window, Graph API e
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 
@@ -162,9 +163,23 @@ async def test_signed_inbound_lands_in_inbox_threads_and_webhooks(make_user, app
         (CUSTOMER_E164, "Hola!", "whatsapp")
     ]
     threads = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
-    assert [(t["contact"], t["channel"]) for t in threads] == [(CUSTOMER_E164, "whatsapp")]
+    # the thread is named after the WhatsApp profile
+    assert [(t["contact"], t["channel"], t["displayName"]) for t in threads] == [
+        (CUSTOMER_E164, "whatsapp", "Ana")
+    ]
     assert len(receiver.requests) == 1
     assert receiver.requests[0].headers["x-smsgw-event"] == "whatsapp:received"
+    assert json.loads(receiver.requests[0].body)["payload"]["senderName"] == "Ana"
+    # a name the owner gave is kept when the profile writes again
+    thread = threads[0]["id"]
+    renamed = await user.client.patch(
+        f"/api/conversations/{thread}", json={"displayName": "Ana García"}, headers=user.auth
+    )
+    assert renamed.status_code == 200, renamed.text
+    again = fake_graph.inbound(line["keys"]["phoneNumberId"], CUSTOMER, "Otra", "wamid.A2")
+    assert (await post_webhook(user, line, again)).status_code == 200
+    named = await user.client.get(f"/api/conversations/{thread}", headers=user.auth)
+    assert named.json()["displayName"] == "Ana García"
 
 
 async def test_bad_signature_is_401_and_stores_nothing(make_user, graph) -> None:

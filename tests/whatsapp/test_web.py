@@ -66,14 +66,14 @@ async def test_pairing_qr_connected_send_receive_disconnect(make_user, app, live
             assert [(m.to, m.text) for m in session.sent] == [("+5215512345678", "Hola mundo")]
             assert await _message_state(user, sms["id"], "processing")
 
-            await session.incoming("5215512345678", "¿Tienen envío?")
+            await session.incoming("5215512345678", "¿Tienen envío?", name="Luis")
             inbox = (await user.client.get("/api/v1/inbox", headers=user.auth)).json()["data"]
             assert [(m["sender"], m["message"], m["channel"]) for m in inbox] == [
                 ("+5215512345678", "¿Tienen envío?", "whatsapp")
             ]
             threads = (await user.client.get("/api/conversations", headers=user.auth)).json()
-            assert [(t["contact"], t["channel"]) for t in threads["data"]] == [
-                ("+5215512345678", "whatsapp")
+            assert [(t["contact"], t["channel"], t["displayName"]) for t in threads["data"]] == [
+                ("+5215512345678", "whatsapp", "Luis")
             ]
 
             await session.drop()
