@@ -525,13 +525,7 @@ async def thread_fragment(conversation_id: str, request: Request, session: DbSes
     return _fragment(request, "_thread.html", thread=thread)
 
 
-async def _conversations_page(
-    request: Request,
-    session: DbSession,
-    principal: Principal,
-    conversation_id: str | None,
-    error: str | None = None,
-) -> HTMLResponse:
+async def _threads(request: Request, session: DbSession, principal: Principal) -> list[Any]:
     query = request.query_params.get("q")
     page, _ = await conversations.list_page(
         session,
@@ -542,30 +536,47 @@ async def _conversations_page(
         query=query.strip() if query else None,
         archived=False,
     )
+    return [conversations.conversation_out(c) for c in page]
+
+
+@router.get("/dashboard/conversations/list", include_in_schema=False)
+async def threads_fragment(request: Request, session: DbSession) -> Response:
+    """The thread list (unread badges, last message), refreshed by the page."""
+    principal = await _viewer(request, session)
+    current = request.query_params.get("current")
+    return _fragment(
+        request,
+        "_threads.html",
+        threads=await _threads(request, session, principal),
+        current={"id": current} if current else None,
+    )
+
+
+async def _conversations_page(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    conversation_id: str | None,
+    error: str | None = None,
+) -> HTMLResponse:
+    query = request.query_params.get("q")
     current = None
     thread: list[dict[str, Any]] = []
     if conversation_id:
         found, thread = await _thread(session, principal, conversation_id)  # read on open
         current = conversations.conversation_out(found)
-        page, _ = await conversations.list_page(
-            session,
-            principal.account_id,
-            limit=100,
-            cursor=None,
-            unread=False,
-            query=query.strip() if query else None,
-            archived=False,
-        )
+    keep = {"q": query or "", **({"current": conversation_id} if conversation_id else {})}
     return _page(
         request,
         "conversations.html",
         principal,
         page="conversations",
         title="Conversations",
-        threads=[conversations.conversation_out(c) for c in page],
+        threads=await _threads(request, session, principal),  # after the read: counts are fresh
         current=current,
         thread=thread,
         q=query,
+        list_query=urlencode(keep),
         error=error,
     )
 

@@ -104,6 +104,10 @@ async def test_the_chat_view_reads_on_open_and_replies(app) -> None:
         await phone.inbox([{"phoneNumber": "+5215512345678", "message": "¿Tienen envío?"}])
         listing = await browser.get("/dashboard/conversations")
         assert "+5215512345678" in listing.text and "(1)" in listing.text
+        # the list the page refreshes by itself: the same threads and badges
+        fragment = await browser.get("/dashboard/conversations/list")
+        assert "+5215512345678" in fragment.text and "(1)" in fragment.text
+        assert "<html" not in fragment.text
         thread_id = re.search(r'href="/dashboard/conversations/(c[0-9a-z]+)"', listing.text).group(
             1
         )
