@@ -15,8 +15,9 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
 from smsgate.messages import dispatch
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.mobile.routes import MobileDevice, json_body
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, after_commit
 from smsgate.whatsapp import cloud, service
 
 router = APIRouter(tags=["whatsapp"])
@@ -117,9 +118,14 @@ async def bridge_session(request: Request, device: MobileDevice, session: DbSess
     body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
-    return await service.report_session(
+    out = await service.report_session(
         session, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
     )
+    if body.get("state") in ("disconnected", "logged_out"):  # its claims went back: wake others
+        hub: Hub = request.app.state.hub
+        account_id = device.account_id
+        after_commit(session, lambda: hub.publish(account_id, None, Event(MESSAGE_ENQUEUED)))
+    return out
 
 
 @router.post("/api/mobile/v1/whatsapp/statuses")

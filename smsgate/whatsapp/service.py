@@ -159,6 +159,9 @@ async def report_session(
         device.status = status
         if status != "pending":
             await devices.emit_presence(session, device)
+    if state in ("disconnected", "logged_out"):
+        # what the line took but had not started on goes back: another line may send it
+        await dispatch.unassign(session, device.id)
     return devices.line_out(device)
 
 

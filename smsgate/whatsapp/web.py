@@ -116,6 +116,7 @@ class Bridge:
         self.pacer = pacer or Pacer(per_line=WEB_LINE_INTERVAL, expedite=False)
         self.poll_interval = poll_interval
         self.connected = asyncio.Event()
+        self.dropped = asyncio.Event()  # set while the session is down: take nothing new
         self.wake = asyncio.Event()
         self.queue = HttpLineQueue(client)
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,6 +133,7 @@ class Bridge:
 
     async def on_connected(self, phone: str | None) -> None:
         await self._session_state("connected", **({"phoneNumber": phone} if phone else {}))
+        self.dropped.clear()
         self.connected.set()
         self.wake.set()
 
@@ -175,10 +177,12 @@ class Bridge:
 
     async def on_disconnected(self) -> None:
         self.connected.clear()
+        self.dropped.set()
         await self._session_state("disconnected")
 
     async def on_logged_out(self) -> None:
         self.connected.clear()
+        self.dropped.set()
         await self._session_state("logged_out")
 
     # loops
@@ -203,8 +207,10 @@ class Bridge:
             await self.connected.wait()
             self.wake.clear()
             try:
+                # a drop mid-batch: the message in hand is finished, the rest stays claimed
+                # by this line, unacknowledged, and comes back with the next pull
                 while self.connected.is_set() and await serve_once(
-                    self.queue, self.session, self.pacer
+                    self.queue, self.session, self.pacer, self.dropped
                 ):
                     pass
             except asyncio.CancelledError:

@@ -148,3 +148,28 @@ async def test_session_reports_are_checked(make_user, live_server) -> None:
         raise AssertionError("an Android phone reported a WhatsApp session")
     finally:
         await phone.aclose()
+
+
+async def test_a_dropped_session_gives_back_what_it_had_not_started(make_user, live_server) -> None:
+    user = await make_user()
+    lines = []
+    for name in ("a", "b"):
+        made = await user.client.post(
+            "/api/devices/whatsapp", json={"name": name, "provider": "web"}, headers=user.auth
+        )
+        client = DeviceClient(live_server + "/api/mobile/v1")
+        await client.register(pairing_token=made.json()["pairing"]["token"])
+        lines.append(client)
+    first, second = lines
+    try:
+        await first.call("POST", "/whatsapp/session", {"state": "connected"})
+        sent = (await send(user, channel="whatsapp", phoneNumbers=["+5215512345678"])).json()
+        assert [m["id"] for m in await first.pull()] == [sent["id"]]  # taken, not started
+        await second.call("POST", "/whatsapp/session", {"state": "connected"})
+        assert await second.pull() == []  # it belongs to the first line
+        await first.call("POST", "/whatsapp/session", {"state": "disconnected"})
+        assert [m["id"] for m in await second.pull()] == [sent["id"]]
+        assert await first.pull() == []  # a dropped session is handed nothing
+    finally:
+        for client in lines:
+            await client.aclose()
