@@ -142,6 +142,14 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
+async def _posted(request: Request, session: DbSession) -> tuple[Principal, Any]:
+    """The viewer and the form they posted, after the form's CSRF field was checked."""
+    principal = await _viewer(request, session)
+    form = await request.form()
+    _check_csrf(principal, str(form.get("csrf", "")))
+    return principal, form
+
+
 def _check_csrf(principal: Principal, csrf: str) -> None:
     if not principal.csrf_token or not equal(csrf, principal.csrf_token):
         raise ApiError(403, "this form expired; reload the page and try again", "csrf_failed")
@@ -692,9 +700,7 @@ async def edit_webhook(
     webhook_id: str, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
     """Change a webhook's URL, events and whether it is enabled (as PATCH /api/webhooks/{id})."""
-    principal = await _viewer(request, session)
-    form = await request.form()
-    _check_csrf(principal, str(form.get("csrf", "")))
+    principal, form = await _posted(request, session)
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     given = {
         "url": str(form.get("url") or "").strip(),
@@ -832,9 +838,7 @@ async def device_page(device_id: str, request: Request, session: DbSession) -> R
 
 @router.post("/dashboard/devices/{device_id}/settings")
 async def device_settings_form(device_id: str, request: Request, session: DbSession) -> Response:
-    principal = await _viewer(request, session)
-    form = await request.form()
-    _check_csrf(principal, str(form.get("csrf", "")))
+    principal, form = await _posted(request, session)
     device = await devices.get_device(session, principal.account_id, device_id)
     values: dict[str, Any] = {name: form.get(name) for name, _ in CHOICES if form.get(name)}
     for name in NUMBERS:
@@ -867,9 +871,7 @@ def _given(form: Any, names: tuple[str, ...]) -> dict[str, str]:
 async def add_whatsapp_line(
     request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
-    principal = await _viewer(request, session)
-    form = await request.form()
-    _check_csrf(principal, str(form.get("csrf", "")))
+    principal, form = await _posted(request, session)
     values: dict[str, Any] = _given(form, ("name", "provider", *WHATSAPP_KEYS))
     try:
         body = whatsapp.WhatsAppIn.model_validate(values)
@@ -895,9 +897,7 @@ async def add_whatsapp_line(
 async def whatsapp_keys_form(
     device_id: str, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
-    principal = await _viewer(request, session)
-    form = await request.form()
-    _check_csrf(principal, str(form.get("csrf", "")))
+    principal, form = await _posted(request, session)
     device = await devices.get_device(session, principal.account_id, device_id)
     try:
         patch = whatsapp.CloudCredentials.model_validate(_given(form, WHATSAPP_KEYS))
