@@ -101,6 +101,8 @@ def message_out(
     if row["channel"] == "whatsapp" and row["direction"] == "out":
         out["mediaUrls"] = row["media_urls"] or []
         out["template"] = row.get("template")
+    if row["channel"] == "whatsapp" and row["direction"] == "in":
+        out["attachments"] = list(attachments or [])
     if row.get("error"):
         out["error"] = row["error"]
     if history is not None:

@@ -503,8 +503,8 @@ async def list_messages(
 async def _attachments(
     session: AsyncSession, rows: Sequence[Row]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Descriptions of received MMS attachments, for the rows that can have them."""
-    ids = [r["id"] for r in rows if r["channel"] == "mms" and r["direction"] == "in"]
+    """Descriptions of received files (MMS, WhatsApp), for the rows that can have them."""
+    ids = [r["id"] for r in rows if r["channel"] in ("mms", "whatsapp") and r["direction"] == "in"]
     found = await attachments.of_messages(session, ids)
     return {
         message_id: [attachments.attachment_out(message_id, a) for a in parts]

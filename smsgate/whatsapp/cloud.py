@@ -208,6 +208,36 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+async def download(
+    http: httpx.AsyncClient, base_url: str, credentials: Credentials, media: Media, limit: int
+) -> bytes | None:
+    """The bytes of a received file (Graph API: the media id gives a short-lived URL, fetched
+    with the same token); None when it is over `limit` bytes or cannot be fetched."""
+    headers = {"Authorization": f"Bearer {credentials.access_token}"}
+    try:
+        found = await http.get(
+            f"{base_url.rstrip('/')}/{media.media_id}", headers=headers, timeout=GRAPH_TIMEOUT
+        )
+        info = found.json() if found.status_code == 200 else None
+        if not isinstance(info, Mapping) or not isinstance(info.get("url"), str):
+            return None
+        if int(info.get("file_size") or 0) > limit:
+            return None
+        async with http.stream(
+            "GET", info["url"], headers=headers, timeout=GRAPH_TIMEOUT
+        ) as response:
+            if response.status_code != 200:
+                return None
+            data = b""
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    return None
+            return data
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
 # --- webhooks -------------------------------------------------------------------------------
 
 
@@ -220,6 +250,15 @@ def signature_ok(app_secret: str, raw: bytes, header: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A file a customer sent: Meta gives its id; the bytes are fetched with the line's token."""
+
+    media_id: str
+    mime_type: str
+    filename: str | None
+
+
+@dataclass(frozen=True)
 class Inbound:
     provider_id: str
     sender: str  # E.164 with +
@@ -227,6 +266,10 @@ class Inbound:
     kind: str
     received_at: datetime | None
     profile_name: str | None
+    media: Media | None = None
+
+
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 
 
 @dataclass(frozen=True)
@@ -295,6 +338,16 @@ def inbound_of(value: Mapping[str, Any]) -> list[Inbound]:
         if not isinstance(message, Mapping) or not message.get("from") or not message.get("id"):
             continue
         sender = str(message["from"])
+        kind = str(message.get("type") or "text")
+        part = message.get(kind)
+        media = None
+        if kind in MEDIA_KINDS and isinstance(part, Mapping) and part.get("id"):
+            filename = part.get("filename")
+            media = Media(
+                str(part["id"]),
+                str(part.get("mime_type") or "application/octet-stream")[:200],
+                str(filename)[:255] if filename else None,
+            )
         out.append(
             Inbound(
                 provider_id=str(message["id"]),
@@ -303,6 +356,7 @@ def inbound_of(value: Mapping[str, Any]) -> list[Inbound]:
                 kind=str(message.get("type") or "text"),
                 received_at=_time(message.get("timestamp")),
                 profile_name=names.get(sender) or None,
+                media=media,
             )
         )
     return out

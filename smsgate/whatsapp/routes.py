@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import segno
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service as devices
@@ -93,7 +93,7 @@ async def verify_webhook(
 @router.post("/api/whatsapp/webhook/{device_id}")
 async def receive_webhook(
     device_id: str, request: Request, session: DbSession, settings: AppSettings
-) -> dict[str, Any]:
+) -> Any:
     """Messages and statuses from Meta, signed with the app secret (X-Hub-Signature-256)."""
     raw = await request.body()
     device = await _cloud_line(session, device_id)
@@ -108,7 +108,14 @@ async def receive_webhook(
         raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
     if not isinstance(payload, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
-    return await service.receive_cloud_webhook(session, device, payload, settings)
+    files: list[service.PendingMedia] = []
+    counts = await service.receive_cloud_webhook(session, device, payload, settings, files)
+    if files:  # fetched after the answer (Meta wants it fast), once the messages are committed
+        database, http = request.app.state.db, request.app.state.webhook_http
+        tasks = BackgroundTasks()
+        tasks.add_task(service.fetch_files, database, http, settings, files)
+        return JSONResponse(counts, background=tasks)
+    return counts
 
 
 @router.post("/api/mobile/v1/whatsapp/session")

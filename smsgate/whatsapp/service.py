@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+import httpx
 from pydantic import Field
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +22,9 @@ from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock
 from smsgate.kit.crypto import decrypt, encrypt
 from smsgate.kit.schema import Input
-from smsgate.messages import dispatch, inbound
+from smsgate.messages import attachments, dispatch, inbound
 from smsgate.messages.models import messages_table, recipients_table
+from smsgate.storage.db import Database
 from smsgate.whatsapp import cloud
 
 WINDOW = timedelta(hours=24)
@@ -188,10 +192,23 @@ async def _route(
     return None
 
 
+@dataclass(frozen=True)
+class PendingMedia:
+    account_id: str
+    line_id: str
+    message_id: str
+    media: cloud.Media
+
+
 async def receive_cloud_webhook(
-    session: AsyncSession, device: Device, payload: Mapping[str, Any], settings: Settings
+    session: AsyncSession,
+    device: Device,
+    payload: Mapping[str, Any],
+    settings: Settings,
+    files: list[PendingMedia] | None = None,
 ) -> dict[str, int]:
-    """Inbound messages go to the inbox and threads; statuses move recipient states."""
+    """Inbound messages go to the inbox and threads; statuses move recipient states. Files the
+    customers sent are added to `files`, to be fetched once the webhook has been answered."""
     counts = {"messages": 0, "statuses": 0}
     for value in cloud.changes(payload):
         line = await _route(session, device, cloud.phone_number_id(value), settings)
@@ -199,7 +216,7 @@ async def receive_cloud_webhook(
             continue
         await devices.mark_seen(session, line)
         for message in cloud.inbound_of(value):
-            await inbound.record(
+            message_id = await inbound.record(
                 session,
                 line,
                 source_id=message.provider_id,
@@ -211,6 +228,8 @@ async def receive_cloud_webhook(
                 settings=settings,
                 sender_name=message.profile_name,
             )
+            if message.media is not None and files is not None:
+                files.append(PendingMedia(line.account_id, line.id, message_id, message.media))
             counts["messages"] += 1
         for status in cloud.statuses_of(value):
             await dispatch.provider_status(
@@ -218,3 +237,24 @@ async def receive_cloud_webhook(
             )
             counts["statuses"] += 1
     return counts
+
+
+async def fetch_files(
+    database: Database, http: httpx.AsyncClient, settings: Settings, files: list[PendingMedia]
+) -> None:
+    """Fetch received files from Meta and keep them as the message's attachments (up to
+    SMSGATE_MMS_ATTACHMENT_MAX_BYTES; a larger or unreachable file is described, not kept)."""
+    for file in files:
+        async with database.sessions() as session:
+            line = await session.get(Device, file.line_id)
+            keys = credentials(line, settings) if line is not None else None
+        if keys is None or not keys.complete():
+            continue
+        limit = settings.mms_attachment_max_bytes
+        data = await cloud.download(http, settings.whatsapp_graph_url, keys, file.media, limit)
+        part: dict[str, Any] = {"contentType": file.media.mime_type, "name": file.media.filename}
+        if data is not None:
+            part["data"] = base64.b64encode(data).decode()
+        async with database.transaction() as session:
+            if not await attachments.of_messages(session, [file.message_id]):  # once
+                await attachments.store(session, file.account_id, file.message_id, [part], limit)

@@ -5,7 +5,9 @@ Each test uses its own phone number id, so numbers behave independently. What th
   - `tokens[number_id]`: the access token it accepts (anything else: error 190, HTTP 401);
   - `undeliverable`: recipients answered with error 131026 (not on WhatsApp);
   - `throttled[to] = n`: refuse the next n sends to `to` with 130429 (rate limit);
-  - every accepted body is kept in `sent[number_id]` with the wamid it was given.
+  - every accepted body is kept in `sent[number_id]` with the wamid it was given;
+  - `media[media_id] = (bytes, mime type)`: files customers "sent", served as the Graph API does
+    (GET /{version}/{media_id} gives a URL, fetched with the same token).
 """
 
 from __future__ import annotations
@@ -32,7 +34,28 @@ class FakeGraph:
     undeliverable: set[str] = field(default_factory=set)
     throttled: dict[str, int] = field(default_factory=dict)
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     calls: int = 0
+
+    def _file(self, path: str, headers: dict[str, str], base: str) -> tuple[int, Any, str]:
+        known = set(self.tokens.values())
+        if headers.get("authorization", "").removeprefix("Bearer ") not in known:
+            return 401, _error(190, "Error validating access token"), "application/json"
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "download" and parts[1] in self.media:
+            data, mime = self.media[parts[1]]
+            return 200, data, mime
+        if len(parts) == 2 and parts[1] in self.media:
+            data, mime = self.media[parts[1]]
+            answer = {
+                "messaging_product": "whatsapp",
+                "url": f"{base}/download/{parts[1]}",
+                "mime_type": mime,
+                "file_size": len(data),
+                "id": parts[1],
+            }
+            return 200, answer, "application/json"
+        return 404, _error(100, "Unsupported get request"), "application/json"
 
     def accepted(self, number_id: str) -> list[dict[str, Any]]:
         return self.sent[number_id]
@@ -68,15 +91,21 @@ class FakeGraph:
         body = await read_body(receive)
         self.calls += 1
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        status, answer = self._answer(scope["path"], headers, body)
+        kind = "application/json"
+        if scope["method"] == "GET":
+            base = f"http://{headers.get('host', '127.0.0.1')}"
+            status, answer, kind = self._file(scope["path"], headers, base)
+        else:
+            status, answer = self._answer(scope["path"], headers, body)
+        payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [(b"content-type", kind.encode())],
             }
         )
-        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _error(code: int, message: str, kind: str = "OAuthException") -> dict[str, Any]:
@@ -144,6 +173,25 @@ def inbound(number_id: str, sender: str, text: str, wamid: str, name: str = "Ana
                     "timestamp": str(int(time.time())),
                     "type": "text",
                     "text": {"body": text},
+                }
+            ],
+        },
+    )
+
+
+def inbound_image(number_id: str, sender: str, media_id: str, caption: str, wamid: str) -> dict:
+    """A photo from `sender`, as Meta announces it: an id, a MIME type, a caption."""
+    return _envelope(
+        number_id,
+        {
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": sender}],
+            "messages": [
+                {
+                    "from": sender,
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "image",
+                    "image": {"id": media_id, "mime_type": "image/jpeg", "caption": caption},
                 }
             ],
         },

@@ -398,3 +398,26 @@ async def test_another_account_cannot_see_or_use_a_line(make_user, graph) -> Non
         assert resp.status_code == 404, (path, resp.text)
     resp = await send(other, channel="whatsapp", deviceId=line["id"])
     assert resp.status_code == 404
+
+
+async def test_a_photo_from_a_customer_is_kept_as_an_attachment(make_user, graph) -> None:
+    user = await make_user()
+    line = await cloud_line(user, graph)
+    photo = b"\xff\xd8\xff\xe0" + secrets.token_bytes(2000)  # a JPEG's first bytes, then noise
+    media_id = str(secrets.randbelow(10**15))
+    graph.media[media_id] = (photo, "image/jpeg")
+    payload = fake_graph.inbound_image(
+        line["keys"]["phoneNumberId"], CUSTOMER, media_id, "mi recibo", "wamid.IMG1"
+    )
+    assert (await post_webhook(user, line, payload)).status_code == 200
+    [received] = (await user.client.get("/api/v1/inbox", headers=user.auth)).json()["data"]
+    assert received["message"] == "[image] mi recibo"
+    shown = (await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)).json()
+    [attachment] = shown["attachments"]
+    assert attachment["contentType"] == "image/jpeg" and attachment["size"] == len(photo)
+    file = await user.client.get(attachment["url"], headers=user.auth)
+    assert file.status_code == 200 and file.content == photo
+    # Meta sends the same webhook again: one message, one attachment
+    assert (await post_webhook(user, line, payload)).status_code == 200
+    again = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
+    assert len(again.json()["attachments"]) == 1
