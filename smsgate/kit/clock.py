@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)
@@ -64,3 +66,14 @@ def zoned_filter(value: datetime | None, field: str) -> datetime | None:
     if value.tzinfo is None:
         raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
     return as_utc(value)
+
+
+async def wait(event: asyncio.Event | None, seconds: float) -> bool:
+    """Wait up to `seconds` (real time) for `event`; True when it was set. With no event, a
+    plain sleep: loops use it to pause between rounds and still stop at once when asked."""
+    if event is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

@@ -8,7 +8,6 @@ leaves the lease to expire and the delivery to be sent again: at least once, at 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -280,8 +279,4 @@ async def deliver_forever(
             log.exception("webhook delivery round failed")
             sent = 0
         if sent < BATCH:
-            if stopping is None:
-                await asyncio.sleep(idle)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), idle)
+            await clock.wait(stopping, idle)

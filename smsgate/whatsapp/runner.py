@@ -185,8 +185,7 @@ class CloudLines:
                             self._line_forever(line, account, interval),
                             name=f"smsgate-whatsapp-{line}",
                         )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), interval)
+                await clock.wait(self.stopping, interval)
             # let the lines finish the message in hand (their loops see `stopping`)
             if self._tasks:
                 await asyncio.wait(list(self._tasks.values()))

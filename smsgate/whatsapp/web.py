@@ -221,8 +221,7 @@ class Bridge:
                 log.warning("serving the queue failed: %s", exc)
             except Exception:
                 log.exception("serving the queue failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+            await clock.wait(self.wake, self.poll_interval)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -272,9 +271,9 @@ class SimulatedSession:
         while not self._stopped.is_set():
             self._linked.clear()
             await events.on_qr(f"2@SIMULATED{int(time.time() * 1000)},{self._ids()}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._linked.wait(), self.auto_link)
-            if not self._linked.is_set():
+            if self.auto_link is None:
+                await self._linked.wait()
+            elif not await clock.wait(self._linked, self.auto_link):
                 continue
             await events.on_connected(self.phone)
             await self._stopped.wait()

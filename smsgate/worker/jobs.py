@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from smsgate.accounts import service as accounts
 from smsgate.config import Settings
 from smsgate.devices import service as devices
+from smsgate.kit import clock
 from smsgate.messages import dispatch
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
@@ -45,15 +46,6 @@ async def run_jobs(app: FastAPI) -> None:
         await retention.prune(session, settings)
 
 
-async def pause(stopping: asyncio.Event | None, seconds: float) -> None:
-    """Sleep, or return early when the worker is asked to stop."""
-    if stopping is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-
-
 async def run_forever(app: FastAPI, interval: float, stopping: asyncio.Event | None = None) -> None:
     while stopping is None or not stopping.is_set():
         try:
@@ -62,23 +54,25 @@ async def run_forever(app: FastAPI, interval: float, stopping: asyncio.Event | N
             raise
         except Exception:  # a failing pass is logged and retried on the next tick
             log.exception("periodic jobs failed")
-        await pause(stopping, interval)
+        await clock.wait(stopping, interval)
 
 
-async def keep_streams_seen(app: FastAPI, interval: float) -> None:
+async def keep_streams_seen(
+    app: FastAPI, interval: float, stopping: asyncio.Event | None = None
+) -> None:
     """An API process that does not run the jobs still vouches for the phones whose event
     streams it holds: without this, a separate worker would turn idle, connected phones
     offline (it cannot see their streams) and release their claims."""
     database: Database = app.state.db
     hub: Hub = app.state.hub
-    while True:
+    while stopping is None or not stopping.is_set():
         try:
             await devices.touch_connected(database, hub.connected())
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("recording open streams failed")
-        await asyncio.sleep(interval)
+        await clock.wait(stopping, interval)
 
 
 class EmbeddedWorker:
@@ -101,7 +95,7 @@ class EmbeddedWorker:
         settings: Settings = self.app.state.settings
         self._tasks = [
             asyncio.get_running_loop().create_task(
-                keep_streams_seen(self.app, settings.worker_interval_seconds),
+                keep_streams_seen(self.app, settings.worker_interval_seconds, self.stopping),
                 name="smsgate-presence",
             )
         ]

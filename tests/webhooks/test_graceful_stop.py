@@ -38,3 +38,14 @@ async def test_stop_waits_for_the_delivery_in_flight(make_user, app, settings) -
     )
     [delivery] = deliveries.json()["data"]
     assert delivery["status"] == "succeeded" and delivery["attempts"] == 1
+
+
+async def test_an_api_process_beside_a_worker_stops_at_once(app) -> None:
+    """Its only task (vouching for open streams) ends when asked, instead of sitting out the
+    grace period until it is cancelled."""
+    from smsgate.worker.jobs import EmbeddedWorker
+
+    worker = EmbeddedWorker(app)
+    worker.start_presence_only()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(worker.stop(grace=60), 10)
