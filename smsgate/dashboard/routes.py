@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import segno
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -804,11 +803,8 @@ async def _device_page(
         level = None
     logs, _ = await devices.list_logs(session, principal.account_id, device_id, level, 50, None)
     settings: Settings = request.app.state.settings
-    link = device.link or {}
-    waiting_for_scan = device.provider == "web" and link.get("state") == "pairing"
-    qr_svg = None
-    if waiting_for_scan and link.get("qr"):
-        qr_svg = segno.make(str(link["qr"]), error="l").svg_inline(scale=4)
+    waiting_for_scan = device.provider == "web" and (device.link or {}).get("state") == "pairing"
+    code = devices.link_qr(device)
     return _page(
         request,
         "device.html",
@@ -817,7 +813,7 @@ async def _device_page(
         title=device.name,
         device=devices.device_out(device, settings.public_url),
         settings=device_settings.effective(device.settings or {}),
-        qr_svg=qr_svg,
+        qr_svg=devices.qr_svg(code) if code else None,
         refresh=5 if waiting_for_scan else None,  # the QR code changes every ~20 s
         pairing=pairing,
         public_url=settings.public_url,

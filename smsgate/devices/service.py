@@ -438,7 +438,7 @@ def line_out(device: Device, public_url: str = "") -> dict[str, Any]:
         "provider": "web",
         "session": link.get("state", "pairing"),
         "phoneNumber": link.get("phoneNumber"),
-        "qrAvailable": bool(link.get("qr")) and link.get("state") == "pairing",
+        "qrAvailable": link_qr(device) is not None,
         "sessionUpdatedAt": link.get("at"),
     }
 
@@ -462,6 +462,18 @@ def log_out(entry: DeviceLog) -> dict[str, Any]:
         "details": entry.details,
         "createdAt": clock.iso(entry.created_at),
     }
+
+
+def link_qr(device: Device) -> str | None:
+    """The WhatsApp Web QR code a web line's bridge is showing, while it waits to be scanned."""
+    link = device.link or {}
+    code = link.get("qr") if device.provider == "web" and link.get("state") == "pairing" else None
+    return str(code) if code else None
+
+
+def qr_svg(text: str) -> str:
+    svg: str = segno.make(text, error="l").svg_inline(scale=4)
+    return svg
 
 
 def require_pairable(device: Device) -> None:

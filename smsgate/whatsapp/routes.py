@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import segno
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -48,8 +47,8 @@ async def qr(
     if device.provider != "web":
         raise ApiError(409, "only web WhatsApp lines are linked by QR code", "wrong_device_type")
     link = device.link or {}
-    code = link.get("qr") if link.get("state") == "pairing" else None
-    if not code:
+    code = devices.link_qr(device)
+    if code is None:
         state = link.get("state", "pairing")
         hint = (
             "start `smsgate whatsapp bridge` with this line's pairing token"
@@ -59,7 +58,7 @@ async def qr(
             else f"the session is {state}; the bridge shows a new QR code when it restarts"
         )
         raise ApiError(404, f"no QR code to show: {hint}", "qr_not_available")
-    svg: str = segno.make(code, error="l").svg_inline(scale=4)
+    svg = devices.qr_svg(code)
     if format == "svg":
         return Response(svg, media_type="image/svg+xml")
     return Response(
