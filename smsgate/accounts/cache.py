@@ -78,18 +78,26 @@ class CredentialCache:
         entry = self._live(key) if self.ttl > 0 else None
         if entry is not None:
             if entry.refresh_at <= time.monotonic() and key not in self._loading:
-                task = asyncio.get_running_loop().create_task(self._refresh(key, load))
+                # registered before the task first runs, so the requests that arrive meanwhile
+                # see the refresh under way instead of each starting one of their own
+                future = self._begin(key)
+                task = asyncio.get_running_loop().create_task(self._refresh(key, load, future))
                 self._refreshes.add(task)
                 task.add_done_callback(self._refreshes.discard)
             return entry.principal
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        return await self._load(key, load)
+        return await self._load(key, load, self._begin(key))
 
-    async def _load(self, key: str, load: Loader) -> Principal | None:
+    def _begin(self, key: str) -> asyncio.Future[Principal | None]:
         future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        return future
+
+    async def _load(
+        self, key: str, load: Loader, future: asyncio.Future[Principal | None]
+    ) -> Principal | None:
         try:
             principal = await load()
         except BaseException as exc:
@@ -104,9 +112,11 @@ class CredentialCache:
             self._store(key, principal)
         return principal
 
-    async def _refresh(self, key: str, load: Loader) -> None:
+    async def _refresh(
+        self, key: str, load: Loader, future: asyncio.Future[Principal | None]
+    ) -> None:
         try:
-            await self._load(key, load)
+            await self._load(key, load, future)
         except Exception:  # revoked or unreachable: the entry is gone; the next request says why
             return
 

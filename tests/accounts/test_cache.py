@@ -1,0 +1,65 @@
+"""The credential cache: one database load per credential at a time, misses and refreshes alike."""
+
+from __future__ import annotations
+
+import asyncio
+
+from smsgate.accounts.cache import CredentialCache
+from smsgate.accounts.service import Principal
+
+PRINCIPAL = Principal("cacc", frozenset({"send"}), "key", "ckey", "MX")
+
+
+class CountingLoader:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> Principal | None:
+        self.calls += 1
+        await self.release.wait()
+        return PRINCIPAL
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache = CredentialCache(ttl=60)
+    loader = CountingLoader()
+    waiting = [asyncio.create_task(cache.get_or_load("sk_one", loader)) for _ in range(50)]
+    await asyncio.sleep(0)
+    loader.release.set()
+    assert await asyncio.gather(*waiting) == [PRINCIPAL] * 50
+    assert loader.calls == 1
+
+
+async def test_a_due_refresh_starts_once_however_many_requests_see_it() -> None:
+    # A busy credential's requests all see the entry due for refresh in the same loop turn:
+    # they must be served from the cache while exactly one refresh reads the database.
+    cache = CredentialCache(ttl=0.2)
+    first = CountingLoader()
+    first.release.set()
+    assert await cache.get_or_load("sk_busy", first) == PRINCIPAL
+    await asyncio.sleep(0.12)  # past half the ttl: due for refresh, still served
+    refresh = CountingLoader()
+    answers = [await cache.get_or_load("sk_busy", refresh) for _ in range(40)]
+    assert answers == [PRINCIPAL] * 40
+    await asyncio.sleep(0)
+    assert refresh.calls == 1
+    refresh.release.set()
+    await asyncio.sleep(0.01)
+    assert await cache.get_or_load("sk_busy", refresh) == PRINCIPAL
+    assert refresh.calls == 1  # the refreshed entry is fresh again
+
+
+async def test_a_failed_refresh_drops_the_entry() -> None:
+    cache = CredentialCache(ttl=0.2)
+    ok = CountingLoader()
+    ok.release.set()
+    await cache.get_or_load("sk_revoked", ok)
+    await asyncio.sleep(0.12)
+
+    async def revoked() -> Principal | None:
+        raise PermissionError("revoked")
+
+    assert await cache.get_or_load("sk_revoked", revoked) == PRINCIPAL  # served while refreshing
+    await asyncio.sleep(0.01)
+    assert cache.get("sk_revoked") is None
