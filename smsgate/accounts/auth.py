@@ -149,13 +149,22 @@ class Scope:
         self.name = name
 
     async def __call__(self, principal: CurrentPrincipal) -> Principal:
-        if self.name not in principal.scopes:
-            raise ApiError(
-                403,
-                f'this credential lacks the "{self.name}" scope; create a key or token with it',
-                "insufficient_scope",
-            )
-        return principal
+        return require_scope(principal, self.name)
+
+
+def require_scope(principal: Principal, name: str) -> Principal:
+    if name not in principal.scopes:
+        raise ApiError(
+            403,
+            f'this credential lacks the "{name}" scope; create a key or token with it',
+            "insufficient_scope",
+        )
+    return principal
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    """What `Depends(Scope(scope))` does, for a hot route that takes no dependencies."""
+    return require_scope(await current_principal(request), scope)
 
 
 SendScope = Annotated[Principal, Depends(Scope(scopes.SEND))]

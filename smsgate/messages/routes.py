@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from smsgate.accounts.auth import ReadMessagesScope, SendScope
+from smsgate.accounts import scopes
+from smsgate.accounts.auth import ReadMessagesScope, SendScope, authorize
 from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
+from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
@@ -23,8 +25,18 @@ from smsgate.storage.db import DbSession, after_commit
 router = APIRouter()
 
 
-@router.post("/api/v1/send", status_code=202, response_class=JSONResponse)
-async def send(body: SendRequest, principal: SendScope, request: Request) -> JSONResponse:
+@router.post(
+    "/api/v1/send",
+    status_code=202,
+    response_class=JSONResponse,
+    openapi_extra=openapi_body(SendRequest),
+)
+async def send(request: Request) -> JSONResponse:
+    # The busiest route reads its credential and body by hand: FastAPI's dependency solving
+    # cost about as much as the send's own validation. Same order, same answers as declared
+    # dependencies: 401/403 first, then the body's 400.
+    principal = await authorize(request, scopes.SEND)
+    body = await read_body(request, SendRequest)
     message, created = await service.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, body
     )

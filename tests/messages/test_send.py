@@ -246,6 +246,40 @@ async def test_missing_and_malformed_bodies(make_user) -> None:
     }
     array = await user.client.post("/api/v1/send", json=[1, 2], headers=user.auth)
     assert array.status_code == 400 and array.json()["code"] == "validation_error"
+    empty = await user.client.post("/api/v1/send", headers=user.auth)
+    assert empty.status_code == 400
+    assert empty.json() == {"error": "request body is required", "code": "validation_error"}
+    # curl -d without -H sends a form content type: say what to fix
+    form = await user.client.post(
+        "/api/v1/send",
+        content=b'{"phoneNumbers": ["+5215512345678"], "message": "x"}',
+        headers={**user.auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 400
+    assert form.json()["error"] == (
+        "request body must be JSON: send it with Content-Type: application/json"
+    )
+    charset = await user.client.post(
+        "/api/v1/send",
+        content=b'{"phoneNumbers": ["+5215512345678"], "message": "x"}',
+        headers={**user.auth, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 202, charset.text
+    # the credential is checked before the body (this client's cookie lacks its CSRF header)
+    no_csrf = await user.client.post("/api/v1/send", content=b"{not json")
+    assert no_csrf.status_code == 403 and no_csrf.json()["code"] == "csrf_failed"
+    listed = await user.client.get("/api/v1/messages", headers=user.auth)
+    assert len(listed.json()["data"]) == 1
+
+
+async def test_send_body_is_described_in_openapi(make_user) -> None:
+    user = await make_user()
+    spec = (await user.client.get("/openapi.json")).json()
+    body = spec["paths"]["/api/v1/send"]["post"]["requestBody"]["content"]["application/json"]
+    properties = body["schema"]["properties"]
+    assert {"phoneNumbers", "message", "externalId", "template"} <= set(properties)
+    assert "$ref" not in str(body)  # nested models are inlined: no dangling references
+    assert properties["template"]["anyOf"][0]["properties"]["language"]["type"] == "string"
 
 
 async def test_foreign_or_unknown_device_is_404(make_user, app) -> None:
