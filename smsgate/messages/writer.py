@@ -28,7 +28,7 @@ from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
-from smsgate.messages import states
+from smsgate.messages import pgwriter, states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database, insert_ignoring_conflicts
@@ -143,6 +143,16 @@ class SendWriter:
             if done.deferred:
                 # Sends that touch the opt-out list are rare: they take the SQLAlchemy path,
                 # which also writes their events in the same transaction.
+                async with self._database.engine.begin() as conn:
+                    done.merge(await _write_sqlalchemy(conn, done.deferred))
+        elif self._database.dialect == "postgresql":
+            async with self._database.engine.connect() as conn:
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                with pgwriter.as_sqlalchemy_errors():
+                    async with driver.transaction():
+                        done = await _write_postgresql(driver, batch)
+            if done.deferred:
                 async with self._database.engine.begin() as conn:
                     done.merge(await _write_sqlalchemy(conn, done.deferred))
         else:
@@ -306,6 +316,58 @@ async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage])
         (row["account_id"], row["external_id"]): (row, by_id[row["id"]]) for row in rows
     }
     return _Done(created, originals, [], rejected)
+
+
+_ENSURE, _ENSURE_NAMES = pgwriter.positional(usage.ENSURE)
+_DEBIT, _DEBIT_NAMES = pgwriter.positional(usage.DEBIT)
+_READ, _READ_NAMES = pgwriter.positional(usage.READ)
+_UPSERT, _UPSERT_NAMES = pgwriter.positional(usage.UPSERT)
+
+
+async def _write_postgresql(driver: Any, batch: list[PreparedMessage]) -> _Done:
+    """The batch on the asyncpg connection, inside its transaction; sends to a number on the
+    opt-out list and replays of a taken externalId are handed back (deferred) for the
+    SQLAlchemy path."""
+    pairs = _pairs(batch)
+    opted: set[tuple[str, str]] = set()
+    if pairs:
+        rows = await driver.fetch(
+            "SELECT account_id, phone_number FROM opt_outs "
+            "WHERE account_id = ANY($1::text[]) AND phone_number = ANY($2::text[])",
+            sorted({a for a, _ in pairs}),
+            sorted({n for _, n in pairs}),
+        )
+        opted = {(row[0], row[1]) for row in rows} & pairs
+    deferred = [p for p in batch if _touches(p, opted)]
+    batch = [p for p in batch if not _touches(p, opted)]
+    created: set[str] = set()
+    if batch:
+        inserted = await driver.fetch(
+            pgwriter.MESSAGES.sql, *pgwriter.MESSAGES.arrays([p.message for p in batch])
+        )
+        created = {row[0] for row in inserted}
+    deferred += [p for p in batch if p.message["id"] not in created]  # externalId taken
+    rejected: dict[str, int] = {}
+    for prepared in batch:
+        debit = _debit(prepared) if prepared.message["id"] in created else None
+        if debit is None:
+            continue
+        await driver.execute(_ENSURE, *pgwriter.bind(_ENSURE_NAMES, debit[0]))
+        if await driver.execute(_DEBIT, *pgwriter.bind(_DEBIT_NAMES, debit[1])) != "UPDATE 1":
+            used = await driver.fetchval(_READ, *pgwriter.bind(_READ_NAMES, debit[0]))
+            rejected[prepared.message["id"]] = int(used or 0)
+            await driver.execute("DELETE FROM messages WHERE id = $1", prepared.message["id"])
+    created -= set(rejected)
+    fresh = [p for p in batch if p.message["id"] in created]
+    counters = _usage_rows(fresh)
+    if counters:
+        await driver.executemany(_UPSERT, [pgwriter.bind(_UPSERT_NAMES, c) for c in counters])
+    if fresh:
+        recipients = [r for p in fresh for r in p.recipients]
+        await driver.execute(pgwriter.RECIPIENTS.sql, *pgwriter.RECIPIENTS.arrays(recipients))
+        history = [h for p in fresh for h in p.history]
+        await driver.execute(pgwriter.HISTORY.sql, *pgwriter.HISTORY.arrays(history))
+    return _Done(created, {}, deferred, rejected)
 
 
 class _SqliteCodecs:

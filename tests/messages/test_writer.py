@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from smsgate.accounts.service import Principal
@@ -76,3 +77,46 @@ async def test_duplicates_inside_one_batch_make_one_message(app, make_user, copi
         await writer.close()
     assert sum(r.created for r in results) == 1
     assert len({r.row["id"] for r in results}) == 1
+
+
+async def test_fast_path_stores_what_the_sqlalchemy_path_stores(app, make_user) -> None:
+    """The batch path of each database (raw sqlite3 / asyncpg) and the SQLAlchemy Core path
+    (taken by sends to an opted-out number) leave identical column text behind."""
+    user = await make_user()
+    added = await user.client.post(
+        "/api/opt-outs", json={"phoneNumber": "+5215555555556"}, headers=user.auth
+    )
+    assert added.status_code == 201
+    ids = {}
+    for number in ("+5215555555555", "+5215555555556"):  # fast path, then the opted-out one
+        answer = await user.client.post(
+            "/api/v1/send",
+            json={"phoneNumbers": [number], "message": "Hola", "ttl": 3600},
+            headers=user.auth,
+        )
+        assert answer.status_code == 202, answer.text
+        ids[number] = answer.json()["id"]
+    columns = ", ".join(
+        f"CAST({name} AS TEXT)"
+        for name in ("media_urls", "template", "valid_until", "created_at", "is_encrypted")
+    )
+    async with app.state.db.engine.connect() as conn:
+        select_row = text(f"SELECT {columns} FROM messages WHERE id = :id")  # noqa: S608
+        fast, slow = [
+            tuple((await conn.execute(select_row, {"id": i})).one())
+            for i in (ids["+5215555555555"], ids["+5215555555556"])
+        ]
+        details = (
+            await conn.execute(
+                text(
+                    "SELECT DISTINCT CAST(details AS TEXT) FROM message_state_changes "
+                    "WHERE message_id IN (:a, :b)"
+                ),
+                {"a": ids["+5215555555555"], "b": ids["+5215555555556"]},
+            )
+        ).all()
+    assert fast[:2] == slow[:2] == ("null", "null")  # JSON null, as SQLAlchemy stores None
+    assert fast[4] == slow[4]
+    # timestamps in the same text form (same length and shape, different instants)
+    assert [len(v) for v in fast[2:4]] == [len(v) for v in slow[2:4]]
+    assert len(details) == 1  # the history's JSON column alike in both paths
