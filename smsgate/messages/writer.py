@@ -79,6 +79,9 @@ class SendWriter:
             self._codecs = _SqliteCodecs(database)
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
+        # PostgreSQL: the writer keeps one connection, so a batch pays no pool checkout (nor
+        # its liveness ping); dropped after any error, and opened again by the next batch
+        self._pg: AsyncConnection | None = None
 
     async def store(self, prepared: PreparedMessage) -> Stored:
         queue = self._running_queue()
@@ -102,6 +105,9 @@ class SendWriter:
         self._task = None
         if self._raw is not None:
             await self._raw.close()
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
         if self._queue is not None:
             while not self._queue.empty():
                 _, future = self._queue.get_nowait()
@@ -146,12 +152,19 @@ class SendWriter:
                 async with self._database.engine.begin() as conn:
                     done.merge(await _write_sqlalchemy(conn, done.deferred))
         elif self._database.dialect == "postgresql":
-            async with self._database.engine.connect() as conn:
-                driver = (await conn.get_raw_connection()).driver_connection
+            if self._pg is None:
+                self._pg = await self._database.engine.connect()
+            try:
+                driver = (await self._pg.get_raw_connection()).driver_connection
                 assert driver is not None
                 with pgwriter.as_sqlalchemy_errors():
                     async with driver.transaction():
                         done = await _write_postgresql(driver, batch)
+            except BaseException:
+                connection, self._pg = self._pg, None
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                raise
             if done.deferred:
                 async with self._database.engine.begin() as conn:
                     done.merge(await _write_sqlalchemy(conn, done.deferred))
