@@ -26,11 +26,12 @@ def normalize(raw: str, region: str) -> str:
     text = raw.strip()
     if not text or len(text) > MAX_INPUT_LENGTH:
         raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number')
-    if _LEGACY_MX.fullmatch(text):
-        # +521 and ten digits is never valid as written (Mexican numbers have ten digits since
-        # 2019), so check the number without the '1' first: one parse instead of two
-        if phonenumbers.is_valid_number(phonenumbers.parse("+52" + text[4:], None)):
-            return text
+    # +521 and ten digits is never valid as written (Mexican numbers have ten digits since
+    # 2019), so check the number without the '1' first: one parse instead of two
+    if _LEGACY_MX.fullmatch(text) and phonenumbers.is_valid_number(
+        phonenumbers.parse("+52" + text[4:], None)
+    ):
+        return text
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
