@@ -13,12 +13,35 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import JSON, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 
+from smsgate.storage.base import UTCDateTime
+
 T = TypeVar("T")
+Processor = Callable[[Any], Any]
+
+
+def _fast_bind(column_type: Any, processor: Processor | None) -> Processor | None:
+    if isinstance(column_type, UTCDateTime):
+        return _utc_text
+    if isinstance(column_type, JSON) and processor is not None:
+        encode = processor
+        return lambda value: "null" if value is None else encode(value)  # JSON null, as SQLAlchemy
+    return processor
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """What SQLAlchemy's SQLite DATETIME stores for a UTCDateTime (naive UTC,
+    "2026-04-24 10:00:00.000000"), at a fifth of the cost: the hot path writes five a send."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 class TableCodec:
@@ -32,7 +55,10 @@ class TableCodec:
         self.insert_sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
         self.select_sql = f"SELECT {names} FROM {table.name}"  # noqa: S608
         types = [column.type.dialect_impl(dialect) for column in table.columns]
-        self._bind = [type_.bind_processor(dialect) for type_ in types]
+        self._bind = [
+            _fast_bind(column.type, type_.bind_processor(dialect))
+            for column, type_ in zip(table.columns, types, strict=True)
+        ]
         self._result = [type_.result_processor(dialect, None) for type_ in types]
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
