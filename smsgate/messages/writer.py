@@ -416,14 +416,14 @@ def _write_sqlite(
     opted &= pairs
     deferred = [p for p in batch if _touches(p, opted)]
     batch = [p for p in batch if not _touches(p, opted)]
-    created: set[str] = set()
+    plain = [p.message for p in batch if p.message["external_id"] is None]
+    conn.executemany(codecs.messages.insert_sql, [codecs.messages.params(m) for m in plain])
+    created = {m["id"] for m in plain}
     for prepared in batch:
-        params = codecs.messages.params(prepared.message)
-        if prepared.message["external_id"] is None:
-            conn.execute(codecs.messages.insert_sql, params)
-            created.add(prepared.message["id"])
-        elif conn.execute(codecs.insert_keyed, params).rowcount == 1:
-            created.add(prepared.message["id"])
+        if prepared.message["external_id"] is not None:
+            params = codecs.messages.params(prepared.message)
+            if conn.execute(codecs.insert_keyed, params).rowcount == 1:
+                created.add(prepared.message["id"])
     rejected: dict[str, int] = {}
     for prepared in batch:
         debit = _debit(prepared) if prepared.message["id"] in created else None
