@@ -12,11 +12,10 @@ from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
-from smsgate.kit.schema import Input, parse
+from smsgate.kit.schema import Input, json_body, parse
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
-from smsgate.mobile.routes import json_body
 from smsgate.storage.db import DbSession, after_commit
 from smsgate.whatsapp import service as whatsapp
 

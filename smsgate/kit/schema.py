@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
+
+from smsgate.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,6 +26,17 @@ def parse(model: type[M], raw: object) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+
+
+async def json_body(request: Request) -> Any:
+    """The body as JSON, or None when there is none (routes that check its shape by hand)."""
+    raw = await request.body()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
 
 
 async def read_body(request: Request, model: type[M]) -> M:

@@ -30,6 +30,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
+from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile.hub import Hub
 from smsgate.storage.db import DbSession
@@ -52,16 +53,6 @@ def _unauthorized(message: str) -> ApiError:
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
 
 
 async def current_device(request: Request, session: DbSession) -> Device:

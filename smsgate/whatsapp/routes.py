@@ -13,9 +13,10 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
+from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
-from smsgate.mobile.routes import MobileDevice, json_body
+from smsgate.mobile.routes import MobileDevice
 from smsgate.storage.db import DbSession, after_commit
 from smsgate.whatsapp import cloud, service
 
