@@ -294,6 +294,7 @@ async def _report_one(
     )
     by_number = {rec["phone_number"]: rec for rec in recipients}
     reported: list[tuple[Row, str, str | None]] = []
+    provider_ids: dict[str, str] = {}  # recipient id -> the provider's id for its copy
     listed = item.get("recipients")
     if isinstance(listed, list) and listed:
         for entry in listed:
@@ -305,11 +306,7 @@ async def _report_one(
                 found = by_number.get("+" + number)
             provider_id = entry.get("providerMessageId")
             if found is not None and isinstance(provider_id, str) and provider_id:
-                await session.execute(
-                    update(r)
-                    .where(r.c.id == found["id"])
-                    .values(provider_message_id=provider_id[:128])
-                )
+                provider_ids[found["id"]] = provider_id[:128]
             if found is not None and app_state in APP_STATES:
                 error = entry.get("error")
                 reported.append((found, APP_STATES[app_state], str(error) if error else None))
@@ -324,11 +321,10 @@ async def _report_one(
             continue  # a phone cannot cancel what nobody asked to cancel
         at = clock.parse_zoned(stamps.get(_app_name(new_state))) or now
         error = error[:ERROR_TEXT_LIMIT] if error else None
-        await session.execute(
-            update(r)
-            .where(r.c.id == target["id"])
-            .values(state=new_state, error=error, updated_at=now)
-        )
+        values: dict[str, Any] = {"state": new_state, "error": error, "updated_at": now}
+        if target["id"] in provider_ids:  # one UPDATE for the state and the id that came with it
+            values["provider_message_id"] = provider_ids.pop(target["id"])
+        await session.execute(update(r).where(r.c.id == target["id"]).values(**values))
         current[target["id"]] = new_state
         transitions.append(
             Transition(
@@ -353,6 +349,10 @@ async def _report_one(
                 level="error",
                 details={"messageId": row["id"]},
             )
+    for recipient_id, provider_id in provider_ids.items():  # ids that came without a new state
+        await session.execute(
+            update(r).where(r.c.id == recipient_id).values(provider_message_id=provider_id)
+        )
     aggregate = states.message_state(current.values())
     if aggregate != row["state"]:
         errors = [t.error for t in transitions if t.error]
