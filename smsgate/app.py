@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
@@ -88,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIds)
+    if settings.trusted_proxies:
+        # outermost, so throttles, logs and links see the client behind the proxy
+        proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     # Routes are matched in order, one pattern after another: the hot paths (sends, phones'
     # pulls and reports) come first.
     app.include_router(messages_router)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     public_url: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto are believed
+    trusted_proxies: str = ""
     default_region: str = "MX"
     log_level: str = "info"
     log_format: str = Field(default="text", pattern="^(text|json)$")

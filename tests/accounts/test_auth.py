@@ -223,3 +223,37 @@ async def test_unknown_routes_are_404_in_the_error_shape(client) -> None:
     assert resp.json()["code"] == "not_found" and "error" in resp.json()
     wrong_method = await client.put("/api/v1/send")
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
+
+
+async def _fail_logins(app, email: str, forwarded_for: str, times: int) -> int:
+    async with new_client(app) as client:
+        status = 0
+        for _ in range(times):
+            status = (
+                await client.post(
+                    "/api/auth/login",
+                    json={"email": email, "password": "wrong-password"},
+                    headers={"X-Forwarded-For": forwarded_for},
+                )
+            ).status_code
+        return status
+
+
+async def test_behind_a_trusted_proxy_the_throttle_counts_each_client(settings) -> None:
+    """With SMSGATE_TRUSTED_PROXIES naming the proxy, X-Forwarded-For says who the client is:
+    one client's failures do not lock out another behind the same proxy. Without it the header
+    is ignored (anyone could send it), and everyone behind the proxy is one client."""
+    from smsgate.app import create_app
+    from tests.factories import signup
+
+    for trusted, other_client_status in (("127.0.0.1", 401), ("", 429)):
+        app = create_app(settings.model_copy(update={"trusted_proxies": trusted}))
+        try:
+            user = await signup(app, with_key=False)
+            await user.client.aclose()
+            assert await _fail_logins(app, user.email, "203.0.113.5", 6) == 429
+            assert await _fail_logins(app, user.email, "203.0.113.6", 1) == other_client_status
+        finally:
+            await app.state.webhook_http.aclose()
+            await app.state.send_writer.close()
+            await app.state.db.dispose()
