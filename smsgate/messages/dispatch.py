@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations import service as conversations
@@ -24,7 +24,12 @@ from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages import states
-from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.models import (
+    early_statuses_table,
+    history_table,
+    messages_table,
+    recipients_table,
+)
 from smsgate.messages.schemas import Row
 from smsgate.observe import DISPATCH_SECONDS
 from smsgate.webhooks.events import NewEvent, emit, outbound_type
@@ -34,6 +39,7 @@ EXPEDITED_PRIORITY = 100
 ANDROID_CHANNELS = ("sms", "data")
 WHATSAPP_CHANNELS = ("whatsapp",)
 ERROR_TEXT_LIMIT = 1000
+EARLY_STATUS_KEEP = timedelta(days=1)
 
 # The app's states (message and recipient) onto ours.
 APP_STATES = {
@@ -550,7 +556,9 @@ async def provider_status(
 ) -> list[Transition]:
     """A provider's status callback for one copy (a WhatsApp wamid), applied like a report.
 
-    `app_state` is the app's name (Sent, Delivered, Failed); unknown ids are ignored."""
+    `app_state` is the app's name (Sent, Delivered, Failed). A callback for an id nobody has
+    recorded yet (the provider called before the line's report of the send landed) is kept, and
+    applied by `apply_early_statuses` once the id is known."""
     r = recipients_table
     found = (
         await session.execute(
@@ -560,6 +568,18 @@ async def provider_status(
         )
     ).first()
     if found is None:
+        await session.execute(
+            insert(early_statuses_table).values(
+                id=new_id(),
+                account_id=device.account_id,
+                device_id=device.id,
+                provider_id=provider_id,
+                state=app_state,
+                error=error,
+                at=at,
+                created_at=clock.now(),
+            )
+        )
         return []
     entry: dict[str, Any] = {"phoneNumber": found.phone_number, "state": app_state}
     if error:
@@ -568,6 +588,36 @@ async def provider_status(
     if at is not None:
         item["states"] = {app_state: clock.iso(at)}
     return await _report_one(session, device, item)
+
+
+async def apply_early_statuses(
+    session: AsyncSession, keep_for: timedelta = EARLY_STATUS_KEEP, limit: int = 500
+) -> list[Transition]:
+    """Apply the kept callbacks whose provider id is now known, oldest first; forget those still
+    unknown after `keep_for` (a copy sent by something other than SMSGate)."""
+    e, r = early_statuses_table, recipients_table
+    known = exists().where(
+        r.c.account_id == e.c.account_id, r.c.provider_message_id == e.c.provider_id
+    )
+    rows = (
+        (
+            await session.execute(
+                select(e).where(known).order_by(e.c.created_at, e.c.id).limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    transitions: list[Transition] = []
+    for row in rows:
+        device = await session.get(Device, row["device_id"])
+        await session.execute(delete(e).where(e.c.id == row["id"]))
+        if device is not None:
+            transitions += await provider_status(
+                session, device, row["provider_id"], row["state"], row["error"], row["at"]
+            )
+    await session.execute(delete(e).where(e.c.created_at < clock.now() - keep_for))
+    return transitions
 
 
 async def fail_stalled(

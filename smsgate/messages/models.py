@@ -99,9 +99,26 @@ class MessageStateChange(IdMixin, CreatedMixin, TenantMixin, Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
+class EarlyStatus(IdMixin, CreatedMixin, TenantMixin, Base):
+    """A provider's status callback for a copy whose provider id nobody has recorded yet (Meta
+    can call before the line's own report of the send lands); applied once the id is known."""
+
+    __tablename__ = "early_statuses"
+    __table_args__ = (Index("ix_early_statuses_account_provider", "account_id", "provider_id"),)
+
+    device_id: Mapped[str] = mapped_column(
+        String(25), ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    provider_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(12))  # the app's name: Sent, Delivered, Failed
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
 messages_table = cast(Table, Message.__table__)
 recipients_table = cast(Table, MessageRecipient.__table__)
 history_table = cast(Table, MessageStateChange.__table__)
+early_statuses_table = cast(Table, EarlyStatus.__table__)
 
 
 class Attachment(IdMixin, CreatedMixin, TenantMixin, Base):

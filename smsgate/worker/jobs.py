@@ -38,6 +38,8 @@ async def run_jobs(app: FastAPI) -> None:
         await devices.mark_stale_offline(session, window, hub.connected())
     await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     async with database.transaction() as session:
+        await dispatch.apply_early_statuses(session)
+    async with database.transaction() as session:
         woken = await dispatch.release_unacknowledged(session, window)
     for account_id in woken:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))

@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,9 @@ class FakeGraph:
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     calls: int = 0
+    # called with (number id, wamid) before a send is answered: Meta's callbacks can reach the
+    # server before the answer reaches the line
+    before_answer: Callable[[str, str], Awaitable[None]] | None = None
 
     def _file(self, path: str, headers: dict[str, str], base: str) -> tuple[int, Any, str]:
         known = set(self.tokens.values())
@@ -97,6 +100,9 @@ class FakeGraph:
             status, answer, kind = self._file(scope["path"], headers, base)
         else:
             status, answer = self._answer(scope["path"], headers, body)
+            wamids = answer.get("messages", []) if isinstance(answer, dict) else []
+            if self.before_answer is not None and wamids:
+                await self.before_answer(scope["path"].strip("/").split("/")[1], wamids[0]["id"])
         payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         await send(
             {

@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from smsgate.kit import clock
 from smsgate.whatsapp import cloud
@@ -421,3 +422,65 @@ async def test_a_photo_from_a_customer_is_kept_as_an_attachment(make_user, graph
     assert (await post_webhook(user, line, payload)).status_code == 200
     again = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
     assert len(again.json()["attachments"]) == 1
+
+
+async def test_callbacks_that_beat_the_lines_report_are_applied_once_it_lands(
+    make_user, app, graph
+) -> None:
+    """Meta may call the webhook (sent, then delivered) before its answer to the send reaches
+    the line, so before the line has recorded the wamid. Those callbacks are kept and applied
+    by the worker once the wamid is known: the state ends delivered, with its webhook."""
+    from smsgate.worker.jobs import run_jobs
+
+    user = await make_user()
+    line = await cloud_line(user, graph)
+    await customer_writes(user, line)
+    number_id = line["keys"]["phoneNumberId"]
+
+    async def meta_calls_first(called_number: str, wamid: str) -> None:
+        for state in ("sent", "delivered"):
+            callback = fake_graph.status(called_number, wamid, state, CUSTOMER)
+            assert (await post_webhook(user, line, callback)).status_code == 200
+
+    async with receiving() as receiver:
+        await _hook(user, receiver.url, ["whatsapp:sent", "whatsapp:delivered"])
+        sent = (await send(user, channel="whatsapp", phoneNumbers=[CUSTOMER_E164])).json()
+        graph.before_answer = meta_calls_first
+        try:
+            assert await serve(app) == 1
+        finally:
+            graph.before_answer = None
+        assert graph.accepted(number_id)[-1]["_wamid"]
+        # the line's own report says sent; Meta's delivered came too early to match anything
+        assert (await message(user, sent["id"]))["state"] == "sent"
+        await run_jobs(app)
+        await deliver(app)
+    final = await message(user, sent["id"])
+    assert final["state"] == "delivered"
+    assert [r["state"] for r in final["recipients"]] == ["delivered"]
+    events = sorted(r.headers["x-smsgw-event"] for r in receiver.requests)
+    assert events == ["whatsapp:delivered", "whatsapp:sent"]
+    async with app.state.db.engine.connect() as conn:
+        left = await conn.execute(text("SELECT COUNT(*) FROM early_statuses"))
+        assert left.scalar() == 0  # applied, then forgotten
+
+
+async def test_callbacks_for_unknown_copies_are_forgotten_after_a_day(
+    make_user, app, graph
+) -> None:
+    from smsgate.worker.jobs import run_jobs
+
+    user = await make_user()
+    line = await cloud_line(user, graph)
+    callback = fake_graph.status(
+        line["keys"]["phoneNumberId"], "wamid.NOTOURS", "delivered", CUSTOMER
+    )
+    assert (await post_webhook(user, line, callback)).status_code == 200
+    count = text("SELECT COUNT(*) FROM early_statuses WHERE provider_id = 'wamid.NOTOURS'")
+    await run_jobs(app)
+    async with app.state.db.engine.connect() as conn:
+        assert (await conn.execute(count)).scalar() == 1  # kept while it may still match
+    clock.advance(timedelta(days=1, minutes=1))
+    await run_jobs(app)
+    async with app.state.db.engine.connect() as conn:
+        assert (await conn.execute(count)).scalar() == 0
