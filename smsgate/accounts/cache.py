@@ -84,11 +84,20 @@ class CredentialCache:
                 task = asyncio.get_running_loop().create_task(self._refresh(key, load, future))
                 self._refreshes.add(task)
                 task.add_done_callback(self._refreshes.discard)
+                task.add_done_callback(lambda _: self._abandon(key, future))
             return entry.principal
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         return await self._load(key, load, self._begin(key))
+
+    def _abandon(self, key: str, future: asyncio.Future[Principal | None]) -> None:
+        """A refresh task that ended without settling its future (cancelled before it ran)
+        must not leave later misses waiting on it."""
+        if not future.done():
+            future.cancel()
+        if self._loading.get(key) is future:
+            del self._loading[key]
 
     def _begin(self, key: str) -> asyncio.Future[Principal | None]:
         future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()

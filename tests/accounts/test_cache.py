@@ -63,3 +63,20 @@ async def test_a_failed_refresh_drops_the_entry() -> None:
     assert await cache.get_or_load("sk_revoked", revoked) == PRINCIPAL  # served while refreshing
     await asyncio.sleep(0.01)
     assert cache.get("sk_revoked") is None
+
+
+async def test_a_refresh_cancelled_before_it_ran_leaves_nothing_waiting() -> None:
+    cache = CredentialCache(ttl=0.2)
+    ok = CountingLoader()
+    ok.release.set()
+    await cache.get_or_load("sk_cut", ok)
+    await asyncio.sleep(0.12)
+    assert await cache.get_or_load("sk_cut", CountingLoader()) == PRINCIPAL  # starts a refresh
+    for task in list(cache._refreshes):
+        task.cancel()  # shutdown, say: the task never ran
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.1)  # the entry has expired: the next request must load, not hang
+    fresh = CountingLoader()
+    fresh.release.set()
+    assert await asyncio.wait_for(cache.get_or_load("sk_cut", fresh), 1) == PRINCIPAL
+    assert fresh.calls == 1
