@@ -2,4 +2,5 @@
 
 from smsgate.cli import main
 
-main()
+if __name__ == "__main__":  # not when a child process imports the parent's main module
+    main()
