@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, or_, select, text
+import asyncpg
+from sqlalchemy import Dialect, Table, and_, delete, insert, or_, select, text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsgate.accounts.models import Account
@@ -31,13 +35,15 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import pgwriter, states
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
-from smsgate.storage.db import Database, insert_ignoring_conflicts
+from smsgate.messages.writerproc import WriterDied, WriterProcess, answer
+from smsgate.storage.db import Database, asyncpg_dsn, insert_ignoring_conflicts
 from smsgate.storage.rawsqlite import RawSqlite, TableCodec
 from smsgate.webhooks.events import NewEvent, emit, outbound_type
 
 log = logging.getLogger("smsgate.messages.writer")
 
 MAX_BATCH = 500
+WRITER_APPLICATION_NAME = "smsgate-send-writer"
 OPTED_OUT = "opted_out"
 CHUNK = 5000
 EXPEDITED_PRIORITY = 100
@@ -70,18 +76,19 @@ _Item = tuple[PreparedMessage, "asyncio.Future[Stored]"]
 class SendWriter:
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._raw: RawSqlite | None = None
-        self._codecs: _SqliteCodecs | None = None
+        # the batch's database work runs in a process of its own (messages/writerproc.py)
+        self._process: WriterProcess | None = None
         if database.dialect == "sqlite":
             path = database.engine.url.database
             assert path, "the writer needs an SQLite file, not an in-memory database"
-            self._raw = RawSqlite(path)
-            self._codecs = _SqliteCodecs(database)
+            self._process = WriterProcess(_serve_sqlite, path)
+        elif database.dialect == "postgresql":
+            settings = database.settings
+            self._process = WriterProcess(
+                _serve_postgresql, (asyncpg_dsn(settings), settings.database_schema)
+            )
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
-        # PostgreSQL: the writer keeps one connection, so a batch pays no pool checkout (nor
-        # its liveness ping); dropped after any error, and opened again by the next batch
-        self._pg: AsyncConnection | None = None
 
     async def store(self, prepared: PreparedMessage) -> Stored:
         queue = self._running_queue()
@@ -103,11 +110,8 @@ class SendWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
-        if self._raw is not None:
-            await self._raw.close()
-        if self._pg is not None:
-            await self._pg.close()
-            self._pg = None
+        if self._process is not None:
+            await self._process.close()
         if self._queue is not None:
             while not self._queue.empty():
                 _, future = self._queue.get_nowait()
@@ -143,37 +147,42 @@ class SendWriter:
             else:
                 _settle(future, result)
 
+    async def _committed(self, batch: list[PreparedMessage]) -> _Done:
+        """After the writer process died mid-batch: the batch's messages that are stored were
+        committed with all their rows; the rest go through the SQLAlchemy path."""
+        ids = [p.message["id"] for p in batch]
+        async with self._database.engine.connect() as conn:
+            found = set(
+                (
+                    await conn.execute(
+                        select(messages_table.c.id).where(messages_table.c.id.in_(ids))
+                    )
+                ).scalars()
+            )
+        return _Done(found, {}, [p for p in batch if p.message["id"] not in found], {})
+
     async def _write(self, batch: list[PreparedMessage]) -> list[Stored | ApiError]:
-        if self._raw is not None and self._codecs is not None:
-            done = await self._raw.run(partial(_write_sqlite, self._codecs, batch))
+        if self._process is not None:
+            try:
+                done = await self._process.call(batch)
+            except WriterDied:
+                log.error("the send writer process died with a batch in hand; checking it")
+                done = await self._committed(batch)
             if done.deferred:
                 # Sends that touch the opt-out list are rare: they take the SQLAlchemy path,
                 # which also writes their events in the same transaction.
-                async with self._database.engine.begin() as conn:
-                    done.merge(await _write_sqlalchemy(conn, done.deferred))
-        elif self._database.dialect == "postgresql":
-            if self._pg is None:
-                self._pg = await self._database.engine.connect()
-            try:
-                driver = (await self._pg.get_raw_connection()).driver_connection
-                assert driver is not None
-                with pgwriter.as_sqlalchemy_errors():
-                    async with driver.transaction():
-                        done = await _write_postgresql(driver, batch)
-            except BaseException:
-                connection, self._pg = self._pg, None
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
-                raise
-            if done.deferred:
                 async with self._database.engine.begin() as conn:
                     done.merge(await _write_sqlalchemy(conn, done.deferred))
         else:
             async with self._database.engine.begin() as conn:
                 done = await _write_sqlalchemy(conn, batch)
         results: list[Stored | ApiError] = []
+        # sends handed back went through the SQLAlchemy path as the copies it was given (an
+        # opted-out recipient is failed there): answer with those
+        changed = {p.message["id"]: p for p in done.deferred}
         for prepared in batch:
             message_id = prepared.message["id"]
+            prepared = changed.get(message_id, prepared)
             if message_id in done.rejected:
                 assert prepared.quota is not None
                 quota = replace(prepared.quota, counts=_usage_counts(prepared))
@@ -190,6 +199,51 @@ class SendWriter:
             row, recipients = done.originals[key]
             results.append(Stored(False, row, recipients))
         return results
+
+
+def _serve_sqlite(connection: Connection, path: str) -> None:
+    """The writer process's loop (SQLite): each batch in one transaction on its own connection."""
+    codecs = _SqliteCodecs(SQLiteDialect_aiosqlite())
+    sqlite = RawSqlite(path)
+    try:
+        answer(connection, lambda batch: sqlite.transaction(partial(_write_sqlite, codecs, batch)))
+    finally:
+        sqlite.close()
+
+
+def _serve_postgresql(connection: Connection, config: tuple[str, str]) -> None:
+    """The writer process's loop (PostgreSQL): each batch in one transaction on a connection it
+    keeps (opened again after any error)."""
+    dsn, schema = config
+    loop = asyncio.new_event_loop()
+    kept: Any = None
+
+    async def write(batch: list[PreparedMessage]) -> _Done:
+        nonlocal kept
+        with pgwriter.as_sqlalchemy_errors():
+            if kept is None or kept.is_closed():
+                kept = await asyncpg.connect(
+                    dsn,
+                    server_settings={
+                        "application_name": f"{WRITER_APPLICATION_NAME} {os.getpid()}",
+                        **({"search_path": schema} if schema else {}),
+                    },
+                )
+            try:
+                async with kept.transaction():
+                    return await _write_postgresql(kept, batch)
+            except BaseException:
+                broken, kept = kept, None
+                with contextlib.suppress(Exception):
+                    await broken.close(timeout=5)
+                raise
+
+    try:
+        answer(connection, lambda batch: loop.run_until_complete(write(batch)))
+    finally:
+        if kept is not None:
+            loop.run_until_complete(kept.close())
+        loop.close()
 
 
 def _settle(future: asyncio.Future[Stored], result: Stored | ApiError) -> None:
@@ -384,8 +438,7 @@ async def _write_postgresql(driver: Any, batch: list[PreparedMessage]) -> _Done:
 
 
 class _SqliteCodecs:
-    def __init__(self, database: Database) -> None:
-        dialect = database.engine.dialect
+    def __init__(self, dialect: Dialect) -> None:
         self.messages = TableCodec(messages_table, dialect)
         self.recipients = TableCodec(recipients_table, dialect)
         self.history = TableCodec(history_table, dialect)

@@ -16,10 +16,10 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from smsgate.config import Settings
 from smsgate.mobile.hub import Event, Hub
+from smsgate.storage.db import asyncpg_dsn
 
 log = logging.getLogger("smsgate.mobile.pgnotify")
 
@@ -29,11 +29,6 @@ RECONNECT_SECONDS = 2.0
 
 def _set(event: asyncio.Event, _connection: Any) -> None:
     event.set()
-
-
-def _dsn(settings: Settings) -> str:
-    url = make_url(settings.database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 class PgBridge:
@@ -75,7 +70,7 @@ class PgBridge:
         while True:
             try:
                 closed = asyncio.Event()
-                self._connection = await asyncpg.connect(_dsn(self.settings))
+                self._connection = await asyncpg.connect(asyncpg_dsn(self.settings))
                 self._connection.add_termination_listener(partial(_set, closed))
                 await self._connection.add_listener(CHANNEL, self._received)
                 self.ready.set()

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Table, event, text
+from sqlalchemy import Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +22,12 @@ from smsgate.config import Settings
 from smsgate.errors import ApiError
 
 AFTER_COMMIT = "after_commit"
+
+
+def asyncpg_dsn(settings: Settings) -> str:
+    """The database URL as asyncpg itself takes it (for connections made without SQLAlchemy)."""
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def make_engine(settings: Settings) -> AsyncEngine:

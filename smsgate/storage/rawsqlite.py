@@ -1,18 +1,17 @@
-"""A plain sqlite3 connection on a thread of its own, for hot-path batches on SQLite.
+"""A plain sqlite3 connection for hot-path batches on SQLite.
 
 Through aiosqlite and SQLAlchemy a transaction costs about 1.3 ms here (a thread hop per call);
-the same transaction on a plain sqlite3 connection costs about 10 µs. Hot-path writers (group
-commit) run their whole batch as one function on this thread: one hop per batch. Values are
-converted with SQLAlchemy's own type processors for the engine's dialect, so rows written here
-read back exactly like rows written through the ORM.
+the same transaction on a plain sqlite3 connection costs about 10 µs. The send writer runs its
+whole batch as one function on such a connection, in a process of its own
+(messages/writerproc.py). Values are converted as SQLAlchemy's type processors for the dialect
+would (faster encoders where those are slow, tested equal), so rows written here read back
+exactly like rows written through the ORM.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -77,11 +76,11 @@ class TableCodec:
 
 
 class RawSqlite:
-    """One connection, one thread; `run(fn)` calls fn(connection) inside BEGIN IMMEDIATE."""
+    """One plain connection; `transaction(fn)` calls fn(connection) inside BEGIN IMMEDIATE.
+    Used by the send writer's child process (messages/writerproc.py), which owns it."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsgate-sqlite")
         self._connection: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -94,7 +93,7 @@ class RawSqlite:
             self._connection = connection
         return self._connection
 
-    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -109,15 +108,7 @@ class RawSqlite:
             raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
         return result
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, fn)
-
-    def _close(self) -> None:
+    def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pickle
 import re
+import signal
+from functools import partial
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.exc import IntegrityError
 
 from smsgate.accounts.service import Principal
 from smsgate.messages.schemas import SendRequest
 from smsgate.messages.service import prepare_message
-from smsgate.messages.writer import SendWriter
+from smsgate.messages.writer import WRITER_APPLICATION_NAME, SendWriter
+from smsgate.messages.writerproc import WriterProcess
+from smsgate.storage.rawsqlite import RawSqlite
 
 
 def _request(**fields) -> SendRequest:
@@ -128,24 +135,76 @@ def _shape(value: str) -> str:
 
 
 async def test_postgresql_writer_reconnects_when_its_connection_dies(app, make_user) -> None:
-    """The writer keeps one connection on PostgreSQL; a server that drops it (a restart, an
-    idle timeout, pg_terminate_backend) costs a retry, never a send."""
+    """The writer process keeps one connection on PostgreSQL; a server that drops it (a restart,
+    an idle timeout, pg_terminate_backend) costs a retry, never a send."""
     if app.state.db.dialect != "postgresql":
         pytest.skip("the SQLite writer owns a local file connection")
     user = await make_user()
     writer = SendWriter(app.state.db)
     try:
         first = await writer.store(prepare_message(user.account_id, "MX", _request()))
-        kept = writer._pg
-        assert kept is not None
-        pid = (await kept.get_raw_connection()).driver_connection.get_server_pid()
+        name = f"{WRITER_APPLICATION_NAME} {writer._process.pid}"
         async with app.state.db.engine.connect() as conn:
-            killed = await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            assert killed.scalar() is True
+            killed = await conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": name},
+            )
+            assert killed.scalar() == 1
         second = await writer.store(prepare_message(user.account_id, "MX", _request()))
-        assert writer._pg is not None and writer._pg is not kept
     finally:
         await writer.close()
     assert first.created and second.created
     listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
     assert {m["id"] for m in listed} == {first.row["id"], second.row["id"]}
+
+
+async def test_a_killed_writer_process_loses_no_send(app, make_user) -> None:
+    """The writer process killed between batches: the next batch finds it gone, checks what was
+    stored, writes the rest another way, and a new process takes the batches after it."""
+    user = await make_user()
+    writer = SendWriter(app.state.db)
+    try:
+        first = await writer.store(prepare_message(user.account_id, "MX", _request()))
+        pid = writer._process.pid
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        second = await writer.store(prepare_message(user.account_id, "MX", _request()))
+        third = await writer.store(prepare_message(user.account_id, "MX", _request()))
+        assert writer._process.pid not in (None, pid)
+    finally:
+        await writer.close()
+    stored = [first, second, third]
+    assert all(s.created for s in stored)
+    listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
+    assert sorted(m["id"] for m in listed) == sorted(s.row["id"] for s in stored)
+
+
+def _commit_then_die(connection, path: str) -> None:
+    """A writer process that commits its first batch and dies before answering."""
+    from smsgate.messages import writer
+
+    codecs = writer._SqliteCodecs(SQLiteDialect_aiosqlite())
+    batch = pickle.loads(connection.recv_bytes())  # noqa: S301 (our own parent)
+    RawSqlite(path).transaction(partial(writer._write_sqlite, codecs, batch))
+    os._exit(1)
+
+
+async def test_a_batch_committed_by_a_writer_that_died_is_answered_once(app, make_user) -> None:
+    """The worst moment: the batch committed, the answer never came. The send is stored once
+    and answered as created, not written again."""
+    if app.state.db.dialect != "sqlite":
+        pytest.skip("the stand-in writer below writes SQLite")
+    user = await make_user()
+    writer = SendWriter(app.state.db)
+    writer._process = WriterProcess(_commit_then_die, app.state.db.engine.url.database)
+    try:
+        prepared = prepare_message(user.account_id, "MX", _request())
+        stored = await writer.store(prepared)
+    finally:
+        await writer.close()
+    assert stored.created and stored.row["id"] == prepared.message["id"]
+    listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
+    assert [m["id"] for m in listed] == [prepared.message["id"]]
