@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
@@ -61,8 +62,15 @@ class Quota:
 
 
 def buckets(anchor: datetime | None, now: datetime) -> tuple[str, datetime, str]:
-    start, end = plans.period(anchor or now, now)
-    return start.date().isoformat(), end, now.date().isoformat()
+    """(period start, period end, day) of `now` for an account created on `anchor`."""
+    return _buckets((anchor or now).day, now.date())
+
+
+@lru_cache(maxsize=4096)  # every send asks; the answer changes once a day per anchor day
+def _buckets(anchor_day: int, today: date) -> tuple[str, datetime, str]:
+    midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    start, end = plans.period(datetime(2000, 1, anchor_day, tzinfo=UTC), midnight)
+    return start.date().isoformat(), end, today.isoformat()
 
 
 def increments(
