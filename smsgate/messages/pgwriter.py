@@ -105,7 +105,12 @@ def as_sqlalchemy_errors() -> Iterator[None]:
         yield
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(None, None, exc) from exc
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+    except (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        OSError,  # refused, unreachable
+        TimeoutError,
+    ) as exc:
         raise OperationalError(None, None, exc) from exc
     except asyncpg.PostgresError as exc:
         raise DBAPIError(None, None, exc) from exc

@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from smsgate.accounts.service import Principal
 from smsgate.messages.schemas import SendRequest
@@ -20,6 +20,7 @@ from smsgate.messages.service import prepare_message
 from smsgate.messages.writer import WRITER_APPLICATION_NAME, SendWriter
 from smsgate.messages.writerproc import WriterProcess
 from smsgate.storage.rawsqlite import RawSqlite
+from tests.serving import free_port
 
 
 def _request(**fields) -> SendRequest:
@@ -208,3 +209,19 @@ async def test_a_batch_committed_by_a_writer_that_died_is_answered_once(app, mak
     assert stored.created and stored.row["id"] == prepared.message["id"]
     listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
     assert [m["id"] for m in listed] == [prepared.message["id"]]
+
+
+async def test_an_unreachable_postgresql_is_a_503_kind_of_error(app, make_user) -> None:
+    """The writer process's failures to connect surface as OperationalError, which the API
+    answers with 503 and Retry-After (not a 500)."""
+    from smsgate.messages.writer import _serve_postgresql
+
+    user = await make_user()
+    writer = SendWriter(app.state.db)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    writer._process = WriterProcess(_serve_postgresql, (nowhere, ""))
+    try:
+        with pytest.raises(OperationalError):
+            await writer.store(prepare_message(user.account_id, "MX", _request()))
+    finally:
+        await writer.close()
