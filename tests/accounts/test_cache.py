@@ -31,14 +31,20 @@ async def test_concurrent_misses_share_one_load() -> None:
     assert loader.calls == 1
 
 
-async def test_a_due_refresh_starts_once_however_many_requests_see_it() -> None:
-    # A busy credential's requests all see the entry due for refresh in the same loop turn:
-    # they must be served from the cache while exactly one refresh reads the database.
+async def due_for_refresh(credential: str) -> CredentialCache:
+    """A cache (ttl 0.2 s) holding `credential`, past half its ttl: due for refresh, served."""
     cache = CredentialCache(ttl=0.2)
     first = CountingLoader()
     first.release.set()
-    assert await cache.get_or_load("sk_busy", first) == PRINCIPAL
-    await asyncio.sleep(0.12)  # past half the ttl: due for refresh, still served
+    assert await cache.get_or_load(credential, first) == PRINCIPAL
+    await asyncio.sleep(0.12)
+    return cache
+
+
+async def test_a_due_refresh_starts_once_however_many_requests_see_it() -> None:
+    # A busy credential's requests all see the entry due for refresh in the same loop turn:
+    # they must be served from the cache while exactly one refresh reads the database.
+    cache = await due_for_refresh("sk_busy")
     refresh = CountingLoader()
     answers = [await cache.get_or_load("sk_busy", refresh) for _ in range(40)]
     assert answers == [PRINCIPAL] * 40
@@ -51,11 +57,7 @@ async def test_a_due_refresh_starts_once_however_many_requests_see_it() -> None:
 
 
 async def test_a_failed_refresh_drops_the_entry() -> None:
-    cache = CredentialCache(ttl=0.2)
-    ok = CountingLoader()
-    ok.release.set()
-    await cache.get_or_load("sk_revoked", ok)
-    await asyncio.sleep(0.12)
+    cache = await due_for_refresh("sk_revoked")
 
     async def revoked() -> Principal | None:
         raise PermissionError("revoked")
@@ -66,11 +68,7 @@ async def test_a_failed_refresh_drops_the_entry() -> None:
 
 
 async def test_a_refresh_cancelled_before_it_ran_leaves_nothing_waiting() -> None:
-    cache = CredentialCache(ttl=0.2)
-    ok = CountingLoader()
-    ok.release.set()
-    await cache.get_or_load("sk_cut", ok)
-    await asyncio.sleep(0.12)
+    cache = await due_for_refresh("sk_cut")
     assert await cache.get_or_load("sk_cut", CountingLoader()) == PRINCIPAL  # starts a refresh
     for task in list(cache._refreshes):
         task.cancel()  # shutdown, say: the task never ran
