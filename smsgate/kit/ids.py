@@ -16,6 +16,7 @@ _counter = 0
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # two base-36 digits per step
 _RANDOM_CHUNK = 8 * 512
 _random = b""
+_used = _RANDOM_CHUNK  # bytes of _random already taken
 
 
 def _base36(value: int, width: int) -> str:
@@ -32,7 +33,7 @@ def new_id() -> str:
 
     Lexical order follows creation time (within one process, strictly), so cursors can walk ids.
     """
-    global _last_ms, _counter, _random
+    global _last_ms, _counter, _random, _used
     with _lock:
         now = int(time.time() * 1000)
         if now <= _last_ms:
@@ -45,9 +46,10 @@ def new_id() -> str:
             _last_ms = now
             _counter = 0
         counter = _counter
-        if not _random:  # the OS's randomness, read 512 ids' worth at a time
-            _random = os.urandom(_RANDOM_CHUNK)
-        rand, _random = int.from_bytes(_random[:8]) % 36**12, _random[8:]
+        if _used >= _RANDOM_CHUNK:  # the OS's randomness, read 512 ids' worth at a time
+            _random, _used = os.urandom(_RANDOM_CHUNK), 0
+        rand = int.from_bytes(_random[_used : _used + 8]) % 36**12
+        _used += 8
     return "c" + _base36((now * 36**4 + counter) * 36**12 + rand, 24)
 
 

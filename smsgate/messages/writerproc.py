@@ -46,8 +46,9 @@ class WriterDied(RuntimeError):
 
 
 class WriterProcess:
-    """The parent's side: payloads go out in order and their answers come back in order, so a
-    second batch can be on its way while the child writes the first."""
+    """The parent's side: payloads go out in order and a reader task matches the answers to
+    them in order (the send writer keeps one batch out at a time); the reader also notices a
+    child that died while idle, so the next call starts a new one."""
 
     def __init__(self, serve: Serve, config: Any) -> None:
         self._serve = serve
@@ -63,8 +64,8 @@ class WriterProcess:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._writer is None or self._process is None or not self._process.is_alive():
-                await self._start()
+            if self._reading is None or self._reading.done() or not self._process.is_alive():
+                await self._start()  # none yet, or it ended: _start closes what is left of it
         assert self._writer is not None
         answer_: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self._waiting.append(answer_)
@@ -96,7 +97,6 @@ class WriterProcess:
             self._fail_waiting()
 
     def _fail_waiting(self) -> None:
-        self._writer = None  # the next call starts a new child
         while self._waiting:
             waiting = self._waiting.popleft()
             if not waiting.done():

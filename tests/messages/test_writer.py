@@ -163,8 +163,8 @@ async def test_postgresql_writer_reconnects_when_its_connection_dies(app, make_u
 
 
 async def test_a_killed_writer_process_loses_no_send(app, make_user) -> None:
-    """The writer process killed between batches: the next batch finds it gone, checks what was
-    stored, writes the rest another way, and a new process takes the batches after it."""
+    """The writer process killed between batches: the next batch starts a new one, and no
+    send is lost or doubled. (A death with a batch in hand is the test after this one.)"""
     user = await make_user()
     writer = SendWriter(app.state.db)
     try:
