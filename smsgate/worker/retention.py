@@ -1,8 +1,9 @@
 """Retention: forget what an operator chose not to keep (privacy), in bounded batches.
 
 - message bodies and numbers of finished messages older than SMSGATE_RETENTION_MESSAGE_DAYS:
-  the text is cleared and each number replaced by `hash:` and the first 16 hex characters of its
-  SHA-256 (still countable and comparable, no longer readable);
+  the text, media URLs and WhatsApp template (with its parameters) are cleared and each number
+  replaced by `hash:` and the first 16 hex characters of its SHA-256 (still countable and
+  comparable, no longer readable);
 - finished webhook deliveries (and their attempts) older than SMSGATE_RETENTION_DELIVERY_DAYS;
 - device logs older than SMSGATE_RETENTION_LOG_DAYS.
 0 keeps everything (the default).
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.config import Settings
@@ -24,6 +26,12 @@ from smsgate.messages.models import messages_table, recipients_table
 from smsgate.webhooks.models import Delivery
 
 BATCH = 1000
+
+
+def _holds(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A JSON column with a value: neither SQL NULL nor JSON null (which is how SQLAlchemy and
+    the send writer store None)."""
+    return column.is_not(None) & (cast(column, Text) != "null")
 
 
 def _hashed(number: str) -> str:
@@ -43,15 +51,19 @@ async def prune(session: AsyncSession, settings: Settings) -> dict[str, int]:
                     .where(
                         m.c.created_at < cutoff,
                         m.c.state.in_(list(states.FINAL)),
-                        m.c.content.is_not(None) | m.c.media_urls.is_not(None),
+                        m.c.content.is_not(None) | _holds(m.c.media_urls) | _holds(m.c.template),
                     )
+                    .order_by(m.c.created_at)
                     .limit(BATCH)
                 )
             ).scalars()
         )
         if ids:
+            # SQL NULL, not JSON null: a pruned row must not match the query above again
             await session.execute(
-                update(m).where(m.c.id.in_(ids)).values(content=None, media_urls=None)
+                update(m)
+                .where(m.c.id.in_(ids))
+                .values(content=None, media_urls=null(), template=null())
             )
             rows = await session.execute(
                 select(r.c.id, r.c.phone_number).where(
