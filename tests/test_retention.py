@@ -19,9 +19,14 @@ async def test_old_finished_messages_lose_body_and_numbers(make_user, app, setti
     await phone.report(done, "Delivered", [("+5215555555555", "Delivered", None)])
     clock.advance(timedelta(days=31))
     keep_30 = settings.model_copy(update={"retention_message_days": 30, "retention_log_days": 30})
-    async with app.state.db.transaction() as session:
-        counts = await retention.prune(session, keep_30)
-    assert counts["messages"] >= 1 and counts["logs"] >= 1
+    # the job prunes in batches of retention.BATCH, oldest first, once a tick; the database
+    # holds the other tests' messages too: run passes until one finds nothing left
+    passes: list[dict[str, int]] = []
+    while not passes or passes[-1]["messages"]:
+        assert len(passes) < 50, "retention keeps finding the same messages"
+        async with app.state.db.transaction() as session:
+            passes.append(await retention.prune(session, keep_30))
+    assert sum(p["messages"] for p in passes) >= 1 and passes[0]["logs"] >= 1
     old = (await user.client.get(f"/api/v1/messages/{done}", headers=user.auth)).json()
     assert old["message"] is None and old["state"] == "delivered"
     assert old["recipients"][0]["phoneNumber"].startswith("hash:")
@@ -33,5 +38,4 @@ async def test_old_finished_messages_lose_body_and_numbers(make_user, app, setti
     assert logs == []
     async with app.state.db.transaction() as session:  # nothing left to do: idempotent
         again = await retention.prune(session, keep_30)
-    assert again["logs"] == 0
-    assert again["messages"] == 0  # pruned rows (JSON columns now SQL NULL) are not picked again
+    assert again == {"messages": 0, "deliveries": 0, "logs": 0}
