@@ -10,6 +10,7 @@ from smsgate.storage.base import Base, IdMixin, TenantMixin
 
 class UsageCounter(IdMixin, TenantMixin, Base):
     __tablename__ = "usage_counters"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (UniqueConstraint("account_id", "kind", "start", "metric"),)
 
     kind: Mapped[str] = mapped_column(String(6))  # "period" or "day"

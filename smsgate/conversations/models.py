@@ -15,6 +15,7 @@ class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
     channel family (`sms`: SMS, MMS and data SMS; `whatsapp`)."""
 
     __tablename__ = "conversations"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
         UniqueConstraint("account_id", "device_id", "sim_key", "contact", "family"),
         Index("ix_conversations_activity", "account_id", "last_message_id"),
@@ -37,6 +38,7 @@ class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
 
 class OptOut(CreatedMixin, TenantMixin, Base):
     __tablename__ = "opt_outs"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (UniqueConstraint("account_id", "phone_number"),)
 
     id: Mapped[str] = mapped_column(String(25), primary_key=True)

@@ -25,6 +25,7 @@ from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDa
 
 class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     __tablename__ = "messages"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
         UniqueConstraint("account_id", "external_id"),
         Index("ix_messages_account_id_id", "account_id", "id"),
@@ -65,6 +66,7 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
 
 class MessageRecipient(IdMixin, TenantMixin, Base):
     __tablename__ = "message_recipients"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
         Index("ix_message_recipients_account_id_phone_number", "account_id", "phone_number"),
     )
@@ -104,6 +106,7 @@ class EarlyStatus(IdMixin, CreatedMixin, TenantMixin, Base):
     can call before the line's own report of the send lands); applied once the id is known."""
 
     __tablename__ = "early_statuses"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (Index("ix_early_statuses_account_provider", "account_id", "provider_id"),)
 
     device_id: Mapped[str] = mapped_column(

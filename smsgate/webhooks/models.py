@@ -14,6 +14,7 @@ from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDa
 
 class Webhook(IdMixin, CreatedMixin, TenantMixin, Base):
     __tablename__ = "webhooks"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (UniqueConstraint("account_id", "client_id"),)
 
     url: Mapped[str] = mapped_column(String(2048))
@@ -37,6 +38,7 @@ class Event(IdMixin, CreatedMixin, TenantMixin, Base):
     """One thing that happened, written in the transaction that made it happen."""
 
     __tablename__ = "events"
+    account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (Index("ix_events_account_id_id", "account_id", "id"),)
 
     type: Mapped[str] = mapped_column(String(40))

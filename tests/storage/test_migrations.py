@@ -22,3 +22,22 @@ async def test_models_and_migrations_agree(app: FastAPI) -> None:
 async def test_migrations_are_at_head(client) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200, ready.text
+
+
+def test_every_tenant_table_has_exactly_one_leading_account_index() -> None:
+    """Tenant look-ups and the cascade from a deleted account need an index whose first column
+    is account_id; a second one (the column alone beside a composite) only slows inserts."""
+    from sqlalchemy import Index, UniqueConstraint
+
+    for table in metadata.sorted_tables:
+        if "account_id" not in table.c or table.name == "accounts":
+            continue
+        covering = [
+            [c.name for c in index.columns]
+            for index in [*table.indexes, *table.constraints]
+            if isinstance(index, Index | UniqueConstraint)
+        ]
+        leading = [columns for columns in covering if columns[:1] == ["account_id"]]
+        assert leading, f"{table.name}: no index starts with account_id"
+        if len(leading) > 1:
+            assert ["account_id"] not in leading, f"{table.name}: redundant account_id index"
