@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sdk-test lint format bench migrate migration clean help
+.PHONY: run test sdk-test screenshots lint format bench migrate migration clean help
 
 help:
 	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
 	@echo "make test    run the test suite (SQLite; PostgreSQL with SMSGATE_TEST_DATABASE_URL)"
 	@echo "make sdk-test  the official Python SDK's own live tests against a fresh server"
+	@echo "make screenshots  the browser test, saving every page into docs/screenshots/"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make format  ruff format + autofix"
 	@echo "make bench   run the benchmarks in bench/ (prints JSON)"
@@ -32,6 +33,9 @@ test: $(STAMP)
 
 sdk-test: $(STAMP)
 	$(BIN)/python tests/sdk_live.py
+
+screenshots: $(STAMP)
+	SMSGATE_TEST_SCREENSHOTS=1 $(BIN)/python -m pytest tests/dashboard/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check smsgate tests bench

@@ -1,7 +1,9 @@
 """The dashboard in a real browser (Playwright driving Debian's Chromium) against the real
 server: sign up → add a phone (a simulated phone pairs with the token the page shows) → send →
 delivered → a reply appears in Conversations → answer it → a webhook and its delivery → revoke a
-key. Every page is saved to docs/screenshots/. A `<script>` in a message renders as text."""
+key. Every page is photographed: into docs/screenshots/ with SMSGATE_TEST_SCREENSHOTS=1 (`make
+screenshots`), otherwise into the test's temporary folder, so a plain `make test` leaves the
+tree clean. A `<script>` in a message renders as text."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import deliver
 
 CHROMIUM = os.environ.get("SMSGATE_TEST_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CUSTOMER = "+5215512345678"
 XSS = "<script>window.__xss = 1</script>¡Hola! Tu pedido va en camino"
 
@@ -55,9 +57,17 @@ async def page() -> AsyncIterator[Any]:
             await browser.close()
 
 
-async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where the pages' pictures go: the documentation's folder only when asked."""
+    return DOC_SHOTS if os.environ.get("SMSGATE_TEST_SCREENSHOTS") == "1" else tmp_path
+
+
+async def shot(page: Page, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0, f"{path} is empty"
 
 
 async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> None:
@@ -70,13 +80,13 @@ async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> 
         await asyncio.sleep(0.3)
 
 
-async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
+async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
     base = live_server
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     await page.goto(f"{base}/signup?lang=es")
-    await shot(page, "01-signup")
+    await shot(page, shots, "01-signup")
     await page.fill("#email", unique_email("browser"))
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
@@ -89,7 +99,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
     await page.fill("form[action='/dashboard/devices'] #name", "Caja 1")
     await page.click("form[action='/dashboard/devices'] button[type=submit]")
     token = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
-    await shot(page, "03-add-phone")
+    await shot(page, shots, "03-add-phone")
     client = DeviceClient(f"{base}/api/mobile/v1")
     await client.register(pairing_token=token, name="browser/phone")
     phone = SimulatedPhone(client, delivery_delay=0.1, send_delay=0.01)
@@ -97,9 +107,9 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
     try:
         # no reload: the devices table refreshes itself (data-live) and shows the phone online
         await page.locator("tbody[data-live] >> text=Online").wait_for(timeout=15_000)
-        await shot(page, "04-devices")
+        await shot(page, shots, "04-devices")
         await page.goto(f"{base}/dashboard/devices/{client.device_id}")
-        await shot(page, "05-device")
+        await shot(page, shots, "05-device")
 
         # send, then watch it delivered; the body is shown as text, never run
         await page.goto(f"{base}/dashboard/send")
@@ -113,9 +123,9 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         await page.click("form[action='/dashboard/send'] button[type=submit]")
         # the result's recipients update in place until the message is delivered
         await page.locator("[data-live] >> text=delivered").wait_for(timeout=15_000)
-        await shot(page, "06-send")
+        await shot(page, shots, "06-send")
         await until_text(page, f"{base}/dashboard/messages", ">delivered<")
-        await shot(page, "07-messages")
+        await shot(page, shots, "07-messages")
         assert await page.evaluate("() => window.__xss === undefined")
         assert await page.get_by_text("<script>window.__xss = 1</script>").count() >= 1
 
@@ -130,7 +140,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
         # the customer writes again: the open thread shows it without a reload
         await client.inbox([{"phoneNumber": CUSTOMER, "message": "Perfecto, gracias"}])
         await page.locator("[data-live] >> text=Perfecto, gracias").wait_for(timeout=15_000)
-        await shot(page, "08-conversation")
+        await shot(page, shots, "08-conversation")
         assert await page.evaluate("() => window.__xss === undefined")
 
         # a webhook, its test delivery and the log of it
@@ -144,14 +154,14 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
             await deliver(app)
             assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
             await until_text(page, f"{base}/dashboard/webhooks", ">succeeded<")
-            await shot(page, "09-webhooks")
+            await shot(page, shots, "09-webhooks")
 
         # an API key: shown once, works, revoked, stops working
         await page.goto(f"{base}/dashboard/keys")
         await page.fill("#name", "ci")
         await page.click("form[action='/dashboard/keys'] button[type=submit]")
         key = (await page.locator("code", has_text="sk_").first.inner_text()).strip()
-        await shot(page, "10-keys")
+        await shot(page, shots, "10-keys")
         async with httpx.AsyncClient(base_url=base) as http:
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 200
@@ -166,12 +176,12 @@ async def test_a_day_in_the_dashboard(page, app, live_server) -> None:
             ("/dashboard/account", "12-account"),
         ]:
             await page.goto(base + path)
-            await shot(page, name)
+            await shot(page, shots, name)
         # a phone-sized screen: nothing wider than the viewport
         await page.set_viewport_size({"width": 390, "height": 844})
         await page.goto(f"{base}/dashboard/messages")
         scroll = await page.evaluate("() => document.documentElement.scrollWidth")
-        await shot(page, "13-phone-messages")
+        await shot(page, shots, "13-phone-messages")
         assert scroll <= 390 + 1, f"the page is {scroll}px wide on a 390px screen"
         assert not problems, problems  # no script errors, nothing refused by the CSP
     finally:
