@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -141,12 +141,17 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
-async def _posted(request: Request, session: DbSession) -> tuple[Principal, Any]:
-    """The viewer and the form they posted, after the form's CSRF field was checked."""
+async def _poster(request: Request, session: DbSession) -> Principal:
+    """The viewer of a posted form, after the form's `csrf` field was checked: every dashboard
+    POST but login, sign-up and logout takes its viewer from here (before its fields are read,
+    so a forged form is refused whatever else it holds)."""
     principal = await _viewer(request, session)
-    form = await request.form()
+    form = await request.form()  # Starlette keeps it: the route's Form() fields read it again
     _check_csrf(principal, str(form.get("csrf", "")))
-    return principal, form
+    return principal
+
+
+Poster = Annotated[Principal, Depends(_poster)]
 
 
 def _check_csrf(principal: Principal, csrf: str) -> None:
@@ -288,14 +293,12 @@ async def device_rows(request: Request, session: DbSession) -> Response:
 
 @router.post("/dashboard/devices")
 async def add_device(
+    principal: Poster,
     request: Request,
     session: DbSession,
     settings: AppSettings,
     name: Annotated[str, Form(max_length=128)],
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     pairing = None
     error = None
     try:
@@ -328,6 +331,7 @@ async def send_page(request: Request, session: DbSession) -> Response:
 
 @router.post("/dashboard/send")
 async def send_form(
+    principal: Poster,
     request: Request,
     session: DbSession,
     numbers: Annotated[str, Form(max_length=5000)],
@@ -336,10 +340,7 @@ async def send_form(
     channel: Annotated[str, Form()] = "sms",
     priority: Annotated[str, Form()] = "0",
     ttl: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
     result = None
@@ -492,14 +493,12 @@ async def keys_page(request: Request, session: DbSession) -> Response:
 
 @router.post("/dashboard/keys")
 async def create_key(
+    principal: Poster,
     request: Request,
     session: DbSession,
     settings: AppSettings,
     name: Annotated[str, Form(max_length=100)],
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     _, raw = await accounts.create_key(
         session, principal.account_id, name.strip() or "key", frozenset(scopes.ALL), settings
     )
@@ -508,10 +507,8 @@ async def create_key(
 
 @router.post("/dashboard/keys/{key_id}/revoke")
 async def revoke_key(
-    key_id: str, request: Request, session: DbSession, csrf: Annotated[str, Form()] = ""
+    principal: Poster, key_id: str, request: Request, session: DbSession
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     await accounts.revoke_key(session, principal.account_id, key_id)
     return RedirectResponse("/dashboard/keys", status_code=303)
 
@@ -602,14 +599,12 @@ async def conversation_page(conversation_id: str, request: Request, session: DbS
 
 @router.post("/dashboard/conversations/{conversation_id}")
 async def reply(
+    principal: Poster,
     conversation_id: str,
     request: Request,
     session: DbSession,
     message: Annotated[str, Form(max_length=5000)],
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
         body = SendRequest.model_validate(
@@ -669,16 +664,14 @@ async def webhooks_page(request: Request, session: DbSession) -> Response:
 
 @router.post("/dashboard/webhooks")
 async def create_webhook(
+    principal: Poster,
     request: Request,
     session: DbSession,
     settings: AppSettings,
     url: Annotated[str, Form(max_length=2048)],
     events: Annotated[list[str], Form()],
     format: Annotated[str, Form()] = "native",
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     try:
         _, secret = await webhooks.create(
             session,
@@ -696,10 +689,10 @@ async def create_webhook(
 
 @router.post("/dashboard/webhooks/{webhook_id}/edit")
 async def edit_webhook(
-    webhook_id: str, request: Request, session: DbSession, settings: AppSettings
+    principal: Poster, webhook_id: str, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
     """Change a webhook's URL, events and whether it is enabled (as PATCH /api/webhooks/{id})."""
-    principal, form = await _posted(request, session)
+    form = await request.form()
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     given = {
         "url": str(form.get("url") or "").strip(),
@@ -716,14 +709,12 @@ async def edit_webhook(
 
 @router.post("/dashboard/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
 async def retry_delivery(
+    principal: Poster,
     webhook_id: str,
     delivery_id: str,
     request: Request,
     session: DbSession,
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     await webhooks.retry(session, hook, delivery_id)
     return await _webhooks_page(request, session, principal)
@@ -731,15 +722,13 @@ async def retry_delivery(
 
 @router.post("/dashboard/webhooks/{webhook_id}/{action}")
 async def webhook_action(
+    principal: Poster,
     webhook_id: str,
     action: str,
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     secret = None
     if action == "test":
@@ -833,8 +822,10 @@ async def device_page(device_id: str, request: Request, session: DbSession) -> R
 
 
 @router.post("/dashboard/devices/{device_id}/settings")
-async def device_settings_form(device_id: str, request: Request, session: DbSession) -> Response:
-    principal, form = await _posted(request, session)
+async def device_settings_form(
+    principal: Poster, device_id: str, request: Request, session: DbSession
+) -> Response:
+    form = await request.form()
     device = await devices.get_device(session, principal.account_id, device_id)
     values: dict[str, Any] = {name: form.get(name) for name, _ in CHOICES if form.get(name)}
     for name in NUMBERS:
@@ -865,9 +856,9 @@ def _given(form: Any, names: tuple[str, ...]) -> dict[str, str]:
 
 @router.post("/dashboard/devices/whatsapp")
 async def add_whatsapp_line(
-    request: Request, session: DbSession, settings: AppSettings
+    principal: Poster, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
-    principal, form = await _posted(request, session)
+    form = await request.form()
     values: dict[str, Any] = _given(form, ("name", "provider", *WHATSAPP_KEYS))
     try:
         body = whatsapp.WhatsAppIn.model_validate(values)
@@ -891,9 +882,9 @@ async def add_whatsapp_line(
 
 @router.post("/dashboard/devices/{device_id}/whatsapp")
 async def whatsapp_keys_form(
-    device_id: str, request: Request, session: DbSession, settings: AppSettings
+    principal: Poster, device_id: str, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
-    principal, form = await _posted(request, session)
+    form = await request.form()
     device = await devices.get_device(session, principal.account_id, device_id)
     try:
         patch = whatsapp.CloudCredentials.model_validate(_given(form, WHATSAPP_KEYS))
@@ -907,14 +898,12 @@ async def whatsapp_keys_form(
 
 @router.post("/dashboard/devices/{device_id}/pairing")
 async def new_pairing_form(
+    principal: Poster,
     device_id: str,
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     device = await devices.get_device(session, principal.account_id, device_id)
     devices.require_pairable(device)
     pairing = devices.pairing_out(devices.issue_pairing(device, settings))
@@ -924,14 +913,12 @@ async def new_pairing_form(
 
 @router.post("/dashboard/devices/{device_id}/delete")
 async def delete_device_form(
+    principal: Poster,
     device_id: str,
     request: Request,
     session: DbSession,
-    csrf: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     if confirm != "yes":
         return await _device_page(
             request, session, principal, device_id, error="tick the box to confirm"
@@ -958,14 +945,12 @@ async def account_page(request: Request, session: DbSession) -> Response:
 
 @router.post("/dashboard/account/password")
 async def password_form(
+    principal: Poster,
     request: Request,
     session: DbSession,
     current: Annotated[str, Form(max_length=1024)],
     new: Annotated[str, Form(max_length=1024)],
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = await _viewer(request, session)
-    _check_csrf(principal, csrf)
     account = await accounts.get_account(session, principal.account_id)
     notice = error = None
     try:

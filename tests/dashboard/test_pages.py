@@ -81,6 +81,33 @@ async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
         assert "<td>x</td>" not in keys.text  # the forged form created no key
 
 
+async def test_every_dashboard_form_refuses_a_forged_or_missing_csrf(app) -> None:
+    """Walks the dashboard's routes: each POST (but login, sign-up and logout, which work
+    without a session's token) answers 403 to a signed-in browser whose form carries a wrong
+    csrf field or none, before it reads anything else the form holds."""
+    from fastapi.routing import APIRoute
+
+    from smsgate.dashboard.routes import router
+
+    posts = sorted(
+        route.path
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and "POST" in route.methods
+        and route.path.startswith("/dashboard")
+        and route.path != "/dashboard/logout"
+    )
+    assert len(posts) >= 10, posts
+    async with new_client(app) as browser:
+        await browser.post("/signup", data={"email": unique_email("forge"), "password": PASSWORD})
+        for path in posts:
+            url = re.sub(r"\{[^}]+\}", "cmwzzzzzzzzzzzzzzzzzzzzzz", path)
+            for form in ({"csrf": "forged", "name": "x"}, {"name": "x"}):
+                answer = await browser.post(url, data=form)
+                assert answer.status_code == 403, (path, form, answer.status_code)
+                assert "this form expired" in answer.text, path
+
+
 async def test_wrong_password_shows_a_sentence(app) -> None:
     async with new_client(app) as browser:
         email = unique_email("bad")
