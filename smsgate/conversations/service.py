@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.config import Settings
@@ -21,7 +21,8 @@ from smsgate.storage.tenancy import of_account, owned
 
 FAMILIES = {"sms": "sms", "mms": "sms", "data": "sms", "whatsapp": "whatsapp"}
 PREVIEW = 160
-conversations_table = Conversation.__table__
+CHUNK = 5000  # contacts a statement (SQLite allows 32,766 parameters)
+conversations_table: Table = Conversation.__table__  # type: ignore[assignment]
 opt_outs_table = OptOut.__table__
 
 
@@ -57,7 +58,7 @@ async def _resolve(
     else:
         latest = (
             await session.execute(
-                select(c.id).where(line).order_by(c.last_message_id.desc()).limit(1)
+                select(c.id).where(line).order_by(c.last_message_id.desc().nulls_last()).limit(1)
             )
         ).scalar()
         if latest:
@@ -65,7 +66,7 @@ async def _resolve(
     sim_key = sim_number or 0
     await session.execute(
         insert_ignoring_conflicts(
-            conversations_table,  # type: ignore[arg-type]
+            conversations_table,
             session.get_bind().dialect.name,
             "account_id",
             "device_id",
@@ -145,7 +146,10 @@ async def join(
 
 
 async def join_outbound(session: AsyncSession, message_ids: Iterable[str], device_id: str) -> None:
-    """Recipients of outbound messages join their threads once their line (device) is known."""
+    """Recipients of outbound messages join their threads once their line (device) is known.
+
+    Sends that chose no SIM (nearly all) join in a few statements however many there are;
+    a send pinned to a SIM goes through `join` one recipient at a time."""
     m, r = messages_table, recipients_table
     ids = list(message_ids)
     if not ids:
@@ -163,8 +167,13 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         )
         .join(m, m.c.id == r.c.message_id)
         .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
+        .order_by(m.c.id, r.c.position)
     )
+    simless: list[Any] = []
     for row in rows.mappings().all():
+        if not row["sim_number"]:
+            simless.append(row)
+            continue
         await join(
             session,
             account_id=row["account_id"],
@@ -178,6 +187,110 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
             preview=row["content"],
             at=row["created_at"],
         )
+    if simless:
+        await _join_simless(session, device_id, simless)
+
+
+_Line = tuple[str, str, str]  # account, contact, family
+
+
+async def _join_simless(session: AsyncSession, device_id: str, rows: list[Any]) -> None:
+    """`join` for many outbound recipients with no SIM chosen, set-wide: each joins the line's
+    latest thread with its contact (made when there is none), and each thread's last message
+    becomes the newest of them."""
+    wanted = {
+        (row["account_id"], row["phone_number"], FAMILIES.get(row["channel"], "sms"))
+        for row in rows
+    }
+    threads = await _latest_threads(session, device_id, wanted)
+    missing = wanted - threads.keys()
+    if missing:
+        now = clock.now()
+        await session.execute(
+            insert_ignoring_conflicts(
+                conversations_table,
+                session.get_bind().dialect.name,
+                "account_id",
+                "device_id",
+                "sim_key",
+                "contact",
+                "family",
+            ),
+            [
+                {
+                    "id": new_id(),
+                    "account_id": account,
+                    "device_id": device_id,
+                    "sim_key": 0,
+                    "contact": contact,
+                    "family": family,
+                    "unread_count": 0,
+                    "created_at": now,
+                }
+                for account, contact, family in sorted(missing)
+            ],
+        )
+        threads |= await _latest_threads(session, device_id, missing)
+    r, c = recipients_table, conversations_table
+    joins = [
+        {
+            "rid": row["id"],
+            "cid": threads[
+                (row["account_id"], row["phone_number"], FAMILIES.get(row["channel"], "sms"))
+            ],
+            "mid": row["message_id"],
+            "at": row["created_at"],
+            "preview": (row["content"] or "")[:PREVIEW] or None,
+        }
+        for row in rows
+    ]
+    await session.execute(
+        update(r)
+        .where(r.c.id == bindparam("rid"), r.c.conversation_id.is_(None))
+        .values(conversation_id=bindparam("cid")),
+        [{"rid": j["rid"], "cid": j["cid"]} for j in joins],
+    )
+    await session.execute(
+        update(c)
+        .where(
+            c.c.id == bindparam("cid"),
+            or_(c.c.last_message_id.is_(None), c.c.last_message_id < bindparam("mid")),
+        )
+        .values(
+            last_message_id=bindparam("mid"),
+            last_message_at=bindparam("at"),
+            last_preview=bindparam("preview"),
+            last_direction="out",
+        ),
+        sorted(
+            ({k: j[k] for k in ("cid", "mid", "at", "preview")} for j in joins),
+            key=lambda j: j["mid"],
+        ),
+    )
+
+
+async def _latest_threads(
+    session: AsyncSession, device_id: str, lines: set[_Line]
+) -> dict[_Line, str]:
+    """The latest thread (by last message; one with none counts as oldest) of each line, on
+    any SIM: what `_resolve` finds for a send with no SIM."""
+    c = conversations_table
+    accounts = sorted({account for account, _, _ in lines})
+    contacts = sorted({contact for _, contact, _ in lines})
+    best: dict[_Line, tuple[str, str]] = {}
+    for start in range(0, len(contacts), CHUNK):
+        found = await session.execute(
+            select(c.c.id, c.c.account_id, c.c.contact, c.c.family, c.c.last_message_id).where(
+                c.c.device_id == device_id,
+                c.c.account_id.in_(accounts),
+                c.c.contact.in_(contacts[start : start + CHUNK]),
+            )
+        )
+        for thread_id, account, contact, family, last in found.all():
+            line = (account, contact, family)
+            if line in lines and (line not in best or (last or "") > best[line][0]):
+                best[line] = (last or "", thread_id)
+    return {line: thread_id for line, (_, thread_id) in best.items()}
 
 
 async def get(session: AsyncSession, account_id: str, conversation_id: str) -> Conversation:

@@ -132,6 +132,7 @@ async def delete_device(
     )
     await dispatch.unassign(session, device.id)
     await session.execute(delete(Device).where(Device.id == device.id))
+    service.device_types.forget(device.id)
     hub = _hub(request)
     account_id = device.account_id
     after_commit(session, lambda: hub.publish(account_id, None, Event(MESSAGE_ENQUEUED)))

@@ -42,6 +42,36 @@ async def get_device(session: AsyncSession, account_id: str, device_id: str) -> 
     return device
 
 
+class DeviceTypes:
+    """A device's type by (account, device id), for a send's checks without a database round
+    trip per send. Neither a device's account nor its type ever changes; a device deleted
+    after it was remembered here is refused by the messages' foreign key when the send is
+    written (the send answers 404 then), and this process forgets the devices it deletes."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._types: dict[tuple[str, str], str] = {}
+
+    async def get(self, database: Database, account_id: str, device_id: str) -> str:
+        """The device's type ("android" or "whatsapp"), or 404 `not_found` (never remembered)."""
+        key = (account_id, device_id)
+        found = self._types.get(key)
+        if found is None:
+            async with database.sessions() as session:
+                found = (await get_device(session, account_id, device_id)).type
+            if len(self._types) >= self.max_entries:
+                self._types.clear()
+            self._types[key] = found
+        return found
+
+    def forget(self, device_id: str) -> None:
+        self._types = {k: v for k, v in self._types.items() if k[1] != device_id}
+
+
+# One per process (a deletion elsewhere is caught by the foreign key, as said above).
+device_types = DeviceTypes()
+
+
 async def list_devices(session: AsyncSession, account_id: str) -> list[Device]:
     query = of_account(select(Device), Device, account_id).order_by(Device.id)
     return list((await session.execute(query)).scalars())

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.accounts.service import Principal
 from smsgate.billing import abuse, plans, usage
 from smsgate.billing.usage import Quota
-from smsgate.conversations import service as conversations
-from smsgate.devices.service import get_device
+from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, segments
 from smsgate.kit.ids import is_id, new_id
@@ -299,10 +298,10 @@ async def queue_message(
         ),
     )
     if request.device_id is not None:
-        async with database.sessions() as session:
-            device = await get_device(session, principal.account_id, request.device_id)
-        _check_line(device.type, device.id, request.channel)
+        device_type = await device_types.get(database, principal.account_id, request.device_id)
+        _check_line(device_type, request.device_id, request.channel)
     try:
+        # a send pinned to a device joins its threads in the writer's batch (the line is known)
         stored = await writer.store(prepared)
     except IntegrityError as exc:
         # The only reference a send can break is its device, deleted after the check above.
@@ -310,11 +309,6 @@ async def queue_message(
             raise
         raise not_found("device") from exc
     if stored.created:
-        if request.device_id is not None:  # the line is known now: join the thread at once
-            async with database.transaction() as session:
-                await conversations.join_outbound(
-                    session, [prepared.message["id"]], request.device_id
-                )
         return message_out(stored.row, stored.recipients), True
     if stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(

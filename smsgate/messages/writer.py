@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.billing.usage import Quota
+from smsgate.conversations import service as conversations
 from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -134,6 +135,7 @@ class SendWriter:
                 # One bad send (say, its device deleted meanwhile) must not fail the others.
                 await self._write_one_by_one(batch)
                 continue
+            await self._join_threads(results)
             for (_, future), result in zip(batch, results, strict=True):
                 _settle(future, result)
 
@@ -145,7 +147,26 @@ class SendWriter:
                 if not future.done():
                     future.set_exception(exc)
             else:
+                await self._join_threads([result])
                 _settle(future, result)
+
+    async def _join_threads(self, results: Sequence[Stored | ApiError]) -> None:
+        """New messages pinned to a device join their conversations before they are answered
+        (the line is known), all of a batch in one transaction. The messages are committed
+        already: if this fails they are answered all the same, and join their threads when
+        the phone takes them (messages/dispatch.py)."""
+        by_device: dict[str, list[str]] = {}
+        for result in results:
+            if isinstance(result, Stored) and result.created and result.row["device_id"]:
+                by_device.setdefault(result.row["device_id"], []).append(result.row["id"])
+        if not by_device:
+            return
+        try:
+            async with self._database.transaction() as session:
+                for device_id, message_ids in by_device.items():
+                    await conversations.join_outbound(session, message_ids, device_id)
+        except Exception:
+            log.exception("joining %d sends to their threads failed", len(results))
 
     async def _committed(self, batch: list[PreparedMessage]) -> _Done:
         """After the writer process died mid-batch: the batch's messages that are stored were

@@ -73,6 +73,37 @@ async def test_a_broadcast_joins_one_thread_per_recipient(make_user) -> None:
         assert [r["phoneNumber"] for r in shown[0]["recipients"]] == [thread["contact"]]
 
 
+async def test_concurrent_sends_to_a_device_are_in_their_threads_when_answered(make_user) -> None:
+    """Sends pinned to a device join their threads in the writer's batch, before the 202: 40
+    at once to 3 contacts (one with a thread already, two new; one send to two of them) leave
+    one thread per contact, each holding its sends, the newest as its last message."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    z = "+5215511112222"
+    await phone.inbox([{"phoneNumber": X, "message": "hola", "id": "in-1"}])
+    bodies = [{"phoneNumbers": [(X, Y, z)[i % 3]], "message": f"envío {i}"} for i in range(39)]
+    bodies.append({"phoneNumbers": [Y, z], "message": "para los dos"})
+    answers = await asyncio.gather(
+        *(send(user, deviceId=phone.device_id, **body) for body in bodies)
+    )
+    assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
+    sent = [a.json() for a in answers]
+    threads = {t["contact"]: t for t in await _threads(user)}  # read at once: no phone pulled
+    assert set(threads) == {X, Y, z}
+    for contact, thread in threads.items():
+        ids = [m["id"] for m in sent if contact in {r["phoneNumber"] for r in m["recipients"]}]
+        assert thread["deviceId"] == phone.device_id and thread["lastMessageDirection"] == "out"
+        assert thread["lastMessageId"] == max(ids)
+        shown = (
+            await user.client.get(
+                f"/api/conversations/{thread['id']}/messages",
+                params={"limit": 100},
+                headers=user.auth,
+            )
+        ).json()["data"]
+        assert sorted(m["id"] for m in shown if m["direction"] == "out") == sorted(ids)
+
+
 async def test_unread_counts_are_exact_under_concurrent_arrivals(make_user) -> None:
     user = await make_user()
     phone = await pair_phone(user)

@@ -292,6 +292,25 @@ async def test_foreign_or_unknown_device_is_404(make_user, app) -> None:
     assert (await other.client.get("/api/v1/messages", headers=other.auth)).json()["data"] == []
 
 
+async def test_a_device_deleted_after_a_send_checked_it_is_404(make_user, app) -> None:
+    """The server remembers a device's type after a send checks it; a device deleted where
+    this process does not see it (another server process) is refused by the database."""
+    from sqlalchemy import delete
+
+    from smsgate.devices.models import Device
+
+    user = await make_user()
+    device_id = await add_device(app, user.account_id)
+    assert (await send(user, deviceId=device_id)).status_code == 202
+    async with app.state.db.transaction() as session:
+        await session.execute(delete(Device).where(Device.id == device_id))
+    again = await send(user, deviceId=device_id, message="after the deletion")
+    assert again.status_code == 404, again.text
+    assert again.json() == {"error": "device not found", "code": "not_found"}
+    listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
+    assert "after the deletion" not in [m["message"] for m in listed]
+
+
 async def test_stored_message_reads_back_exactly_as_answered(make_user, app) -> None:
     """What the send path writes (batched, on its own connection) reads back unchanged."""
     user = await make_user()
