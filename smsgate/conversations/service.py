@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -169,8 +169,17 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
         .order_by(m.c.id, r.c.position)
     )
-    simless: list[Any] = []
-    for row in rows.mappings().all():
+    await join_sent(session, device_id, [dict(row) for row in rows.mappings()])
+
+
+async def join_sent(
+    session: AsyncSession, device_id: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """`join_outbound` for recipients already in hand, each a mapping of its id,
+    phone_number, message_id, and its message's account_id, channel, sim_number, content and
+    created_at (the send writer has them: no need to read them back)."""
+    simless: list[Mapping[str, Any]] = []
+    for row in rows:
         if not row["sim_number"]:
             simless.append(row)
             continue
@@ -194,7 +203,9 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
 _Line = tuple[str, str, str]  # account, contact, family
 
 
-async def _join_simless(session: AsyncSession, device_id: str, rows: list[Any]) -> None:
+async def _join_simless(
+    session: AsyncSession, device_id: str, rows: list[Mapping[str, Any]]
+) -> None:
     """`join` for many outbound recipients with no SIM chosen, set-wide: each joins the line's
     latest thread with its contact (made when there is none), and each thread's last message
     becomes the newest of them."""

@@ -155,16 +155,31 @@ class SendWriter:
         (the line is known), all of a batch in one transaction. The messages are committed
         already: if this fails they are answered all the same, and join their threads when
         the phone takes them (messages/dispatch.py)."""
-        by_device: dict[str, list[str]] = {}
+        by_device: dict[str, list[dict[str, Any]]] = {}
         for result in results:
-            if isinstance(result, Stored) and result.created and result.row["device_id"]:
-                by_device.setdefault(result.row["device_id"], []).append(result.row["id"])
+            if not (isinstance(result, Stored) and result.created and result.row["device_id"]):
+                continue
+            message = result.row
+            by_device.setdefault(message["device_id"], []).extend(
+                {
+                    "id": recipient["id"],
+                    "phone_number": recipient["phone_number"],
+                    "message_id": message["id"],
+                    "account_id": message["account_id"],
+                    "channel": message["channel"],
+                    "sim_number": message["sim_number"],
+                    "content": message["content"],
+                    "created_at": message["created_at"],
+                }
+                for recipient in result.recipients
+                if recipient["conversation_id"] is None
+            )
         if not by_device:
             return
         try:
             async with self._database.transaction() as session:
-                for device_id, message_ids in by_device.items():
-                    await conversations.join_outbound(session, message_ids, device_id)
+                for device_id, rows in by_device.items():
+                    await conversations.join_sent(session, device_id, rows)
         except Exception:
             log.exception("joining %d sends to their threads failed", len(results))
 
