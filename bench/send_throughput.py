@@ -3,7 +3,8 @@
 Starts a real uvicorn (one process) serving the SMSGate app plus `POST /bench/echo` (a small JSON
 body parsed into a pydantic model and answered back: the framework's floor for a JSON request),
 per database; signs up over HTTP; then drives each endpoint at a fixed concurrency for a fixed
-time: `GET /health/live` (no body), `POST /bench/echo`, and `POST /api/v1/send` (one recipient).
+time: `GET /health/live` (no body), `POST /bench/echo`, `POST /api/v1/send` (one recipient), and
+the same send pinned to an Android device (`send_to_device`: it also joins the conversation).
 Prints one JSON document. Target: the send path at no less than half of the trivial JSON
 endpoint's throughput.
 
@@ -23,6 +24,8 @@ import random
 import sys
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_PG, databases, server
@@ -56,6 +59,14 @@ def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
 def bench_processes(database: str, args: argparse.Namespace, processes: int) -> dict[str, Any]:
     with server(database, args.pg_url, workers=processes) as srv:
         auth = {"Authorization": f"Bearer {srv.key}"}
+        made = httpx.post(
+            f"{srv.base}/api/devices/android", json={"name": "bench"}, headers=auth, timeout=30
+        )
+        made.raise_for_status()
+        device_id = made.json()["id"]
+
+        def to_device(i: int) -> dict[str, object]:
+            return {**_send_body(i), "deviceId": device_id}
 
         async def measure() -> dict[str, Any]:
             figures: dict[str, Any] = {}
@@ -63,6 +74,8 @@ def bench_processes(database: str, args: argparse.Namespace, processes: int) -> 
                 ("trivial_get", "GET", "/health/live", {}, lambda _: None),
                 ("trivial_json", "POST", "/bench/echo", {}, _send_body),
                 ("send", "POST", "/api/v1/send", auth, _send_body),
+                # pinned to a phone: each recipient also joins its conversation
+                ("send_to_device", "POST", "/api/v1/send", auth, to_device),
             ):
                 for duration in (1.0, args.duration):  # warm-up, then the measured run
                     result = await run_load(
