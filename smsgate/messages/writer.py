@@ -135,9 +135,7 @@ class SendWriter:
                 # One bad send (say, its device deleted meanwhile) must not fail the others.
                 await self._write_one_by_one(batch)
                 continue
-            await self._join_threads(results)
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result)
+            await self._answer(batch, results)
 
     async def _write_one_by_one(self, batch: list[_Item]) -> None:
         for prepared, future in batch:
@@ -147,7 +145,15 @@ class SendWriter:
                 if not future.done():
                     future.set_exception(exc)
             else:
-                await self._join_threads([result])
+                await self._answer([(prepared, future)], [result])
+
+    async def _answer(self, batch: list[_Item], results: list[Stored | ApiError]) -> None:
+        """Join the threads, then answer each send: answered even when the join is cut short
+        (the server stopping), as the sends are committed."""
+        try:
+            await self._join_threads(results)
+        finally:
+            for (_, future), result in zip(batch, results, strict=True):
                 _settle(future, result)
 
     async def _join_threads(self, results: Sequence[Stored | ApiError]) -> None:
