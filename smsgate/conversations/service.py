@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
 from smsgate.conversations.models import Conversation, OptOut
@@ -24,6 +25,19 @@ PREVIEW = 160
 CHUNK = 5000  # contacts a statement (SQLite allows 32,766 parameters)
 conversations_table: Table = Conversation.__table__  # type: ignore[assignment]
 opt_outs_table = OptOut.__table__
+
+
+def _new_threads(session: AsyncSession) -> Insert:
+    """An INSERT of threads that does nothing for a line and contact that has one already."""
+    return insert_ignoring_conflicts(
+        conversations_table,
+        session.get_bind().dialect.name,
+        "account_id",
+        "device_id",
+        "sim_key",
+        "contact",
+        "family",
+    )
 
 
 async def _resolve(
@@ -65,15 +79,7 @@ async def _resolve(
             return str(latest)
     sim_key = sim_number or 0
     await session.execute(
-        insert_ignoring_conflicts(
-            conversations_table,
-            session.get_bind().dialect.name,
-            "account_id",
-            "device_id",
-            "sim_key",
-            "contact",
-            "family",
-        ).values(
+        _new_threads(session).values(
             id=new_id(),
             account_id=account_id,
             device_id=device_id,
@@ -218,15 +224,7 @@ async def _join_simless(
     if missing:
         now = clock.now()
         await session.execute(
-            insert_ignoring_conflicts(
-                conversations_table,
-                session.get_bind().dialect.name,
-                "account_id",
-                "device_id",
-                "sim_key",
-                "contact",
-                "family",
-            ),
+            _new_threads(session),
             [
                 {
                     "id": new_id(),
