@@ -173,7 +173,6 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         )
         .join(m, m.c.id == r.c.message_id)
         .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
-        .order_by(m.c.id, r.c.position)
     )
     await join_sent(session, device_id, [dict(row) for row in rows.mappings()])
 

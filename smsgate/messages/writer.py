@@ -187,7 +187,8 @@ class SendWriter:
                 for device_id, rows in by_device.items():
                     await conversations.join_sent(session, device_id, rows)
         except Exception:
-            log.exception("joining %d sends to their threads failed", len(results))
+            joining = sum(len(rows) for rows in by_device.values())
+            log.exception("joining %d recipients to their threads failed", joining)
 
     async def _committed(self, batch: list[PreparedMessage]) -> _Done:
         """After the writer process died mid-batch: the batch's messages that are stored were
