@@ -20,6 +20,7 @@ from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
 from smsgate.errors import ApiError
+from smsgate.storage import onehop
 
 AFTER_COMMIT = "after_commit"
 
@@ -32,10 +33,18 @@ def asyncpg_dsn(settings: Settings) -> str:
 
 def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
+        url = make_url(settings.database_url)
+        arguments, options = url.get_dialect()().create_connect_args(url)
+
+        async def connect() -> onehop.Connection:
+            return await onehop.connect(*arguments, **options)
+
         # One connection per process: SQLite has one writer anyway, and a queue in front of a
         # single connection gives fair ordering and a short tail instead of busy-wait retries.
+        # Its statements make one trip each to the driver's thread (storage/onehop.py).
         engine = create_async_engine(
             settings.database_url,
+            async_creator=connect,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=0,
