@@ -9,7 +9,12 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ["send_throughput.py", "dispatch_latency.py", "webhook_throughput.py"]
+BENCHMARKS = [
+    "send_throughput.py",
+    "dispatch_latency.py",
+    "webhook_throughput.py",
+    "phone_throughput.py",
+]
 
 
 def main() -> None:

@@ -1,0 +1,194 @@
+"""What the server takes from its phones: received messages and state reports, per second.
+
+Starts a real uvicorn (one process) per database, pairs `--phones` simulated Android devices
+through the API, then for `--duration` seconds per phase:
+- inbound: every phone posts received SMS one at a time (`POST /api/mobile/v1/inbox`), from a
+  pool of 2,000 senders (threads are created, then found again);
+- reports: messages are queued to the phones first (`POST /api/v1/send` with `deviceId`); each
+  phone pulls them (`GET /message`) and reports each one as the app does, one `PATCH /message`
+  per state (Processed, Sent, Delivered), one message at a time.
+Each phone is one connection doing one request at a time, like the app. Prints one JSON
+document with requests/s and p50/p99 latency per phase.
+
+    .venv/bin/python bench/phone_throughput.py [--phones 16] [--duration 8]
+        [--database sqlite|postgresql|both] [--pg-url postgresql+asyncpg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_PG, Server, databases, percentile, server
+
+from smsgate.mobile.client import DeviceClient, MobileError
+
+_SENDERS = [f"+52155{n:08d}" for n in random.Random(7).sample(range(10**8), 2_000)]
+
+
+async def _pair(http: httpx.AsyncClient, srv: Server, index: int) -> DeviceClient:
+    auth = {"Authorization": f"Bearer {srv.key}"}
+    made = await http.post(
+        f"{srv.base}/api/devices/android", json={"name": f"p{index}"}, headers=auth
+    )
+    made.raise_for_status()
+    phone = DeviceClient(f"{srv.base}/api/mobile/v1", http=httpx.AsyncClient(timeout=60))
+    await phone.register(pairing_token=made.json()["pairing"]["token"], name=f"bench/{index}")
+    return phone
+
+
+def _figures(
+    latencies: list[float], seconds: float, errors: int, server_cpu: float
+) -> dict[str, Any]:
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / seconds, 1) if seconds else 0.0,
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        # the server's processes' CPU per request: what each one costs, whatever the machine
+        # is otherwise doing
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / len(latencies), 2)
+        if latencies
+        else None,
+        "server_cpu_share": round(server_cpu / seconds, 2) if seconds else None,
+    }
+
+
+async def _inbound(srv: Server, phones: list[DeviceClient], duration: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    rng = random.Random(1)
+    deadline = time.monotonic() + duration
+
+    async def run(phone: DeviceClient) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            item = {
+                "phoneNumber": rng.choice(_SENDERS),
+                "message": "Hola, recibido",
+                "type": "sms",
+                "receivedAt": datetime.now(UTC).isoformat(),
+            }
+            started = time.perf_counter()
+            try:
+                await phone.inbox([item])
+            except (httpx.HTTPError, MobileError):  # counted, the run goes on
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started, cpu = time.monotonic(), srv.cpu_seconds()
+    await asyncio.gather(*(run(p) for p in phones))
+    return _figures(latencies, time.monotonic() - started, errors, srv.cpu_seconds() - cpu)
+
+
+async def _queue(srv: Server, phones: list[DeviceClient], per_phone: int) -> None:
+    auth = {"Authorization": f"Bearer {srv.key}"}
+    async with httpx.AsyncClient(timeout=60) as http:
+
+        async def send(phone: DeviceClient, i: int) -> None:
+            body = {
+                "phoneNumbers": [_SENDERS[i % len(_SENDERS)]],
+                "message": f"Pedido {i} listo",
+                "deviceId": phone.device_id,
+            }
+            answer = await http.post(f"{srv.base}/api/v1/send", json=body, headers=auth)
+            answer.raise_for_status()
+
+        for start in range(0, per_phone, 25):
+            await asyncio.gather(
+                *(
+                    send(phone, n * per_phone + i)
+                    for n, phone in enumerate(phones)
+                    for i in range(start, min(per_phone, start + 25))
+                )
+            )
+
+
+async def _reports(srv: Server, phones: list[DeviceClient], duration: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + duration
+
+    async def run(phone: DeviceClient) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            pulled = await phone.pull("fifo")
+            if not pulled:
+                return
+            for message in pulled:
+                numbers = message["phoneNumbers"]
+                history: dict[str, datetime] = {}
+                for state in ("Processed", "Sent", "Delivered"):
+                    if time.monotonic() >= deadline:
+                        return
+                    history[state] = datetime.now(UTC)
+                    started = time.perf_counter()
+                    try:
+                        await phone.report(
+                            message["id"], state, [(n, state, None) for n in numbers], history
+                        )
+                    except (httpx.HTTPError, MobileError):  # counted, the run goes on
+                        errors += 1
+                        continue
+                    latencies.append((time.perf_counter() - started) * 1000)
+
+    started, cpu = time.monotonic(), srv.cpu_seconds()
+    await asyncio.gather(*(run(p) for p in phones))
+    return _figures(latencies, time.monotonic() - started, errors, srv.cpu_seconds() - cpu)
+
+
+def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
+    with server(database, args.pg_url) as srv:
+
+        async def measure() -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=60) as http:
+                phones = [await _pair(http, srv, i) for i in range(args.phones)]
+            try:
+                await _inbound(srv, phones, 1.0)  # warm-up
+                inbound = await _inbound(srv, phones, args.duration)
+                await _queue(srv, phones, args.messages)
+                reports = await _reports(srv, phones, args.duration)
+            finally:
+                for phone in phones:
+                    await phone.http.aclose()
+            return {"inbound": inbound, "reports": reports}
+
+        return asyncio.run(measure())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--phones", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument(
+        "--messages", type=int, default=200, help="messages queued to each phone for the reports"
+    )
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    args = parser.parse_args()
+    out: dict[str, Any] = {
+        "benchmark": "phone_throughput",
+        "phones": args.phones,
+        "duration_s": args.duration,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": databases(args.database, args.pg_url, lambda db: bench_database(db, args)),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
