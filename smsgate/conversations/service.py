@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -27,6 +28,79 @@ conversations_table: Table = Conversation.__table__  # type: ignore[assignment]
 opt_outs_table = OptOut.__table__
 
 
+@dataclass(frozen=True, slots=True)
+class Joining:
+    """One recipient's copy of a message, to be put in its thread by `join`."""
+
+    recipient_id: str
+    account_id: str
+    contact: str
+    channel: str
+    sim_number: int | None
+    message_id: str
+    direction: str  # "in" or "out"
+    preview: str | None
+    at: datetime
+    # the contact's profile name (WhatsApp gives one): names a thread that has none yet
+    display_name: str | None = None
+
+
+_Line = tuple[str, str, str]  # account, contact, family
+
+
+@dataclass(slots=True)
+class _Thread:
+    id: str
+    sim_key: int
+    last: str  # its last message id, "" when it has none
+    new: bool = False  # made by this join: inserted, then looked up again
+
+
+c, r = conversations_table, recipients_table
+_THREADS = select(
+    c.c.id, c.c.account_id, c.c.contact, c.c.family, c.c.sim_key, c.c.last_message_id
+).where(
+    c.c.device_id == bindparam("device"),
+    c.c.account_id.in_(bindparam("accounts", expanding=True)),
+    c.c.contact.in_(bindparam("contacts", expanding=True)),
+)
+_ADOPT = (
+    update(c)
+    .where(c.c.id == bindparam("cid"), c.c.sim_key == 0)
+    .values(sim_key=bindparam("sim"))
+    .returning(c.c.id)
+)
+_NAME = (
+    update(c)
+    .where(c.c.id == bindparam("cid"), c.c.display_name.is_(None))
+    .values(display_name=bindparam("name"))
+)
+_JOIN = (
+    update(r)
+    .where(r.c.id == bindparam("rid"), r.c.conversation_id.is_(None))
+    .values(conversation_id=bindparam("cid"))
+)
+_UNREAD = (
+    update(c)
+    .where(c.c.id == bindparam("cid"))
+    .values(unread_count=c.c.unread_count + bindparam("unread", type_=Integer), archived_at=None)
+)
+_LAST = (
+    update(c)
+    .where(
+        c.c.id == bindparam("cid"),
+        or_(c.c.last_message_id.is_(None), c.c.last_message_id < bindparam("mid")),
+    )
+    .values(
+        last_message_id=bindparam("mid"),
+        last_message_at=bindparam("at"),
+        last_preview=bindparam("preview"),
+        last_direction=bindparam("direction"),
+    )
+)
+del c, r
+
+
 def _new_threads(session: AsyncSession) -> Insert:
     """An INSERT of threads that does nothing for a line and contact that has one already."""
     return insert_ignoring_conflicts(
@@ -40,122 +114,160 @@ def _new_threads(session: AsyncSession) -> Insert:
     )
 
 
-async def _resolve(
-    session: AsyncSession,
-    account_id: str,
-    device_id: str,
-    sim_number: int | None,
-    contact: str,
-    family: str,
-) -> str:
-    """The conversation of a line and a contact. A SIM only splits threads when it is known:
-    an unknown SIM joins the line's latest thread with the contact, and a thread started with an
-    unknown SIM adopts the SIM when one becomes known."""
-    c = Conversation
-    line = and_(
-        c.account_id == account_id,
-        c.device_id == device_id,
-        c.contact == contact,
-        c.family == family,
-    )
-    if sim_number:
-        exact = (await session.execute(select(c.id).where(line, c.sim_key == sim_number))).scalar()
-        if exact:
-            return str(exact)
-        adopted = (
-            await session.execute(
-                update(c).where(line, c.sim_key == 0).values(sim_key=sim_number).returning(c.id)
-            )
-        ).scalar()
-        if adopted:
-            return str(adopted)
-    else:
-        latest = (
-            await session.execute(
-                select(c.id).where(line).order_by(c.last_message_id.desc().nulls_last()).limit(1)
-            )
-        ).scalar()
-        if latest:
-            return str(latest)
-    sim_key = sim_number or 0
-    await session.execute(
-        _new_threads(session).values(
-            id=new_id(),
-            account_id=account_id,
-            device_id=device_id,
-            sim_key=sim_key,
-            contact=contact,
-            family=family,
-            unread_count=0,
-            created_at=clock.now(),
-        )
-    )
-    found = await session.execute(select(c.id).where(line, c.sim_key == sim_key))
-    return str(found.scalar_one())
-
-
 async def join(
-    session: AsyncSession,
-    *,
-    account_id: str,
-    device_id: str,
-    sim_number: int | None,
-    recipient_id: str,
-    contact: str,
-    channel: str,
-    message_id: str,
-    direction: str,
-    preview: str | None,
-    at: datetime,
-    display_name: str | None = None,
-) -> str | None:
-    """Put one recipient's copy of a message in its thread (once) and update the thread.
+    session: AsyncSession, device_id: str, joinings: Sequence[Joining]
+) -> dict[str, str]:
+    """Put recipients' copies of messages in their threads on one line (a device), set-wide:
+    a few statements however many there are. Returns the thread chosen for each recipient
+    (one already in a thread stays where it is).
 
-    `display_name` (the contact's profile name, as WhatsApp gives it) names a thread that has no
-    name yet; a name the owner gave is never replaced."""
-    family = FAMILIES.get(channel, "sms")
-    conversation_id = await _resolve(session, account_id, device_id, sim_number, contact, family)
-    if display_name:
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id, Conversation.display_name.is_(None))
-            .values(display_name=display_name[:200])
-        )
-    r = recipients_table
-    joined = await session.execute(
-        update(r)
-        .where(r.c.id == recipient_id, r.c.conversation_id.is_(None))
-        .values(conversation_id=conversation_id)
-    )
-    if joined.rowcount != 1:  # type: ignore[attr-defined]
-        return None  # already in a thread
-    c = Conversation
-    values: dict[str, Any] = {}
-    if direction == "in":
-        values = {"unread_count": c.unread_count + 1, "archived_at": None}
-    if values:
-        await session.execute(update(c).where(c.id == conversation_id).values(**values))
+    A SIM only splits threads when it is known: a message with no SIM joins the line's latest
+    thread with the contact; one with a SIM joins that SIM's thread, or adopts the thread whose
+    SIM was unknown, or starts one. The joinings are taken in order, as if one at a time.
+    A recipient already in a thread stays there. An inbound copy counts as unread and brings its
+    thread out of the archive: give inbound recipients only once (they are new rows), as
+    messages/inbound.py does. Each thread's last message becomes the newest that joined it."""
+    if not joinings:
+        return {}
+    lines = {(j.account_id, j.contact, FAMILIES.get(j.channel, "sms")) for j in joinings}
+    threads = await _threads(session, device_id, lines)
+    chosen: list[_Thread] = []
+    for joining in joinings:
+        line = (joining.account_id, joining.contact, FAMILIES.get(joining.channel, "sms"))
+        thread = await _thread_for(session, threads.setdefault(line, []), joining.sim_number)
+        thread.last = max(thread.last, joining.message_id)
+        chosen.append(thread)
+    made = {(line, t.sim_key): t for line, known in threads.items() for t in known if t.new}
+    if made:
+        await _make(session, device_id, made)
+    names: dict[str, str] = {}
+    unread: dict[str, int] = {}
+    newest: dict[str, Joining] = {}
+    for joining, thread in zip(joinings, chosen, strict=True):
+        if joining.display_name:
+            names.setdefault(thread.id, joining.display_name[:200])
+        if joining.direction == "in":
+            unread[thread.id] = unread.get(thread.id, 0) + 1
+        latest = newest.get(thread.id)
+        if latest is None or joining.message_id > latest.message_id:
+            newest[thread.id] = joining
+    if names:
+        await session.execute(_NAME, [{"cid": k, "name": v} for k, v in sorted(names.items())])
     await session.execute(
-        update(c)
-        .where(
-            c.id == conversation_id,
-            or_(c.last_message_id.is_(None), c.last_message_id < message_id),
-        )
-        .values(
-            last_message_id=message_id,
-            last_message_at=at,
-            last_preview=(preview or "")[:PREVIEW] or None,
-            last_direction=direction,
-        )
+        _JOIN,
+        [
+            {"rid": joining.recipient_id, "cid": thread.id}
+            for joining, thread in zip(joinings, chosen, strict=True)
+        ],
     )
-    return conversation_id
+    # threads in one order, so that two transactions on PostgreSQL never wait on each other
+    if unread:
+        await session.execute(_UNREAD, [{"cid": k, "unread": v} for k, v in sorted(unread.items())])
+    await session.execute(
+        _LAST,
+        [
+            {
+                "cid": cid,
+                "mid": j.message_id,
+                "at": j.at,
+                "preview": (j.preview or "")[:PREVIEW] or None,
+                "direction": j.direction,
+            }
+            for cid, j in sorted(newest.items())
+        ],
+    )
+    return {
+        joining.recipient_id: thread.id for joining, thread in zip(joinings, chosen, strict=True)
+    }
+
+
+async def _thread_for(session: AsyncSession, known: list[_Thread], sim: int | None) -> _Thread:
+    """The thread a message on this SIM (None: unknown) joins among a line's threads; a new
+    one is added to `known`."""
+    if sim:
+        for thread in known:
+            if thread.sim_key == sim:
+                return thread
+        for thread in known:
+            if thread.sim_key == 0 and (thread.new or await _adopt(session, thread.id, sim)):
+                thread.sim_key = sim
+                return thread
+    elif known:
+        return max(known, key=lambda thread: thread.last)  # one with no message is the oldest
+    thread = _Thread(id=new_id(), sim_key=sim or 0, last="", new=True)
+    known.append(thread)
+    return thread
+
+
+async def _adopt(session: AsyncSession, thread_id: str, sim: int) -> bool:
+    """A thread started while the SIM was unknown takes the SIM now known (unless another
+    transaction gave it one first)."""
+    return (await session.execute(_ADOPT, {"cid": thread_id, "sim": sim})).first() is not None
+
+
+async def _make(
+    session: AsyncSession, device_id: str, made: dict[tuple[_Line, int], _Thread]
+) -> None:
+    """Insert the threads this join started, then take their ids from the database: another
+    transaction may have made the same line's thread meanwhile (PostgreSQL), and that one wins."""
+    for _ in range(3):
+        now = clock.now()
+        await session.execute(
+            _new_threads(session),
+            [
+                {
+                    "id": thread.id,
+                    "account_id": account,
+                    "device_id": device_id,
+                    "sim_key": sim_key,
+                    "contact": contact,
+                    "family": family,
+                    "unread_count": 0,
+                    "created_at": now,
+                }
+                for ((account, contact, family), sim_key), thread in sorted(made.items())
+            ],
+        )
+        stored = await _threads(session, device_id, {line for line, _ in made})
+        missing = {}
+        for (line, sim_key), thread in made.items():
+            ids = [t.id for t in stored.get(line, []) if t.sim_key == sim_key]
+            if ids:
+                thread.id = ids[0]
+            else:  # the winner has adopted a SIM since: start the thread again
+                thread.id = new_id()
+                missing[(line, sim_key)] = thread
+        if not missing:
+            return
+        made = missing
+    raise RuntimeError("could not make a conversation thread (conflicting writers)")
+
+
+async def _threads(
+    session: AsyncSession, device_id: str, lines: set[_Line]
+) -> dict[_Line, list[_Thread]]:
+    """Every thread of these lines (a contact on this device, any SIM)."""
+    accounts = sorted({account for account, _, _ in lines})
+    contacts = sorted({contact for _, contact, _ in lines})
+    found: dict[_Line, list[_Thread]] = {}
+    for start in range(0, len(contacts), CHUNK):
+        rows = await session.execute(
+            _THREADS,
+            {
+                "device": device_id,
+                "accounts": accounts,
+                "contacts": contacts[start : start + CHUNK],
+            },
+        )
+        for thread_id, account, contact, family, sim_key, last in rows.all():
+            line = (account, contact, family)
+            if line in lines:
+                found.setdefault(line, []).append(_Thread(thread_id, sim_key, last or ""))
+    return found
 
 
 async def join_outbound(session: AsyncSession, message_ids: Iterable[str], device_id: str) -> None:
-    """Recipients of outbound messages join their threads once their line (device) is known.
-
-    Sends that chose no SIM (nearly all) join in a few statements however many there are;
-    a send pinned to a SIM goes through `join` one recipient at a time."""
+    """Recipients of outbound messages join their threads once their line (device) is known."""
     m, r = messages_table, recipients_table
     ids = list(message_ids)
     if not ids:
@@ -164,7 +276,7 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         select(
             r.c.id,
             r.c.phone_number,
-            m.c.id.label("message_id"),
+            m.c.id,
             m.c.account_id,
             m.c.channel,
             m.c.sim_number,
@@ -174,131 +286,31 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         .join(m, m.c.id == r.c.message_id)
         .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
     )
-    await join_sent(session, device_id, [dict(row) for row in rows.mappings()])
+    await join(session, device_id, [sent(*row) for row in rows.all()])
 
 
-async def join_sent(
-    session: AsyncSession, device_id: str, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """`join_outbound` for recipients already in hand, each a mapping of its id,
-    phone_number, message_id, and its message's account_id, channel, sim_number, content and
-    created_at (the send writer has them: no need to read them back)."""
-    simless: list[Mapping[str, Any]] = []
-    for row in rows:
-        if not row["sim_number"]:
-            simless.append(row)
-            continue
-        await join(
-            session,
-            account_id=row["account_id"],
-            device_id=device_id,
-            sim_number=row["sim_number"],
-            recipient_id=row["id"],
-            contact=row["phone_number"],
-            channel=row["channel"],
-            message_id=row["message_id"],
-            direction="out",
-            preview=row["content"],
-            at=row["created_at"],
-        )
-    if simless:
-        await _join_simless(session, device_id, simless)
-
-
-_Line = tuple[str, str, str]  # account, contact, family
-
-
-async def _join_simless(
-    session: AsyncSession, device_id: str, rows: list[Mapping[str, Any]]
-) -> None:
-    """`join` for many outbound recipients with no SIM chosen, set-wide: each joins the line's
-    latest thread with its contact (made when there is none), and each thread's last message
-    becomes the newest of them."""
-    wanted = {
-        (row["account_id"], row["phone_number"], FAMILIES.get(row["channel"], "sms"))
-        for row in rows
-    }
-    threads = await _latest_threads(session, device_id, wanted)
-    missing = wanted - threads.keys()
-    if missing:
-        now = clock.now()
-        await session.execute(
-            _new_threads(session),
-            [
-                {
-                    "id": new_id(),
-                    "account_id": account,
-                    "device_id": device_id,
-                    "sim_key": 0,
-                    "contact": contact,
-                    "family": family,
-                    "unread_count": 0,
-                    "created_at": now,
-                }
-                for account, contact, family in sorted(missing)
-            ],
-        )
-        threads |= await _latest_threads(session, device_id, missing)
-    r, c = recipients_table, conversations_table
-    joins = [
-        {
-            "rid": row["id"],
-            "cid": threads[
-                (row["account_id"], row["phone_number"], FAMILIES.get(row["channel"], "sms"))
-            ],
-            "mid": row["message_id"],
-            "at": row["created_at"],
-            "preview": (row["content"] or "")[:PREVIEW] or None,
-        }
-        for row in rows
-    ]
-    await session.execute(
-        update(r)
-        .where(r.c.id == bindparam("rid"), r.c.conversation_id.is_(None))
-        .values(conversation_id=bindparam("cid")),
-        [{"rid": j["rid"], "cid": j["cid"]} for j in joins],
+def sent(
+    recipient_id: str,
+    phone_number: str,
+    message_id: str,
+    account_id: str,
+    channel: str,
+    sim_number: int | None,
+    content: str | None,
+    created_at: datetime,
+) -> Joining:
+    """The Joining of an outbound message's recipient."""
+    return Joining(
+        recipient_id=recipient_id,
+        account_id=account_id,
+        contact=phone_number,
+        channel=channel,
+        sim_number=sim_number,
+        message_id=message_id,
+        direction="out",
+        preview=content,
+        at=created_at,
     )
-    await session.execute(
-        update(c)
-        .where(
-            c.c.id == bindparam("cid"),
-            or_(c.c.last_message_id.is_(None), c.c.last_message_id < bindparam("mid")),
-        )
-        .values(
-            last_message_id=bindparam("mid"),
-            last_message_at=bindparam("at"),
-            last_preview=bindparam("preview"),
-            last_direction="out",
-        ),
-        sorted(
-            ({k: j[k] for k in ("cid", "mid", "at", "preview")} for j in joins),
-            key=lambda j: j["mid"],
-        ),
-    )
-
-
-async def _latest_threads(
-    session: AsyncSession, device_id: str, lines: set[_Line]
-) -> dict[_Line, str]:
-    """The latest thread (by last message; one with none counts as oldest) of each line, on
-    any SIM: what `_resolve` finds for a send with no SIM."""
-    c = conversations_table
-    accounts = sorted({account for account, _, _ in lines})
-    contacts = sorted({contact for _, contact, _ in lines})
-    best: dict[_Line, tuple[str, str]] = {}
-    for start in range(0, len(contacts), CHUNK):
-        found = await session.execute(
-            select(c.c.id, c.c.account_id, c.c.contact, c.c.family, c.c.last_message_id).where(
-                c.c.device_id == device_id,
-                c.c.account_id.in_(accounts),
-                c.c.contact.in_(contacts[start : start + CHUNK]),
-            )
-        )
-        for thread_id, account, contact, family, last in found.all():
-            line = (account, contact, family)
-            if line in lines and (line not in best or (last or "") > best[line][0]):
-                best[line] = (last or "", thread_id)
-    return {line: thread_id for line, (_, thread_id) in best.items()}
 
 
 async def get(session: AsyncSession, account_id: str, conversation_id: str) -> Conversation:

@@ -88,17 +88,21 @@ async def record(
     )
     await conversations.join(
         session,
-        account_id=device.account_id,
-        device_id=device.id,
-        sim_number=sim_number,
-        recipient_id=recipient_id,
-        contact=number[:512],
-        channel=channel,
-        message_id=message_id,
-        direction="in",
-        preview=content if channel != "data" else "(data)",
-        at=received_at or now,
-        display_name=sender_name,
+        device.id,
+        [
+            conversations.Joining(
+                recipient_id=recipient_id,
+                account_id=device.account_id,
+                contact=number[:512],
+                channel=channel,
+                sim_number=sim_number,
+                message_id=message_id,
+                direction="in",
+                preview=content if channel != "data" else "(data)",
+                at=received_at or now,
+                display_name=sender_name,
+            )
+        ],
     )
     if channel == "sms" and settings is not None:
         await conversations.apply_keywords(session, device.account_id, number, content, settings)

@@ -161,22 +161,22 @@ class SendWriter:
         (the line is known), all of a batch in one transaction. The messages are committed
         already: if this fails they are answered all the same, and join their threads when
         the phone takes them (messages/dispatch.py)."""
-        by_device: dict[str, list[dict[str, Any]]] = {}
+        by_device: dict[str, list[conversations.Joining]] = {}
         for result in results:
             if not (isinstance(result, Stored) and result.created and result.row["device_id"]):
                 continue
             message = result.row
             by_device.setdefault(message["device_id"], []).extend(
-                {
-                    "id": recipient["id"],
-                    "phone_number": recipient["phone_number"],
-                    "message_id": message["id"],
-                    "account_id": message["account_id"],
-                    "channel": message["channel"],
-                    "sim_number": message["sim_number"],
-                    "content": message["content"],
-                    "created_at": message["created_at"],
-                }
+                conversations.sent(
+                    recipient["id"],
+                    recipient["phone_number"],
+                    message["id"],
+                    message["account_id"],
+                    message["channel"],
+                    message["sim_number"],
+                    message["content"],
+                    message["created_at"],
+                )
                 for recipient in result.recipients
                 if recipient["conversation_id"] is None
             )
@@ -184,10 +184,10 @@ class SendWriter:
             return
         try:
             async with self._database.transaction() as session:
-                for device_id, rows in by_device.items():
-                    await conversations.join_sent(session, device_id, rows)
+                for device_id, joinings in by_device.items():
+                    await conversations.join(session, device_id, joinings)
         except Exception:
-            joining = sum(len(rows) for rows in by_device.values())
+            joining = sum(len(joinings) for joinings in by_device.values())
             log.exception("joining %d recipients to their threads failed", joining)
 
     async def _committed(self, batch: list[PreparedMessage]) -> _Done:

@@ -104,6 +104,75 @@ async def test_concurrent_sends_to_a_device_are_in_their_threads_when_answered(m
         assert sorted(m["id"] for m in shown if m["direction"] == "out") == sorted(ids)
 
 
+async def test_a_thread_with_an_unknown_sim_adopts_the_sim_once_known(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": X, "message": "sin SIM", "id": "u1"}])
+    assert [t["simNumber"] for t in await _threads(user)] == [None]
+    pinned = await send(
+        user, phoneNumbers=[X], message="por la SIM 2", deviceId=phone.device_id, simNumber=2
+    )
+    threads = await _threads(user)
+    assert [(t["simNumber"], t["lastMessageId"]) for t in threads] == [(2, pinned.json()["id"])]
+    # the other SIM gets a thread of its own; a message with no SIM joins the latest thread
+    await phone.inbox([{"phoneNumber": X, "message": "por la SIM 1", "simNumber": 1, "id": "u2"}])
+    await phone.inbox([{"phoneNumber": X, "message": "otra vez sin SIM", "id": "u3"}])
+    by_sim = {t["simNumber"]: t for t in await _threads(user)}
+    assert set(by_sim) == {1, 2}
+    assert by_sim[1]["lastMessagePreview"] == "otra vez sin SIM"
+    assert by_sim[1]["unreadCount"] == 2 and by_sim[2]["unreadCount"] == 1
+
+
+async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
+    """conversations.join given several recipients of one line at once ends as if they came
+    one at a time: a thread it starts with no SIM is adopted by a later message's SIM."""
+    from sqlalchemy import select
+
+    from smsgate.conversations import service as conversations
+    from smsgate.messages.models import messages_table as m
+    from smsgate.messages.models import recipients_table as r
+
+    user = await make_user()
+    phone = await pair_phone(user)
+    z, w = "+5215511112222", "+5215533334444"
+    plan = [(z, None), (z, 1), (w, 1), (w, 2), (w, None)]
+    sent = [
+        (await send(user, phoneNumbers=[n], message=f"m{i}")).json()
+        for i, (n, _) in enumerate(plan)
+    ]
+    async with app.state.db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(
+                    r.c.id,
+                    r.c.phone_number,
+                    m.c.id,
+                    m.c.account_id,
+                    m.c.channel,
+                    m.c.sim_number,
+                    m.c.content,
+                    m.c.created_at,
+                )
+                .join(m, m.c.id == r.c.message_id)
+                .where(m.c.id.in_([s["id"] for s in sent]))
+                .order_by(m.c.id)
+            )
+        ).all()
+        joinings = [
+            conversations.sent(*row[:5], sim, *row[6:])
+            for row, (_, sim) in zip(rows, plan, strict=True)
+        ]
+        placed = await conversations.join(session, phone.device_id, joinings)
+    threads = await _threads(user)
+    keys = sorted((t["contact"], t["simNumber"]) for t in threads)
+    assert keys == sorted([(w, 1), (w, 2), (z, 1)])  # z's SIM-less thread took SIM 1
+    by_key = {(t["contact"], t["simNumber"]): t for t in threads}
+    assert by_key[(z, 1)]["lastMessageId"] == sent[1]["id"]
+    assert by_key[(w, 2)]["lastMessageId"] == sent[4]["id"]  # the latest of w's threads
+    assert by_key[(w, 1)]["lastMessageId"] == sent[2]["id"]
+    assert placed[rows[0][0]] == placed[rows[1][0]] == by_key[(z, 1)]["id"]
+
+
 async def test_unread_counts_are_exact_under_concurrent_arrivals(make_user) -> None:
     user = await make_user()
     phone = await pair_phone(user)
