@@ -9,19 +9,20 @@ together pass the quota.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import String, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from smsgate.billing import plans
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
+from smsgate.storage.base import UTCDateTime
 
 QUOTA_METRIC = "messages"
 
@@ -133,16 +134,37 @@ def exceeded(quota: Quota, used: int) -> ApiError:
 
 
 async def add(
-    session: AsyncSession | AsyncConnection,
-    account_id: str,
-    anchor: datetime | None,
-    counts: Mapping[str, int],
+    session: AsyncSession | AsyncConnection, account_id: str, counts: Mapping[str, int]
 ) -> None:
     """Count usage in the caller's transaction (received messages, webhook deliveries)."""
+    anchor = (await anchors(session, [account_id])).get(account_id)
     start, _, day = buckets(anchor, clock.now())
     rows = in_lock_order(increments(account_id, start, day, counts))
     if rows:
         await session.execute(text(UPSERT), rows)
+
+
+_ANCHORS = (
+    text("SELECT id, created_at FROM accounts WHERE id IN :ids")
+    .bindparams(bindparam("ids", expanding=True))
+    .columns(id=String(), created_at=UTCDateTime())
+)
+_anchors: dict[str, datetime] = {}
+
+
+async def anchors(
+    session: AsyncSession | AsyncConnection, account_ids: Iterable[str]
+) -> dict[str, datetime]:
+    """The accounts' creation times, which their billing periods count from. One never
+    changes, so each process reads it once per account (an unknown account is left out)."""
+    wanted = set(account_ids)
+    missing = sorted(wanted - _anchors.keys())
+    if missing:
+        found = (await session.execute(_ANCHORS, {"ids": missing})).all()
+        if len(_anchors) > 100_000:  # a bound on the memory, far above a server's accounts
+            _anchors.clear()
+        _anchors.update((account_id, created_at) for account_id, created_at in found)
+    return {account_id: _anchors[account_id] for account_id in wanted if account_id in _anchors}
 
 
 async def read_period(session: AsyncSession, account_id: str, period_start: str) -> dict[str, int]:

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
@@ -130,13 +129,7 @@ async def record(
     if channel == "data":
         payload |= {"data": content, "port": port}
     await emit(session, [NewEvent(device.account_id, inbound_type(channel), device.id, payload)])
-    account = await session.get(Account, device.account_id)
-    await usage.add(
-        session,
-        device.account_id,
-        account.created_at if account else None,
-        {f"inbound:{channel}": 1},
-    )
+    await usage.add(session, device.account_id, {f"inbound:{channel}": 1})
     return message_id
 
 

@@ -18,7 +18,6 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
@@ -216,23 +215,8 @@ async def deliver_due(
         for result in results:
             if result.claimed.delivery.status == "succeeded":
                 delivered[result.claimed.delivery.account_id] += 1
-        anchors = (
-            dict(
-                (
-                    await session.execute(
-                        select(Account.id, Account.created_at).where(
-                            Account.id.in_(list(delivered))
-                        )
-                    )
-                ).all()
-            )
-            if delivered
-            else {}
-        )
         for account_id, count in delivered.items():
-            await usage.add(
-                session, account_id, anchors.get(account_id), {"webhook_deliveries": count}
-            )
+            await usage.add(session, account_id, {"webhook_deliveries": count})
         for hook_id in successes:
             await session.execute(
                 update(Webhook).where(Webhook.id == hook_id).values(consecutive_failures=0)
