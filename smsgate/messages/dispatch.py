@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations import service as conversations
@@ -263,23 +263,24 @@ async def report(session: AsyncSession, device: Device, items: Sequence[Any]) ->
     return transitions
 
 
+# what a state report reads: the message, if this device may report on it, and its recipients
+_REPORTED = select(messages_table).where(
+    messages_table.c.id == bindparam("id"),
+    messages_table.c.account_id == bindparam("account"),
+    or_(
+        messages_table.c.assigned_device_id == bindparam("device"),
+        messages_table.c.device_id == bindparam("device"),
+    ),
+)
+_RECIPIENTS = select(recipients_table).where(recipients_table.c.message_id == bindparam("id"))
+
+
 async def _report_one(
     session: AsyncSession, device: Device, item: Mapping[str, Any]
 ) -> list[Transition]:
     m, r = messages_table, recipients_table
-    row = (
-        (
-            await session.execute(
-                select(m).where(
-                    m.c.id == item["id"],
-                    m.c.account_id == device.account_id,
-                    or_(m.c.assigned_device_id == device.id, m.c.device_id == device.id),
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
+    which = {"id": item["id"], "account": device.account_id, "device": device.id}
+    row = (await session.execute(_REPORTED, which)).mappings().first()
     if row is None:
         return []
     if row["assigned_device_id"] not in (None, device.id):
@@ -295,9 +296,7 @@ async def _report_one(
         )
     given = item.get("states")
     stamps: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    recipients = (
-        (await session.execute(select(r).where(r.c.message_id == row["id"]))).mappings().all()
-    )
+    recipients = (await session.execute(_RECIPIENTS, {"id": row["id"]})).mappings().all()
     by_number = {rec["phone_number"]: rec for rec in recipients}
     reported: list[tuple[Row, str, str | None]] = []
     provider_ids: dict[str, str] = {}  # recipient id -> the provider's id for its copy

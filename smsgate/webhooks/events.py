@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from smsgate.kit import clock
@@ -37,6 +37,16 @@ CATALOG: dict[str, tuple[str, str]] = {
 
 events_table: Table = Event.__table__  # type: ignore[assignment]
 deliveries_table: Table = Delivery.__table__  # type: ignore[assignment]
+webhooks_table: Table = Webhook.__table__  # type: ignore[assignment]
+_HOOKS = select(
+    webhooks_table.c.id,
+    webhooks_table.c.account_id,
+    webhooks_table.c.events,
+    webhooks_table.c.device_id,
+).where(
+    webhooks_table.c.account_id.in_(bindparam("accounts", expanding=True)),
+    webhooks_table.c.enabled.is_(True),
+)
 
 
 @dataclass(frozen=True)
@@ -75,14 +85,8 @@ async def emit(session: AsyncSession | AsyncConnection, events: Sequence[NewEven
         for e in events
     ]
     await session.execute(insert(events_table), rows)
-    accounts = {e.account_id for e in events}
-    hooks = (
-        await session.execute(
-            select(Webhook.id, Webhook.account_id, Webhook.events, Webhook.device_id).where(
-                Webhook.account_id.in_(accounts), Webhook.enabled.is_(True)
-            )
-        )
-    ).all()
+    accounts = sorted({e.account_id for e in events})
+    hooks = (await session.execute(_HOOKS, {"accounts": accounts})).all()
     deliveries = [
         {
             "id": new_id(),
