@@ -56,40 +56,40 @@ class _Thread:
     new: bool = False  # made by this join: inserted, then looked up again
 
 
-c, r = conversations_table, recipients_table
+_c, _r = conversations_table, recipients_table  # for the statements below
 _THREADS = select(
-    c.c.id, c.c.account_id, c.c.contact, c.c.family, c.c.sim_key, c.c.last_message_id
+    _c.c.id, _c.c.account_id, _c.c.contact, _c.c.family, _c.c.sim_key, _c.c.last_message_id
 ).where(
-    c.c.device_id == bindparam("device"),
-    c.c.account_id.in_(bindparam("accounts", expanding=True)),
-    c.c.contact.in_(bindparam("contacts", expanding=True)),
+    _c.c.device_id == bindparam("device"),
+    _c.c.account_id.in_(bindparam("accounts", expanding=True)),
+    _c.c.contact.in_(bindparam("contacts", expanding=True)),
 )
 _ADOPT = (
-    update(c)
-    .where(c.c.id == bindparam("cid"), c.c.sim_key == 0)
+    update(_c)
+    .where(_c.c.id == bindparam("cid"), _c.c.sim_key == 0)
     .values(sim_key=bindparam("sim"))
-    .returning(c.c.id)
+    .returning(_c.c.id)
 )
 _NAME = (
-    update(c)
-    .where(c.c.id == bindparam("cid"), c.c.display_name.is_(None))
+    update(_c)
+    .where(_c.c.id == bindparam("cid"), _c.c.display_name.is_(None))
     .values(display_name=bindparam("name"))
 )
 _JOIN = (
-    update(r)
-    .where(r.c.id == bindparam("rid"), r.c.conversation_id.is_(None))
+    update(_r)
+    .where(_r.c.id == bindparam("rid"), _r.c.conversation_id.is_(None))
     .values(conversation_id=bindparam("cid"))
 )
 _UNREAD = (
-    update(c)
-    .where(c.c.id == bindparam("cid"))
-    .values(unread_count=c.c.unread_count + bindparam("unread", type_=Integer), archived_at=None)
+    update(_c)
+    .where(_c.c.id == bindparam("cid"))
+    .values(unread_count=_c.c.unread_count + bindparam("unread", type_=Integer), archived_at=None)
 )
 _LAST = (
-    update(c)
+    update(_c)
     .where(
-        c.c.id == bindparam("cid"),
-        or_(c.c.last_message_id.is_(None), c.c.last_message_id < bindparam("mid")),
+        _c.c.id == bindparam("cid"),
+        or_(_c.c.last_message_id.is_(None), _c.c.last_message_id < bindparam("mid")),
     )
     .values(
         last_message_id=bindparam("mid"),
@@ -98,7 +98,6 @@ _LAST = (
         last_direction=bindparam("direction"),
     )
 )
-del c, r
 
 
 def _new_threads(session: AsyncSession) -> Insert:
@@ -124,9 +123,9 @@ async def join(
     A SIM only splits threads when it is known: a message with no SIM joins the line's latest
     thread with the contact; one with a SIM joins that SIM's thread, or adopts the thread whose
     SIM was unknown, or starts one. The joinings are taken in order, as if one at a time.
-    A recipient already in a thread stays there. An inbound copy counts as unread and brings its
-    thread out of the archive: give inbound recipients only once (they are new rows), as
-    messages/inbound.py does. Each thread's last message becomes the newest that joined it."""
+    An inbound copy counts as unread and brings its thread out of the archive: give inbound
+    recipients only once (they are new rows), as messages/inbound.py does. Each thread's last
+    message becomes the newest that joined it."""
     if not joinings:
         return {}
     lines = {(j.account_id, j.contact, FAMILIES.get(j.channel, "sms")) for j in joinings}
