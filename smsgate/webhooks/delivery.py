@@ -215,6 +215,7 @@ async def deliver_due(
         for result in results:
             if result.claimed.delivery.status == "succeeded":
                 delivered[result.claimed.delivery.account_id] += 1
+        await usage.anchors(session, delivered)  # the round's accounts not yet known, at once
         for account_id, count in delivered.items():
             await usage.add(session, account_id, {"webhook_deliveries": count})
         for hook_id in successes:
