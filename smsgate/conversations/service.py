@@ -273,9 +273,9 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         return
     rows = await session.execute(
         select(
-            r.c.id,
+            r.c.id.label("recipient_id"),
             r.c.phone_number,
-            m.c.id,
+            m.c.id.label("message_id"),
             m.c.account_id,
             m.c.channel,
             m.c.sim_number,
@@ -285,10 +285,11 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
         .join(m, m.c.id == r.c.message_id)
         .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
     )
-    await join(session, device_id, [sent(*row) for row in rows.all()])
+    await join(session, device_id, [sent(**row) for row in rows.mappings()])
 
 
 def sent(
+    *,
     recipient_id: str,
     phone_number: str,
     message_id: str,

@@ -168,14 +168,14 @@ class SendWriter:
             message = result.row
             by_device.setdefault(message["device_id"], []).extend(
                 conversations.sent(
-                    recipient["id"],
-                    recipient["phone_number"],
-                    message["id"],
-                    message["account_id"],
-                    message["channel"],
-                    message["sim_number"],
-                    message["content"],
-                    message["created_at"],
+                    recipient_id=recipient["id"],
+                    phone_number=recipient["phone_number"],
+                    message_id=message["id"],
+                    account_id=message["account_id"],
+                    channel=message["channel"],
+                    sim_number=message["sim_number"],
+                    content=message["content"],
+                    created_at=message["created_at"],
                 )
                 for recipient in result.recipients
                 if recipient["conversation_id"] is None

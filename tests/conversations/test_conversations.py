@@ -142,24 +142,27 @@ async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     ]
     async with app.state.db.transaction() as session:
         rows = (
-            await session.execute(
-                select(
-                    r.c.id,
-                    r.c.phone_number,
-                    m.c.id,
-                    m.c.account_id,
-                    m.c.channel,
-                    m.c.sim_number,
-                    m.c.content,
-                    m.c.created_at,
+            (
+                await session.execute(
+                    select(
+                        r.c.id.label("recipient_id"),
+                        r.c.phone_number,
+                        m.c.id.label("message_id"),
+                        m.c.account_id,
+                        m.c.channel,
+                        m.c.content,
+                        m.c.created_at,
+                    )
+                    .join(m, m.c.id == r.c.message_id)
+                    .where(m.c.id.in_([s["id"] for s in sent]))
+                    .order_by(m.c.id)
                 )
-                .join(m, m.c.id == r.c.message_id)
-                .where(m.c.id.in_([s["id"] for s in sent]))
-                .order_by(m.c.id)
             )
-        ).all()
-        joinings = [
-            conversations.sent(*row[:5], sim, *row[6:])
+            .mappings()
+            .all()
+        )
+        joinings = [  # each with the SIM the plan gives it
+            conversations.sent(**row, sim_number=sim)
             for row, (_, sim) in zip(rows, plan, strict=True)
         ]
         placed = await conversations.join(session, phone.device_id, joinings)
@@ -170,7 +173,8 @@ async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     assert by_key[(z, 1)]["lastMessageId"] == sent[1]["id"]
     assert by_key[(w, 2)]["lastMessageId"] == sent[4]["id"]  # the latest of w's threads
     assert by_key[(w, 1)]["lastMessageId"] == sent[2]["id"]
-    assert placed[rows[0][0]] == placed[rows[1][0]] == by_key[(z, 1)]["id"]
+    first, second = rows[0]["recipient_id"], rows[1]["recipient_id"]
+    assert placed[first] == placed[second] == by_key[(z, 1)]["id"]
 
 
 async def test_unread_counts_are_exact_under_concurrent_arrivals(make_user) -> None:
