@@ -6,12 +6,17 @@ through the API, then for `--duration` seconds per phase:
   pool of 2,000 senders (threads are created, then found again);
 - reports: messages are queued to the phones first (`POST /api/v1/send` with `deviceId`); each
   phone pulls them (`GET /message`) and reports each one as the app does, one `PATCH /message`
-  per state (Processed, Sent, Delivered), one message at a time.
-Each phone is one connection doing one request at a time, like the app. Prints one JSON
-document with requests/s and p50/p99 latency per phase.
+  per state (Processed, Sent, Delivered), one message at a time;
+- end to end: as many fresh phones, simulated as in the tests (an event stream that wakes a
+  pull, then three reports per message, several messages at once), take and deliver
+  `--end-to-end` sends made with no device chosen: messages delivered a second, all included.
+In the first two phases each phone is one connection doing one request at a time, like the
+app. Prints one JSON document: requests/s, p50/p99 latency and the server's CPU per request for
+the first two phases; for the last, how long the sends took to be accepted and to be delivered,
+and the server's CPU per message.
 
     .venv/bin/python bench/phone_throughput.py [--phones 16] [--duration 8]
-        [--database sqlite|postgresql|both] [--pg-url postgresql+asyncpg://...]
+        [--end-to-end 1000] [--database sqlite|postgresql|both] [--pg-url ...]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_PG, Server, databases, percentile, server
 
 from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.mobile.simulator import SimulatedPhone
 
 _SENDERS = [f"+52155{n:08d}" for n in random.Random(7).sample(range(10**8), 2_000)]
 
@@ -151,6 +157,47 @@ async def _reports(srv: Server, phones: list[DeviceClient], duration: float) -> 
     return _figures(latencies, time.monotonic() - started, errors, srv.cpu_seconds() - cpu)
 
 
+async def _end_to_end(srv: Server, phones: list[DeviceClient], count: int) -> dict[str, Any]:
+    """`count` sends (no device chosen) taken and delivered by simulated phones that pull when
+    their event stream wakes them and report each message Processed, Sent, Delivered at once."""
+    sims = [SimulatedPhone(p, send_delay=0, delivery_delay=0, seed=i) for i, p in enumerate(phones)]
+    tasks = [asyncio.get_running_loop().create_task(sim.run()) for sim in sims]
+    try:
+        for _ in range(600):
+            if all(sim.connected.is_set() for sim in sims):
+                break
+            await asyncio.sleep(0.05)
+        auth = {"Authorization": f"Bearer {srv.key}"}
+        started, cpu = time.monotonic(), srv.cpu_seconds()
+        async with httpx.AsyncClient(timeout=60) as http:
+
+            async def send(i: int) -> None:
+                body = {"phoneNumbers": [_SENDERS[i % len(_SENDERS)]], "message": f"Aviso {i}"}
+                answer = await http.post(f"{srv.base}/api/v1/send", json=body, headers=auth)
+                answer.raise_for_status()
+
+            for start in range(0, count, 50):
+                await asyncio.gather(*(send(i) for i in range(start, min(count, start + 50))))
+        accepted = time.monotonic() - started
+        deadline = started + 600
+        while sum(sim.stats.delivered for sim in sims) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        seconds = time.monotonic() - started
+        delivered = sum(sim.stats.delivered for sim in sims)
+        return {
+            "messages": count,
+            "delivered": delivered,
+            "sends_accepted_s": round(accepted, 2),
+            "all_delivered_s": round(seconds, 2),
+            "delivered_per_s": round(delivered / seconds, 1),
+            "server_cpu_ms_per_message": round((srv.cpu_seconds() - cpu) * 1000 / count, 2),
+        }
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
     with server(database, args.pg_url) as srv:
 
@@ -162,10 +209,14 @@ def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
                 inbound = await _inbound(srv, phones, args.duration)
                 await _queue(srv, phones, args.messages)
                 reports = await _reports(srv, phones, args.duration)
+                async with httpx.AsyncClient(timeout=60) as http:  # phones with empty queues
+                    fresh = [await _pair(http, srv, args.phones + i) for i in range(args.phones)]
+                phones += fresh
+                end_to_end = await _end_to_end(srv, fresh, args.end_to_end)
             finally:
                 for phone in phones:
                     await phone.http.aclose()
-            return {"inbound": inbound, "reports": reports}
+            return {"inbound": inbound, "reports": reports, "end_to_end": end_to_end}
 
         return asyncio.run(measure())
 
@@ -176,6 +227,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument(
         "--messages", type=int, default=200, help="messages queued to each phone for the reports"
+    )
+    parser.add_argument(
+        "--end-to-end", type=int, default=1000, help="sends delivered through the phones"
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
