@@ -6,7 +6,9 @@ of the whole request's coroutine stack: measured here, about 330 µs of event-lo
 `SELECT 1` whose SQLite work takes a few µs, and ~60 trips for one received SMS. This
 connection is aiosqlite's own (same thread, same queue, same close and stop), but its cursor does
 all of a statement's work in one trip: execute, read the description, fetch every row, note
-rowcount and lastrowid, close. SQLAlchemy then reads the results from memory.
+rowcount and lastrowid, close. SQLAlchemy then reads the results from memory. A BEGIN waits
+for the transaction's first statement and goes in its trip; the pool's ROLLBACK after a COMMIT
+makes none.
 
 Every row is fetched at once, as SQLAlchemy's adapter already does for every non-streaming
 statement (the project streams none).
@@ -65,6 +67,13 @@ class Cursor:
         await self.close()
 
     async def execute(self, operation: str, parameters: Any = None) -> Cursor:
+        head = operation.lstrip()[:9].upper()
+        if not parameters and head.startswith("BEGIN"):
+            self._connection.begin_with_next(operation)
+            self._keep((None, [], -1, None))
+            return self
+        if head == "SAVEPOINT":  # outside a transaction, SQLite begins one
+            self._connection.may_be_open()
         self._keep(await self._connection.in_thread(_run, operation, parameters))
         return self
 
@@ -94,19 +103,55 @@ class Cursor:
 
 
 class Connection(aiosqlite.Connection):
-    """aiosqlite's connection, whose cursors make one trip to its thread per statement."""
+    """aiosqlite's connection, whose cursors make one trip to its thread per statement.
+
+    A transaction's BEGIN travels with its first statement, in the same trip; and a COMMIT or
+    ROLLBACK when no transaction can be open (the pool's reset after a commit) makes no trip.
+    A transaction with one statement is then two trips instead of four (BEGIN, statement,
+    COMMIT, the pool's ROLLBACK). If the BEGIN fails (the write lock not had within
+    busy_timeout), its first statement fails with that error and is not run."""
+
+    _begin: str | None = None  # a BEGIN waiting for the transaction's first statement
+    _open = False  # a transaction may be open: a BEGIN or SAVEPOINT was sent, not yet ended
 
     def cursor(self) -> Cursor:  # type: ignore[override]
         return Cursor(self)
 
+    def begin_with_next(self, begin: str) -> None:
+        self._begin = begin
+
+    def may_be_open(self) -> None:
+        self._open = True
+
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(sqlite3 connection, *args)` in the connection's thread: one trip."""
-        return await self._execute(partial(_on_connection, self, fn, args))  # type: ignore[no-untyped-call]
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            self._open = True  # from now, even if this trip fails or is cancelled
+        call = partial(_on_connection, self, begin, fn, args)
+        return await self._execute(call)  # type: ignore[no-untyped-call]
+
+    async def commit(self) -> None:
+        self._begin = None  # a transaction that ends before its first statement never began
+        if self._open:
+            await super().commit()
+            self._open = False
+
+    async def rollback(self) -> None:
+        self._begin = None
+        if self._open:
+            await super().rollback()
+            self._open = False
 
 
-def _on_connection(connection: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def _on_connection(
+    connection: Connection, begin: str | None, fn: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
     # read in the thread: the connection object exists only once the thread has opened it
-    return fn(connection._conn, *args)
+    sqlite = connection._conn
+    if begin is not None:
+        sqlite.execute(begin)
+    return fn(sqlite, *args)
 
 
 async def connect(database: str, **kwargs: Any) -> Connection:

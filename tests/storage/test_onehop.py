@@ -4,6 +4,7 @@ trip to the driver's thread."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,54 @@ async def test_a_statement_is_one_trip_to_the_driver_thread(
         assert len(trips) == 1  # SQLAlchemy's own aiosqlite cursor makes four
         await conn.execute(update(things).values(size=3))
         assert len(trips) == 2
+    assert len(trips) == 3  # COMMIT; the pool's reset ROLLBACK after it makes no trip
+    trips.clear()
+    async with engine.begin() as conn:  # BEGIN goes with the first statement
+        assert (await conn.execute(select(things.c.size))).scalar() == 3
+    assert len(trips) == 2
+    trips.clear()
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await conn.execute(update(things).values(size=4))
+            raise RuntimeError("the caller fails mid-transaction")
+    assert len(trips) == 2  # the statement, then a real ROLLBACK
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(things.c.size))).scalar() == 3
+
+
+async def test_a_begin_that_cannot_lock_fails_its_first_statement(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """BEGIN IMMEDIATE goes in the first statement's trip: when another connection holds the
+    write lock past busy_timeout, that statement fails, nothing of it is written, and the
+    connection is fine once the lock is free."""
+    async with engine.connect() as conn:
+        await conn.execute(text("PRAGMA busy_timeout=50"))  # the pool's one connection
+        await conn.commit()
+    other = sqlite3.connect(tmp_path / "smsgate.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            async with engine.begin() as conn:
+                await conn.execute(insert(things).values(name="blocked"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    async with engine.begin() as conn:
+        await conn.execute(insert(things).values(name="after"))
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(things.c.name))).scalars().all()
+    assert names == ["after"]
+
+
+async def test_a_transaction_without_statements_commits_and_rolls_back(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin():
+        pass  # BEGIN never sent
+    async with engine.connect() as conn:
+        await conn.begin()
+        await conn.rollback()
+        # the next statement runs outside any transaction: no BEGIN left over to send
+        await conn.execute(text("PRAGMA user_version=7"))
+        assert (await conn.execute(text("PRAGMA user_version"))).scalar() == 7
