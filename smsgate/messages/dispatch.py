@@ -263,16 +263,29 @@ async def report(session: AsyncSession, device: Device, items: Sequence[Any]) ->
     return transitions
 
 
-# what a state report reads: the message, if this device may report on it, and its recipients
-_REPORTED = select(messages_table).where(
-    messages_table.c.id == bindparam("id"),
-    messages_table.c.account_id == bindparam("account"),
-    or_(
-        messages_table.c.assigned_device_id == bindparam("device"),
-        messages_table.c.device_id == bindparam("device"),
-    ),
+# what a state report reads, in one statement: the message, if this device may report on it,
+# with its recipients (their columns prefixed, as some names are the message's too)
+_RECIPIENT = "recipient:"
+_REPORTED = (
+    select(messages_table, *(c.label(_RECIPIENT + c.name) for c in recipients_table.c))
+    .join(recipients_table, recipients_table.c.message_id == messages_table.c.id)
+    .where(
+        messages_table.c.id == bindparam("id"),
+        messages_table.c.account_id == bindparam("account"),
+        or_(
+            messages_table.c.assigned_device_id == bindparam("device"),
+            messages_table.c.device_id == bindparam("device"),
+        ),
+    )
 )
-_RECIPIENTS = select(recipients_table).where(recipients_table.c.message_id == bindparam("id"))
+
+
+def _split(joined: Sequence[Row]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The message and its recipients from `_REPORTED`'s rows."""
+    skip = len(_RECIPIENT)
+    message = {k: v for k, v in joined[0].items() if not k.startswith(_RECIPIENT)}
+    recipients = [{k[skip:]: v for k, v in r.items() if k.startswith(_RECIPIENT)} for r in joined]
+    return message, recipients
 
 
 async def _report_one(
@@ -280,9 +293,10 @@ async def _report_one(
 ) -> list[Transition]:
     m, r = messages_table, recipients_table
     which = {"id": item["id"], "account": device.account_id, "device": device.id}
-    row = (await session.execute(_REPORTED, which)).mappings().first()
-    if row is None:
+    joined = (await session.execute(_REPORTED, which)).mappings().all()
+    if not joined:
         return []
+    row, recipients = _split(joined)
     if row["assigned_device_id"] not in (None, device.id):
         return []  # pinned here but already served by another device (before a re-pin)
     now = clock.now()
@@ -296,7 +310,6 @@ async def _report_one(
         )
     given = item.get("states")
     stamps: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    recipients = (await session.execute(_RECIPIENTS, {"id": row["id"]})).mappings().all()
     by_number = {rec["phone_number"]: rec for rec in recipients}
     reported: list[tuple[Row, str, str | None]] = []
     provider_ids: dict[str, str] = {}  # recipient id -> the provider's id for its copy
