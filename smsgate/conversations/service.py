@@ -267,10 +267,14 @@ async def _threads(
 
 async def join_outbound(session: AsyncSession, message_ids: Iterable[str], device_id: str) -> None:
     """Recipients of outbound messages join their threads once their line (device) is known."""
-    m, r = messages_table, recipients_table
     ids = list(message_ids)
-    if not ids:
-        return
+    if ids:
+        await join(session, device_id, await outbound_joinings(session, ids))
+
+
+async def outbound_joinings(session: AsyncSession, message_ids: list[str]) -> list[Joining]:
+    """The Joinings of outbound messages' recipients not yet in a thread, oldest first."""
+    m, r = messages_table, recipients_table
     rows = await session.execute(
         select(
             r.c.id.label("recipient_id"),
@@ -283,9 +287,10 @@ async def join_outbound(session: AsyncSession, message_ids: Iterable[str], devic
             m.c.created_at,
         )
         .join(m, m.c.id == r.c.message_id)
-        .where(m.c.id.in_(ids), r.c.conversation_id.is_(None), m.c.direction == "out")
+        .where(m.c.id.in_(message_ids), r.c.conversation_id.is_(None), m.c.direction == "out")
+        .order_by(m.c.id, r.c.position)
     )
-    await join(session, device_id, [sent(**row) for row in rows.mappings()])
+    return [sent(**row) for row in rows.mappings()]
 
 
 def sent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from tests.factories import pair_phone, send
 
@@ -126,11 +127,7 @@ async def test_a_thread_with_an_unknown_sim_adopts_the_sim_once_known(make_user)
 async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     """conversations.join given several recipients of one line at once ends as if they came
     one at a time: a thread it starts with no SIM is adopted by a later message's SIM."""
-    from sqlalchemy import select
-
     from smsgate.conversations import service as conversations
-    from smsgate.messages.models import messages_table as m
-    from smsgate.messages.models import recipients_table as r
 
     user = await make_user()
     phone = await pair_phone(user)
@@ -141,29 +138,9 @@ async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
         for i, (n, _) in enumerate(plan)
     ]
     async with app.state.db.transaction() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(
-                        r.c.id.label("recipient_id"),
-                        r.c.phone_number,
-                        m.c.id.label("message_id"),
-                        m.c.account_id,
-                        m.c.channel,
-                        m.c.content,
-                        m.c.created_at,
-                    )
-                    .join(m, m.c.id == r.c.message_id)
-                    .where(m.c.id.in_([s["id"] for s in sent]))
-                    .order_by(m.c.id)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        found = await conversations.outbound_joinings(session, [s["id"] for s in sent])
         joinings = [  # each with the SIM the plan gives it
-            conversations.sent(**row, sim_number=sim)
-            for row, (_, sim) in zip(rows, plan, strict=True)
+            replace(joining, sim_number=sim) for joining, (_, sim) in zip(found, plan, strict=True)
         ]
         placed = await conversations.join(session, phone.device_id, joinings)
     threads = await _threads(user)
@@ -173,7 +150,7 @@ async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     assert by_key[(z, 1)]["lastMessageId"] == sent[1]["id"]
     assert by_key[(w, 2)]["lastMessageId"] == sent[4]["id"]  # the latest of w's threads
     assert by_key[(w, 1)]["lastMessageId"] == sent[2]["id"]
-    first, second = rows[0]["recipient_id"], rows[1]["recipient_id"]
+    first, second = joinings[0].recipient_id, joinings[1].recipient_id
     assert placed[first] == placed[second] == by_key[(z, 1)]["id"]
 
 
