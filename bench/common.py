@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -201,6 +204,25 @@ def databases(choice: str, pg_url: str, run: Callable[[str], dict[str, Any]]) ->
         else:
             results["postgresql"] = {"skipped": "PostgreSQL not reachable on 127.0.0.1:5432"}
     return results
+
+
+def database_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database and --pg-url, as every benchmark takes them."""
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+
+
+def publish(
+    benchmark: str, args: argparse.Namespace, run: Callable[[str], dict[str, Any]], **fields: Any
+) -> None:
+    """Run on the databases asked for and print the benchmark's one JSON document."""
+    out = {
+        "benchmark": benchmark,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **fields,
+        "results": databases(args.database, args.pg_url, run),
+    }
+    print(json.dumps(out, indent=2))
 
 
 def percentile(values: list[float], p: float) -> float:

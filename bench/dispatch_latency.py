@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
 import sys
 import time
@@ -29,7 +26,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_PG, Server, databases, percentile, server
+from common import Server, database_arguments, percentile, publish, server
 
 from smsgate.mobile.client import DeviceClient
 
@@ -124,17 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--devices", default="1,1000")
     parser.add_argument("--sends", type=int, default=200)
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    database_arguments(parser)
     args = parser.parse_args()
     args.devices = [int(n) for n in args.devices.split(",") if n]
-    out = {
-        "benchmark": "dispatch_latency",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "targets": {"arrival_p99_ms_at_1000_devices": 50, "memory_per_idle_device_bytes": 102400},
-        "results": databases(args.database, args.pg_url, lambda db: bench_database(db, args)),
-    }
-    print(json.dumps(out, indent=2))
+    publish(
+        "dispatch_latency",
+        args,
+        lambda db: bench_database(db, args),
+        targets={"arrival_p99_ms_at_1000_devices": 50, "memory_per_idle_device_bytes": 102400},
+    )
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
 import sys
 import time
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_PG, Server, databases, percentile, server
+from common import Server, database_arguments, percentile, publish, server
 
 from smsgate.mobile.client import DeviceClient, MobileError
 from smsgate.mobile.simulator import SimulatedPhone
@@ -55,32 +53,48 @@ async def _pair(http: httpx.AsyncClient, srv: Server, index: int) -> DeviceClien
     return phone
 
 
-def _figures(
-    latencies: list[float], seconds: float, errors: int, server_cpu: float
-) -> dict[str, Any]:
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": round(len(latencies) / seconds, 1) if seconds else 0.0,
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
-        # the server's processes' CPU per request: what each one costs, whatever the machine
-        # is otherwise doing
-        "server_cpu_ms_per_request": round(server_cpu * 1000 / len(latencies), 2)
-        if latencies
-        else None,
-        "server_cpu_share": round(server_cpu / seconds, 2) if seconds else None,
-    }
+class _Phase:
+    """One phase's requests: each timed, failures counted (the run goes on), then the figures
+    with the server's CPU over the phase."""
+
+    def __init__(self, srv: Server) -> None:
+        self.srv = srv
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    async def timed(self, request: Awaitable[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            await request
+        except (httpx.HTTPError, MobileError):
+            self.errors += 1
+            return
+        self.latencies.append((time.perf_counter() - started) * 1000)
+
+    async def run(self, phones: Iterable[Awaitable[None]]) -> dict[str, Any]:
+        started, cpu = time.monotonic(), self.srv.cpu_seconds()
+        await asyncio.gather(*phones)
+        seconds, used = time.monotonic() - started, self.srv.cpu_seconds() - cpu
+        done = self.latencies
+        return {
+            "requests": len(done),
+            "errors": self.errors,
+            "rps": round(len(done) / seconds, 1) if seconds else 0.0,
+            "p50_ms": percentile(done, 0.50),
+            "p99_ms": percentile(done, 0.99),
+            # the server's processes' CPU per request: what each one costs, whatever the
+            # machine is otherwise doing
+            "server_cpu_ms_per_request": round(used * 1000 / len(done), 2) if done else None,
+            "server_cpu_share": round(used / seconds, 2) if seconds else None,
+        }
 
 
 async def _inbound(srv: Server, phones: list[DeviceClient], duration: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
+    phase = _Phase(srv)
     rng = random.Random(1)
     deadline = time.monotonic() + duration
 
     async def run(phone: DeviceClient) -> None:
-        nonlocal errors
         while time.monotonic() < deadline:
             item = {
                 "phoneNumber": rng.choice(_SENDERS),
@@ -88,17 +102,9 @@ async def _inbound(srv: Server, phones: list[DeviceClient], duration: float) -> 
                 "type": "sms",
                 "receivedAt": datetime.now(UTC).isoformat(),
             }
-            started = time.perf_counter()
-            try:
-                await phone.inbox([item])
-            except (httpx.HTTPError, MobileError):  # counted, the run goes on
-                errors += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
+            await phase.timed(phone.inbox([item]))
 
-    started, cpu = time.monotonic(), srv.cpu_seconds()
-    await asyncio.gather(*(run(p) for p in phones))
-    return _figures(latencies, time.monotonic() - started, errors, srv.cpu_seconds() - cpu)
+    return await phase.run(run(p) for p in phones)
 
 
 async def _queue(srv: Server, phones: list[DeviceClient], per_phone: int) -> None:
@@ -125,12 +131,10 @@ async def _queue(srv: Server, phones: list[DeviceClient], per_phone: int) -> Non
 
 
 async def _reports(srv: Server, phones: list[DeviceClient], duration: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
+    phase = _Phase(srv)
     deadline = time.monotonic() + duration
 
     async def run(phone: DeviceClient) -> None:
-        nonlocal errors
         while time.monotonic() < deadline:
             pulled = await phone.pull("fifo")
             if not pulled:
@@ -142,19 +146,10 @@ async def _reports(srv: Server, phones: list[DeviceClient], duration: float) -> 
                     if time.monotonic() >= deadline:
                         return
                     history[state] = datetime.now(UTC)
-                    started = time.perf_counter()
-                    try:
-                        await phone.report(
-                            message["id"], state, [(n, state, None) for n in numbers], history
-                        )
-                    except (httpx.HTTPError, MobileError):  # counted, the run goes on
-                        errors += 1
-                        continue
-                    latencies.append((time.perf_counter() - started) * 1000)
+                    recipients = [(n, state, None) for n in numbers]
+                    await phase.timed(phone.report(message["id"], state, recipients, history))
 
-    started, cpu = time.monotonic(), srv.cpu_seconds()
-    await asyncio.gather(*(run(p) for p in phones))
-    return _figures(latencies, time.monotonic() - started, errors, srv.cpu_seconds() - cpu)
+    return await phase.run(run(p) for p in phones)
 
 
 async def _end_to_end(srv: Server, phones: list[DeviceClient], count: int) -> dict[str, Any]:
@@ -231,17 +226,15 @@ def main() -> None:
     parser.add_argument(
         "--end-to-end", type=int, default=1000, help="sends delivered through the phones"
     )
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    database_arguments(parser)
     args = parser.parse_args()
-    out: dict[str, Any] = {
-        "benchmark": "phone_throughput",
-        "phones": args.phones,
-        "duration_s": args.duration,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "results": databases(args.database, args.pg_url, lambda db: bench_database(db, args)),
-    }
-    print(json.dumps(out, indent=2))
+    publish(
+        "phone_throughput",
+        args,
+        lambda db: bench_database(db, args),
+        phones=args.phones,
+        duration_s=args.duration,
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
 import sys
 from pathlib import Path
@@ -28,7 +25,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_PG, databases, server
+from common import database_arguments, publish, server
 from loadgen import run_load
 
 # 10,000 different recipients, cycled: a business's customer base, not one number hammered
@@ -105,20 +102,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    database_arguments(parser)
     parser.add_argument(
         "--processes", default="1", help="API process counts to compare on PostgreSQL, e.g. 1,2"
     )
     args = parser.parse_args()
-    out: dict[str, Any] = {
-        "benchmark": "send_throughput",
-        "concurrency": args.concurrency,
-        "duration_s": args.duration,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "results": databases(args.database, args.pg_url, lambda db: bench_database(db, args)),
-    }
-    print(json.dumps(out, indent=2))
+    publish(
+        "send_throughput",
+        args,
+        lambda db: bench_database(db, args),
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ import httpx
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_PG, Server, databases, free_port, percentile, server
+from common import Server, database_arguments, free_port, percentile, publish, server
 
 from smsgate.mobile.client import DeviceClient
 
@@ -130,16 +128,14 @@ def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("SMSGATE_TEST_DATABASE_URL", DEFAULT_PG))
+    database_arguments(parser)
     args = parser.parse_args()
-    out = {
-        "benchmark": "webhook_throughput",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "targets": {"deliveries_per_s": 500, "lag_p99_ms_at_100_per_s": 1000},
-        "results": databases(args.database, args.pg_url, lambda db: bench_database(db, args)),
-    }
-    print(json.dumps(out, indent=2))
+    publish(
+        "webhook_throughput",
+        args,
+        lambda db: bench_database(db, args),
+        targets={"deliveries_per_s": 500, "lag_p99_ms_at_100_per_s": 1000},
+    )
 
 
 if __name__ == "__main__":
