@@ -71,6 +71,20 @@ async def test_rows_rowcount_lastrowid_and_returning(engine: AsyncEngine) -> Non
         assert len(result.fetchall()) == 4
 
 
+async def test_a_streamed_result_reads_the_same_rows(engine: AsyncEngine) -> None:
+    """`stream()` takes SQLAlchemy's server-side cursor, which asks the driver's cursor for
+    rows a few at a time (fetchone, fetchmany): the same rows, in order, none twice."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(things), [{"name": f"s{i:02d}", "size": i} for i in range(25)])
+    async with engine.connect() as conn:
+        streamed = await conn.stream(select(things.c.size).order_by(things.c.id))
+        first = await streamed.fetchone()
+        partitions = [list(part) async for part in streamed.partitions(10)]
+    assert first == (0,)
+    assert [len(part) for part in partitions] == [10, 10, 4]
+    assert [row[0] for part in partitions for row in part] == list(range(1, 25))
+
+
 async def test_errors_are_sqlalchemys_and_the_connection_goes_on(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(things).values(name="x"))
