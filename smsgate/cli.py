@@ -121,6 +121,7 @@ def serve(
         proxy_headers=False,
         ssl_certfile=settings.ssl_certfile or None,
         ssl_keyfile=settings.ssl_keyfile or None,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         timeout_graceful_shutdown=5,
     )
 

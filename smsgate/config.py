@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     secret_key: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # longer than clients' and load balancers' own idle timeouts (httpx and Node 5 s, AWS ALB
+    # 60 s), so an idle connection is always closed by the client, never under its next request
+    http_keepalive_seconds: int = Field(default=75, ge=1, le=3600)
     public_url: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -39,6 +41,24 @@ def _server_env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]
     return env
 
 
+def _two_requests_apart(port: int, idle: float) -> tuple[int, int]:
+    """Two GET /health/live on one raw keep-alive connection, `idle` seconds apart."""
+    request = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    statuses = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for index in range(2):
+            if index:
+                time.sleep(idle)
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = sock.recv(4096)
+                assert chunk, "the server closed the idle connection"
+                answer += chunk
+            statuses.append(int(answer.split(b" ", 2)[1]))
+    return statuses[0], statuses[1]
+
+
 def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) -> None:
     """`smsgate serve` migrates, starts, and carries the newcomer path over real HTTP."""
     port = free_port()
@@ -63,6 +83,9 @@ def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) 
         )
         assert sent.status_code == 202
         assert http.get("/health").json()["database"]["revision"] is not None
+        # an idle connection outlives the 5 s after which clients (httpx, Node) drop their own:
+        # were the server to close first, a request sent at that moment would meet the close
+        assert _two_requests_apart(port, 6.0) == (200, 200)
     if settings.is_sqlite:
         assert (tmp_path / "smsgate.db").exists() and (tmp_path / "secret_key").exists()
 

@@ -214,6 +214,8 @@ async def test_kill_one_api_process_mid_run_loses_nothing(settings, tmp_path) ->
         await api.aclose()
         for proc in (a, b, worker):
             _stop(proc)
+        for name, log in logs.items():  # shown by pytest only when the test fails
+            print(f"--- process {name}, last lines ---\n{log.read_text()[-3000:]}")
     handled = Counter(i for p in phones for i in p.handled)
     assert set(handled) == set(ids), "a message was never handed to a phone"
     assert max(handled.values()) == 1, "a message was handed to two phones"
