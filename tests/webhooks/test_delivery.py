@@ -3,6 +3,7 @@ redirects, timeouts, leases, rotation, replay."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -442,3 +443,52 @@ async def test_events_the_app_reports_as_webhooks_reach_ours(make_user, app) -> 
         {"partId": 1, "contentType": "image/jpeg", "name": None, "size": 2048, "hasData": True}
     ]
     assert by_event["system:ping"]["payload"]["health"]["status"] == "pass"
+
+
+async def test_a_kept_alive_connection_closed_under_a_delivery_is_not_a_failure(
+    make_user, app
+) -> None:
+    """A receiver that closes an idle connection just as the next delivery is written to it
+    (here: it answers one request per connection, then reads the next and hangs up): the
+    delivery goes again at once on another connection, and its log shows one attempt, a 200."""
+    answered: list[bytes] = []
+
+    async def one_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            for index in (0, 1):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                if index:
+                    break  # read, never answered: the close a kept-alive request can meet
+                answered.append(body)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(one_per_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    user = await make_user()
+    try:
+        hook = await _hook(user, f"http://127.0.0.1:{port}/hook", ["system:ping"])
+        for _ in range(2):  # the second delivery is written to the first one's connection
+            await user.client.post(f"/api/webhooks/{hook['id']}/test", headers=user.auth)
+            await deliver(app)
+    finally:
+        server.close()
+        await server.wait_closed()
+    log = (
+        await user.client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=user.auth)
+    ).json()["data"]
+    assert len(answered) == 2
+    assert [(d["status"], d["attempts"]) for d in log] == [("succeeded", 1), ("succeeded", 1)]
+    assert [h["statusCode"] for d in log for h in d["history"]] == [200, 200]
