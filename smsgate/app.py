@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -24,8 +25,10 @@ from smsgate.dashboard.routes import router as dashboard_router
 from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
+from smsgate.kit.batching import Batcher
 from smsgate.logs import RequestIds
 from smsgate.logs import configure as configure_logs
+from smsgate.messages import dispatch
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.writer import SendWriter
 from smsgate.metrics import Metrics, RequestMetrics
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await worker.stop()
         await app.state.webhook_http.aclose()
         await app.state.send_writer.close()
+        await app.state.reports.close()
         await app.state.db.dispose()
 
     app = FastAPI(
@@ -77,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.send_writer = SendWriter(app.state.db)
+    # phones' state reports, many requests' in one transaction
+    app.state.reports = Batcher(partial(dispatch.report_batch, app.state.db), "smsgate-reports")
     app.state.hub = Hub()
     app.state.rate_limiter = limiter_for(app.state.db)
     app.state.metrics = Metrics(app.state.db, app.state.hub)

@@ -76,6 +76,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     yield application
     await application.state.webhook_http.aclose()
     await application.state.send_writer.close()
+    await application.state.reports.close()
     await application.state.db.dispose()
 
 

@@ -9,18 +9,29 @@ Reports move each recipient forward only; the message's state follows its recipi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    RowMapping,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations import service as conversations
-from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.devices.models import Device
+from smsgate.devices.models import Device, DeviceLog
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages import states
@@ -32,6 +43,7 @@ from smsgate.messages.models import (
 )
 from smsgate.messages.schemas import Row
 from smsgate.observe import DISPATCH_SECONDS
+from smsgate.storage.db import Database
 from smsgate.webhooks.events import NewEvent, emit, outbound_type
 
 MAX_PULL = 100
@@ -254,150 +266,258 @@ async def _claim(
     return rows
 
 
+@dataclass(frozen=True)
+class Report:
+    """One item of a phone's PATCH /message body, with the device that sent it."""
+
+    device_id: str
+    account_id: str
+    item: Mapping[str, Any]
+
+
+def reports_of(device: Device, items: Sequence[Any]) -> list[Report]:
+    """A PATCH /message body's items (at most MAX_PULL); malformed ones are skipped."""
+    return [
+        Report(device.id, device.account_id, item)
+        for item in items[:MAX_PULL]
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+    ]
+
+
 async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:
     """Apply a PATCH /message body: unknown ids and malformed items are skipped, never fatal."""
-    transitions: list[Transition] = []
-    for item in items[:MAX_PULL]:
-        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
-            transitions += await _report_one(session, device, item)
-    return transitions
+    applied = await apply_reports(session, reports_of(device, items))
+    return [transition for transitions in applied for transition in transitions]
 
 
-# what a state report reads, in one statement: the message, if this device may report on it,
-# with its recipients (their columns prefixed, as some names are the message's too)
+async def report_batch(database: Database, batch: list[list[Report]]) -> list[list[Transition]]:
+    """Many PATCH /message requests' reports in one transaction (`app.state.reports`, a
+    kit/batching.Batcher): the transitions of each request, in order."""
+    async with database.transaction() as session:
+        applied = await apply_reports(session, [report for reports in batch for report in reports])
+    grouped: list[list[Transition]] = []
+    for reports in batch:
+        grouped.append(
+            [transition for transitions in applied[: len(reports)] for transition in transitions]
+        )
+        applied = applied[len(reports) :]
+    return grouped
+
+
+# what reports read, in one statement: their messages with their recipients (the recipients'
+# columns prefixed, as some names are the message's too); who may report on what is decided per
+# report in `_Reporting.apply`
 _RECIPIENT = "recipient:"
 _REPORTED = (
     select(messages_table, *(c.label(_RECIPIENT + c.name) for c in recipients_table.c))
     .join(recipients_table, recipients_table.c.message_id == messages_table.c.id)
     .where(
-        messages_table.c.id == bindparam("id"),
-        messages_table.c.account_id == bindparam("account"),
-        or_(
-            messages_table.c.assigned_device_id == bindparam("device"),
-            messages_table.c.device_id == bindparam("device"),
-        ),
+        messages_table.c.id.in_(bindparam("ids", expanding=True)),
+        messages_table.c.account_id.in_(bindparam("accounts", expanding=True)),
+    )
+    .order_by(recipients_table.c.id)
+)
+# what they write back: each touched message and recipient once, whatever the batch did to it
+_MESSAGE_WRITE = (
+    update(messages_table)
+    .where(messages_table.c.id == bindparam("w_id"))
+    .values(
+        state=bindparam("w_state"),
+        error=bindparam("w_error"),
+        updated_at=bindparam("w_updated_at"),
+        acknowledged_at=bindparam("w_acknowledged_at"),
+        assigned_device_id=bindparam("w_assigned_device_id"),
+        handed_at=bindparam("w_handed_at"),
     )
 )
+_RECIPIENT_WRITE = (
+    update(recipients_table)
+    .where(recipients_table.c.id == bindparam("w_id"))
+    .values(
+        state=bindparam("w_state"),
+        error=bindparam("w_error"),
+        updated_at=bindparam("w_updated_at"),
+        provider_message_id=bindparam("w_provider_message_id"),
+    )
+)
+_DEVICE_LOGS: Table = DeviceLog.__table__  # type: ignore[assignment]
 
 
-def _split(joined: Sequence[Row]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The message and its recipients from `_REPORTED`'s rows."""
-    skip = len(_RECIPIENT)
-    message = {k: v for k, v in joined[0].items() if not k.startswith(_RECIPIENT)}
-    recipients = [{k[skip:]: v for k, v in r.items() if k.startswith(_RECIPIENT)} for r in joined]
-    return message, recipients
-
-
-async def _report_one(
-    session: AsyncSession, device: Device, item: Mapping[str, Any]
-) -> list[Transition]:
-    m, r = messages_table, recipients_table
-    which = {"id": item["id"], "account": device.account_id, "device": device.id}
-    joined = (await session.execute(_REPORTED, which)).mappings().all()
-    if not joined:
+async def apply_reports(session: AsyncSession, reports: Sequence[Report]) -> list[list[Transition]]:
+    """Apply reports (from any devices and accounts) as if one after another, in one read and
+    one write per table: the transitions each report made, in order."""
+    if not reports:
         return []
-    row, recipients = _split(joined)
-    if row["assigned_device_id"] not in (None, device.id):
-        return []  # pinned here but already served by another device (before a re-pin)
-    now = clock.now()
-    if row["acknowledged_at"] is None:
-        await session.execute(
-            update(m)
-            .where(m.c.id == row["id"])
-            .values(
-                acknowledged_at=now, assigned_device_id=device.id, handed_at=row["handed_at"] or now
+    ids = sorted({report.item["id"] for report in reports})
+    accounts = sorted({report.account_id for report in reports})
+    joined = (await session.execute(_REPORTED, {"ids": ids, "accounts": accounts})).mappings()
+    reporting = _Reporting(joined, clock.now())
+    applied = [reporting.apply(report) for report in reports]
+    await reporting.write(session)
+    return applied
+
+
+class _Reporting:
+    """Reports applied in memory to the messages they name; `write` stores the outcome."""
+
+    def __init__(self, joined: Iterable[RowMapping], now: datetime) -> None:
+        skip = len(_RECIPIENT)
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.recipients: dict[str, list[dict[str, Any]]] = {}
+        for row in joined:
+            message_id = row["id"]
+            if message_id not in self.messages:
+                self.messages[message_id] = {
+                    k: v for k, v in row.items() if not k.startswith(_RECIPIENT)
+                }
+                self.recipients[message_id] = []
+            self.recipients[message_id].append(
+                {k[skip:]: v for k, v in row.items() if k.startswith(_RECIPIENT)}
             )
-        )
-    given = item.get("states")
-    stamps: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    by_number = {rec["phone_number"]: rec for rec in recipients}
-    reported: list[tuple[Row, str, str | None]] = []
-    provider_ids: dict[str, str] = {}  # recipient id -> the provider's id for its copy
-    listed = item.get("recipients")
-    if isinstance(listed, list) and listed:
-        for entry in listed:
-            if not isinstance(entry, Mapping):
+        self.now = now
+        self.touched_messages: set[str] = set()
+        self.touched_recipients: dict[str, dict[str, Any]] = {}
+        self.transitions: list[Transition] = []
+        self.logs: list[dict[str, Any]] = []
+
+    def apply(self, report: Report) -> list[Transition]:
+        item, device_id, now = report.item, report.device_id, self.now
+        row = self.messages.get(item["id"])
+        if (
+            row is None
+            or row["account_id"] != report.account_id
+            or device_id not in (row["assigned_device_id"], row["device_id"])
+            # pinned here but already served by another device (before a re-pin)
+            or row["assigned_device_id"] not in (None, device_id)
+        ):
+            return []
+        recipients = self.recipients[row["id"]]
+        if row["acknowledged_at"] is None:
+            row.update(acknowledged_at=now, assigned_device_id=device_id)
+            row["handed_at"] = row["handed_at"] or now
+            self.touched_messages.add(row["id"])
+        given = item.get("states")
+        stamps: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+        by_number = {rec["phone_number"]: rec for rec in recipients}
+        reported: list[tuple[dict[str, Any], str, str | None]] = []
+        listed = item.get("recipients")
+        if isinstance(listed, list) and listed:
+            for entry in listed:
+                if not isinstance(entry, Mapping):
+                    continue
+                number, app_state = entry.get("phoneNumber"), entry.get("state")
+                found = by_number.get(number) if isinstance(number, str) else None
+                if found is None and isinstance(number, str) and not number.startswith("+"):
+                    found = by_number.get("+" + number)
+                if found is None:
+                    continue
+                provider_id = entry.get("providerMessageId")
+                if isinstance(provider_id, str) and provider_id:
+                    found["provider_message_id"] = provider_id[:128]
+                    self.touched_recipients[found["id"]] = found
+                if app_state in APP_STATES:
+                    error = entry.get("error")
+                    reported.append((found, APP_STATES[app_state], str(error) if error else None))
+        elif item.get("state") in APP_STATES:
+            reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]
+        transitions: list[Transition] = []
+        for target, new_state, error in reported:
+            if not states.can_move(target["state"], new_state):
                 continue
-            number, app_state = entry.get("phoneNumber"), entry.get("state")
-            found = by_number.get(number) if isinstance(number, str) else None
-            if found is None and isinstance(number, str) and not number.startswith("+"):
-                found = by_number.get("+" + number)
-            provider_id = entry.get("providerMessageId")
-            if found is not None and isinstance(provider_id, str) and provider_id:
-                provider_ids[found["id"]] = provider_id[:128]
-            if found is not None and app_state in APP_STATES:
-                error = entry.get("error")
-                reported.append((found, APP_STATES[app_state], str(error) if error else None))
-    elif item.get("state") in APP_STATES:
-        reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]
-    transitions: list[Transition] = []
-    current = {rec["id"]: rec["state"] for rec in recipients}
-    for target, new_state, error in reported:
-        if not states.can_move(current[target["id"]], new_state):
-            continue
-        if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
-            continue  # a phone cannot cancel what nobody asked to cancel
-        at = clock.parse_zoned(stamps.get(_app_name(new_state))) or now
-        error = error[:ERROR_TEXT_LIMIT] if error else None
-        values: dict[str, Any] = {"state": new_state, "error": error, "updated_at": now}
-        if target["id"] in provider_ids:  # one UPDATE for the state and the id that came with it
-            values["provider_message_id"] = provider_ids.pop(target["id"])
-        await session.execute(update(r).where(r.c.id == target["id"]).values(**values))
-        current[target["id"]] = new_state
-        transitions.append(
-            Transition(
-                device.account_id,
-                row["id"],
-                row["channel"],
-                device.id,
-                target["phone_number"],
-                new_state,
-                error,
-                at,
-                row["external_id"],
-                row["sim_number"],
+            if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
+                continue  # a phone cannot cancel what nobody asked to cancel
+            at = clock.parse_zoned(stamps.get(_app_name(new_state))) or now
+            error = error[:ERROR_TEXT_LIMIT] if error else None
+            target.update(state=new_state, error=error, updated_at=now)
+            self.touched_recipients[target["id"]] = target
+            transitions.append(
+                Transition(
+                    report.account_id,
+                    row["id"],
+                    row["channel"],
+                    device_id,
+                    target["phone_number"],
+                    new_state,
+                    error,
+                    at,
+                    row["external_id"],
+                    row["sim_number"],
+                )
             )
-        )
-        if new_state == states.FAILED:
-            devices.log(
-                session,
-                device,
-                "recipient_failed",
-                f"{target['phone_number']}: {error or 'failed'}",
-                level="error",
-                details={"messageId": row["id"]},
+            if new_state == states.FAILED:
+                self._log_failure(
+                    report, row["id"], f"{target['phone_number']}: {error or 'failed'}"
+                )
+        aggregate = states.message_state(rec["state"] for rec in recipients)
+        if aggregate != row["state"]:
+            errors = [t.error for t in transitions if t.error]
+            failure = errors[0] if aggregate == states.FAILED and errors else None
+            row.update(state=aggregate, updated_at=now, error=failure or row["error"])
+            self.touched_messages.add(row["id"])
+            transitions.append(
+                Transition(
+                    report.account_id,
+                    row["id"],
+                    row["channel"],
+                    device_id,
+                    None,
+                    aggregate,
+                    failure,
+                    now,
+                )
             )
-    for recipient_id, provider_id in provider_ids.items():  # ids that came without a new state
-        await session.execute(
-            update(r).where(r.c.id == recipient_id).values(provider_message_id=provider_id)
+        self.transitions += transitions
+        return transitions
+
+    def _log_failure(self, report: Report, message_id: str, text: str) -> None:
+        self.logs.append(
+            {
+                "id": new_id(),
+                "account_id": report.account_id,
+                "device_id": report.device_id,
+                "level": "error",
+                "event": "recipient_failed",
+                "message": text[:2000],
+                "details": {"messageId": message_id},
+                "created_at": self.now,
+            }
         )
-    aggregate = states.message_state(current.values())
-    if aggregate != row["state"]:
-        errors = [t.error for t in transitions if t.error]
-        await session.execute(
-            update(m)
-            .where(m.c.id == row["id"])
-            .values(
-                state=aggregate,
-                updated_at=now,
-                error=(errors[0] if aggregate == states.FAILED and errors else row["error"]),
+
+    async def write(self, session: AsyncSession) -> None:
+        """Each touched row once, in id order (so concurrent writers lock in the same order);
+        then the history, events and device logs of every transition."""
+        if self.touched_messages:
+            await session.execute(
+                _MESSAGE_WRITE,
+                [
+                    {"w_" + k: self.messages[i][k] for k in _MESSAGE_COLUMNS}
+                    for i in sorted(self.touched_messages)
+                ],
             )
-        )
-        transitions.append(
-            Transition(
-                device.account_id,
-                row["id"],
-                row["channel"],
-                device.id,
-                None,
-                aggregate,
-                errors[0] if aggregate == states.FAILED and errors else None,
-                now,
+        if self.touched_recipients:
+            await session.execute(
+                _RECIPIENT_WRITE,
+                [
+                    {"w_" + k: self.touched_recipients[i][k] for k in _RECIPIENT_COLUMNS}
+                    for i in sorted(self.touched_recipients)
+                ],
             )
-        )
-    if transitions:
-        await _record(session, transitions)
-    return transitions
+        if self.transitions:
+            await _record(session, self.transitions)
+        if self.logs:
+            await session.execute(insert(_DEVICE_LOGS), self.logs)
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "state",
+    "error",
+    "updated_at",
+    "acknowledged_at",
+    "assigned_device_id",
+    "handed_at",
+)
+_RECIPIENT_COLUMNS = ("id", "state", "error", "updated_at", "provider_message_id")
 
 
 def _app_name(state: str) -> str:
@@ -599,7 +719,7 @@ async def provider_status(
     item: dict[str, Any] = {"id": found.message_id, "recipients": [entry]}
     if at is not None:
         item["states"] = {app_state: clock.iso(at)}
-    return await _report_one(session, device, item)
+    return await report(session, device, [item])
 
 
 async def apply_early_statuses(
@@ -650,7 +770,7 @@ async def fail_stalled(
             .limit(limit)
         )
     ).all()
-    transitions: list[Transition] = []
+    reports: list[Report] = []
     for message_id, device_id in stalled:
         device = await session.get(Device, device_id)
         numbers = (
@@ -662,7 +782,6 @@ async def fail_stalled(
         ).scalars()
         entries = [{"phoneNumber": n, "state": "Failed", "error": error} for n in numbers]
         if device is not None and entries:
-            transitions += await _report_one(
-                session, device, {"id": message_id, "recipients": entries}
-            )
-    return transitions
+            reports += reports_of(device, [{"id": message_id, "recipients": entries}])
+    applied = await apply_reports(session, reports)
+    return [transition for transitions in applied for transition in transitions]

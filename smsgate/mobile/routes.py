@@ -33,7 +33,7 @@ from smsgate.kit.crypto import equal
 from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile.hub import Hub
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, commit
 
 router = APIRouter(prefix="/api/mobile/v1", tags=["mobile"])
 
@@ -183,7 +183,10 @@ async def pull_messages(
 async def report_states(request: Request, device: MobileDevice, session: DbSession) -> Response:
     body = await json_body(request)
     items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
-    await dispatch.report(session, device, items)
+    reports = dispatch.reports_of(device, items)
+    await commit(session)  # the device's look-up: the reports are written in a batch's transaction
+    if reports:
+        await request.app.state.reports.submit(reports)
     return Response(status_code=204)
 
 

@@ -109,7 +109,7 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            await _commit(session)
+            await commit(session)
 
 
 def insert_ignoring_conflicts(table: Table, dialect: str, *columns: str) -> Insert:
@@ -131,7 +131,7 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
         except ApiError as exc:
             if exc.keep_changes:
-                await _commit(session)
+                await commit(session)
             else:
                 await session.rollback()
             raise
@@ -139,10 +139,12 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            await _commit(session)
+            await commit(session)
 
 
-async def _commit(session: AsyncSession) -> None:
+async def commit(session: AsyncSession) -> None:
+    """Commit and run the after-commit callbacks. A request commits early with this only before
+    it waits on work that takes its own transaction (its connection is free meanwhile)."""
     await session.commit()
     for callback in session.info.pop(AFTER_COMMIT, []):
         callback()

@@ -1,0 +1,122 @@
+"""Phones' state reports (PATCH /message) written many requests to a transaction: each report
+applies as if alone, in order, with its own history, events and webhooks, and nobody reports on
+another account's or another device's message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+
+from smsgate.messages.dispatch import Report, apply_reports
+from smsgate.webhooks.delivery import deliver_due
+from tests.factories import pair_phone, send
+from tests.webhooks.receiver import receiving
+
+PHONES = 6
+PER_PHONE = 5
+
+
+async def test_concurrent_reports_from_many_phones_each_apply_once(make_user, app) -> None:
+    user = await make_user()
+    async with receiving() as receiver:
+        hook = await user.client.post(
+            "/api/webhooks",
+            json={"url": receiver.url, "events": ["sms:sent", "sms:delivered", "sms:failed"]},
+            headers=user.auth,
+        )
+        assert hook.status_code == 201, hook.text
+        phones = [await pair_phone(user, name=f"p{i}") for i in range(PHONES)]
+        rng = random.Random(3)  # scattered, as the anti-pumping guard expects of real traffic
+        numbers = sorted(
+            {
+                f"+521{rng.choice((55, 33, 81))}{rng.randrange(10**8):08d}"
+                for _ in range(PHONES * PER_PHONE)
+            }
+        )
+        sent = [await send(user, phoneNumbers=[n]) for n in numbers]
+        assert all(s.status_code == 202 for s in sent), sent[-1].text
+        ids = [s.json()["id"] for s in sent]
+        taken = [await phone.pull() for phone in phones]
+        held = {m["id"]: phone for phone, batch in zip(phones, taken, strict=True) for m in batch}
+        assert set(held) == set(ids)
+
+        async def deliver(message_id: str, number: str) -> None:
+            phone = held[message_id]
+            outcome = "Failed" if number.endswith("7") else "Delivered"
+            await phone.report(message_id, "Sent", [(number, "Sent", None)])
+            error = "RESULT_ERROR_NO_SERVICE" if outcome == "Failed" else None
+            await phone.report(message_id, outcome, [(number, outcome, error)])
+
+        await asyncio.gather(*(deliver(i, n) for i, n in zip(ids, numbers, strict=True)))
+        assert max(app.state.reports.sizes) > 1, "the reports never shared a transaction"
+        while await deliver_due(app.state.db, app.state.webhook_http, app.state.settings):
+            pass
+    for message_id, number in zip(ids, numbers, strict=True):
+        got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+        final = "failed" if number.endswith("7") else "delivered"
+        assert got["state"] == final and got["recipients"][0]["state"] == final
+        assert [h["state"] for h in got["history"] if "phoneNumber" in h] == ["sent", final]
+        assert [h["state"] for h in got["history"] if "phoneNumber" not in h] == [
+            "processing",
+            "sent",
+            final,
+        ]
+        if final == "failed":
+            assert got["recipients"][0]["error"] == "RESULT_ERROR_NO_SERVICE"
+    events = Counter(
+        (body["payload"]["messageId"], body["event"])
+        for body in (json.loads(r.body) for r in receiver.requests)
+    )
+    expected = {(i, "sms:sent") for i in ids} | {
+        (i, "sms:failed" if n.endswith("7") else "sms:delivered")
+        for i, n in zip(ids, numbers, strict=True)
+    }
+    assert set(events) == expected and set(events.values()) == {1}
+
+
+async def test_one_batch_applies_its_reports_in_order_and_checks_each_sender(
+    make_user, app
+) -> None:
+    """In one batch: the same message reported Sent then Delivered (two transitions, as if two
+    transactions), a second device of the same account and a device of another account reporting
+    on it (both ignored), and an unknown id (ignored)."""
+    user, other = await make_user(), await make_user()
+    phone, sibling, stranger = (
+        await pair_phone(user),
+        await pair_phone(user, name="sibling"),
+        await pair_phone(other),
+    )
+    number = "+5215555555555"
+    message_id = (await send(user, phoneNumbers=[number])).json()["id"]
+    assert [m["id"] for m in await phone.pull()] == [message_id]
+
+    def item(state: str) -> dict:
+        return {
+            "id": message_id,
+            "state": state,
+            "recipients": [{"phoneNumber": number, "state": state}],
+        }
+
+    reports = [
+        Report(phone.device_id, user.account_id, item("Sent")),
+        Report(sibling.device_id, user.account_id, item("Failed")),
+        Report(stranger.device_id, other.account_id, item("Failed")),
+        Report(phone.device_id, user.account_id, {"id": "cnotamessage0000000000000"}),
+        Report(phone.device_id, user.account_id, item("Delivered")),
+    ]
+    async with app.state.db.transaction() as session:
+        applied = await apply_reports(session, reports)
+    assert [[(t.phone_number, t.state) for t in ts] for ts in applied] == [
+        [(number, "sent"), (None, "sent")],
+        [],
+        [],
+        [],
+        [(number, "delivered"), (None, "delivered")],
+    ]
+    got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+    assert got["state"] == "delivered" and got["recipients"][0]["state"] == "delivered"
+    assert [h["state"] for h in got["history"] if "phoneNumber" in h] == ["sent", "delivered"]
+    # the first report acknowledged it for its device: it never goes to another phone
+    assert await sibling.pull() == []
