@@ -9,8 +9,12 @@ import json
 import random
 from collections import Counter
 
+from sqlalchemy import select
+
+from smsgate.messages import states
 from smsgate.messages.dispatch import Report, apply_reports
 from smsgate.webhooks.delivery import deliver_due
+from smsgate.webhooks.events import events_table
 from tests.factories import pair_phone, send
 from tests.webhooks.receiver import receiving
 
@@ -120,3 +124,84 @@ async def test_one_batch_applies_its_reports_in_order_and_checks_each_sender(
     assert [h["state"] for h in got["history"] if "phoneNumber" in h] == ["sent", "delivered"]
     # the first report acknowledged it for its device: it never goes to another phone
     assert await sibling.pull() == []
+
+
+CASES = 200
+APP_NAMES = {
+    "Processed": "processing",
+    "Sent": "sent",
+    "Delivered": "delivered",
+    "Failed": "failed",
+}
+
+
+def _expected(reported: list[str]) -> tuple[list[str], str]:
+    """A recipient's history and final state from the states reported for it, in arrival order:
+    the first final state (delivered or failed) wins, and sent counts only before it."""
+    finals = [i for i, state in enumerate(reported) if state in ("delivered", "failed")]
+    before = reported[: finals[0]] if finals else reported
+    path = (["sent"] if "sent" in before else []) + ([reported[finals[0]]] if finals else [])
+    return path, path[-1] if path else "processing"
+
+
+async def test_reports_in_random_order_with_duplicates_in_random_batches(make_user, app) -> None:
+    """Reliability checklist 11: for 200 messages of two recipients, random report sequences
+    (duplicates, any order, Processed/Sent/Delivered/Failed), interleaved and cut into random
+    batches: each recipient ends in the state its reports' order implies, its history holds each
+    real transition once, and each transition made exactly one event."""
+    rng = random.Random(11)
+    user = await make_user()
+    phone = await pair_phone(user)
+    pair = ["+5215555555555", "+5213312345678"]
+    ids = [
+        (await send(user, phoneNumbers=pair, message=f"m{i}")).json()["id"] for i in range(CASES)
+    ]
+    taken: set[str] = set()
+    while batch := await phone.pull():
+        for message in batch:  # acknowledged (Processed: no transition), so the next pull moves on
+            await phone.report(message["id"], "Processed", [])
+            taken.add(message["id"])
+    assert taken == set(ids)
+    plan: list[Report] = []
+    reported: dict[tuple[str, str], list[str]] = {(m, n): [] for m in ids for n in pair}
+    for message_id in ids:
+        for _ in range(rng.randint(1, 6)):
+            chosen = rng.sample(pair, rng.randint(1, 2))
+            entries = [{"phoneNumber": n, "state": rng.choice(list(APP_NAMES))} for n in chosen]
+            item = {"id": message_id, "state": entries[0]["state"], "recipients": entries}
+            plan.append(Report(phone.device_id, user.account_id, item))
+    rng.shuffle(plan)  # messages interleaved, each message's reports in a random order
+    for report in plan:
+        for entry in report.item["recipients"]:
+            reported[(report.item["id"], entry["phoneNumber"])].append(APP_NAMES[entry["state"]])
+    start = 0
+    while start < len(plan):
+        size = rng.choice((1, 1, 2, 3, 7, 20, 60))
+        async with app.state.db.transaction() as session:
+            await apply_reports(session, plan[start : start + size])
+        start += size
+    async with app.state.db.transaction() as session:
+        emitted = Counter(
+            (p["messageId"], p["phoneNumber"], p["state"])
+            for p in (
+                await session.execute(
+                    select(events_table.c.payload).where(
+                        events_table.c.account_id == user.account_id,
+                        events_table.c.type.like("sms:%"),
+                    )
+                )
+            ).scalars()
+        )
+    for message_id in ids:
+        got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+        finals = {}
+        for recipient in got["recipients"]:
+            number = recipient["phoneNumber"]
+            path, final = _expected(reported[(message_id, number)])
+            history = [h["state"] for h in got["history"] if h.get("phoneNumber") == number]
+            assert (history, recipient["state"]) == (path, final), reported[(message_id, number)]
+            for state in path:
+                assert emitted[(message_id, number, state)] == 1
+            finals[number] = final
+        assert got["state"] == states.message_state(finals.values())
+    assert sum(emitted.values()) == sum(len(_expected(r)[0]) for r in reported.values())
