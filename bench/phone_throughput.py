@@ -9,7 +9,8 @@ through the API, then for `--duration` seconds per phase:
   per state (Processed, Sent, Delivered), one message at a time;
 - end to end: as many fresh phones, simulated as in the tests (an event stream that wakes a
   pull, then three reports per message, several messages at once), take and deliver
-  `--end-to-end` sends made with no device chosen: messages delivered a second, all included.
+  `--end-to-end` sends made with no device chosen: messages delivered a second, all included,
+  and the pulls and reports the server answered per message.
 In the first two phases each phone is one connection doing one request at a time, like the
 app. Prints one JSON document: requests/s, p50/p99 latency and the server's CPU per request for
 the first two phases; for the last, how long the sends took to be accepted and to be delivered,
@@ -163,6 +164,7 @@ async def _end_to_end(srv: Server, phones: list[DeviceClient], count: int) -> di
                 break
             await asyncio.sleep(0.05)
         auth = {"Authorization": f"Bearer {srv.key}"}
+        requests_before = await _phone_requests(srv)
         started, cpu = time.monotonic(), srv.cpu_seconds()
         async with httpx.AsyncClient(timeout=60) as http:
 
@@ -186,11 +188,32 @@ async def _end_to_end(srv: Server, phones: list[DeviceClient], count: int) -> di
             "all_delivered_s": round(seconds, 2),
             "delivered_per_s": round(delivered / seconds, 1),
             "server_cpu_ms_per_message": round((srv.cpu_seconds() - cpu) * 1000 / count, 2),
+            **{
+                f"{kind}_per_message": round((made - requests_before[kind]) / count, 2)
+                for kind, made in (await _phone_requests(srv)).items()
+            },
         }
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_PHONE_ROUTES = {"pulls": ("GET", "/message"), "reports": ("PATCH", "/message")}
+
+
+async def _phone_requests(srv: Server) -> dict[str, float]:
+    """Pulls and state reports the server has answered so far (its /metrics counters)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        text = (await http.get(f"{srv.base}/metrics")).text
+    counts = dict.fromkeys(_PHONE_ROUTES, 0.0)
+    for line in text.splitlines():
+        if not line.startswith("smsgate_http_requests_total{"):
+            continue
+        for kind, (method, path) in _PHONE_ROUTES.items():
+            if f'method="{method}"' in line and f'route="/api/mobile/v1{path}"' in line:
+                counts[kind] += float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
