@@ -5,7 +5,9 @@ free, runs them as one batch (one transaction, one statement per table), and ans
 request with its own result only after the batch returned, i.e. committed. Under light load a
 batch is one item, so latency does not grow; under load the batches grow by themselves.
 
-A batch that raises is run again item by item, so one bad item fails only its own request.
+A batch that raises is run again item by item (a batch of one too), so one bad item fails only
+its own request, and a transient failure costs a retry. A result that is an exception is raised
+to its request alone.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ class Batcher(Generic[T, R]):
         run: Callable[[list[T]], Awaitable[Sequence[R]]],
         name: str,
         max_batch: int = 200,
+        then: Callable[[list[R]], Awaitable[None]] | None = None,
     ) -> None:
-        """`run` gets a batch and returns one result per item, in order."""
+        """`run` gets a batch and returns one result per item, in order. `then`, if given, gets
+        a batch's results after `run` returned and before the requests are answered; they are
+        answered whatever becomes of it (its errors are logged; it may be cut short by
+        shutdown), as `run` has committed them."""
         self._run_batch = run
+        self._then = then
         self._name = name
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Waiting[T, R]] | None = None
@@ -76,27 +83,39 @@ class Batcher(Generic[T, R]):
                     _fail(future, RuntimeError("the server is shutting down"))
                 raise
 
-    async def _settle(self, batch: list[_Waiting[T, R]]) -> None:
+    async def _settle(self, batch: list[_Waiting[T, R]], last_try: bool = False) -> None:
         try:
             results = list(await self._run_batch([item for item, _ in batch]))
             if len(results) != len(batch):
                 raise RuntimeError(f"{self._name}: {len(results)} results for {len(batch)} items")
         except Exception as exc:
-            if len(batch) == 1:
+            if last_try:
                 _fail(batch[0][1], exc)
                 return
             log.warning(
-                "%s: a batch of %d failed; running it item by item",
+                "%s: a batch of %d failed; running each item once more alone",
                 self._name,
                 len(batch),
                 exc_info=True,
             )
+            # a batch of one too: its transaction was rolled back, and a transient failure (a
+            # dropped connection) then costs a retry, not the request
             for one in batch:
-                await self._settle([one])
+                await self._settle([one], last_try=True)
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():  # its request may have gone (a client that hung up)
-                future.set_result(result)
+        try:
+            if self._then is not None:
+                await self._then(results)
+        except Exception:
+            log.exception("%s: after a batch of %d", self._name, len(batch))
+        finally:
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():  # its request may have gone (a client that hung up)
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
 
 def _fail(future: asyncio.Future[R], exc: BaseException) -> None:

@@ -4,7 +4,8 @@ A send's database work is small (three inserts) but a transaction per request co
 the work itself (a commit, several round trips, and on SQLite the single connection held across
 event-loop turns). The writer takes every send waiting when it becomes free, writes them with
 one statement per table, commits once, and only then answers each request: a 202 still means
-"committed". Under light load a batch is one message, so latency does not grow.
+"committed". Under light load a batch is one message, so latency does not grow. The batching
+itself is kit/batching.Batcher, as for phones' state reports.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from smsgate.conversations import service as conversations
 from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
 from smsgate.kit import clock
+from smsgate.kit.batching import Batcher
 from smsgate.kit.ids import new_id
 from smsgate.messages import pgwriter, states
 from smsgate.messages.models import history_table, messages_table, recipients_table
@@ -71,9 +73,6 @@ class Stored:
     recipients: Sequence[Row]
 
 
-_Item = tuple[PreparedMessage, "asyncio.Future[Stored]"]
-
-
 class SendWriter:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -88,73 +87,21 @@ class SendWriter:
             self._process = WriterProcess(
                 _serve_postgresql, (asyncpg_dsn(settings), settings.database_schema)
             )
-        self._queue: asyncio.Queue[_Item] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: Batcher[PreparedMessage, Stored | ApiError] = Batcher(
+            self._write, "smsgate-send-writer", MAX_BATCH, then=self._join_threads
+        )
 
     async def store(self, prepared: PreparedMessage) -> Stored:
-        queue = self._running_queue()
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        queue.put_nowait((prepared, future))
-        return await future
-
-    def _running_queue(self) -> asyncio.Queue[_Item]:
-        if self._task is None or self._task.done() or self._queue is None:
-            self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(self._queue), name="smsgate-send-writer"
-            )
-        return self._queue
+        """The send's stored message (or its original, for a replay), once committed; a refusal
+        (quota) is raised."""
+        stored = await self._batcher.submit(prepared)
+        assert isinstance(stored, Stored)  # the batcher raises the refusals
+        return stored
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self._batcher.close()
         if self._process is not None:
             await self._process.close()
-        if self._queue is not None:
-            while not self._queue.empty():
-                _, future = self._queue.get_nowait()
-                if not future.done():
-                    future.set_exception(RuntimeError("the server is shutting down"))
-
-    async def _run(self, queue: asyncio.Queue[_Item]) -> None:
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < MAX_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                results = await self._write([prepared for prepared, _ in batch])
-            except asyncio.CancelledError:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(RuntimeError("the server is shutting down"))
-                raise
-            except Exception:
-                # One bad send (say, its device deleted meanwhile) must not fail the others.
-                await self._write_one_by_one(batch)
-                continue
-            await self._answer(batch, results)
-
-    async def _write_one_by_one(self, batch: list[_Item]) -> None:
-        for prepared, future in batch:
-            try:
-                result = (await self._write([prepared]))[0]
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                await self._answer([(prepared, future)], [result])
-
-    async def _answer(self, batch: list[_Item], results: list[Stored | ApiError]) -> None:
-        """Join the threads, then answer each send: answered even when the join is cut short
-        (the server stopping), as the sends are committed."""
-        try:
-            await self._join_threads(results)
-        finally:
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result)
 
     async def _join_threads(self, results: Sequence[Stored | ApiError]) -> None:
         """New messages pinned to a device join their conversations before they are answered
@@ -287,15 +234,6 @@ def _serve_postgresql(connection: Connection, config: tuple[str, str]) -> None:
         if kept is not None:
             loop.run_until_complete(kept.close())
         loop.close()
-
-
-def _settle(future: asyncio.Future[Stored], result: Stored | ApiError) -> None:
-    if future.done():
-        return
-    if isinstance(result, ApiError):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 _Originals = dict[tuple[str, str], tuple[Row, list[Row]]]

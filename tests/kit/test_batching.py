@@ -73,3 +73,50 @@ async def test_closing_answers_the_waiting_requests() -> None:
     for future in waiting:
         with pytest.raises(RuntimeError, match="shutting down"):
             await future
+
+
+async def test_then_runs_before_the_answers_which_come_whatever_becomes_of_it() -> None:
+    """`then` sees a batch's results before its requests are answered; a `then` that fails or
+    is cut short by shutdown still leaves every request answered with its result, and a result
+    that is an exception is raised to its own request only."""
+    seen: list[list[object]] = []
+    release = asyncio.Event()
+
+    async def run(batch: list[int]) -> list[object]:
+        return [ValueError(f"no {i}") if i < 0 else i for i in batch]
+
+    async def then(results: list[object]) -> None:
+        seen.append(results)
+        if 99 in results:
+            raise RuntimeError("then failed")
+        if 42 in results:
+            await release.wait()  # cut short below
+
+    batcher: Batcher[int, object] = Batcher(run, "test", then=then)
+    results = await asyncio.gather(
+        *(batcher.submit(i) for i in (1, -2, 99)), return_exceptions=True
+    )
+    assert results[0] == 1 and results[2] == 99 and isinstance(results[1], ValueError)
+    assert len(seen) == 1
+    waiting = asyncio.ensure_future(batcher.submit(42))
+    while len(seen) < 2:
+        await asyncio.sleep(0)
+    assert not waiting.done()  # answered only after `then`
+    await batcher.close()
+    assert await waiting == 42  # committed, so answered though `then` was cut short
+
+
+async def test_a_transient_failure_costs_a_retry_not_the_request() -> None:
+    """A batch of one whose transaction failed once (a dropped connection) is run once more."""
+    calls: list[list[int]] = []
+
+    async def flaky(batch: list[int]) -> list[int]:
+        calls.append(batch)
+        if len(calls) == 1:
+            raise ConnectionError("connection was closed in the middle of operation")
+        return batch
+
+    batcher: Batcher[int, int] = Batcher(flaky, "test")
+    assert await batcher.submit(5) == 5
+    assert calls == [[5], [5]]
+    await batcher.close()
