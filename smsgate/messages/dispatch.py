@@ -317,29 +317,30 @@ _REPORTED = (
     )
     .order_by(recipients_table.c.id)
 )
+
+
+def _write_back(table: Table, columns: tuple[str, ...]) -> Any:
+    """UPDATE table SET <columns> WHERE id = ..., bound as w_<column> (for executemany)."""
+    return (
+        update(table)
+        .where(table.c.id == bindparam("w_id"))
+        .values({name: bindparam("w_" + name) for name in columns if name != "id"})
+    )
+
+
 # what they write back: each touched message and recipient once, whatever the batch did to it
-_MESSAGE_WRITE = (
-    update(messages_table)
-    .where(messages_table.c.id == bindparam("w_id"))
-    .values(
-        state=bindparam("w_state"),
-        error=bindparam("w_error"),
-        updated_at=bindparam("w_updated_at"),
-        acknowledged_at=bindparam("w_acknowledged_at"),
-        assigned_device_id=bindparam("w_assigned_device_id"),
-        handed_at=bindparam("w_handed_at"),
-    )
+_MESSAGE_COLUMNS = (
+    "id",
+    "state",
+    "error",
+    "updated_at",
+    "acknowledged_at",
+    "assigned_device_id",
+    "handed_at",
 )
-_RECIPIENT_WRITE = (
-    update(recipients_table)
-    .where(recipients_table.c.id == bindparam("w_id"))
-    .values(
-        state=bindparam("w_state"),
-        error=bindparam("w_error"),
-        updated_at=bindparam("w_updated_at"),
-        provider_message_id=bindparam("w_provider_message_id"),
-    )
-)
+_RECIPIENT_COLUMNS = ("id", "state", "error", "updated_at", "provider_message_id")
+_MESSAGE_WRITE = _write_back(messages_table, _MESSAGE_COLUMNS)
+_RECIPIENT_WRITE = _write_back(recipients_table, _RECIPIENT_COLUMNS)
 _DEVICE_LOGS: Table = DeviceLog.__table__  # type: ignore[assignment]
 
 
@@ -421,6 +422,23 @@ class _Reporting:
         elif item.get("state") in APP_STATES:
             reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]
         transitions: list[Transition] = []
+
+        def moved(number: str | None, state: str, error: str | None, at: datetime) -> Transition:
+            """A recipient's transition (number given; it carries the send's externalId and
+            SIM), or the message's."""
+            extra = (row["external_id"], row["sim_number"]) if number else (None, None)
+            return Transition(
+                report.account_id,
+                row["id"],
+                row["channel"],
+                device_id,
+                number,
+                state,
+                error,
+                at,
+                *extra,
+            )
+
         for target, new_state, error in reported:
             if not states.can_move(target["state"], new_state):
                 continue
@@ -430,20 +448,7 @@ class _Reporting:
             error = error[:ERROR_TEXT_LIMIT] if error else None
             target.update(state=new_state, error=error, updated_at=now)
             self.touched_recipients[target["id"]] = target
-            transitions.append(
-                Transition(
-                    report.account_id,
-                    row["id"],
-                    row["channel"],
-                    device_id,
-                    target["phone_number"],
-                    new_state,
-                    error,
-                    at,
-                    row["external_id"],
-                    row["sim_number"],
-                )
-            )
+            transitions.append(moved(target["phone_number"], new_state, error, at))
             if new_state == states.FAILED:
                 self._log_failure(
                     report, row["id"], f"{target['phone_number']}: {error or 'failed'}"
@@ -454,18 +459,7 @@ class _Reporting:
             failure = errors[0] if aggregate == states.FAILED and errors else None
             row.update(state=aggregate, updated_at=now, error=failure or row["error"])
             self.touched_messages.add(row["id"])
-            transitions.append(
-                Transition(
-                    report.account_id,
-                    row["id"],
-                    row["channel"],
-                    device_id,
-                    None,
-                    aggregate,
-                    failure,
-                    now,
-                )
-            )
+            transitions.append(moved(None, aggregate, failure, now))
         self.transitions += transitions
         return transitions
 
@@ -506,18 +500,6 @@ class _Reporting:
             await _record(session, self.transitions)
         if self.logs:
             await session.execute(insert(_DEVICE_LOGS), self.logs)
-
-
-_MESSAGE_COLUMNS = (
-    "id",
-    "state",
-    "error",
-    "updated_at",
-    "acknowledged_at",
-    "assigned_device_id",
-    "handed_at",
-)
-_RECIPIENT_COLUMNS = ("id", "state", "error", "updated_at", "provider_message_id")
 
 
 def _app_name(state: str) -> str:
