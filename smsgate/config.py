@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     mobile_registration_token: str = ""
     pairing_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     device_offline_after_seconds: int = Field(default=120, ge=10)
+    device_stalled_after_seconds: int = Field(default=24 * 3600, ge=0)  # 0: never
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     worker_interval_seconds: float = Field(default=5.0, gt=0)
     embedded_worker: bool = True

@@ -440,7 +440,7 @@ class _Reporting:
             )
 
         for target, new_state, error in reported:
-            if not states.can_move(target["state"], new_state):
+            if not states.can_move(target["state"], new_state) and not _late(target, new_state):
                 continue
             if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
                 continue  # a phone cannot cancel what nobody asked to cancel
@@ -457,7 +457,8 @@ class _Reporting:
         if aggregate != row["state"]:
             errors = [t.error for t in transitions if t.error]
             failure = errors[0] if aggregate == states.FAILED and errors else None
-            row.update(state=aggregate, updated_at=now, error=failure or row["error"])
+            kept = row["error"] if aggregate == states.FAILED else None  # none once not failed
+            row.update(state=aggregate, updated_at=now, error=failure or kept)
             self.touched_messages.add(row["id"])
             transitions.append(moved(None, aggregate, failure, now))
         self.transitions += transitions
@@ -500,6 +501,19 @@ class _Reporting:
             await _record(session, self.transitions)
         if self.logs:
             await session.execute(insert(_DEVICE_LOGS), self.logs)
+
+
+DEVICE_TIMEOUT = "device_timeout"
+
+
+def _late(recipient: Mapping[str, Any], new_state: str) -> bool:
+    """A phone's report on a recipient the stalled-device job had given up on (failed with
+    `device_timeout`: nobody knew): the phone knows, so sent or delivered still apply."""
+    return (
+        recipient["state"] == states.FAILED
+        and (recipient["error"] or "").startswith(DEVICE_TIMEOUT)
+        and new_state in (states.SENT, states.DELIVERED)
+    )
 
 
 def _app_name(state: str) -> str:
@@ -735,20 +749,25 @@ async def apply_early_statuses(
 
 
 async def fail_stalled(
-    session: AsyncSession, channel: str, acknowledged_before: datetime, error: str, limit: int = 200
+    session: AsyncSession,
+    channels: tuple[str, ...],
+    acknowledged_before: datetime,
+    error: str,
+    limit: int = 200,
 ) -> list[Transition]:
     """Recipients still `processing` in messages a device acknowledged before the cutoff fail
-    with `error`, as if their device had reported so (for agents that report at once)."""
+    with `error`, as if their device had reported so."""
     m, r = messages_table, recipients_table
     stalled = (
         await session.execute(
             select(m.c.id, m.c.assigned_device_id)
             .where(
-                m.c.channel == channel,
+                m.c.channel.in_(channels),
                 m.c.state == states.PROCESSING,
                 m.c.acknowledged_at < acknowledged_before,
                 m.c.assigned_device_id.is_not(None),
             )
+            .order_by(m.c.acknowledged_at, m.c.id)
             .limit(limit)
         )
     ).all()

@@ -7,7 +7,9 @@
 
     inbound messages: received
 
-States only move forward; a message's state derives from its recipients'.
+States only move forward; a message's state derives from its recipients'. One exception, in
+dispatch._late: a recipient failed with `device_timeout` (its phone said nothing for a day) moves
+on to sent or delivered when that phone reports after all.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ async def fail_stalled(database: Database, older_than: timedelta) -> int:
     async with database.transaction() as session:
         transitions = await dispatch.fail_stalled(
             session,
-            "whatsapp",
+            dispatch.WHATSAPP_CHANNELS,
             clock.now() - older_than,
             "outcome_unknown: the line stopped while sending; the message may or may not have "
             "arrived, check before sending it again",

@@ -24,6 +24,30 @@ from smsgate.worker import retention
 log = logging.getLogger("smsgate.worker")
 
 
+PHONE_STALLED = (
+    f"{dispatch.DEVICE_TIMEOUT}: the phone took this message but has not reported whether it "
+    "was sent (it may be off or without internet); it may or may not have been sent, and a "
+    "report from the phone that arrives later still applies"
+)
+
+
+async def _fail_stalled_phones(database: Database, seconds: int) -> None:
+    """The recipients phones took and never reported on, in transactions of STALLED_BATCH
+    messages until none is left (after an outage there may be thousands)."""
+    cutoff = clock.now() - timedelta(seconds=seconds)
+    for _ in range(STALLED_PASSES):
+        async with database.transaction() as session:
+            failed = await dispatch.fail_stalled(
+                session, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED, STALLED_BATCH
+            )
+        if len({t.message_id for t in failed}) < STALLED_BATCH:
+            return
+
+
+STALLED_BATCH = 200
+STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
+
+
 async def run_jobs(app: FastAPI) -> None:
     """One pass of every periodic job, each in its own transaction."""
     database: Database = app.state.db
@@ -37,6 +61,8 @@ async def run_jobs(app: FastAPI) -> None:
     async with database.transaction() as session:
         await devices.mark_stale_offline(session, window, hub.connected())
     await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
+    if settings.device_stalled_after_seconds:
+        await _fail_stalled_phones(database, settings.device_stalled_after_seconds)
     async with database.transaction() as session:
         await dispatch.apply_early_statuses(session)
     async with database.transaction() as session:

@@ -203,3 +203,62 @@ async def test_failed_recipients_are_logged_for_the_device(make_user) -> None:
     assert entries[0]["event"] == "recipient_failed"
     assert "RESULT_ERROR_NO_SERVICE" in entries[0]["message"]
     assert all(e["level"] == "error" for e in entries)
+
+
+async def test_a_phone_silent_for_a_day_after_taking_a_message_fails_it_until_it_reports(
+    make_user, app
+) -> None:
+    """A phone took a message (acknowledged) and fell silent: after
+    SMSGATE_DEVICE_STALLED_AFTER_SECONDS (a day) its recipients still `processing` fail with
+    `device_timeout` (the truth: nobody knows), those it reported `sent` stay sent, it goes to
+    no other phone; and when the phone comes back and reports, its report still applies."""
+    user = await make_user()
+    a, b = await pair_phone(user, name="a"), await pair_phone(user, name="b")
+    first, second = "+5215555555555", "+525512345678"
+    silent = (await send(user, phoneNumbers=[first, second])).json()["id"]
+    assert [m["id"] for m in await a.pull()] == [silent]
+    await a.report(silent, "Processed", [(first, "Sent", None), (second, "Processed", None)])
+    clock.advance(timedelta(hours=23))
+    await run_jobs(app)
+    got = (await user.client.get(f"/api/v1/messages/{silent}", headers=user.auth)).json()
+    assert got["state"] == "processing"  # not yet
+    clock.advance(timedelta(hours=2))
+    await run_jobs(app)
+    got = (await user.client.get(f"/api/v1/messages/{silent}", headers=user.auth)).json()
+    states = {r["phoneNumber"]: (r["state"], r.get("error")) for r in got["recipients"]}
+    assert states[first] == ("sent", None)
+    assert states[second][0] == "failed" and states[second][1].startswith("device_timeout: ")
+    assert got["state"] == "sent"  # one sent, one failed
+    assert await b.pull() == []
+    # the phone comes back and says what happened: that still counts
+    await a.report(silent, "Delivered", [(first, "Delivered", None), (second, "Delivered", None)])
+    got = (await user.client.get(f"/api/v1/messages/{silent}", headers=user.auth)).json()
+    assert got["state"] == "delivered" and "error" not in got
+    assert {r["state"] for r in got["recipients"]} == {"delivered"}
+    assert not any("error" in r for r in got["recipients"])
+    assert [h["state"] for h in got["history"] if h.get("phoneNumber") == second] == [
+        "failed",
+        "delivered",
+    ]
+
+
+async def test_a_message_all_of_whose_recipients_timed_out_fails_and_recovers(
+    make_user, app
+) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    msg = (await send(user)).json()["id"]
+    await phone.pull()
+    await phone.report(msg, "Processed", [("+5215555555555", "Processed", None)])
+    clock.advance(timedelta(days=2))
+    await run_jobs(app)
+    got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
+    assert got["state"] == "failed" and got["error"].startswith("device_timeout: ")
+    await phone.report(msg, "Sent", [("+5215555555555", "Sent", None)])
+    got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
+    assert got["state"] == "sent" and "error" not in got
+    # a failure the phone itself reported is final as ever
+    await phone.report(msg, "Failed", [("+5215555555555", "Failed", "RESULT_ERROR_NO_SERVICE")])
+    await phone.report(msg, "Delivered", [("+5215555555555", "Delivered", None)])
+    got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
+    assert got["state"] == "failed" and got["error"] == "RESULT_ERROR_NO_SERVICE"
