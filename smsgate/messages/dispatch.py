@@ -306,7 +306,11 @@ async def report_batch(database: Database, batch: list[list[Report]]) -> list[li
 
 # what reports read, in one statement: their messages with their recipients (the recipients'
 # columns prefixed, as some names are the message's too); who may report on what is decided per
-# report in `_Reporting.apply`
+# report in `_Reporting.apply`. On PostgreSQL the messages are locked first, in id order, so that
+# two processes' batches on one message apply one after the other and never deadlock each other:
+# the read that follows is a new snapshot, which sees what the first wrote (a locking read would
+# see the locked rows' new versions but the joined recipients' old ones). SQLite's BEGIN
+# IMMEDIATE serializes transactions already.
 _RECIPIENT = "recipient:"
 _REPORTED = (
     select(messages_table, *(c.label(_RECIPIENT + c.name) for c in recipients_table.c))
@@ -315,7 +319,13 @@ _REPORTED = (
         messages_table.c.id.in_(bindparam("ids", expanding=True)),
         messages_table.c.account_id.in_(bindparam("accounts", expanding=True)),
     )
-    .order_by(recipients_table.c.id)
+    .order_by(messages_table.c.id, recipients_table.c.id)
+)
+_LOCK_REPORTED = (
+    select(messages_table.c.id)
+    .where(messages_table.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(messages_table.c.id)
+    .with_for_update()
 )
 
 
@@ -351,6 +361,8 @@ async def apply_reports(session: AsyncSession, reports: Sequence[Report]) -> lis
         return []
     ids = sorted({report.item["id"] for report in reports})
     accounts = sorted({report.account_id for report in reports})
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_LOCK_REPORTED, {"ids": ids})
     joined = (await session.execute(_REPORTED, {"ids": ids, "accounts": accounts})).mappings()
     reporting = _Reporting(joined, clock.now())
     applied = [reporting.apply(report) for report in reports]

@@ -9,6 +9,7 @@ import json
 import random
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from smsgate.messages import states
@@ -205,3 +206,47 @@ async def test_reports_in_random_order_with_duplicates_in_random_batches(make_us
             finals[number] = final
         assert got["state"] == states.message_state(finals.values())
     assert sum(emitted.values()) == sum(len(_expected(r)[0]) for r in reported.values())
+
+
+async def test_two_transactions_reporting_on_one_message_apply_one_after_the_other(
+    make_user, app
+) -> None:
+    """Two processes' batches on one message at once (PostgreSQL; on SQLite one process holds
+    the write lock): the second waits for the first and sees what it wrote, so a late `Sent`
+    does not take a recipient back from `delivered`."""
+    if app.state.db.dialect != "postgresql":
+        pytest.skip("SQLite runs one process; BEGIN IMMEDIATE serializes its transactions")
+    user = await make_user()
+    phone = await pair_phone(user)
+    number = "+5215555555555"
+    message_id = (await send(user, phoneNumbers=[number])).json()["id"]
+    await phone.pull()
+
+    def report(state: str) -> list[Report]:
+        entry = {"phoneNumber": number, "state": state}
+        return [Report(phone.device_id, user.account_id, {"id": message_id, "recipients": [entry]})]
+
+    first_applied = asyncio.Event()
+    commit_first = asyncio.Event()
+
+    async def first() -> None:
+        async with app.state.db.transaction() as session:
+            await apply_reports(session, report("Delivered"))
+            first_applied.set()
+            await commit_first.wait()
+
+    async def second() -> list[list]:
+        await first_applied.wait()
+        async with app.state.db.transaction() as session:
+            return await apply_reports(session, report("Sent"))
+
+    holding = asyncio.ensure_future(first())
+    late = asyncio.ensure_future(second())
+    await first_applied.wait()
+    await asyncio.sleep(0.3)
+    assert not late.done()  # waiting on the first transaction's lock
+    commit_first.set()
+    await holding
+    assert await late == [[]]  # it saw `delivered`: a `Sent` moves nothing
+    got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+    assert got["state"] == "delivered" and got["recipients"][0]["state"] == "delivered"
