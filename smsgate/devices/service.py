@@ -86,10 +86,24 @@ def log(
     level: str = "info",
     details: dict[str, Any] | None = None,
 ) -> None:
+    log_for(session, device.account_id, device.id, event, message, level=level, details=details)
+
+
+def log_for(
+    session: AsyncSession,
+    account_id: str,
+    device_id: str,
+    event: str,
+    message: str,
+    *,
+    level: str = "info",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A device log line, by the device's ids (for callers holding no Device)."""
     session.add(
         DeviceLog(
-            account_id=device.account_id,
-            device_id=device.id,
+            account_id=account_id,
+            device_id=device_id,
             level=level,
             event=event,
             message=message[:2000],

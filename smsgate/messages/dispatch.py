@@ -30,8 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations import service as conversations
+from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.devices.models import Device, DeviceLog
+from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages import states
@@ -294,14 +295,8 @@ async def report_batch(database: Database, batch: list[list[Report]]) -> list[li
     """Many PATCH /message requests' reports in one transaction (`app.state.reports`, a
     kit/batching.Batcher): the transitions of each request, in order."""
     async with database.transaction() as session:
-        applied = await apply_reports(session, [report for reports in batch for report in reports])
-    grouped: list[list[Transition]] = []
-    for reports in batch:
-        grouped.append(
-            [transition for transitions in applied[: len(reports)] for transition in transitions]
-        )
-        applied = applied[len(reports) :]
-    return grouped
+        applied = iter(await apply_reports(session, [r for reports in batch for r in reports]))
+    return [[t for _ in reports for t in next(applied)] for reports in batch]
 
 
 # what reports read, in one statement: their messages with their recipients (the recipients'
@@ -351,7 +346,6 @@ _MESSAGE_COLUMNS = (
 _RECIPIENT_COLUMNS = ("id", "state", "error", "updated_at", "provider_message_id")
 _MESSAGE_WRITE = _write_back(messages_table, _MESSAGE_COLUMNS)
 _RECIPIENT_WRITE = _write_back(recipients_table, _RECIPIENT_COLUMNS)
-_DEVICE_LOGS: Table = DeviceLog.__table__  # type: ignore[assignment]
 
 
 async def apply_reports(session: AsyncSession, reports: Sequence[Report]) -> list[list[Transition]]:
@@ -391,7 +385,7 @@ class _Reporting:
         self.touched_messages: set[str] = set()
         self.touched_recipients: dict[str, dict[str, Any]] = {}
         self.transitions: list[Transition] = []
-        self.logs: list[dict[str, Any]] = []
+        self.failures: list[tuple[Report, str, str]] = []  # for the devices' logs
 
     def apply(self, report: Report) -> list[Transition]:
         item, device_id, now = report.item, report.device_id, self.now
@@ -452,7 +446,7 @@ class _Reporting:
             )
 
         for target, new_state, error in reported:
-            if not states.can_move(target["state"], new_state) and not _late(target, new_state):
+            if not states.can_move(target["state"], new_state, target["error"]):
                 continue
             if new_state == states.CANCELLED and row["cancel_requested_at"] is None:
                 continue  # a phone cannot cancel what nobody asked to cancel
@@ -462,9 +456,8 @@ class _Reporting:
             self.touched_recipients[target["id"]] = target
             transitions.append(moved(target["phone_number"], new_state, error, at))
             if new_state == states.FAILED:
-                self._log_failure(
-                    report, row["id"], f"{target['phone_number']}: {error or 'failed'}"
-                )
+                text = f"{target['phone_number']}: {error or 'failed'}"
+                self.failures.append((report, row["id"], text))
         aggregate = states.message_state(rec["state"] for rec in recipients)
         if aggregate != row["state"]:
             errors = [t.error for t in transitions if t.error]
@@ -475,20 +468,6 @@ class _Reporting:
             transitions.append(moved(None, aggregate, failure, now))
         self.transitions += transitions
         return transitions
-
-    def _log_failure(self, report: Report, message_id: str, text: str) -> None:
-        self.logs.append(
-            {
-                "id": new_id(),
-                "account_id": report.account_id,
-                "device_id": report.device_id,
-                "level": "error",
-                "event": "recipient_failed",
-                "message": text[:2000],
-                "details": {"messageId": message_id},
-                "created_at": self.now,
-            }
-        )
 
     async def write(self, session: AsyncSession) -> None:
         """Each touched row once, in id order (so concurrent writers lock in the same order);
@@ -511,21 +490,16 @@ class _Reporting:
             )
         if self.transitions:
             await _record(session, self.transitions)
-        if self.logs:
-            await session.execute(insert(_DEVICE_LOGS), self.logs)
-
-
-DEVICE_TIMEOUT = "device_timeout"
-
-
-def _late(recipient: Mapping[str, Any], new_state: str) -> bool:
-    """A phone's report on a recipient the stalled-device job had given up on (failed with
-    `device_timeout`: nobody knew): the phone knows, so sent or delivered still apply."""
-    return (
-        recipient["state"] == states.FAILED
-        and (recipient["error"] or "").startswith(DEVICE_TIMEOUT)
-        and new_state in (states.SENT, states.DELIVERED)
-    )
+        for report, message_id, text in self.failures:
+            devices.log_for(
+                session,
+                report.account_id,
+                report.device_id,
+                "recipient_failed",
+                text,
+                level="error",
+                details={"messageId": message_id},
+            )
 
 
 def _app_name(state: str) -> str:
@@ -772,7 +746,7 @@ async def fail_stalled(
     m, r = messages_table, recipients_table
     stalled = (
         await session.execute(
-            select(m.c.id, m.c.assigned_device_id)
+            select(m.c.id, m.c.account_id, m.c.assigned_device_id)
             .where(
                 m.c.channel.in_(channels),
                 m.c.state == states.PROCESSING,
@@ -783,18 +757,29 @@ async def fail_stalled(
             .limit(limit)
         )
     ).all()
-    reports: list[Report] = []
-    for message_id, device_id in stalled:
-        device = await session.get(Device, device_id)
-        numbers = (
-            await session.execute(
-                select(r.c.phone_number).where(
-                    r.c.message_id == message_id, r.c.state == states.PROCESSING
-                )
+    waiting: dict[str, list[str]] = {message_id: [] for message_id, _, _ in stalled}
+    if waiting:
+        pending = await session.execute(
+            select(r.c.message_id, r.c.phone_number).where(
+                r.c.message_id.in_(list(waiting)), r.c.state == states.PROCESSING
             )
-        ).scalars()
-        entries = [{"phoneNumber": n, "state": "Failed", "error": error} for n in numbers]
-        if device is not None and entries:
-            reports += reports_of(device, [{"id": message_id, "recipients": entries}])
+        )
+        for message_id, number in pending:
+            waiting[message_id].append(number)
+    reports = [
+        Report(
+            device_id,
+            account_id,
+            {
+                "id": message_id,
+                "recipients": [
+                    {"phoneNumber": n, "state": "Failed", "error": error}
+                    for n in waiting[message_id]
+                ],
+            },
+        )
+        for message_id, account_id, device_id in stalled
+        if waiting[message_id]
+    ]
     applied = await apply_reports(session, reports)
     return [transition for transitions in applied for transition in transitions]

@@ -7,9 +7,9 @@
 
     inbound messages: received
 
-States only move forward; a message's state derives from its recipients'. One exception, in
-dispatch._late: a recipient failed with `device_timeout` (its phone said nothing for a day) moves
-on to sent or delivered when that phone reports after all.
+States only move forward; a message's state derives from its recipients'. One exception: a
+recipient failed with `device_timeout` (its phone said nothing for a day) moves on to sent or
+delivered when that phone reports after all.
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ FINAL = frozenset({DELIVERED, FAILED, CANCELLED, RECEIVED})
 _RANK = {PROCESSING: 0, SENT: 1, DELIVERED: 2, FAILED: 2, CANCELLED: 2, RECEIVED: 2}
 
 
-def can_move(current: str, new: str) -> bool:
-    """Forward only; cancelled only from processing; nothing leaves a final state."""
+DEVICE_TIMEOUT = "device_timeout"  # the error of recipients a silent phone took (worker/jobs.py)
+
+
+def can_move(current: str, new: str, error: str | None = None) -> bool:
+    """Forward only; cancelled only from processing; nothing leaves a final state, except a
+    failure with `device_timeout` (`error`: the recipient's current error), which nobody knew to
+    be one: the phone's sent or delivered still applies."""
+    if current == FAILED and (error or "").startswith(DEVICE_TIMEOUT):
+        return new in (SENT, DELIVERED)
     if current in FINAL or current == new:
         return False
     if new == CANCELLED:

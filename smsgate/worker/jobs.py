@@ -14,7 +14,7 @@ from smsgate.accounts import service as accounts
 from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.kit import clock
-from smsgate.messages import dispatch
+from smsgate.messages import dispatch, states
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.delivery import deliver_forever
@@ -25,7 +25,7 @@ log = logging.getLogger("smsgate.worker")
 
 
 PHONE_STALLED = (
-    f"{dispatch.DEVICE_TIMEOUT}: the phone took this message but has not reported whether it "
+    f"{states.DEVICE_TIMEOUT}: the phone took this message but has not reported whether it "
     "was sent (it may be off or without internet); it may or may not have been sent, and a "
     "report from the phone that arrives later still applies"
 )
