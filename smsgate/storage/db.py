@@ -150,6 +150,13 @@ async def commit(session: AsyncSession) -> None:
         callback()
 
 
+async def rollback(session: AsyncSession) -> None:
+    """Undo the transaction's work so far, with the after-commit callbacks it registered; the
+    request may go on in a new transaction."""
+    await session.rollback()
+    session.info.pop(AFTER_COMMIT, None)
+
+
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run `callback` once this request's transaction has committed (e.g. clear a cache)."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)

@@ -5,6 +5,7 @@ from smsgate.billing import models as billing_models
 from smsgate.conversations import models as conversations_models
 from smsgate.devices import models as devices_models
 from smsgate.messages import models as messages_models
+from smsgate.storage import idempotency
 from smsgate.storage.base import Base
 from smsgate.webhooks import models as webhooks_models
 
@@ -15,6 +16,7 @@ __all__ = [
     "billing_models",
     "conversations_models",
     "devices_models",
+    "idempotency",
     "messages_models",
     "metadata",
     "webhooks_models",

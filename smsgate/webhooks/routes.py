@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from smsgate.accounts.auth import AppSettings, WebhooksScope
 from smsgate.errors import bad_request
 from smsgate.kit import clock
 from smsgate.kit.schema import Input
+from smsgate.storage import idempotency
 from smsgate.storage.db import DbSession
 from smsgate.webhooks import service
 from smsgate.webhooks.events import CATALOG
@@ -59,10 +61,38 @@ async def list_webhooks(principal: WebhooksScope, session: DbSession) -> dict[st
     return {"data": [service.webhook_out(h) for h in hooks], "nextCursor": None}
 
 
-@router.post("/api/webhooks", status_code=201)
+@router.post(
+    "/api/webhooks",
+    status_code=201,
+    response_model=None,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Makes a retry safe: within 24 hours the same key and request "
+                "get the first answer back (Idempotent-Replayed: true), a different request 409.",
+            }
+        ]
+    },
+)
 async def create_webhook(
-    body: WebhookIn, principal: WebhooksScope, session: DbSession, settings: AppSettings
-) -> dict[str, Any]:
+    request: Request,
+    body: WebhookIn,
+    principal: WebhooksScope,
+    session: DbSession,
+    settings: AppSettings,
+) -> Response:
+    """Register an endpoint. With an `Idempotency-Key` header a retry within 24 hours gets the
+    first answer back instead of a second endpoint (storage/idempotency.py)."""
+    key = idempotency.key_of(request)
+    print_ = idempotency.fingerprint("POST /api/webhooks", body.model_dump(mode="json"))
+    if key is not None:
+        earlier = await idempotency.replay(session, principal.account_id, key, print_, settings)
+        if earlier is not None:
+            return earlier
     hook, secret = await service.create(
         session,
         principal.account_id,
@@ -72,7 +102,10 @@ async def create_webhook(
         device_id=body.device_id,
         fmt=body.format,
     )
-    return {**service.webhook_out(hook), "secret": secret}
+    answer = JSONResponse({**service.webhook_out(hook), "secret": secret}, status_code=201)
+    if key is None:
+        return answer
+    return await idempotency.remember(session, principal.account_id, key, print_, answer, settings)
 
 
 @router.get("/api/webhooks/{webhook_id}")

@@ -16,6 +16,7 @@ from smsgate.devices import service as devices
 from smsgate.kit import clock
 from smsgate.messages import dispatch, states
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.storage import idempotency
 from smsgate.storage.db import Database
 from smsgate.webhooks.delivery import deliver_forever
 from smsgate.whatsapp.runner import CloudLines, fail_stalled
@@ -72,6 +73,7 @@ async def run_jobs(app: FastAPI) -> None:
     async with database.transaction() as session:
         await accounts.prune_expired(session)
         await retention.prune(session, settings)
+        await idempotency.purge(session)
 
 
 async def run_forever(app: FastAPI, interval: float, stopping: asyncio.Event | None = None) -> None:
