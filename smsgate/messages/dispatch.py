@@ -783,3 +783,24 @@ async def fail_stalled(
     ]
     applied = await apply_reports(session, reports)
     return [transition for transitions in applied for transition in transitions]
+
+
+async def fail_all_stalled(
+    database: Database,
+    channels: tuple[str, ...],
+    acknowledged_before: datetime,
+    error: str,
+    batch: int = 200,
+    passes: int = 50,
+) -> int:
+    """`fail_stalled` in transactions of `batch` messages until none is left (after an outage
+    there may be thousands; at most `passes` transactions a call, the next call goes on).
+    Returns the number of recipients failed."""
+    failed = 0
+    for _ in range(passes):
+        async with database.transaction() as session:
+            transitions = await fail_stalled(session, channels, acknowledged_before, error, batch)
+        failed += sum(1 for t in transitions if t.phone_number is not None)
+        if len({t.message_id for t in transitions}) < batch:
+            break
+    return failed

@@ -207,12 +207,10 @@ class CloudLines:
 async def fail_stalled(database: Database, older_than: timedelta) -> int:
     """Recipients a WhatsApp line acknowledged but never reported on (its loop died while
     sending) fail with `outcome_unknown` rather than being sent twice."""
-    async with database.transaction() as session:
-        transitions = await dispatch.fail_stalled(
-            session,
-            dispatch.WHATSAPP_CHANNELS,
-            clock.now() - older_than,
-            "outcome_unknown: the line stopped while sending; the message may or may not have "
-            "arrived, check before sending it again",
-        )
-    return sum(1 for t in transitions if t.phone_number is not None)
+    return await dispatch.fail_all_stalled(
+        database,
+        dispatch.WHATSAPP_CHANNELS,
+        clock.now() - older_than,
+        "outcome_unknown: the line stopped while sending; the message may or may not have "
+        "arrived, check before sending it again",
+    )

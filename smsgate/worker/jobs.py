@@ -33,20 +33,9 @@ PHONE_STALLED = (
 
 
 async def _fail_stalled_phones(database: Database, seconds: int) -> None:
-    """The recipients phones took and never reported on, in transactions of STALLED_BATCH
-    messages until none is left (after an outage there may be thousands)."""
+    """The recipients phones took and never reported on."""
     cutoff = clock.now() - timedelta(seconds=seconds)
-    for _ in range(STALLED_PASSES):
-        async with database.transaction() as session:
-            failed = await dispatch.fail_stalled(
-                session, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED, STALLED_BATCH
-            )
-        if len({t.message_id for t in failed}) < STALLED_BATCH:
-            return
-
-
-STALLED_BATCH = 200
-STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
+    await dispatch.fail_all_stalled(database, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED)
 
 
 async def run_jobs(app: FastAPI) -> None:

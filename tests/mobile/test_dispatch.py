@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from smsgate.kit import clock
+from smsgate.messages import dispatch, states
 from smsgate.worker.jobs import run_jobs
 from tests.factories import pair_phone, send
 
@@ -262,3 +263,24 @@ async def test_a_message_all_of_whose_recipients_timed_out_fails_and_recovers(
     await phone.report(msg, "Delivered", [("+5215555555555", "Delivered", None)])
     got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
     assert got["state"] == "failed" and got["error"] == "RESULT_ERROR_NO_SERVICE"
+
+
+async def test_stalled_messages_are_failed_in_passes_until_none_is_left(make_user, app) -> None:
+    """After an outage there may be more stalled messages than one transaction takes: the job
+    goes on pass after pass, and a call that reaches its pass limit leaves the rest to the next."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    ids = await _send_many(user, 5)
+    taken = [m["id"] for m in await phone.pull()]
+    assert sorted(taken) == sorted(ids)
+    for message_id in ids:  # acknowledged: they will go to no other phone
+        await phone.report(message_id, "Processed", [("+5215555555555", "Processed", None)])
+    cutoff = clock.now() + timedelta(seconds=1)
+    error = f"{states.DEVICE_TIMEOUT}: test"
+    channels = dispatch.ANDROID_CHANNELS
+    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 4
+    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 1
+    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 0
+    for message_id in ids:
+        got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+        assert got["state"] == "failed" and got["error"] == error
