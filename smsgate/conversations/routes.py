@@ -20,6 +20,7 @@ from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
 from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
+from smsgate.messages.dispatch import REROUTE_SETTING
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, after_commit
@@ -49,6 +50,7 @@ class OptOutIn(Input):
 
 class AccountSettingsPatch(Input):
     opt_out_bypass_expedited: bool | None = None
+    reroute_stalled: bool | None = None
     allowed_countries: list[str] | None = Field(default=None, max_length=250)
 
 
@@ -240,6 +242,7 @@ def _settings_out(account: Any) -> dict[str, Any]:
     return {
         "optOutBypassExpedited": bool(stored.get("optOutBypassExpedited")),
         "allowedCountries": stored.get("allowedCountries") or [account.region],
+        REROUTE_SETTING: bool(stored.get(REROUTE_SETTING)),
     }
 
 
@@ -256,6 +259,8 @@ async def patch_account_settings(
     current = dict(account.settings or {})
     if body.opt_out_bypass_expedited is not None:
         current["optOutBypassExpedited"] = body.opt_out_bypass_expedited
+    if body.reroute_stalled is not None:
+        current[REROUTE_SETTING] = body.reroute_stalled
     if body.allowed_countries is not None:
         chosen = []
         for index, code in enumerate(body.allowed_countries):

@@ -9,10 +9,10 @@ Reports move each recipient forward only; the message's state follows its recipi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     RowMapping,
@@ -25,10 +25,12 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts.models import Account
 from smsgate.conversations import service as conversations
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
@@ -785,22 +787,130 @@ async def fail_stalled(
     return [transition for transitions in applied for transition in transitions]
 
 
+T = TypeVar("T")
+STALLED_BATCH = 200
+STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
+REROUTE_SETTING = "rerouteStalled"
+accounts_table = cast(Table, Account.__table__)
+
+
+async def reroute_stalled(
+    session: AsyncSession, acknowledged_before: datetime, limit: int = 200
+) -> list[tuple[str, str, str]]:
+    """For accounts that turned `rerouteStalled` on: messages an Android phone acknowledged before the cutoff and then never finished reporting go back to the queue, for
+    whichever phone pulls next (the silent one included: the app knows a message it already has
+    by its id). Only their recipients still `processing` are handed out again; messages pinned to
+    a device (`deviceId`) stay with it. Each gets a history line and its phone a log line.
+    Returns (account, message, silent device) of each, oldest first."""
+    m = messages_table
+    flagged = (
+        select(accounts_table.c.id)
+        .where(accounts_table.c.settings[REROUTE_SETTING].as_boolean() == true())
+        .scalar_subquery()
+    )
+    stalled = and_(
+        m.c.channel.in_(ANDROID_CHANNELS),
+        m.c.state == states.PROCESSING,
+        m.c.acknowledged_at < acknowledged_before,
+        m.c.assigned_device_id.is_not(None),
+        m.c.device_id.is_(None),
+    )
+    rows = (
+        await session.execute(
+            select(m.c.id, m.c.account_id, m.c.assigned_device_id)
+            .where(stalled, m.c.account_id.in_(flagged))
+            .order_by(m.c.acknowledged_at, m.c.id)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return []
+    moved = set(
+        (
+            await session.execute(
+                update(m)
+                .where(m.c.id.in_([row.id for row in rows]), stalled)
+                .values(assigned_device_id=None, acknowledged_at=None, handed_at=None)
+                .returning(m.c.id)
+            )
+        ).scalars()
+    )
+    now = clock.now()
+    done = [(r.account_id, r.id, r.assigned_device_id) for r in rows if r.id in moved]
+    if done:
+        await session.execute(
+            insert(history_table),
+            [
+                {
+                    "id": new_id(),
+                    "account_id": account_id,
+                    "message_id": message_id,
+                    "phone_number": None,
+                    "state": states.PROCESSING,
+                    "error": None,
+                    "details": {"reroutedFrom": device_id},
+                    "created_at": now,
+                }
+                for account_id, message_id, device_id in done
+            ],
+        )
+    for account_id, message_id, device_id in done:
+        devices.log_for(
+            session,
+            account_id,
+            device_id,
+            "message_rerouted",
+            f"message {message_id}: taken but not reported on since "
+            f"{clock.iso(acknowledged_before)} or earlier; back in the queue for any phone "
+            "(the account's rerouteStalled setting)",
+            level="warn",
+        )
+    return done
+
+
 async def fail_all_stalled(
     database: Database,
     channels: tuple[str, ...],
     acknowledged_before: datetime,
     error: str,
-    batch: int = 200,
-    passes: int = 50,
+    batch: int = STALLED_BATCH,
+    passes: int = STALLED_PASSES,
 ) -> int:
-    """`fail_stalled` in transactions of `batch` messages until none is left (after an outage
-    there may be thousands; at most `passes` transactions a call, the next call goes on).
-    Returns the number of recipients failed."""
-    failed = 0
+    """`fail_stalled` until none is left (`in_passes`). Returns the recipients failed."""
+
+    async def step(session: AsyncSession, limit: int) -> tuple[int, list[Transition]]:
+        transitions = await fail_stalled(session, channels, acknowledged_before, error, limit)
+        return len({t.message_id for t in transitions}), transitions
+
+    transitions = await in_passes(database, step, batch, passes)
+    return sum(1 for t in transitions if t.phone_number is not None)
+
+
+async def reroute_all_stalled(database: Database, acknowledged_before: datetime) -> set[str]:
+    """`reroute_stalled` until none is left (`in_passes`). Returns the accounts whose phones
+    should be woken."""
+
+    async def step(session: AsyncSession, limit: int) -> tuple[int, list[tuple[str, str, str]]]:
+        moved = await reroute_stalled(session, acknowledged_before, limit)
+        return len(moved), moved
+
+    return {account for account, _, _ in await in_passes(database, step)}
+
+
+async def in_passes(
+    database: Database,
+    step: Callable[[AsyncSession, int], Awaitable[tuple[int, list[T]]]],
+    batch: int = STALLED_BATCH,
+    passes: int = STALLED_PASSES,
+) -> list[T]:
+    """Run `step` (at most `batch` messages, in a transaction of its own) until a pass handles
+    fewer: after an outage there may be thousands. At most `passes` transactions a call; the
+    next call goes on. Returns what the passes returned, together."""
+    done: list[T] = []
     for _ in range(passes):
         async with database.transaction() as session:
-            transitions = await fail_stalled(session, channels, acknowledged_before, error, batch)
-        failed += sum(1 for t in transitions if t.phone_number is not None)
-        if len({t.message_id for t in transitions}) < batch:
+            handled, results = await step(session, batch)
+        done += results
+        if handled < batch:
             break
-    return failed
+    return done

@@ -59,6 +59,9 @@ def history_out(row: Row) -> dict[str, Any]:
         out["phoneNumber"] = row["phone_number"]
     if row.get("error"):
         out["error"] = row["error"]
+    rerouted = (row.get("details") or {}).get("reroutedFrom")
+    if rerouted:
+        out["reroutedFrom"] = rerouted  # back in the queue: this phone took it and fell silent
     return out
 
 

@@ -32,9 +32,12 @@ PHONE_STALLED = (
 )
 
 
-async def _fail_stalled_phones(database: Database, seconds: int) -> None:
-    """The recipients phones took and never reported on."""
+async def _stalled_phones(database: Database, hub: Hub, seconds: int) -> None:
+    """Messages phones took and never reported on: back to the queue for accounts that chose
+    so (`rerouteStalled`), their recipients failed with `device_timeout` for everyone else."""
     cutoff = clock.now() - timedelta(seconds=seconds)
+    for account_id in await dispatch.reroute_all_stalled(database, cutoff):
+        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
     await dispatch.fail_all_stalled(database, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED)
 
 
@@ -52,7 +55,7 @@ async def run_jobs(app: FastAPI) -> None:
         await devices.mark_stale_offline(session, window, hub.connected())
     await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     if settings.device_stalled_after_seconds:
-        await _fail_stalled_phones(database, settings.device_stalled_after_seconds)
+        await _stalled_phones(database, hub, settings.device_stalled_after_seconds)
     async with database.transaction() as session:
         await dispatch.apply_early_statuses(session)
     async with database.transaction() as session:

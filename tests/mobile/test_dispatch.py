@@ -284,3 +284,79 @@ async def test_stalled_messages_are_failed_in_passes_until_none_is_left(make_use
     for message_id in ids:
         got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
         assert got["state"] == "failed" and got["error"] == error
+
+
+async def test_with_reroute_on_a_silent_phones_messages_go_back_to_the_queue(
+    make_user, app
+) -> None:
+    """rerouteStalled (reliability checklist 9): a message a phone took and fell silent on goes
+    to another phone after SMSGATE_DEVICE_STALLED_AFTER_SECONDS instead of failing, with only
+    its recipients not yet reported; a message pinned to the silent phone stays with it (and
+    fails); the history says where it came from, and the silent phone's log says so too."""
+    user = await make_user()
+    settings = await user.client.get("/api/account/settings", headers=user.auth)
+    assert settings.json()["rerouteStalled"] is False  # off unless chosen
+    turned = await user.client.patch(
+        "/api/account/settings", json={"rerouteStalled": True}, headers=user.auth
+    )
+    assert turned.status_code == 200 and turned.json()["rerouteStalled"] is True
+    silent, spare = await pair_phone(user, name="silent"), await pair_phone(user, name="spare")
+    first, second = "+5215555555555", "+525512345678"
+    loose = (await send(user, phoneNumbers=[first, second])).json()["id"]
+    pinned = (await send(user, deviceId=silent.device_id)).json()["id"]
+    assert sorted(m["id"] for m in await silent.pull()) == sorted([loose, pinned])
+    await silent.report(loose, "Processed", [(first, "Sent", None), (second, "Processed", None)])
+    await silent.report(pinned, "Processed", [(first, "Processed", None)])
+    assert await spare.pull() == []
+    clock.advance(timedelta(hours=23))
+    await run_jobs(app)
+    assert await spare.pull() == []  # not yet
+    clock.advance(timedelta(hours=2))
+    await run_jobs(app)
+    handed = await spare.pull()
+    assert [(m["id"], m["phoneNumbers"]) for m in handed] == [(loose, [second])]
+    got = (await user.client.get(f"/api/v1/messages/{loose}", headers=user.auth)).json()
+    assert got["state"] == "processing"
+    assert {r["phoneNumber"]: r["state"] for r in got["recipients"]} == {
+        first: "sent",
+        second: "processing",
+    }
+    assert got["history"][-1]["reroutedFrom"] == silent.device_id
+    kept = (await user.client.get(f"/api/v1/messages/{pinned}", headers=user.auth)).json()
+    assert kept["state"] == "failed" and kept["error"].startswith("device_timeout: ")
+    logs = await user.client.get(f"/api/devices/{silent.device_id}/logs", headers=user.auth)
+    rerouted = [e for e in logs.json()["data"] if e["event"] == "message_rerouted"]
+    assert len(rerouted) == 1 and loose in rerouted[0]["message"]
+    # the silent phone's late word no longer counts for it: the spare phone has it now
+    await silent.report(loose, "Delivered", [(second, "Delivered", None)])
+    got = (await user.client.get(f"/api/v1/messages/{loose}", headers=user.auth)).json()
+    assert got["state"] == "processing"
+    await spare.report(loose, "Delivered", [(second, "Delivered", None)])
+    got = (await user.client.get(f"/api/v1/messages/{loose}", headers=user.auth)).json()
+    assert {r["phoneNumber"]: r["state"] for r in got["recipients"]} == {
+        first: "sent",
+        second: "delivered",
+    }
+    # another pass finds nothing more to move
+    await run_jobs(app)
+    assert await spare.pull() == []
+
+
+async def test_reroute_is_one_accounts_choice_and_a_boolean(make_user, app) -> None:
+    chooser, other = await make_user(), await make_user()
+    await chooser.client.patch(
+        "/api/account/settings", json={"rerouteStalled": True}, headers=chooser.auth
+    )
+    bad = await chooser.client.patch(
+        "/api/account/settings", json={"rerouteStalled": "yes"}, headers=chooser.auth
+    )
+    assert bad.status_code == 400 and "rerouteStalled" in bad.json()["error"]
+    phone = await pair_phone(other)
+    msg = (await send(other)).json()["id"]
+    await phone.pull()
+    await phone.report(msg, "Processed", [("+5215555555555", "Processed", None)])
+    clock.advance(timedelta(days=2))
+    await run_jobs(app)
+    got = (await other.client.get(f"/api/v1/messages/{msg}", headers=other.auth)).json()
+    assert got["state"] == "failed" and got["error"].startswith("device_timeout: ")
+    assert "reroutedFrom" not in got["history"][-1]
