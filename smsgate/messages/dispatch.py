@@ -40,6 +40,7 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import states
 from smsgate.messages.models import (
     early_statuses_table,
+    history_row,
     history_table,
     messages_table,
     recipients_table,
@@ -542,16 +543,15 @@ async def _record(session: AsyncSession, transitions: Sequence[Transition]) -> N
     await session.execute(
         insert(history_table),
         [
-            {
-                "id": new_id(),
-                "account_id": t.account_id,
-                "message_id": t.message_id,
-                "phone_number": t.phone_number,
-                "state": t.state,
-                "error": t.error,
-                "details": {"deviceId": t.device_id} if t.device_id else None,
-                "created_at": t.at,
-            }
+            history_row(
+                t.account_id,
+                t.message_id,
+                t.state,
+                t.at,
+                phone_number=t.phone_number,
+                error=t.error,
+                details={"deviceId": t.device_id} if t.device_id else None,
+            )
             for t in transitions
         ],
     )
@@ -797,10 +797,11 @@ accounts_table = cast(Table, Account.__table__)
 async def reroute_stalled(
     session: AsyncSession, acknowledged_before: datetime, limit: int = 200
 ) -> list[tuple[str, str, str]]:
-    """For accounts that turned `rerouteStalled` on: messages an Android phone acknowledged before the cutoff and then never finished reporting go back to the queue, for
-    whichever phone pulls next (the silent one included: the app knows a message it already has
-    by its id). Only their recipients still `processing` are handed out again; messages pinned to
-    a device (`deviceId`) stay with it. Each gets a history line and its phone a log line.
+    """For accounts that turned `rerouteStalled` on: messages an Android phone acknowledged
+    before the cutoff and then never finished reporting go back to the queue, for whichever
+    phone pulls next (the silent one included: the app knows a message it already has by its
+    id). Only their recipients still `processing` are handed out again; messages pinned to a
+    device (`deviceId`) stay with it. Each gets a history line and its phone a log line.
     Returns (account, message, silent device) of each, oldest first."""
     m = messages_table
     flagged = (
@@ -841,16 +842,13 @@ async def reroute_stalled(
         await session.execute(
             insert(history_table),
             [
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "message_id": message_id,
-                    "phone_number": None,
-                    "state": states.PROCESSING,
-                    "error": None,
-                    "details": {"reroutedFrom": device_id},
-                    "created_at": now,
-                }
+                history_row(
+                    account_id,
+                    message_id,
+                    states.PROCESSING,
+                    now,
+                    details={"reroutedFrom": device_id},
+                )
                 for account_id, message_id, device_id in done
             ],
         )

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgate.kit import clock
+from smsgate.kit.ids import new_id
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
 
 
@@ -140,3 +141,27 @@ class Attachment(IdMixin, CreatedMixin, TenantMixin, Base):
 
 
 attachments_table = cast(Table, Attachment.__table__)
+
+
+def history_row(
+    account_id: str,
+    message_id: str,
+    state: str,
+    at: datetime,
+    *,
+    phone_number: str | None = None,
+    error: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One line of a message's state history (a recipient's when `phone_number` is given), as
+    the writers insert it."""
+    return {
+        "id": new_id(),
+        "account_id": account_id,
+        "message_id": message_id,
+        "phone_number": phone_number,
+        "state": state,
+        "error": error,
+        "details": details,
+        "created_at": at,
+    }

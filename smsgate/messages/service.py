@@ -24,7 +24,7 @@ from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, segments
 from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import attachments, states
-from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
 from smsgate.messages.writer import PreparedMessage, SendWriter
 from smsgate.storage.db import Database
@@ -230,18 +230,7 @@ def prepare_message(
         }
         for position, number in enumerate(numbers)
     ]
-    history = [
-        {
-            "id": new_id(),
-            "account_id": account_id,
-            "message_id": message_id,
-            "phone_number": None,
-            "state": states.PROCESSING,
-            "error": None,
-            "details": None,
-            "created_at": now,
-        }
-    ]
+    history = [history_row(account_id, message_id, states.PROCESSING, now)]
     return PreparedMessage(message, recipients, history)
 
 
@@ -408,16 +397,7 @@ async def cancel_message(
         await session.execute(
             insert(history_table),
             [
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "message_id": row["id"],
-                    "phone_number": number,
-                    "state": states.CANCELLED,
-                    "error": None,
-                    "details": None,
-                    "created_at": now,
-                }
+                history_row(account_id, row["id"], states.CANCELLED, now, phone_number=number)
                 for number in [*numbers, None]
             ],
         )

@@ -36,7 +36,7 @@ from smsgate.kit import clock
 from smsgate.kit.batching import Batcher
 from smsgate.kit.ids import new_id
 from smsgate.messages import pgwriter, states
-from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
 from smsgate.messages.writerproc import WriterDied, WriterProcess, answer
 from smsgate.storage.db import Database, asyncpg_dsn, insert_ignoring_conflicts
@@ -589,13 +589,11 @@ async def _apply_opt_outs(
 
 
 def _history(message: dict[str, Any], number: str | None, state: str) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "account_id": message["account_id"],
-        "message_id": message["id"],
-        "phone_number": number,
-        "state": state,
-        "error": OPTED_OUT if state == states.FAILED else None,
-        "details": None,
-        "created_at": message["created_at"],
-    }
+    return history_row(
+        message["account_id"],
+        message["id"],
+        state,
+        message["created_at"],
+        phone_number=number,
+        error=OPTED_OUT if state == states.FAILED else None,
+    )
