@@ -795,7 +795,7 @@ accounts_table = cast(Table, Account.__table__)
 
 
 async def reroute_stalled(
-    session: AsyncSession, acknowledged_before: datetime, limit: int = 200
+    session: AsyncSession, acknowledged_before: datetime, limit: int = STALLED_BATCH
 ) -> list[tuple[str, str, str]]:
     """For accounts that turned `rerouteStalled` on: messages an Android phone acknowledged
     before the cutoff and then never finished reporting go back to the queue, for whichever
