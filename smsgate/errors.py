@@ -38,6 +38,13 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
 
+# character_not_in_repertoire, untranslatable_character: text PostgreSQL cannot store
+_UNSTORABLE = frozenset({"22021", "22P05"})
+UNSTORABLE_TEXT = (
+    "a value in the request contains the NUL character (\\u0000), which cannot be stored; remove it"
+)
+
+
 def bad_request(message: str, code: str = "validation_error", field: str | None = None) -> ApiError:
     return ApiError(400, message, code, extra={"field": field} if field else None)
 
@@ -172,6 +179,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE:
+            # PostgreSQL cannot store some characters (NUL) in text, wherever they came from
+            # (bodies are checked before; a query or path parameter may still carry one)
+            return JSONResponse(error_body(UNSTORABLE_TEXT, "validation_error"), status_code=400)
         log.exception("database error", exc_info=exc)
         return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from smsgate.errors import ApiError
@@ -15,8 +15,40 @@ from smsgate.errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path (as error messages name fields: `phoneNumbers[1]`) of the first string holding
+    NUL, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key)
+            if "\x00" in name:
+                return path or name
+            found = _nul_at(item, f"{path}.{name}" if path else name)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """No string anywhere in a body may hold NUL: PostgreSQL cannot store it in text, and no
+        phone number, message or name needs it."""
+        found = _nul_at(data, "")
+        if found is not None:
+            where = f"{found}: " if found else ""
+            raise ValueError(f"{where}contains the NUL character (\\u0000), which cannot be stored")
+        return data
 
 
 def parse(model: type[M], raw: object) -> M:
