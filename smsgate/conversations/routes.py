@@ -10,6 +10,7 @@ import phonenumbers
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
 from smsgate.accounts.cache import credentials
@@ -237,7 +238,7 @@ async def remove_opt_out(
     return {"phoneNumber": number, "optedOut": False}
 
 
-def _settings_out(account: Any) -> dict[str, Any]:
+def settings_out(account: Any) -> dict[str, Any]:
     stored = account.settings or {}
     return {
         "optOutBypassExpedited": bool(stored.get("optOutBypassExpedited")),
@@ -248,7 +249,7 @@ def _settings_out(account: Any) -> dict[str, Any]:
 
 @router.get("/api/account/settings")
 async def account_settings(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
-    return _settings_out(await get_account(session, principal.account_id))
+    return settings_out(await get_account(session, principal.account_id))
 
 
 @router.patch("/api/account/settings")
@@ -256,6 +257,12 @@ async def patch_account_settings(
     body: AccountSettingsPatch, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
     account = await get_account(session, principal.account_id)
+    await change_settings(session, account, body)
+    return settings_out(account)
+
+
+async def change_settings(session: AsyncSession, account: Any, body: AccountSettingsPatch) -> None:
+    """Apply the preferences given (the API's PATCH and the dashboard's account page)."""
     current = dict(account.settings or {})
     if body.opt_out_bypass_expedited is not None:
         current["optOutBypassExpedited"] = body.opt_out_bypass_expedited
@@ -280,4 +287,3 @@ async def patch_account_settings(
     await session.flush()
     forget = partial(credentials.forget_account, account.id)
     after_commit(session, forget)  # the send path reads these from the credential cache
-    return _settings_out(account)

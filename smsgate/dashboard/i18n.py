@@ -71,6 +71,17 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Yes, delete this device (its token stops working).",
     },
     "account_title": {"es": "Cuenta", "en": "Account"},
+    "sending_prefs": {"es": "Preferencias de envío", "en": "Sending preferences"},
+    "reroute_stalled": {
+        "es": "Si un teléfono tomó un mensaje y no informa sobre él (un día, por omisión), "
+        "enviarlo por otro teléfono (puede llegar dos veces) en lugar de marcarlo fallido.",
+        "en": "If a phone took a message and stays silent about it (a day, by default), send it "
+        "through another phone (it may arrive twice) instead of failing it.",
+    },
+    "bypass_opt_out": {
+        "es": "Los envíos urgentes (prioridad 100 o más) llegan también a números dados de baja.",
+        "en": "Expedited sends (priority 100 or more) also reach numbers that opted out.",
+    },
     "current_password": {"es": "Contraseña actual", "en": "Current password"},
     "new_password": {"es": "Contraseña nueva", "en": "New password"},
     "change_password": {"es": "Cambiar contraseña", "en": "Change password"},

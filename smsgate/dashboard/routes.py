@@ -21,6 +21,7 @@ from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
+from smsgate.conversations.routes import AccountSettingsPatch, change_settings, settings_out
 from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
@@ -940,6 +941,33 @@ async def account_page(request: Request, session: DbSession) -> Response:
         page="account_title",
         title="Account",
         email=account.email,
+        prefs=settings_out(account),
+    )
+
+
+@router.post("/dashboard/account/settings")
+async def account_settings_form(
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    reroute_stalled: Annotated[str | None, Form(alias="rerouteStalled", max_length=8)] = None,
+    bypass: Annotated[str | None, Form(alias="optOutBypassExpedited", max_length=8)] = None,
+) -> Response:
+    """The account's sending preferences (unchecked boxes are not sent: off)."""
+    account = await accounts.get_account(session, principal.account_id)
+    chosen = AccountSettingsPatch.model_validate(
+        {"rerouteStalled": reroute_stalled is not None, "optOutBypassExpedited": bypass is not None}
+    )
+    await change_settings(session, account, chosen)
+    return _page(
+        request,
+        "account.html",
+        principal,
+        page="account_title",
+        title="Account",
+        email=account.email,
+        prefs=settings_out(account),
+        notice=translator(language(request))["saved"],
     )
 
 
@@ -965,6 +993,7 @@ async def password_form(
         page="account_title",
         title="Account",
         email=account.email,
+        prefs=settings_out(account),
         notice=notice,
         error=error,
         status=200 if notice else 400,

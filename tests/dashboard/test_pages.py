@@ -264,6 +264,24 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
             data={"csrf": csrf, "current": PASSWORD, "new": "another long passphrase"},
         )
         assert changed.status_code == 200 and "Password changed" in changed.text
+        account = await browser.get("/dashboard/account?lang=en")
+        assert "Sending preferences" in account.text
+        assert 'name="rerouteStalled" value="on" style="width:auto">' in account.text  # off
+        bearer = {"Authorization": f"Bearer {key}"}
+        saved = await browser.post(
+            "/dashboard/account/settings", data={"csrf": csrf, "rerouteStalled": "on"}
+        )
+        assert saved.status_code == 200 and "Saved." in saved.text
+        assert 'name="rerouteStalled" value="on" style="width:auto" checked>' in saved.text
+        prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
+        assert prefs["rerouteStalled"] is True and prefs["optOutBypassExpedited"] is False
+        await browser.post("/dashboard/account/settings", data={"csrf": csrf})
+        prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
+        assert prefs["rerouteStalled"] is False
+        forged = await browser.post("/dashboard/account/settings", data={"rerouteStalled": "on"})
+        assert forged.status_code == 403
+        prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
+        assert prefs["rerouteStalled"] is False
 
 
 async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
