@@ -934,6 +934,11 @@ async def delete_device_form(
 async def account_page(request: Request, session: DbSession) -> Response:
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
+    return _account_page(request, principal, account)
+
+
+def _account_page(request: Request, principal: Principal, account: Any, **shown: Any) -> Response:
+    """The account page (e-mail, password form, sending preferences) with a form's outcome."""
     return _page(
         request,
         "account.html",
@@ -942,6 +947,7 @@ async def account_page(request: Request, session: DbSession) -> Response:
         title="Account",
         email=account.email,
         prefs=settings_out(account),
+        **shown,
     )
 
 
@@ -959,16 +965,7 @@ async def account_settings_form(
         {"rerouteStalled": reroute_stalled is not None, "optOutBypassExpedited": bypass is not None}
     )
     await change_settings(session, account, chosen)
-    return _page(
-        request,
-        "account.html",
-        principal,
-        page="account_title",
-        title="Account",
-        email=account.email,
-        prefs=settings_out(account),
-        notice=translator(language(request))["saved"],
-    )
+    return _account_page(request, principal, account, notice=translator(language(request))["saved"])
 
 
 @router.post("/dashboard/account/password")
@@ -986,15 +983,6 @@ async def password_form(
         notice = translator(language(request))["password_changed"]
     except ApiError as exc:
         error = exc.message
-    return _page(
-        request,
-        "account.html",
-        principal,
-        page="account_title",
-        title="Account",
-        email=account.email,
-        prefs=settings_out(account),
-        notice=notice,
-        error=error,
-        status=200 if notice else 400,
+    return _account_page(
+        request, principal, account, notice=notice, error=error, status=200 if notice else 400
     )

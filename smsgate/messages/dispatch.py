@@ -23,6 +23,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    not_,
     or_,
     select,
     true,
@@ -736,25 +737,53 @@ async def apply_early_statuses(
     return transitions
 
 
+T = TypeVar("T")
+STALLED_BATCH = 200
+STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
+REROUTE_SETTING = "rerouteStalled"
+accounts_table = cast(Table, Account.__table__)
+
+
+def _stalled(channels: tuple[str, ...], acknowledged_before: datetime) -> Any:
+    """Messages a device acknowledged before the cutoff and has not finished reporting on."""
+    m = messages_table
+    return and_(
+        m.c.channel.in_(channels),
+        m.c.state == states.PROCESSING,
+        m.c.acknowledged_at < acknowledged_before,
+        m.c.assigned_device_id.is_not(None),
+    )
+
+
+def _reroutable() -> Any:
+    """Messages that go back to the queue rather than fail when stalled: for Android phones, not
+    pinned to one, of an account that turned `rerouteStalled` on."""
+    m = messages_table
+    flagged = select(accounts_table.c.id).where(
+        accounts_table.c.settings[REROUTE_SETTING].as_boolean() == true()
+    )
+    return and_(
+        m.c.channel.in_(ANDROID_CHANNELS),
+        m.c.device_id.is_(None),
+        m.c.account_id.in_(flagged.scalar_subquery()),
+    )
+
+
 async def fail_stalled(
     session: AsyncSession,
     channels: tuple[str, ...],
     acknowledged_before: datetime,
     error: str,
-    limit: int = 200,
+    limit: int = STALLED_BATCH,
 ) -> list[Transition]:
     """Recipients still `processing` in messages a device acknowledged before the cutoff fail
-    with `error`, as if their device had reported so."""
+    with `error`, as if their device had reported so (not the re-routable ones: those are
+    `reroute_stalled`'s, however far it got)."""
     m, r = messages_table, recipients_table
     stalled = (
         await session.execute(
             select(m.c.id, m.c.account_id, m.c.assigned_device_id)
-            .where(
-                m.c.channel.in_(channels),
-                m.c.state == states.PROCESSING,
-                m.c.acknowledged_at < acknowledged_before,
-                m.c.assigned_device_id.is_not(None),
-            )
+            .where(_stalled(channels, acknowledged_before), not_(_reroutable()))
             .order_by(m.c.acknowledged_at, m.c.id)
             .limit(limit)
         )
@@ -787,13 +816,6 @@ async def fail_stalled(
     return [transition for transitions in applied for transition in transitions]
 
 
-T = TypeVar("T")
-STALLED_BATCH = 200
-STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
-REROUTE_SETTING = "rerouteStalled"
-accounts_table = cast(Table, Account.__table__)
-
-
 async def reroute_stalled(
     session: AsyncSession, acknowledged_before: datetime, limit: int = STALLED_BATCH
 ) -> list[tuple[str, str, str]]:
@@ -804,22 +826,11 @@ async def reroute_stalled(
     device (`deviceId`) stay with it. Each gets a history line and its phone a log line.
     Returns (account, message, silent device) of each, oldest first."""
     m = messages_table
-    flagged = (
-        select(accounts_table.c.id)
-        .where(accounts_table.c.settings[REROUTE_SETTING].as_boolean() == true())
-        .scalar_subquery()
-    )
-    stalled = and_(
-        m.c.channel.in_(ANDROID_CHANNELS),
-        m.c.state == states.PROCESSING,
-        m.c.acknowledged_at < acknowledged_before,
-        m.c.assigned_device_id.is_not(None),
-        m.c.device_id.is_(None),
-    )
+    stalled = and_(_stalled(ANDROID_CHANNELS, acknowledged_before), _reroutable())
     rows = (
         await session.execute(
             select(m.c.id, m.c.account_id, m.c.assigned_device_id)
-            .where(stalled, m.c.account_id.in_(flagged))
+            .where(stalled)
             .order_by(m.c.acknowledged_at, m.c.id)
             .limit(limit)
         )

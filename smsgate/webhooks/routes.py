@@ -88,7 +88,9 @@ async def create_webhook(
     """Register an endpoint. With an `Idempotency-Key` header a retry within 24 hours gets the
     first answer back instead of a second endpoint (storage/idempotency.py)."""
     key = idempotency.key_of(request)
-    print_ = idempotency.fingerprint("POST /api/webhooks", body.model_dump(mode="json"))
+    print_ = (
+        idempotency.fingerprint("POST /api/webhooks", body.model_dump(mode="json")) if key else ""
+    )
     if key is not None:
         earlier = await idempotency.replay(session, principal.account_id, key, print_, settings)
         if earlier is not None:

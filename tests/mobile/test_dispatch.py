@@ -360,3 +360,26 @@ async def test_reroute_is_one_accounts_choice_and_a_boolean(make_user, app) -> N
     got = (await other.client.get(f"/api/v1/messages/{msg}", headers=other.auth)).json()
     assert got["state"] == "failed" and got["error"].startswith("device_timeout: ")
     assert "reroutedFrom" not in got["history"][-1]
+
+
+async def test_failing_stalled_messages_spares_those_an_account_wants_rerouted(
+    make_user, app
+) -> None:
+    """The failing step leaves re-routable messages alone however far re-routing got (a run
+    that stopped at its pass limit must not fail what the account asked to re-route)."""
+    user = await make_user()
+    await user.client.patch(
+        "/api/account/settings", json={"rerouteStalled": True}, headers=user.auth
+    )
+    phone = await pair_phone(user)
+    msg = (await send(user)).json()["id"]
+    await phone.pull()
+    await phone.report(msg, "Processed", [("+5215555555555", "Processed", None)])
+    cutoff = clock.now() + timedelta(seconds=1)
+    error = f"{states.DEVICE_TIMEOUT}: test"
+    db, channels = app.state.db, dispatch.ANDROID_CHANNELS
+    assert await dispatch.fail_all_stalled(db, channels, cutoff, error) == 0
+    got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
+    assert got["state"] == "processing"
+    assert await dispatch.reroute_all_stalled(db, cutoff) == {user.account_id}
+    assert [m["id"] for m in await phone.pull()] == [msg]
