@@ -45,6 +45,10 @@ from smsgate.webhooks.models import Webhook
 router = APIRouter(prefix="/api/3rdparty/v1", tags=["compat"])
 
 # Their scopes onto ours.
+# bounds of numeric query parameters: past them a value means nothing (and would overflow the
+# database's integers or the calendar)
+MAX_OFFSET = 2**31 - 1
+MAX_ACTIVE_WITHIN_HOURS = 10 * 366 * 24
 SCOPES = {
     "messages:send": scopes.SEND,
     "messages:cancel": scopes.SEND,
@@ -287,7 +291,7 @@ async def send(
     principal: Caller,
     session: DbSession,
     skipPhoneValidation: bool = False,
-    deviceActiveWithin: Annotated[int, Query(ge=0)] = 0,
+    deviceActiveWithin: Annotated[int, Query(ge=0, le=MAX_ACTIVE_WITHIN_HOURS)] = 0,
 ) -> JSONResponse:
     _need(principal, "messages:send")
     body = await _object(request)
@@ -347,7 +351,7 @@ async def list_messages(
     state: str | None = None,
     deviceId: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     includeContent: bool = False,
     sort: str = "-created_at",
 ) -> list[dict[str, Any]]:
@@ -610,7 +614,7 @@ async def inbox(
     to: datetime | None = None,
     deviceId: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     _need(principal, "inbox:list")
     m, r = messages_table, recipients_table

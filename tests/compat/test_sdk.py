@@ -263,3 +263,25 @@ async def test_skip_phone_validation_and_device_active_within(make_user, live_se
             json={"phoneNumbers": ["+5215555555555"], "message": "x"},
         )
         assert pinned.status_code == 202 and pinned.json()["deviceId"] == phone.device_id
+
+
+async def test_out_of_range_numbers_in_queries_are_refused(make_user, live_server) -> None:
+    """Found by the API fuzzer: an offset past SQLite's 64-bit integers was a 500. Numbers past
+    any meaningful bound are now a 400 naming the parameter, on every database."""
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        auth = httpx.BasicAuth(user.email, PASSWORD)
+        base = f"{live_server}/api/3rdparty/v1"
+        huge = 10**28
+        for url in (f"{base}/messages?offset={huge}", f"{base}/inbox?offset={huge}"):
+            answer = await http.get(url, auth=auth)
+            assert answer.status_code == 400, answer.text
+            assert "offset" in answer.text
+        assert (await http.get(f"{base}/messages?offset=2147483647", auth=auth)).json() == []
+        body = {"phoneNumbers": ["+5215555555555"], "message": "x"}
+        for path in ("messages", "message"):
+            answer = await http.post(
+                f"{base}/{path}?deviceActiveWithin={huge}", auth=auth, json=body
+            )
+            assert answer.status_code == 400, answer.text
+            assert "deviceActiveWithin" in answer.text
