@@ -144,10 +144,19 @@ class CloudLines:
         return handled
 
     async def serve_all(self) -> int:
-        """One pass over every ready line (tests and `smsgate worker --once` use it)."""
+        """One pass over every ready line (tests and `smsgate worker --once` use it). A line that
+        fails (its Graph API down, credentials sealed with another secret key) is logged and
+        skipped; the others are served all the same, as by run_forever."""
         found = await self.ready_lines()
-        counts = await asyncio.gather(*(self.serve_line(line) for line, _ in found))
-        return sum(counts)
+        counts = await asyncio.gather(
+            *(self.serve_line(line) for line, _ in found), return_exceptions=True
+        )
+        for (line, _), count in zip(found, counts, strict=True):
+            if isinstance(count, Exception):
+                log.error("WhatsApp cloud line %s failed", line, exc_info=count)
+            elif isinstance(count, BaseException):
+                raise count
+        return sum(count for count in counts if isinstance(count, int))
 
     async def _line_forever(self, device_id: str, account_id: str, interval: float) -> None:
         subscription = self.hub.subscribe(device_id, account_id)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from smsgate.kit import clock
+from smsgate.kit.crypto import encrypt
 from smsgate.whatsapp import cloud
 from smsgate.whatsapp.runner import CloudLines, fail_stalled
 from tests.factories import pair_phone, send
@@ -383,6 +384,27 @@ async def test_a_line_that_died_mid_send_fails_with_outcome_unknown(make_user, a
     assert final["recipients"][0]["error"].startswith("outcome_unknown")
     assert await serve(app) == 0  # never sent again
     assert graph.accepted(line["keys"]["phoneNumberId"]) == []
+
+
+async def test_a_line_whose_credentials_cannot_be_read_does_not_stop_the_others(
+    make_user, app, graph, caplog
+) -> None:
+    """Credentials sealed with another SMSGATE_SECRET_KEY (a key changed by mistake, or rows
+    written by another server) fail that line alone; the other lines still send."""
+    user = await make_user()
+    sealed, good = await cloud_line(user, graph), await cloud_line(user, graph)
+    other_key = encrypt("another-secret-key-" + secrets.token_hex(16), json.dumps(sealed["keys"]))
+    async with app.state.db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE devices SET credentials_encrypted = :c WHERE id = :id"),
+            {"c": other_key, "id": sealed["id"]},
+        )
+    await customer_writes(user, good)
+    sent = await send(user, channel="whatsapp", deviceId=good["id"], phoneNumbers=[CUSTOMER_E164])
+    assert sent.status_code == 202, sent.text
+    assert await serve(app) == 1
+    assert (await message(user, sent.json()["id"]))["state"] == "sent"
+    assert f"WhatsApp cloud line {sealed['id']} failed" in caplog.text
 
 
 async def test_another_account_cannot_see_or_use_a_line(make_user, graph) -> None:
