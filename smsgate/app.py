@@ -37,6 +37,7 @@ from smsgate.metrics import router as metrics_router
 from smsgate.mobile.hub import Hub
 from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
+from smsgate.openapi import install_openapi
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
 from smsgate.webhooks.routes import router as webhooks_router
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard_router)
     install_dashboard(app)
     app.include_router(metrics_router)
+    install_openapi(app, settings)
     return app
 
 

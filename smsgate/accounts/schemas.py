@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
+from smsgate.accounts import scopes as scope_names
 from smsgate.accounts.models import Account, ApiKey
 from smsgate.accounts.service import TokenFamily, TokenPair
 from smsgate.kit.clock import iso
 from smsgate.kit.schema import Input
+
+_SCOPE_NAMES: JsonDict = {"items": {"enum": list(scope_names.ALL)}}
 
 
 class SignupIn(Input):
@@ -29,12 +33,14 @@ class PasswordChangeIn(Input):
 
 
 class KeyCreateIn(Input):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "production"}]})
+
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] | None = None
+    scopes: list[str] | None = Field(default=None, json_schema_extra=_SCOPE_NAMES)
 
 
 class TokenIn(Input):
-    scopes: list[str] | None = None
+    scopes: list[str] | None = Field(default=None, json_schema_extra=_SCOPE_NAMES)
     ttl: int | None = None
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import phonenumbers
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
@@ -30,6 +30,10 @@ router = APIRouter(tags=["conversations"])
 
 
 class ReplyIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "Gracias, le llamamos hoy"}]}
+    )
+
     message: str
     priority: int = Field(default=0, ge=-128, le=127)
     ttl: int | None = Field(default=None, gt=0)
@@ -46,6 +50,8 @@ class ConversationPatch(Input):
 
 
 class OptOutIn(Input):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"phoneNumber": "+5215555555555"}]})
+
     phone_number: str = Field(max_length=64)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import delete
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
@@ -23,6 +23,8 @@ router = APIRouter(tags=["devices"])
 
 
 class AndroidIn(Input):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Oficina"}]})
+
     name: str = Field(min_length=1, max_length=128)
 
 

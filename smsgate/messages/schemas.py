@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from smsgate.kit.clock import iso
 from smsgate.kit.schema import Input
@@ -29,6 +29,12 @@ class Template(Input):
 
 
 class SendRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"phoneNumbers": ["+5215555555555"], "message": "Hola mundo"}]
+        }
+    )
+
     channel: Channel = "sms"
     phone_numbers: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     message: str | None = None

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from smsgate.accounts.auth import AppSettings, WebhooksScope
 from smsgate.errors import bad_request
@@ -17,22 +18,40 @@ from smsgate.storage import idempotency
 from smsgate.storage.db import DbSession
 from smsgate.webhooks import service
 from smsgate.webhooks.events import CATALOG
+from smsgate.webhooks.signing import FORMATS
 
 router = APIRouter(tags=["webhooks"])
 
 
+_EVENT_NAMES: JsonDict = {"items": {"enum": list(CATALOG)}}
+_FORMAT_NAMES: JsonDict = {"enum": list(FORMATS)}
+
+
 class WebhookIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks/sms",
+                    "events": ["sms:received", "sms:delivered"],
+                }
+            ]
+        }
+    )
+
     url: str = Field(max_length=2048)
-    events: list[str] = Field(max_length=len(CATALOG))
+    events: list[str] = Field(max_length=len(CATALOG), json_schema_extra=_EVENT_NAMES)
     device_id: str | None = None
-    format: str = "native"
+    format: str = Field(default="native", json_schema_extra=_FORMAT_NAMES)
 
 
 class WebhookPatch(Input):
     url: str | None = Field(default=None, max_length=2048)
-    events: list[str] | None = Field(default=None, max_length=len(CATALOG))
+    events: list[str] | None = Field(
+        default=None, max_length=len(CATALOG), json_schema_extra=_EVENT_NAMES
+    )
     device_id: str | None = None
-    format: str | None = None
+    format: str | None = Field(default=None, json_schema_extra=_FORMAT_NAMES)
     enabled: bool | None = None
 
 

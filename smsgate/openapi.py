@@ -1,0 +1,212 @@
+"""The OpenAPI document at /openapi.json, completed where FastAPI cannot know the API.
+
+Most routes read their credential by hand (the busiest for speed, the rest through one
+dependency that takes a Bearer header or the session cookie), so FastAPI sees no security on
+them. This module declares the schemes and, per operation, which one it takes; adds the links
+from each created resource to the operations that use its id (so generated clients and
+stateful testers can follow them); and describes errors as the API sends them: a 400 with
+`{"error", "code", "field"}`, not FastAPI's default 422 validation shape, which this API never
+sends (422 is only the anti-abuse refusal of a send).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from smsgate.accounts.auth import SESSION_COOKIE
+from smsgate.config import Settings
+
+SCHEMES: dict[str, dict[str, Any]] = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`sk_…`, POST /api/keys) or an access token (`at_…`, "
+        "POST /api/auth/token).",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "The dashboard's session (POST /api/auth/login). Writes also need the "
+        "login answer's `csrfToken` in an `X-CSRF-Token` header.",
+    },
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The account's e-mail and password (the third-party API; a phone asking "
+        "for a login code).",
+    },
+    "deviceToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The token a phone received when it registered "
+        "(POST /api/mobile/v1/device).",
+    },
+    "registrationToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The pairing token of a device created in the dashboard or with POST "
+        "/api/devices/android, or the server's SMSGATE_MOBILE_REGISTRATION_TOKEN. A phone may "
+        "instead send the account's login (Basic) or a one-time code (`Authorization: Code "
+        "…`, GET /api/mobile/v1/user/code).",
+    },
+    "refreshToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A refresh token from POST /api/3rdparty/v1/auth/token.",
+    },
+}
+
+ACCOUNT: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
+THIRD_PARTY: list[dict[str, list[str]]] = [{"basic": []}, {"apiKey": []}]
+DEVICE: list[dict[str, list[str]]] = [{"deviceToken": []}]
+
+# (method, path) answered without any credential
+PUBLIC = {
+    ("get", "/health"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("post", "/api/auth/signup"),
+    ("post", "/api/auth/login"),
+    ("get", "/api/auth/scopes"),
+    ("post", "/api/auth/token/refresh"),  # the refresh token is in the body
+    ("get", "/api/3rdparty/v1/health"),
+    # Meta's calls: a verify token in the query, a signature header on events
+    ("get", "/api/whatsapp/webhook/{device_id}"),
+    ("post", "/api/whatsapp/webhook/{device_id}"),
+}
+
+# operations that send, and so may meet the anti-abuse rules' 422
+SENDS = {
+    ("post", "/api/v1/send"),
+    ("post", "/api/conversations/{conversation_id}/send"),
+    ("post", "/api/3rdparty/v1/messages"),
+}
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "code"],
+    "properties": {
+        "error": {"type": "string", "description": "What is wrong and how to fix it."},
+        "code": {"type": "string", "description": "A stable code to branch on."},
+        "field": {"type": "string", "description": "The field at fault, when there is one."},
+    },
+}
+
+# created resource -> the operations that take its id: (operation path, its parameter, where
+# the creating answer holds the id)
+_LINKS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("post", "/api/webhooks"): ("/api/webhooks/{webhook_id}", "webhook_id", "id"),
+    ("post", "/api/keys"): ("/api/keys/{key_id}", "key_id", "id"),
+    ("post", "/api/devices/android"): ("/api/devices/{device_id}", "device_id", "id"),
+    ("post", "/api/devices/whatsapp"): ("/api/devices/{device_id}", "device_id", "id"),
+    ("post", "/api/v1/send"): ("/api/v1/messages/{message_id}", "message_id", "id"),
+    ("post", "/api/opt-outs"): ("/api/opt-outs/{phone_number}", "phone_number", "phoneNumber"),
+    ("post", "/api/3rdparty/v1/messages"): (
+        "/api/3rdparty/v1/messages/{message_id}",
+        "message_id",
+        "id",
+    ),
+    ("post", "/api/3rdparty/v1/webhooks"): (
+        "/api/3rdparty/v1/webhooks/{hook_id}",
+        "hook_id",
+        "id",
+    ),
+}
+
+
+def security_for(method: str, path: str, settings: Settings) -> list[dict[str, list[str]]]:
+    """The credentials an operation takes; [] for none."""
+    if (method, path) in PUBLIC:
+        return []
+    if path == "/api/mobile/v1/device":
+        if method == "post":  # registering a phone
+            if settings.mobile_open_registration:
+                return [{}]
+            return [{"registrationToken": []}, {"basic": []}]
+        if method == "get":  # without a token: only the caller's address
+            return [*DEVICE, {}]
+    if path == "/api/mobile/v1/user/code":  # a phone asks for a login code for a new phone
+        return [{"basic": []}]
+    if path.startswith("/api/mobile/"):
+        return DEVICE
+    if path == "/api/3rdparty/v1/auth/token/refresh":
+        return [{"refreshToken": []}]
+    if path.startswith("/api/3rdparty/"):
+        return THIRD_PARTY
+    return ACCOUNT
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            complete(document, settings)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def complete(document: dict[str, Any], settings: Settings) -> None:
+    components = document.setdefault("components", {})
+    components["securitySchemes"] = SCHEMES
+    schemas = components.setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    paths: dict[str, dict[str, Any]] = document.get("paths", {})
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            security = security_for(method, path, settings)
+            if security:
+                operation["security"] = security
+                operation["responses"].setdefault(
+                    "401", {"description": "No valid credential.", "content": error}
+                )
+            responses = operation["responses"]
+            if "422" in responses or operation.get("parameters") or "requestBody" in operation:
+                responses.pop("422", None)
+                responses.setdefault(
+                    "400", {"description": "Bad input; `field` names it.", "content": error}
+                )
+            if (method, path) in SENDS:
+                responses["422"] = {
+                    "description": "Refused by an anti-abuse rule (a country the account does "
+                    "not send to, a premium-rate number, a run of sequential numbers).",
+                    "content": error,
+                }
+            link = _LINKS.get((method, path))
+            if link is not None:
+                _add_links(paths, operation, *link)
+
+
+def _add_links(
+    paths: dict[str, dict[str, Any]], operation: dict[str, Any], target: str, name: str, key: str
+) -> None:
+    links = {}
+    for path, operations in paths.items():
+        if not (path == target or path.startswith(target + "/")):
+            continue
+        for method, used in operations.items():
+            # the operation must take the id in that parameter and no other path parameter
+            if set(re.findall(r"{([^}]+)}", path)) != {name}:
+                continue
+            links[used["operationId"]] = {
+                "operationId": used["operationId"],
+                "parameters": {name: f"$response.body#/{key}"},
+                "description": f"{method.upper()} {path} for the resource just created",
+            }
+    for code, response in operation["responses"].items():
+        if code.startswith("2") and links:
+            response["links"] = links
