@@ -14,33 +14,18 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from smsgate.app import create_app
 from smsgate.config import Settings
 from smsgate.kit import clock
 from smsgate.storage import migrate
 from tests.factories import BASE_URL, User, signup
-from tests.serving import free_port
+from tests.serving import free_port, pg_schema
 from tests.whatsapp import fake_graph
 from tests.whatsapp.fake_graph import FakeGraph
 
 TEST_DATABASE_URL = os.environ.get("SMSGATE_TEST_DATABASE_URL", "")
 GRAPH_PORT = free_port()  # the fake WhatsApp Graph API (tests/whatsapp/fake_graph.py)
-
-
-def _pg_schema(url: str, schema: str, create: bool) -> None:
-    async def run() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            if create:
-                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            else:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await engine.dispose()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +34,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     schema = ""
     if TEST_DATABASE_URL:
         schema = f"test_{secrets.token_hex(6)}"
-        _pg_schema(TEST_DATABASE_URL, schema, create=True)
+        pg_schema(TEST_DATABASE_URL, schema, create=True)
     base = Settings(
         data_dir=data_dir,
         database_url=TEST_DATABASE_URL,
@@ -67,7 +52,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     migrate.upgrade(resolved)
     yield resolved
     if schema:
-        _pg_schema(TEST_DATABASE_URL, schema, create=False)
+        pg_schema(TEST_DATABASE_URL, schema, create=False)
 
 
 @pytest.fixture(scope="session")

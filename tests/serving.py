@@ -16,12 +16,43 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def pg_schema(url: str, schema: str, create: bool) -> None:
+    """Create (or drop, with everything in it) a PostgreSQL schema."""
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            if create:
+                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            else:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def server_env(settings: Any, data_dir: Path, port: int) -> dict[str, str]:
+    """Environment for `smsgate serve` on `port`, on the suite's database (its own PostgreSQL
+    schema, or an SQLite file in `data_dir`)."""
+    env = {
+        "SMSGATE_DATA_DIR": str(data_dir),
+        "SMSGATE_PORT": str(port),
+        "SMSGATE_HOST": "127.0.0.1",
+    }
+    if not settings.is_sqlite:
+        env["SMSGATE_DATABASE_URL"] = settings.database_url
+        env["SMSGATE_DATABASE_SCHEMA"] = settings.database_schema
+    return env
 
 
 @contextmanager

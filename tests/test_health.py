@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from smsgate import __version__
-from smsgate.config import Settings
 from tests.factories import PASSWORD, unique_email
-from tests.serving import free_port, running_server
+from tests.serving import free_port, running_server, server_env
 
 
 async def test_health_endpoints(client, settings) -> None:
@@ -27,18 +26,6 @@ async def test_health_endpoints(client, settings) -> None:
     assert body["database"]["dialect"] == ("sqlite" if settings.is_sqlite else "postgresql")
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     assert (await client.get("/health/ready")).json() == {"status": "ok"}
-
-
-def _server_env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]:
-    env = {
-        "SMSGATE_DATA_DIR": str(data_dir),
-        "SMSGATE_PORT": str(port),
-        "SMSGATE_HOST": "127.0.0.1",
-    }
-    if not settings.is_sqlite:
-        env["SMSGATE_DATABASE_URL"] = settings.database_url
-        env["SMSGATE_DATABASE_SCHEMA"] = settings.database_schema
-    return env
 
 
 def _two_requests_apart(port: int, idle: float) -> tuple[int, int]:
@@ -65,7 +52,7 @@ def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) 
     smsgate = Path(sys.executable).parent / "smsgate"
     with (
         running_server(
-            [str(smsgate), "serve"], _server_env(settings, tmp_path, port), repo_root, port
+            [str(smsgate), "serve"], server_env(settings, tmp_path, port), repo_root, port
         ) as base,
         httpx.Client(base_url=base, timeout=10) as http,
     ):
@@ -144,7 +131,7 @@ def test_smsgate_serve_with_a_certificate_speaks_https(settings, tmp_path, repo_
     port = free_port()
     smsgate = Path(sys.executable).parent / "smsgate"
     command = [str(smsgate), "serve", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
-    env = _server_env(settings, tmp_path, port)
+    env = server_env(settings, tmp_path, port)
     trust = ssl.create_default_context(cafile=str(cert))
     with running_server(command, env, repo_root, port, scheme="https", verify=trust) as base:
         assert base.startswith("https://")
