@@ -178,7 +178,7 @@ async def from_app_webhook(
         channel=channel,
         sender=sender,
         content=content if isinstance(content, str) else None,
-        sim_number=sim if isinstance(sim, int) else None,
+        sim_number=sim,
         received_at=clock.parse_zoned(payload.get("receivedAt")),
         settings=settings,
     )
@@ -201,8 +201,8 @@ async def from_agent(
         )
     content = item.get("message")
     source = item.get("id") or new_id()
-    sim = item.get("simNumber")
-    port = item.get("port")
+    sim = _number_in(item, "simNumber", 1, 3, field)
+    port = _number_in(item, "port", 1, 65535, field)
     name = item.get("name")
     message_id = await record(
         session,
@@ -211,9 +211,9 @@ async def from_agent(
         channel=str(kind),
         sender=sender.strip(),
         content=content if isinstance(content, str) else None,
-        sim_number=sim if isinstance(sim, int) else None,
+        sim_number=sim,
         received_at=clock.parse_zoned(item.get("receivedAt")),
-        port=port if isinstance(port, int) else None,
+        port=port,
         settings=settings,
         sender_name=name.strip()[:200] if isinstance(name, str) and name.strip() else None,
     )
@@ -221,6 +221,19 @@ async def from_agent(
     if kind == "mms" and isinstance(parts, list):
         await _keep_attachments(session, device.account_id, message_id, parts, settings)
     return message_id
+
+
+def _number_in(item: Mapping[str, Any], key: str, low: int, high: int, field: str) -> int | None:
+    """An optional whole number of the item within [low, high]; a 400 naming it otherwise (a
+    number past the database's integers would otherwise fail the whole request)."""
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(
+            f"{field}.{key}: must be a whole number from {low} to {high}", field=f"{field}.{key}"
+        )
+    return value
 
 
 async def _keep_attachments(

@@ -124,6 +124,33 @@ async def test_a_thread_with_an_unknown_sim_adopts_the_sim_once_known(make_user)
     assert by_sim[1]["unreadCount"] == 2 and by_sim[2]["unreadCount"] == 1
 
 
+async def test_a_received_message_s_numbers_out_of_range_are_400_and_store_nothing(
+    make_user,
+) -> None:
+    """Found by the API fuzzer: a port past the database's integers failed the request with a
+    500. The SIM (1 to 3) and the data port (1 to 65535) are checked, naming the field."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    auth = {"Authorization": f"Bearer {phone.token}"}
+    for extra, field in (
+        ({"port": 2**70}, "messages[0].port"),
+        ({"port": 0}, "messages[0].port"),
+        ({"simNumber": 4}, "messages[0].simNumber"),
+        ({"simNumber": True}, "messages[0].simNumber"),
+        ({"simNumber": "1"}, "messages[0].simNumber"),
+    ):
+        item = {"phoneNumber": X, "message": "x", "type": "data", "id": f"bad-{field}", **extra}
+        answer = await user.client.post(
+            "/api/mobile/v1/inbox", json={"messages": [item]}, headers=auth
+        )
+        assert answer.status_code == 400, (extra, answer.text)
+        assert answer.json()["field"] == field
+    received = await user.client.get("/api/v1/inbox", headers=user.auth)
+    assert received.json()["data"] == []
+    kept = await phone.inbox([{"phoneNumber": X, "type": "data", "port": 65535, "simNumber": 3}])
+    assert len(kept) == 1
+
+
 async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     """conversations.join given several recipients of one line at once ends as if they came
     one at a time: a thread it starts with no SIM is adopted by a later message's SIM."""
