@@ -285,8 +285,17 @@ def reports_of(device: Device, items: Sequence[Any]) -> list[Report]:
     return [
         Report(device.id, device.account_id, item)
         for item in items[:MAX_PULL]
-        if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+        # an id holding NUL names no message (and PostgreSQL could not even compare it)
+        if isinstance(item, Mapping)
+        and isinstance(item.get("id"), str)
+        and "\x00" not in item["id"]
     ]
+
+
+def _storable(text: object) -> str:
+    """A phone's free text as it can be stored: PostgreSQL text cannot hold NUL, and a report is
+    never refused for what the phone wrote in it."""
+    return str(text).replace("\x00", "")
 
 
 async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:
@@ -424,11 +433,12 @@ class _Reporting:
                     continue
                 provider_id = entry.get("providerMessageId")
                 if isinstance(provider_id, str) and provider_id:
-                    found["provider_message_id"] = provider_id[:128]
+                    found["provider_message_id"] = _storable(provider_id)[:128]
                     self.touched_recipients[found["id"]] = found
                 if app_state in APP_STATES:
                     error = entry.get("error")
-                    reported.append((found, APP_STATES[app_state], str(error) if error else None))
+                    text = _storable(error) if error else None
+                    reported.append((found, APP_STATES[app_state], text or None))
         elif item.get("state") in APP_STATES:
             reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]
         transitions: list[Transition] = []

@@ -250,3 +250,31 @@ async def test_two_transactions_reporting_on_one_message_apply_one_after_the_oth
     assert await late == [[]]  # it saw `delivered`: a `Sent` moves nothing
     got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
     assert got["state"] == "delivered" and got["recipients"][0]["state"] == "delivered"
+
+
+async def test_nul_characters_in_a_report_never_refuse_it(make_user, app, caplog) -> None:
+    """Found by the API fuzzer on PostgreSQL: a NUL in a report's error text failed its batch
+    (then retried alone and refused). A phone's report is never refused for its free text: the
+    NUL is dropped from what is stored, and an id holding one names no message."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    sent = await send(user, phoneNumbers=["+5215555555555"])
+    message_id = sent.json()["id"]
+    assert [m["id"] for m in await phone.pull()] == [message_id]
+    await phone.report(message_id + "\x00", "Sent", [("+5215555555555", "Sent", None)])
+    await phone.report_entries(
+        message_id,
+        [
+            {
+                "phoneNumber": "+5215555555555",
+                "state": "Failed",
+                "error": "RESULT_ERROR\x00_GENERIC",
+                "providerMessageId": "pm\x00-1",
+            }
+        ],
+        state="Failed",
+    )
+    shown = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+    assert shown["state"] == "failed"
+    assert shown["recipients"][0]["error"] == "RESULT_ERROR_GENERIC"
+    assert "failed; running each item once more alone" not in caplog.text
