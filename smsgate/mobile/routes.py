@@ -32,6 +32,7 @@ from smsgate.kit import clock
 from smsgate.kit.crypto import equal
 from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch, inbound
+from smsgate.mobile import bodies
 from smsgate.mobile.hub import Hub
 from smsgate.storage.db import DbSession, commit
 
@@ -79,7 +80,7 @@ def _hub(request: Request) -> Hub:
 # --- registration ---------------------------------------------------------------------------
 
 
-@router.post("/device", status_code=201)
+@router.post("/device", status_code=201, openapi_extra=bodies.REGISTER)
 async def register(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -135,7 +136,7 @@ def _basic(credential: str) -> tuple[str, str]:
     return email, password
 
 
-@router.patch("/device", status_code=204)
+@router.patch("/device", status_code=204, openapi_extra=bodies.UPDATE)
 async def update_device(request: Request, device: MobileDevice) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -178,7 +179,7 @@ async def pull_messages(
     return JSONResponse(await dispatch.pull(session, device, order))
 
 
-@router.patch("/message", status_code=204)
+@router.patch("/message", status_code=204, openapi_extra=bodies.REPORTS)
 @router.patch("/messages", status_code=204, include_in_schema=False)
 async def report_states(request: Request, device: MobileDevice, session: DbSession) -> Response:
     body = await json_body(request)
@@ -278,7 +279,7 @@ async def ingest(
 # --- our own agents' extensions -------------------------------------------------------------
 
 
-@router.post("/inbox", status_code=202)
+@router.post("/inbox", status_code=202, openapi_extra=bodies.INBOX)
 async def post_inbox(
     request: Request, device: MobileDevice, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
@@ -294,7 +295,7 @@ async def post_inbox(
     return {"ids": ids}
 
 
-@router.post("/logs", status_code=202)
+@router.post("/logs", status_code=202, openapi_extra=bodies.LOGS)
 async def post_logs(request: Request, device: MobileDevice, session: DbSession) -> dict[str, int]:
     """Extension: log lines a device wants its owner to see."""
     body = await json_body(request)
@@ -325,7 +326,7 @@ async def login_code(request: Request, session: DbSession, settings: AppSettings
     return {"code": code, "validUntil": clock.iso(expires)}
 
 
-@router.patch("/user/password", status_code=204)
+@router.patch("/user/password", status_code=204, openapi_extra=bodies.PASSWORD)
 async def change_password(request: Request, device: MobileDevice, session: DbSession) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
