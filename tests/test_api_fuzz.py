@@ -7,7 +7,9 @@ change, delete it and read it again). The run fails on any 5xx (`not_a_server_er
 operation that declares a credential yet answers without one or with a wrong one
 (`ignored_auth`), and on a resource still served after its DELETE succeeded
 (`use_after_free`). It runs twice: with an account's API key over the account API and the
-third-party API, and with a registered phone's token over the mobile API.
+third-party API, and with a registered phone's token over the mobile API. Path parameters take
+the id of a real object of the account half of the time (the rest are generated), so requests
+reach past "not found" into each operation's own logic.
 
 The seed is fixed, so a run is repeatable (the ids the server hands out differ, so stateful
 sequences may too); SMSGATE_TEST_FUZZ_EXAMPLES raises the number of cases per operation for a
@@ -18,11 +20,14 @@ generated wrong passwords into 429s (the throttle has its own tests).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,33 +40,82 @@ CHECKS = "not_a_server_error,ignored_auth,use_after_free"
 MOBILE = "^/api/mobile/"
 EVENTS = "/api/mobile/v1/events"
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
+CONTACT = "+5215555555555"
 
 
-def _credentials(base: str) -> tuple[str, str]:
-    """An account's API key, and the token of a phone paired to it."""
+def _credentials(base: str) -> tuple[str, str, dict[str, list[str]]]:
+    """An account's API key, the token of a phone paired to it, and the ids of real objects of
+    that account by path parameter (a second device, a webhook, a message, a conversation, an
+    opt-out, a spare key, a third-party webhook), so that generated requests reach past the 404
+    of an unknown id half of the time."""
     with httpx.Client(base_url=base, timeout=30) as http:
         signup = http.post("/api/auth/signup", json={"email": unique_email(), "password": PASSWORD})
         assert signup.status_code == 201, signup.text
         csrf = {"X-CSRF-Token": signup.json()["csrfToken"]}
         key = http.post("/api/keys", json={"name": "fuzz"}, headers=csrf)
-        assert key.status_code == 201, key.text
-        auth = {"Authorization": f"Bearer {key.json()['key']}"}
-        device = http.post("/api/devices/android", json={"name": "fuzz"}, headers=auth)
-        assert device.status_code == 201, device.text
-        pairing = device.json()["pairing"]["token"]
+        spare = http.post("/api/keys", json={"name": "spare"}, headers=csrf)
+        assert key.status_code == spare.status_code == 201, key.text
         http.cookies.clear()
+        http.headers["Authorization"] = f"Bearer {key.json()['key']}"
+        device = _created(http, "/api/devices/android", {"name": "fuzz"})
+        other = _created(http, "/api/devices/android", {"name": "fuzzed"})
         phone = http.post(
             "/api/mobile/v1/device",
             json={"name": "fuzz/phone"},
-            headers={"Authorization": f"Bearer {pairing}"},
+            headers={"Authorization": f"Bearer {device['pairing']['token']}"},
         )
         assert phone.status_code == 201, phone.text
-        return key.json()["key"], phone.json()["token"]
+        received = http.post(
+            "/api/mobile/v1/inbox",
+            json={"messages": [{"phoneNumber": CONTACT, "message": "Hola"}]},
+            headers={"Authorization": f"Bearer {phone.json()['token']}"},
+        )
+        assert received.status_code == 202, received.text
+        conversations = http.get("/api/conversations").json()["data"]
+        webhook = {"url": "http://127.0.0.1:9/hook", "events": ["sms:received"]}
+        sent = http.post("/api/v1/send", json={"phoneNumbers": [CONTACT], "message": "Hola"})
+        assert sent.status_code == 202, sent.text
+        _created(http, "/api/opt-outs", {"phoneNumber": "+5215555555556"})
+        hook = {"id": "fuzz-hook", "url": "https://127.0.0.1:9/hook", "event": "sms:received"}
+        ids = {
+            "device_id": [other["id"]],
+            "webhook_id": [_created(http, "/api/webhooks", webhook)["id"]],
+            "message_id": [sent.json()["id"]],
+            "conversation_id": [conversations[0]["id"]],
+            "phone_number": ["+5215555555556"],
+            "key_id": [spare.json()["id"]],
+            "hook_id": [_created(http, "/api/3rdparty/v1/webhooks", hook)["id"]],
+        }
+        return key.json()["key"], phone.json()["token"], ids
 
 
-def _fuzz(base: str, token: str, phases: str, where: list[str], cwd: Path, repo_root: Path) -> None:
+def _created(http: httpx.Client, path: str, body: dict[str, object]) -> dict[str, Any]:
+    answer = http.post(path, json=body)
+    assert answer.status_code == 201, f"{path}: {answer.text}"
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def _config(cwd: Path, ids: dict[str, list[str]]) -> Path:
+    """Schemathesis's configuration: each path parameter takes a real id half of the time."""
+    lines = []
+    for name, values in ids.items():
+        lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
+    lines.append("[parameters]")
+    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in ids]
+    path = cwd / "schemathesis.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _fuzz(
+    base: str, token: str, phases: str, where: list[str], config: Path, repo_root: Path
+) -> int:
+    """One Schemathesis run; returns how many cases it generated."""
     command = [
         str(Path(sys.executable).parent / "st"),
+        "--config-file",
+        str(config),
         "run",
         f"{base}/openapi.json",
         "--header",
@@ -88,11 +142,14 @@ def _fuzz(base: str, token: str, phases: str, where: list[str], cwd: Path, repo_
         "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks",
         "PYTHONPATH": str(repo_root),
     }
-    run = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        command, cwd=config.parent, env=env, capture_output=True, text=True, timeout=900
+    )
     summary = run.stdout[-12000:] + run.stderr[-3000:]
     assert run.returncode == 0, f"schemathesis found failures ({' '.join(where)}):\n{summary}"
-    # the run really tested something: every selected operation, and thousands of cases
-    assert "generated" in run.stdout and " passed" in run.stdout, summary
+    generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert generated is not None and generated[1] == generated[2], summary
+    return int(generated[1])
 
 
 def test_generated_requests_meet_no_server_error_and_no_ignored_credential(
@@ -123,9 +180,12 @@ def test_generated_requests_meet_no_server_error_and_no_ignored_credential(
 
 
 def _fuzz_both(base: str, tmp_path: Path, repo_root: Path) -> None:
-    key, device_token = _credentials(base)
-    _fuzz(base, key, ALL_PHASES, ["--exclude-path-regex", MOBILE], tmp_path, repo_root)
-    # the phone's API has no links to follow; its event stream never ends (it has tests
-    # of its own in tests/mobile/test_live.py)
+    key, device_token, ids = _credentials(base)
+    config = _config(tmp_path, ids)
+    # the phone's API first (the account's run may delete its objects); it has no links to
+    # follow, and its event stream never ends (tested in tests/mobile/test_live.py)
     phone_only = ["--include-path-regex", MOBILE, "--exclude-path", EVENTS]
-    _fuzz(base, device_token, "examples,coverage,fuzzing", phone_only, tmp_path, repo_root)
+    phone = _fuzz(base, device_token, "examples,coverage,fuzzing", phone_only, config, repo_root)
+    account = _fuzz(base, key, ALL_PHASES, ["--exclude-path-regex", MOBILE], config, repo_root)
+    # every operation was reached many times (10 cases an operation by default)
+    assert phone >= 10 * 8 and account >= 10 * 70, (phone, account)
