@@ -101,6 +101,9 @@ def _config(cwd: Path, ids: dict[str, list[str]]) -> Path:
     lines = []
     for name, values in ids.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
+    # the stateful phase follows the document's own links (inferred ones dilute them)
+    lines += ["[phases.stateful.inference]", "algorithms = []", ""]
+    lines += ["[phases.stateful.generation]", f"max-examples = {int(EXAMPLES) * 5}", ""]
     lines.append("[parameters]")
     lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in ids]
     path = cwd / "schemathesis.toml"
