@@ -101,6 +101,12 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def storable(text: object) -> str:
+    """Free text a device wrote (an error, a provider's id), as it can be stored: PostgreSQL
+    text cannot hold NUL, and a device's report is never refused for what it wrote in it."""
+    return str(text).replace("\x00", "")
+
+
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI `requestBody` of a route that reads `model` by hand (its nested models
     inlined, as the route has no components of its own)."""

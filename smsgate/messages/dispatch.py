@@ -38,6 +38,7 @@ from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
+from smsgate.kit.schema import storable
 from smsgate.messages import states
 from smsgate.messages.models import (
     early_statuses_table,
@@ -292,12 +293,6 @@ def reports_of(device: Device, items: Sequence[Any]) -> list[Report]:
     ]
 
 
-def _storable(text: object) -> str:
-    """A phone's free text as it can be stored: PostgreSQL text cannot hold NUL, and a report is
-    never refused for what the phone wrote in it."""
-    return str(text).replace("\x00", "")
-
-
 async def report(session: AsyncSession, device: Device, items: Sequence[Any]) -> list[Transition]:
     """Apply a PATCH /message body: unknown ids and malformed items are skipped, never fatal."""
     applied = await apply_reports(session, reports_of(device, items))
@@ -433,11 +428,11 @@ class _Reporting:
                     continue
                 provider_id = entry.get("providerMessageId")
                 if isinstance(provider_id, str) and provider_id:
-                    found["provider_message_id"] = _storable(provider_id)[:128]
+                    found["provider_message_id"] = storable(provider_id)[:128]
                     self.touched_recipients[found["id"]] = found
                 if app_state in APP_STATES:
                     error = entry.get("error")
-                    text = _storable(error) if error else None
+                    text = storable(error) if error else None
                     reported.append((found, APP_STATES[app_state], text or None))
         elif item.get("state") in APP_STATES:
             reported = [(rec, APP_STATES[item["state"]], None) for rec in recipients]

@@ -13,8 +13,9 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
-from smsgate.kit.schema import json_body
+from smsgate.kit.schema import json_body, storable
 from smsgate.messages import dispatch
+from smsgate.mobile import bodies
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.mobile.routes import MobileDevice
 from smsgate.storage.db import DbSession, after_commit
@@ -118,7 +119,7 @@ async def receive_webhook(
     return counts
 
 
-@router.post("/api/mobile/v1/whatsapp/session")
+@router.post("/api/mobile/v1/whatsapp/session", openapi_extra=bodies.SESSION)
 async def bridge_session(request: Request, device: MobileDevice, session: DbSession) -> Any:
     """Extension of the mobile protocol for `smsgate whatsapp bridge`: its session state
     (`pairing` with the QR text, `connected`, `disconnected`, `logged_out`)."""
@@ -135,7 +136,7 @@ async def bridge_session(request: Request, device: MobileDevice, session: DbSess
     return out
 
 
-@router.post("/api/mobile/v1/whatsapp/statuses")
+@router.post("/api/mobile/v1/whatsapp/statuses", openapi_extra=bodies.STATUSES)
 async def bridge_statuses(
     request: Request, device: MobileDevice, session: DbSession
 ) -> dict[str, int]:
@@ -146,7 +147,8 @@ async def bridge_statuses(
         raise ApiError(400, "request body must be a list of statuses", "validation_error")
     applied = 0
     for item in body[:500]:
-        if not isinstance(item, dict) or not isinstance(item.get("providerMessageId"), str):
+        provider_id = item.get("providerMessageId") if isinstance(item, dict) else None
+        if not isinstance(provider_id, str) or "\x00" in provider_id:  # NUL: names nothing
             continue
         if item.get("state") not in ("Sent", "Delivered", "Failed"):
             continue
@@ -154,9 +156,9 @@ async def bridge_statuses(
         changed = await dispatch.provider_status(
             session,
             device,
-            item["providerMessageId"][:128],
+            provider_id[:128],
             item["state"],
-            str(error)[:1000] if error else None,
+            storable(error)[:1000] if error else None,
             None,
         )
         applied += bool(changed)

@@ -132,6 +132,10 @@ async def test_session_reports_are_checked(make_user, live_server) -> None:
                 raise AssertionError("accepted a bad session report")
         statuses = await client.call("POST", "/whatsapp/statuses", [{"providerMessageId": "x"}])
         assert statuses == {"applied": 0}
+        # a NUL names no message: skipped, never a refusal of the rest (PostgreSQL cannot even
+        # compare such text, as with state reports)
+        odd = [{"providerMessageId": "x\x00", "state": "Failed", "error": "e\x00"}]
+        assert await client.call("POST", "/whatsapp/statuses", odd) == {"applied": 0}
     finally:
         await client.aclose()
     # an Android phone's token cannot report a WhatsApp session
