@@ -293,6 +293,56 @@ async def outbound_joinings(session: AsyncSession, message_ids: list[str]) -> li
     return [sent(**row) for row in rows.mappings()]
 
 
+async def leave(session: AsyncSession, message_ids: Sequence[str]) -> None:
+    """Recipients of outbound messages still waiting to be sent leave their threads: their
+    message went back to the queue, and the line that sends it will put them in its own
+    threads (join_outbound). A thread whose latest message left shows its latest remaining one
+    again (or none)."""
+    if not message_ids:
+        return
+    leaving = (
+        await session.execute(
+            select(_r.c.id, _r.c.conversation_id).where(
+                _r.c.message_id.in_(list(message_ids)),
+                _r.c.state == "processing",
+                _r.c.conversation_id.is_not(None),
+            )
+        )
+    ).all()
+    if not leaving:
+        return
+    await session.execute(
+        update(_r).where(_r.c.id.in_([row.id for row in leaving])).values(conversation_id=None)
+    )
+    m = messages_table
+    threads = sorted({row.conversation_id for row in leaving})
+    stale = (
+        await session.execute(
+            select(_c.c.id).where(_c.c.id.in_(threads), _c.c.last_message_id.in_(message_ids))
+        )
+    ).scalars()
+    for thread_id in stale.all():
+        latest = (
+            await session.execute(
+                select(m.c.id, m.c.created_at, m.c.content, m.c.direction)
+                .join(_r, _r.c.message_id == m.c.id)
+                .where(_r.c.conversation_id == thread_id)
+                .order_by(m.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        await session.execute(
+            update(_c)
+            .where(_c.c.id == thread_id)
+            .values(
+                last_message_id=latest.id if latest else None,
+                last_message_at=latest.created_at if latest else None,
+                last_preview=((latest.content or "")[:PREVIEW] or None) if latest else None,
+                last_direction=latest.direction if latest else None,
+            )
+        )
+
+
 def sent(
     *,
     recipient_id: str,

@@ -868,6 +868,8 @@ async def reroute_stalled(
                 for account_id, message_id, device_id in done
             ],
         )
+        # the recipients not yet sent leave the silent phone's threads for the next phone's
+        await conversations.leave(session, [message_id for _, message_id, _ in done])
     for account_id, message_id, device_id in done:
         devices.log_for(
             session,

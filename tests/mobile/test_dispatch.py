@@ -302,6 +302,7 @@ async def test_with_reroute_on_a_silent_phones_messages_go_back_to_the_queue(
     assert turned.status_code == 200 and turned.json()["rerouteStalled"] is True
     silent, spare = await pair_phone(user, name="silent"), await pair_phone(user, name="spare")
     first, second = "+5215555555555", "+525512345678"
+    [hello] = await silent.inbox([{"phoneNumber": second, "message": "Hola"}])
     loose = (await send(user, phoneNumbers=[first, second])).json()["id"]
     pinned = (await send(user, deviceId=silent.device_id)).json()["id"]
     assert sorted(m["id"] for m in await silent.pull()) == sorted([loose, pinned])
@@ -315,6 +316,16 @@ async def test_with_reroute_on_a_silent_phones_messages_go_back_to_the_queue(
     await run_jobs(app)
     handed = await spare.pull()
     assert [(m["id"], m["phoneNumbers"]) for m in handed] == [(loose, [second])]
+    # the recipient not yet sent left the silent phone's thread for the spare phone's; the one
+    # the silent phone sent stays in its thread
+    threads = await _threads_by_line(user)
+    assert await _thread_messages(user, threads[(spare.device_id, second)]) == [loose]
+    assert threads[(spare.device_id, second)]["lastMessageId"] == loose
+    left = threads[(silent.device_id, second)]  # shows its latest remaining message again
+    assert await _thread_messages(user, left) == [hello]
+    assert (left["lastMessageId"], left["lastMessagePreview"]) == (hello, "Hola")
+    assert left["lastMessageDirection"] == "in"
+    assert loose in await _thread_messages(user, threads[(silent.device_id, first)])
     got = (await user.client.get(f"/api/v1/messages/{loose}", headers=user.auth)).json()
     assert got["state"] == "processing"
     assert {r["phoneNumber"]: r["state"] for r in got["recipients"]} == {
@@ -340,6 +351,19 @@ async def test_with_reroute_on_a_silent_phones_messages_go_back_to_the_queue(
     # another pass finds nothing more to move
     await run_jobs(app)
     assert await spare.pull() == []
+
+
+async def _threads_by_line(user) -> dict[tuple[str, str], dict]:
+    listed = await user.client.get("/api/conversations", headers=user.auth)
+    assert listed.status_code == 200, listed.text
+    return {(t["deviceId"], t["contact"]): t for t in listed.json()["data"]}
+
+
+async def _thread_messages(user, thread: dict) -> list[str]:
+    url = f"/api/conversations/{thread['id']}/messages"
+    shown = await user.client.get(url, headers=user.auth)
+    assert shown.status_code == 200, shown.text
+    return [m["id"] for m in shown.json()["data"]]
 
 
 async def test_reroute_is_one_accounts_choice_and_a_boolean(make_user, app) -> None:
