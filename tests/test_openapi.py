@@ -52,6 +52,9 @@ async def test_schemes_and_errors_are_the_api_s_own(client) -> None:
     assert spec["paths"]["/api/mobile/v1/message"]["get"]["security"] == [{"deviceToken": []}]
     assert spec["paths"]["/api/mobile/v1/user/code"]["get"]["security"] == [{"basic": []}]
     assert "security" not in spec["paths"]["/api/auth/login"]["post"]
+    # rules the server checks by hand are documented too
+    password = spec["components"]["schemas"]["SignupIn"]["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (10, 256)
 
 
 async def test_a_created_webhook_s_link_leads_to_it(make_user) -> None:

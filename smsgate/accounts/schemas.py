@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
+from smsgate.accounts import passwords
 from smsgate.accounts import scopes as scope_names
 from smsgate.accounts.models import Account, ApiKey
 from smsgate.accounts.service import TokenFamily, TokenPair
@@ -16,9 +17,24 @@ from smsgate.kit.schema import Input
 _SCOPE_NAMES: JsonDict = {"items": {"enum": list(scope_names.ALL)}}
 
 
+# documented only: check_rules refuses with its own messages (code weak_password)
+_PASSWORD_RULES: JsonDict = {
+    "minLength": passwords.MIN_LENGTH,
+    "maxLength": passwords.MAX_LENGTH,
+    "description": f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters, at least 4 "
+    "different ones, not the e-mail address",
+}
+
+
 class SignupIn(Input):
-    email: str = Field(max_length=320)
-    password: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "ana@example.com", "password": "correct horse battery"}]
+        }
+    )
+
+    email: str = Field(max_length=320, json_schema_extra={"format": "email"})
+    password: str = Field(json_schema_extra=_PASSWORD_RULES)
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -29,7 +45,7 @@ class LoginIn(Input):
 
 class PasswordChangeIn(Input):
     current_password: str = Field(max_length=1024)
-    new_password: str
+    new_password: str = Field(json_schema_extra=_PASSWORD_RULES)
 
 
 class KeyCreateIn(Input):
