@@ -17,6 +17,7 @@ from smsgate.conversations.models import Conversation, OptOut
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock
 from smsgate.kit.ids import is_id, new_id
+from smsgate.messages import states
 from smsgate.messages.models import messages_table, recipients_table
 from smsgate.storage.db import insert_ignoring_conflicts
 from smsgate.storage.tenancy import of_account, owned
@@ -304,7 +305,7 @@ async def leave(session: AsyncSession, message_ids: Sequence[str]) -> None:
         await session.execute(
             select(_r.c.id, _r.c.conversation_id).where(
                 _r.c.message_id.in_(list(message_ids)),
-                _r.c.state == "processing",
+                _r.c.state == states.PROCESSING,
                 _r.c.conversation_id.is_not(None),
             )
         )

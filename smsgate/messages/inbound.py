@@ -171,6 +171,8 @@ async def from_app_webhook(
     else:
         content = payload.get("subject")
     sim = payload.get("simNumber")
+    if isinstance(sim, bool) or not isinstance(sim, int) or not 1 <= sim <= 3:
+        sim = None  # the stock app's word, taken leniently: an odd SIM is an unknown one
     return await record(
         session,
         device,

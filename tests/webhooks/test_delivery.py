@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -376,18 +377,15 @@ def test_schedule_spans_about_three_days() -> None:
     assert 2.5 * 86400 <= total <= 3.5 * 86400 and len(SCHEDULE) + 1 == MAX_ATTEMPTS
 
 
-async def test_events_the_app_reports_as_webhooks_reach_ours(make_user, app) -> None:
-    """The stock app's own mms:received, mms:downloaded and system:ping, signed with its device
-    key and posted to our ingest URL, become our events."""
-    user = await make_user()
-    phone = await pair_phone(user)
+async def _ingest(user, phone) -> Callable[[str, dict], Awaitable[None]]:
+    """Post events to our ingest URL as the stock app does: signed with its device key."""
     key = (await phone.settings())["webhooks"]["signing_key"]
     path = f"/api/mobile/v1/ingest/{phone.device_id}"
 
     async def post(event: str, payload: dict) -> None:
         body = json.dumps(
             {
-                "id": event,
+                "id": f"{event}-{payload.get('messageId', '')}",
                 "webhookId": "w",
                 "event": event,
                 "deviceId": phone.device_id,
@@ -407,6 +405,36 @@ async def test_events_the_app_reports_as_webhooks_reach_ours(make_user, app) -> 
         )
         assert resp.status_code == 204, resp.text
 
+    return post
+
+
+async def test_a_received_sms_with_an_odd_sim_number_is_kept_without_one(make_user) -> None:
+    """The stock app's sms:received is taken leniently: a SIM number that is not 1 to 3 (a
+    string, a number past the database's integers) is an unknown SIM, never a refusal."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    post = await _ingest(user, phone)
+    for index, sim in enumerate(["2", 10**30, True, 2]):
+        await post(
+            "sms:received",
+            {
+                "messageId": f"in-{index}",
+                "phoneNumber": "+5215512345678",
+                "message": f"m{index}",
+                "simNumber": sim,
+            },
+        )
+    received = await user.client.get("/api/v1/inbox", headers=user.auth)
+    by_text = {m["message"]: m["simNumber"] for m in received.json()["data"]}
+    assert by_text == {"m0": None, "m1": None, "m2": None, "m3": 2}
+
+
+async def test_events_the_app_reports_as_webhooks_reach_ours(make_user, app) -> None:
+    """The stock app's own mms:received, mms:downloaded and system:ping, signed with its device
+    key and posted to our ingest URL, become our events."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    post = await _ingest(user, phone)
     async with receiving() as receiver:
         await _hook(user, receiver.url, ["mms:received", "mms:downloaded", "system:ping"])
         await post(
