@@ -11,6 +11,7 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     await send(user, message="metrics")
     await send(user, message="metrics 2", deviceId=phone.device_id)
     assert len(await phone.pull()) == 2  # two hand-overs, each observed
+    await send(user, message="metrics 3")  # no phone has asked since: unclaimed
     answer = await client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
