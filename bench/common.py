@@ -64,15 +64,19 @@ class Server:
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the server process and every process it
         started (the send writer, the fork server), read from /proc."""
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds so far of the server process and of each process it started, by pid."""
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0
+        used: dict[int, float] = {}
         for pid in _tree(self.pid):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
             except OSError:
                 continue  # ended meanwhile
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / tick
+            used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return used
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

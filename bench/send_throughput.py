@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import database_arguments, publish, server
-from loadgen import run_load
+from common import Server, database_arguments, publish, server
+from loadgen import LoadResult, run_load
 
 # 10,000 different recipients, cycled: a business's customer base, not one number hammered
 # (the server caches number parsing, so one repeated number would flatter it)
@@ -75,6 +75,7 @@ def bench_processes(database: str, args: argparse.Namespace, processes: int) -> 
                 ("send_to_device", "POST", "/api/v1/send", auth, to_device),
             ):
                 for duration in (1.0, args.duration):  # warm-up, then the measured run
+                    before = await _server_figures(srv, processes)
                     result = await run_load(
                         "127.0.0.1",
                         srv.port,
@@ -86,6 +87,7 @@ def bench_processes(database: str, args: argparse.Namespace, processes: int) -> 
                         duration=duration,
                     )
                 figures[name] = result.summary()
+                figures[name] |= _per_request(before, await _server_figures(srv, processes), result)
             return figures
 
         figures = asyncio.run(measure())
@@ -96,6 +98,37 @@ def bench_processes(database: str, args: argparse.Namespace, processes: int) -> 
     figures["target"] = "send_to_trivial_json_ratio >= 0.5"
     figures["meets_target"] = (figures["send_to_trivial_json_ratio"] or 0) >= 0.5
     return figures
+
+
+async def _server_figures(srv: Server, processes: int) -> dict[str, float]:
+    """The server's CPU so far (its API process, and the processes it started: the send
+    writer), and, with one API process, its garbage collector's passes (from /metrics)."""
+    used = srv.cpu_by_process()
+    figures = {"api": used.pop(srv.pid, 0.0), "others": sum(used.values())}
+    if processes == 1:
+        async with httpx.AsyncClient(timeout=30) as http:
+            text = (await http.get(f"{srv.base}/metrics")).text
+        for line in text.splitlines():
+            if line.startswith("python_gc_collections_total{"):
+                figures["gc"] = figures.get("gc", 0.0) + float(line.split()[-1])
+    return figures
+
+
+def _per_request(
+    before: dict[str, float], after: dict[str, float], result: LoadResult
+) -> dict[str, Any]:
+    """CPU microseconds a request in the API process (the event loop's, the bottleneck) and in
+    the others; garbage collections per 1,000 requests."""
+    n = max(result.requests, 1)
+    out: dict[str, Any] = {
+        "cpu_us_per_request": {
+            "api": round((after["api"] - before["api"]) * 1e6 / n),
+            "others": round((after["others"] - before["others"]) * 1e6 / n),
+        }
+    }
+    if "gc" in before and "gc" in after:
+        out["gc_collections_per_1000"] = round((after["gc"] - before["gc"]) * 1000 / n, 1)
+    return out
 
 
 def main() -> None:

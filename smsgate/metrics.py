@@ -11,7 +11,14 @@ import time
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -44,6 +51,9 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # this process's CPU, memory and file descriptors, and its garbage collector's passes
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.database = database
         self.hub = hub
         self.snapshot: list[Metric] = []

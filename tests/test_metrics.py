@@ -24,6 +24,10 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     assert 'smsgate_dispatch_seconds_bucket{channel="sms",le=' in text
     assert "smsgate_webhook_lag_seconds_bucket" in text
     assert "smsgate_webhook_due " in text
+    # this process's own figures
+    assert 'python_gc_collections_total{generation="0"}' in text
+    assert "process_cpu_seconds_total" in text
+    assert "process_resident_memory_bytes" in text
     # a route's template, never a raw path with ids in it
     assert f"/api/v1/messages/{phone.device_id}" not in text
 
