@@ -44,6 +44,8 @@ from smsgate.webhooks.routes import router as webhooks_router
 from smsgate.whatsapp.routes import router as whatsapp_router
 from smsgate.worker.jobs import EmbeddedWorker
 
+YOUNG_GC_THRESHOLD = 10_000  # net new container objects before a young collection
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -55,6 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # keep it out of the garbage collector's full passes, which otherwise stall requests.
         gc.collect()
         gc.freeze()
+        # Under load a few dozen requests are in flight at once, each holding a few dozen
+        # container objects; with the default threshold (700) their sum alone kept setting off
+        # young collections that found nothing to free (a load of sends left no cyclic garbage
+        # at all) and moved the in-flight objects up the generations: 35-45 µs of CPU a send,
+        # measured with gc.callbacks. A threshold above what is ever in flight leaves the
+        # collector for real cycles; a young collection then scans at most this many objects.
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
         worker = EmbeddedWorker(app)
         if settings.embedded_worker:
             worker.start()
