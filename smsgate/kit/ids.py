@@ -11,12 +11,17 @@ ID_LENGTH = 25
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+_prefix = ""  # "c" and the base-36 milliseconds of _last_ms
 
 
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # two base-36 digits per step
-_RANDOM_CHUNK = 8 * 512
-_random = b""
-_used = _RANDOM_CHUNK  # bytes of _random already taken
+# one random base-36 digit per random byte: 252 of the 256 byte values, 7 for each digit; the
+# other 4 are skipped (no bias)
+_DIGIT_OF_BYTE = bytes(_ALPHABET[b % 36].encode()[0] if b < 252 else 0 for b in range(256))
+_SKIPPED = bytes(range(252, 256))
+_RANDOM_CHUNK = 12 * 512
+_random = ""  # random base-36 digits, read from the OS 512 ids' worth at a time
+_used = _RANDOM_CHUNK  # digits of _random already taken (all: none read yet)
 
 
 def _base36(value: int, width: int) -> str:
@@ -28,12 +33,20 @@ def _base36(value: int, width: int) -> str:
     return "".join(reversed(pairs))
 
 
+def _refill() -> None:
+    global _random, _used
+    digits = b""
+    while len(digits) < _RANDOM_CHUNK:
+        digits += os.urandom(_RANDOM_CHUNK).translate(_DIGIT_OF_BYTE, _SKIPPED)
+    _random, _used = digits[:_RANDOM_CHUNK].decode("ascii"), 0
+
+
 def new_id() -> str:
     """'c' + 8 chars of milliseconds + 4 chars of per-ms counter + 12 random chars.
 
     Lexical order follows creation time (within one process, strictly), so cursors can walk ids.
     """
-    global _last_ms, _counter, _random, _used
+    global _last_ms, _counter, _prefix, _used
     with _lock:
         now = int(time.time() * 1000)
         if now <= _last_ms:
@@ -41,16 +54,19 @@ def new_id() -> str:
             if _counter >= 36**4:  # more than 1.6M ids in one ms: borrow the next millisecond
                 _last_ms += 1
                 _counter = 0
-            now = _last_ms
+                _prefix = "c" + _base36(_last_ms, 8)
         else:
             _last_ms = now
             _counter = 0
+            _prefix = "c" + _base36(now, 8)
         counter = _counter
-        if _used >= _RANDOM_CHUNK:  # the OS's randomness, read 512 ids' worth at a time
-            _random, _used = os.urandom(_RANDOM_CHUNK), 0
-        rand = int.from_bytes(_random[_used : _used + 8]) % 36**12
-        _used += 8
-    return "c" + _base36((now * 36**4 + counter) * 36**12 + rand, 24)
+        if _used + 12 > _RANDOM_CHUNK:
+            _refill()
+        start = _used
+        _used += 12
+        return (
+            _prefix + _PAIRS[counter // 1296] + _PAIRS[counter % 1296] + _random[start : start + 12]
+        )
 
 
 def is_id(value: str) -> bool:

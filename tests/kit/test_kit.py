@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +14,20 @@ from smsgate.kit.ids import is_id, new_id
 
 
 def test_ids_are_25_chars_time_ordered_and_unique() -> None:
+    # a fresh process's first ids too (none of its random digits read yet)
+    first = subprocess.run(
+        [sys.executable, "-c", "from smsgate.kit.ids import new_id; print(new_id(), new_id())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     ids = [new_id() for _ in range(5000)]
-    assert all(len(i) == 25 and i[0] == "c" and is_id(i) for i in ids)
+    assert all(len(i) == 25 and i[0] == "c" and is_id(i) for i in first + ids)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    # the 12 random digits are spread evenly over the 36: 240,000 digits, 6,667 each give or
+    # take 80 (one standard deviation); a digit drawn as byte % 36 would give 0-3 ~7,500
+    counts = Counter(ch for _ in range(20_000) for ch in new_id()[13:])
+    assert len(counts) == 36 and all(abs(n - 240_000 / 36) < 480 for n in counts.values())
 
 
 def test_iso_has_three_fraction_digits_and_z() -> None:
