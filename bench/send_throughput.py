@@ -111,14 +111,26 @@ async def _server_figures(srv: Server, processes: int) -> dict[str, float]:
         for line in text.splitlines():
             if line.startswith("python_gc_collections_total{"):
                 figures["gc"] = figures.get("gc", 0.0) + float(line.split()[-1])
+            for series, name in _BATCH_SERIES.items():
+                if line.startswith(series + " "):
+                    figures[name] = float(line.split()[-1])
     return figures
+
+
+# the send writer's group commits (/metrics)
+_BATCH_SERIES = {
+    'smsgate_batch_size_sum{batcher="sends"}': "batched",
+    'smsgate_batch_size_count{batcher="sends"}': "batches",
+    'smsgate_batch_seconds_sum{batcher="sends"}': "batch_seconds",
+}
 
 
 def _per_request(
     before: dict[str, float], after: dict[str, float], result: LoadResult
 ) -> dict[str, Any]:
     """CPU microseconds a request in the API process (the event loop's, the bottleneck) and in
-    the others; garbage collections per 1,000 requests."""
+    the others; garbage collections per 1,000 requests; the send writer's batches (mean size,
+    and mean time from taking a batch to answering it)."""
     n = max(result.requests, 1)
     out: dict[str, Any] = {
         "cpu_us_per_request": {
@@ -128,6 +140,14 @@ def _per_request(
     }
     if "gc" in before and "gc" in after:
         out["gc_collections_per_1000"] = round((after["gc"] - before["gc"]) * 1000 / n, 1)
+    batches = after.get("batches", 0.0) - before.get("batches", 0.0)
+    if batches:
+        out["send_batches"] = {
+            "mean_size": round((after["batched"] - before["batched"]) / batches, 1),
+            "mean_ms": round(
+                (after["batch_seconds"] - before["batch_seconds"]) * 1000 / batches, 2
+            ),
+        }
     return out
 
 

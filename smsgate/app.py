@@ -13,7 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from smsgate import __version__
+from smsgate import __version__, observe
 from smsgate.accounts.routes import router as accounts_router
 from smsgate.billing.ratelimit import limiter_for
 from smsgate.billing.routes import router as billing_router
@@ -92,7 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     app.state.send_writer = SendWriter(app.state.db)
     # phones' state reports, many requests' in one transaction
-    app.state.reports = Batcher(partial(dispatch.report_batch, app.state.db), "smsgate-reports")
+    app.state.reports = Batcher(
+        partial(dispatch.report_batch, app.state.db),
+        "smsgate-reports",
+        observe=observe.batch("reports"),
+    )
     app.state.hub = Hub()
     app.state.rate_limiter = limiter_for(app.state.db)
     app.state.metrics = Metrics(app.state.db, app.state.hub)

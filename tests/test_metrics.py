@@ -47,10 +47,14 @@ async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) ->
     phone = await pair_phone(user)
     dispatched = 'smsgate_dispatch_seconds_count{channel="sms"}'
     lagged = "smsgate_webhook_lag_seconds_count"
+    sends_batched = 'smsgate_batch_size_sum{batcher="sends"}'
+    send_batches = 'smsgate_batch_seconds_count{batcher="sends"}'
+    reports_batched = 'smsgate_batch_size_sum{batcher="reports"}'
     before = (await client.get("/metrics")).text
     await send(user, message="a")
     await send(user, message="b")
-    assert len(await phone.pull()) == 2
+    pulled = await phone.pull()
+    assert len(pulled) == 2
     async with receiving() as receiver:
         await _hook(user, receiver.url, ["sms:received"])
         await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola"}])
@@ -59,3 +63,10 @@ async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) ->
     after = (await client.get("/metrics")).text
     assert _count(after, dispatched) - _count(before, dispatched) == 2
     assert _count(after, lagged) - _count(before, lagged) == 1
+    # the two sends went through the send writer's batches (one each: they were sent in turn)
+    assert _count(after, sends_batched) - _count(before, sends_batched) == 2
+    assert _count(after, send_batches) - _count(before, send_batches) == 2
+    reported = _count(after, reports_batched)
+    message = pulled[0]
+    await phone.report(message["id"], "Sent", [(message["phoneNumbers"][0], "Sent", None)])
+    assert _count((await client.get("/metrics")).text, reports_batched) - reported == 1

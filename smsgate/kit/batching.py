@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -34,13 +35,16 @@ class Batcher(Generic[T, R]):
         name: str,
         max_batch: int = 200,
         then: Callable[[list[R]], Awaitable[None]] | None = None,
+        observe: Callable[[int, float], None] | None = None,
     ) -> None:
         """`run` gets a batch and returns one result per item, in order. `then`, if given, gets
         a batch's results after `run` returned and before the requests are answered; they are
         answered whatever becomes of it (its errors are logged; it may be cut short by
-        shutdown), as `run` has committed them."""
+        shutdown), as `run` has committed them. `observe`, if given, gets each batch's size and
+        the seconds it took, answers included."""
         self._run_batch = run
         self._then = then
+        self._observe = observe
         self._name = name
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Waiting[T, R]] | None = None
@@ -76,12 +80,15 @@ class Batcher(Generic[T, R]):
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             self.sizes[len(batch)] += 1
+            started = time.perf_counter()
             try:
                 await self._settle(batch)
             except asyncio.CancelledError:
                 for _, future in batch:
                     _fail(future, RuntimeError("the server is shutting down"))
                 raise
+            if self._observe is not None:
+                self._observe(len(batch), time.perf_counter() - started)
 
     async def _settle(self, batch: list[_Waiting[T, R]], last_try: bool = False) -> None:
         try:

@@ -26,6 +26,7 @@ from sqlalchemy import Dialect, Table, and_, delete, insert, or_, select, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsgate import observe
 from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.billing.usage import Quota
@@ -88,7 +89,11 @@ class SendWriter:
                 _serve_postgresql, (asyncpg_dsn(settings), settings.database_schema)
             )
         self._batcher: Batcher[PreparedMessage, Stored | ApiError] = Batcher(
-            self._write, "smsgate-send-writer", MAX_BATCH, then=self._join_threads
+            self._write,
+            "smsgate-send-writer",
+            MAX_BATCH,
+            then=self._join_threads,
+            observe=observe.batch("sends"),
         )
 
     async def store(self, prepared: PreparedMessage) -> Stored:
