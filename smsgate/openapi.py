@@ -4,9 +4,10 @@ Most routes read their credential by hand (the busiest for speed, the rest throu
 dependency that takes a Bearer header or the session cookie), so FastAPI sees no security on
 them. This module declares the schemes and, per operation, which one it takes; adds the links
 from each created resource to the operations that use its id (so generated clients and
-stateful testers can follow them); and describes errors as the API sends them: a 400 with
-`{"error", "code", "field"}`, not FastAPI's default 422 validation shape, which this API never
-sends (422 is only the anti-abuse refusal of a send).
+stateful testers can follow them); describes errors as the API sends them: a 400 with
+`{"error", "code", "field"}` (`{"message"}` on the third-party API), not FastAPI's default 422
+validation shape, which this API never sends (422 is only the anti-abuse refusal of a send); and
+gives the main answers their exact shapes (smsgate/answers.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from smsgate.accounts.auth import SESSION_COOKIE
+from smsgate.answers import RESPONSES
 from smsgate.config import Settings
+from smsgate.errors import COMPAT_PREFIX
 
 SCHEMES: dict[str, dict[str, Any]] = {
     "apiKey": {
@@ -97,6 +102,13 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
+# the third-party API's errors, as the reference server and its SDKs have them (errors.py)
+COMPAT_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string", "description": "What is wrong."}},
+}
+
 # created resource -> the operations that take its id: (operation path, its parameter, where
 # the creating answer holds the id)
 _LINKS: dict[tuple[str, str], tuple[str, str, str]] = {
@@ -162,11 +174,13 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
     components["securitySchemes"] = SCHEMES
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
+    schemas["CompatError"] = COMPAT_ERROR_SCHEMA
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     paths: dict[str, dict[str, Any]] = document.get("paths", {})
     for path, operations in paths.items():
+        name = "CompatError" if path.startswith(COMPAT_PREFIX) else "Error"
+        error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
         for method, operation in operations.items():
             security = security_for(method, path, settings)
             if security:
@@ -186,9 +200,36 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
                     "not send to, a premium-rate number, a run of sequential numbers).",
                     "content": error,
                 }
+            answer = RESPONSES.get((method, path))
+            if answer is not None:
+                _describe_answer(operation, *answer, schemas)
             link = _LINKS.get((method, path))
             if link is not None:
                 _add_links(paths, operation, *link)
+
+
+def _describe_answer(
+    operation: dict[str, Any],
+    statuses: tuple[str, ...],
+    model: type[BaseModel],
+    schemas: dict[str, Any],
+) -> None:
+    """The operation's success answers take the model's shape (smsgate/answers.py), which joins
+    the document's schemas with the models it uses."""
+    refs, defs = models_json_schema(
+        [(model, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    for name, schema in defs.get("$defs", {}).items():
+        if schemas.setdefault(name, schema) != schema:
+            raise RuntimeError(f"two different schemas are named {name} in the OpenAPI document")
+    reference = refs[(model, "serialization")]
+    for status in statuses:
+        response = operation["responses"].setdefault(status, {"description": "Done."})
+        response["content"] = {"application/json": {"schema": reference}}
+    for status in list(operation["responses"]):
+        # FastAPI's default answer, when it is not one of the operation's real ones
+        if status.startswith("2") and status not in statuses:
+            operation["responses"].pop(status)
 
 
 def _add_links(

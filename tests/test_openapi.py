@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
+import httpx
+import jsonschema_rs
+
+from smsgate.answers import RESPONSES
 from tests.factories import new_client
 
 DUMMY_ID = "cnotarealid00000000000000"
@@ -47,6 +53,11 @@ async def test_schemes_and_errors_are_the_api_s_own(client) -> None:
     error = send["responses"]["400"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/Error"}
     assert spec["components"]["schemas"]["Error"]["required"] == ["error", "code"]
+    # the third-party API answers errors as the reference server does: {"message": ...}
+    compat = spec["paths"]["/api/3rdparty/v1/messages"]["get"]["responses"]["400"]
+    compat_schema = compat["content"]["application/json"]["schema"]
+    assert compat_schema == {"$ref": "#/components/schemas/CompatError"}
+    assert spec["components"]["schemas"]["CompatError"]["required"] == ["message"]
     # FastAPI's default 422 shape is never sent by this API, so it is not documented
     assert "HTTPValidationError" not in str(spec)
     assert spec["paths"]["/api/mobile/v1/message"]["get"]["security"] == [{"deviceToken": []}]
@@ -92,3 +103,72 @@ async def test_a_created_webhook_s_link_leads_to_it(make_user) -> None:
         for link in response.get("links", {}).values()
     ]
     assert len(every_link) > 20 and set(every_link) <= operation_ids
+
+
+def _answer_checker(spec: dict[str, Any]) -> Callable[[str, str, httpx.Response], list[str]]:
+    """Checks an answer against the schema the document gives its operation and status; notes
+    each operation checked."""
+    checked: set[tuple[str, str]] = set()
+
+    def check(method: str, path: str, answer: httpx.Response) -> list[str]:
+        described = spec["paths"][path][method]["responses"][str(answer.status_code)]
+        schema = described["content"]["application/json"]["schema"]
+        validator = jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]})
+        checked.add((method, path))
+        return [f"{method} {path}: {e.message}" for e in validator.iter_errors(answer.json())]
+
+    check.checked = checked  # type: ignore[attr-defined]
+    return check
+
+
+async def test_answers_have_the_documented_shapes(make_user) -> None:
+    """Every operation whose answer the document describes (smsgate/answers.py) answers in that
+    shape exactly, with no field it does not describe (reliability checklist 32: a key's hash
+    or a webhook's secret would show up here)."""
+    user = await make_user()
+    spec = (await user.client.get("/openapi.json")).json()
+    check = _answer_checker(spec)
+    http, auth = user.client, user.auth
+    problems: list[str] = []
+
+    async def call(method: str, path: str, url: str | None = None, **kwargs: Any) -> Any:
+        answer = await http.request(method.upper(), url or path, **kwargs)
+        assert answer.status_code < 300, f"{method} {url or path}: {answer.text}"
+        problems.extend(check(method, path, answer))
+        return answer.json()
+
+    await call("get", "/api/auth/me", headers=auth)
+    key = await call("post", "/api/keys", json={"name": "shapes"}, headers=auth)
+    await call("get", "/api/keys", headers=auth)
+    await call("delete", "/api/keys/{key_id}", f"/api/keys/{key['id']}", headers=auth)
+    pair = await call("post", "/api/auth/token", json={}, headers=user.csrf_header)
+    body = {"refreshToken": pair["refreshToken"]}
+    await call("post", "/api/auth/token/refresh", json=body)
+    await call("get", "/api/auth/tokens", headers=auth)
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["sms:received"]}
+    made = await call("post", "/api/webhooks", json=hook, headers=auth)
+    await call("get", "/api/webhooks", headers=auth)
+    one = f"/api/webhooks/{made['id']}"
+    await call("get", "/api/webhooks/{webhook_id}", one, headers=auth)
+    await call("patch", "/api/webhooks/{webhook_id}", one, json={"enabled": False}, headers=auth)
+    device = await call("post", "/api/devices/android", json={"name": "shapes"}, headers=auth)
+    await call("get", "/api/devices", headers=auth)
+    await call("get", "/api/devices/{device_id}", f"/api/devices/{device['id']}", headers=auth)
+    send = {"phoneNumbers": ["+5215512345678"], "message": "hola", "externalId": "shapes-1"}
+    sent = await call("post", "/api/v1/send", json=send, headers=auth)
+    await call("post", "/api/v1/send", json=send, headers=auth)  # the replay's 200
+    await call("get", "/api/v1/messages", headers=auth)
+    message = f"/api/v1/messages/{sent['id']}"
+    await call("get", "/api/v1/messages/{message_id}", message, headers=auth)
+    cancel = "/api/v1/messages/{message_id}/cancel"
+    await call("post", cancel, f"{message}/cancel", headers=auth)
+
+    assert problems == []
+    assert check.checked == set(RESPONSES)  # type: ignore[attr-defined]
+    # and the check can fail: an answer with one field more than its shape is refused
+    listing = await http.get("/api/keys", headers=auth)
+    leaked = httpx.Response(200, json={**listing.json(), "keyHash": "0" * 64})
+    assert check("get", "/api/keys", leaked) != []
+    row = {**listing.json()["data"][0], "keyHash": "0" * 64}
+    leaked = httpx.Response(200, json={"data": [row], "nextCursor": None})
+    assert check("get", "/api/keys", leaked) != []

@@ -1,0 +1,199 @@
+"""The shapes of the API's main answers, for the OpenAPI document.
+
+Documentation only: the routes build their answers with the `*_out` functions next to them (no
+model is validated at request time, which would cost the hot paths), and the tests hold the two
+together by checking real answers against these schemas (tests/test_openapi.py, and the API
+fuzzer's response-schema check). No unknown field is allowed (`additionalProperties: false`), so
+an answer that starts carrying a field the document does not describe (a key's hash, a webhook's
+secret after its creation) fails those tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+Time = str  # ISO 8601, UTC, milliseconds: 2026-04-24T10:00:00.000Z
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class Page(Output, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+
+class Account(Output):
+    id: str
+    email: str
+    name: str | None
+    plan: str
+    region: str
+    created_at: Time
+    authenticated_by: Literal["key", "token", "session"] = Field(
+        description="The credential this request came with."
+    )
+    scopes: list[str]
+
+
+class Key(Output):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to recognise it.")
+    scopes: list[str]
+    created_at: Time
+    last_used_at: Time | None
+
+
+class KeyCreated(Key):
+    key: str = Field(description="The key itself (`sk_…`): shown in this answer only.")
+
+
+class KeyRevoked(Output):
+    id: str
+    revoked: bool
+
+
+class TokenPair(Output):
+    access_token: str = Field(description="`at_…`, a bearer credential (15 minutes by default).")
+    refresh_token: str = Field(description="`rt_…`, for POST /api/auth/token/refresh, once.")
+    token_type: Literal["Bearer"]
+    expires_at: Time
+    refresh_expires_at: Time
+    scopes: list[str]
+    id: str = Field(description="The token family, for GET and DELETE /api/auth/tokens.")
+
+
+class TokenFamily(Output):
+    id: str
+    scopes: list[str]
+    created_at: Time
+    last_refreshed_at: Time | None
+    expires_at: Time
+
+
+class Webhook(Output):
+    id: str
+    url: str
+    events: list[str]
+    device_id: str | None
+    format: str
+    enabled: bool
+    disabled_reason: str | None
+    created_at: Time
+    updated_at: Time
+    secret_rotated_until: Time | None = Field(
+        description="Until then deliveries are signed with the previous secret too."
+    )
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="The signing secret (`whsec_…`): shown in this answer only.")
+
+
+class Pairing(Output):
+    server_url: str
+    token: str = Field(description="The phone's one-time registration token.")
+    code: str
+    expires_at: Time
+    qr_svg: str
+
+
+class Device(Output):
+    id: str
+    name: str
+    type: Literal["android", "whatsapp"]
+    status: str
+    last_seen_at: Time | None
+    sim_cards: list[dict[str, Any]]
+    app_version: str | None
+    created_at: Time
+    paired_at: Time | None
+    whatsapp: dict[str, Any] | None = Field(
+        default=None, description="A WhatsApp line's provider details (secrets as hints only)."
+    )
+
+
+class DeviceCreated(Device):
+    pairing: Pairing
+
+
+class Recipient(Output):
+    phone_number: str
+    state: str
+    error: str | None = None
+    updated_at: Time
+
+
+class HistoryEntry(Output):
+    state: str
+    at: Time
+    phone_number: str | None = None
+    error: str | None = None
+    rerouted_from: str | None = None
+
+
+class Attachment(Output):
+    id: str
+    content_type: str
+    name: str | None
+    size: int | None
+    url: str | None
+
+
+class Message(Output):
+    id: str
+    state: Literal["processing", "sent", "delivered", "failed", "cancelled", "received"]
+    priority: int
+    recipients: list[Recipient]
+    created_at: Time
+    updated_at: Time
+    direction: Literal["in", "out"]
+    channel: Literal["sms", "mms", "whatsapp", "data"]
+    device_id: str | None
+    external_id: str | None
+    message: str | None
+    valid_until: Time | None
+    sim_number: int | None
+    is_encrypted: bool
+    with_delivery_report: bool
+    encoding: Literal["GSM-7", "UCS-2"] | None
+    segments: int | None
+    cancel_requested: bool | None = None
+    sender: str | None = Field(default=None, description="Received messages: who sent it.")
+    media_urls: list[str] | None = None
+    attachments: list[Attachment] | None = None
+    port: int | None = None
+    template: dict[str, Any] | None = None
+    error: str | None = None
+    history: list[HistoryEntry] | None = Field(
+        default=None, description="GET /api/v1/messages/{message_id} only."
+    )
+
+
+# (method, path) -> (its success statuses, the answer's shape)
+RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
+    ("get", "/api/auth/me"): (("200",), Account),
+    ("post", "/api/keys"): (("201",), KeyCreated),
+    ("get", "/api/keys"): (("200",), Page[Key]),
+    ("delete", "/api/keys/{key_id}"): (("200",), KeyRevoked),
+    ("post", "/api/auth/token"): (("201",), TokenPair),
+    ("post", "/api/auth/token/refresh"): (("200",), TokenPair),
+    ("get", "/api/auth/tokens"): (("200",), Page[TokenFamily]),
+    ("post", "/api/webhooks"): (("201",), WebhookCreated),
+    ("get", "/api/webhooks"): (("200",), Page[Webhook]),
+    ("get", "/api/webhooks/{webhook_id}"): (("200",), Webhook),
+    ("patch", "/api/webhooks/{webhook_id}"): (("200",), Webhook),
+    ("post", "/api/devices/android"): (("201",), DeviceCreated),
+    ("get", "/api/devices"): (("200",), Page[Device]),
+    ("get", "/api/devices/{device_id}"): (("200",), Device),
+    ("post", "/api/v1/send"): (("202", "200"), Message),  # 200: an externalId replayed
+    ("get", "/api/v1/messages"): (("200",), Page[Message]),
+    ("get", "/api/v1/messages/{message_id}"): (("200",), Message),
+    ("post", "/api/v1/messages/{message_id}/cancel"): (("200",), Message),
+}
