@@ -174,6 +174,46 @@ class Message(Output):
     history: list[HistoryEntry] | None = Field(
         default=None, description="GET /api/v1/messages/{message_id} only."
     )
+    conversation_id: str | None = Field(
+        default=None, description="A reply (POST /api/conversations/{id}/send): its thread."
+    )
+
+
+class Conversation(Output):
+    id: str
+    contact: str = Field(description="The other party's number (E.164, or as the network gave it).")
+    display_name: str | None
+    device_id: str
+    sim_number: int | None
+    channel: Literal["sms", "whatsapp"]
+    last_message_id: str | None
+    last_message_preview: str | None
+    last_message_direction: Literal["in", "out"] | None
+    last_message_at: Time | None
+    unread_count: int
+    read_up_to: str | None = Field(description="The last message marked read.")
+    archived: bool
+    created_at: Time
+
+
+class OptOut(Output):
+    phone_number: str
+    source: Literal["api", "inbound"] = Field(
+        description="How it was added: through the API, or by an inbound STOP-like keyword."
+    )
+    keyword: str | None
+    created_at: Time
+
+
+class OptOutChange(Output):
+    phone_number: str
+    opted_out: bool
+
+
+class AccountSettings(Output):
+    opt_out_bypass_expedited: bool
+    allowed_countries: list[str]
+    reroute_stalled: bool
 
 
 # (method, path) -> (its success statuses, the answer's shape)
@@ -196,4 +236,16 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("get", "/api/v1/messages"): (("200",), Page[Message]),
     ("get", "/api/v1/messages/{message_id}"): (("200",), Message),
     ("post", "/api/v1/messages/{message_id}/cancel"): (("200",), Message),
+    ("get", "/api/v1/inbox"): (("200",), Page[Message]),
+    ("get", "/api/conversations"): (("200",), Page[Conversation]),
+    ("get", "/api/conversations/{conversation_id}"): (("200",), Conversation),
+    ("patch", "/api/conversations/{conversation_id}"): (("200",), Conversation),
+    ("get", "/api/conversations/{conversation_id}/messages"): (("200",), Page[Message]),
+    ("post", "/api/conversations/{conversation_id}/send"): (("202", "200"), Message),
+    ("post", "/api/conversations/{conversation_id}/read"): (("200",), Conversation),
+    ("get", "/api/opt-outs"): (("200",), Page[OptOut]),
+    ("post", "/api/opt-outs"): (("201",), OptOutChange),
+    ("delete", "/api/opt-outs/{phone_number}"): (("200",), OptOutChange),
+    ("get", "/api/account/settings"): (("200",), AccountSettings),
+    ("patch", "/api/account/settings"): (("200",), AccountSettings),
 }

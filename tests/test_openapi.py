@@ -10,7 +10,7 @@ import httpx
 import jsonschema_rs
 
 from smsgate.answers import RESPONSES
-from tests.factories import new_client
+from tests.factories import new_client, pair_phone
 
 DUMMY_ID = "cnotarealid00000000000000"
 
@@ -162,6 +162,25 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     await call("get", "/api/v1/messages/{message_id}", message, headers=auth)
     cancel = "/api/v1/messages/{message_id}/cancel"
     await call("post", cancel, f"{message}/cancel", headers=auth)
+    # a received message opens a conversation
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola", "id": "shapes-in"}])
+    await call("get", "/api/v1/inbox", headers=auth)
+    threads = await call("get", "/api/conversations", headers=auth)
+    thread = "/api/conversations/{conversation_id}"
+    one = f"/api/conversations/{threads['data'][0]['id']}"
+    await call("get", thread, one, headers=auth)
+    await call("patch", thread, one, json={"displayName": "Ana"}, headers=auth)
+    await call("get", f"{thread}/messages", f"{one}/messages", headers=auth)
+    await call("post", f"{thread}/send", f"{one}/send", json={"message": "hola"}, headers=auth)
+    await call("post", f"{thread}/read", f"{one}/read", json={}, headers=auth)
+    number = {"phoneNumber": "+5215599999999"}
+    await call("post", "/api/opt-outs", json=number, headers=auth)
+    await call("get", "/api/opt-outs", headers=auth)
+    opt_out = "/api/opt-outs/{phone_number}"
+    await call("delete", opt_out, "/api/opt-outs/%2B5215599999999", headers=auth)
+    await call("get", "/api/account/settings", headers=auth)
+    await call("patch", "/api/account/settings", json={"rerouteStalled": True}, headers=auth)
 
     assert problems == []
     assert check.checked == set(RESPONSES)  # type: ignore[attr-defined]
