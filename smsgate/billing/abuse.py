@@ -10,6 +10,7 @@ from functools import lru_cache
 import phonenumbers
 
 from smsgate.errors import ApiError
+from smsgate.kit import phones
 
 SEQUENTIAL_WINDOW = 60.0
 SEQUENTIAL_LIMIT = 20  # distinct numbers sharing all but the last two digits, per minute
@@ -19,9 +20,8 @@ PREFIX_DIGITS_DROPPED = 2
 @lru_cache(maxsize=50_000)
 def classify(number: str) -> tuple[str, bool] | None:
     """(country, whether premium-rate) of an E.164 number; None when it does not parse."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    parsed = phones.parsed(number)
+    if parsed is None:
         return None
     region = phonenumbers.region_code_for_number(parsed) or "unknown"
     return region, phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE
