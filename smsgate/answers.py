@@ -159,6 +159,7 @@ class Message(Output):
     external_id: str | None
     message: str | None
     valid_until: Time | None
+    schedule_at: Time | None = Field(description="A scheduled send: handed to no phone before.")
     sim_number: int | None
     is_encrypted: bool
     with_delivery_report: bool

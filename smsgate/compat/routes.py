@@ -276,12 +276,13 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
     ):
         if body.get(theirs) is not None:
             fields[ours] = body[theirs]
-    if body.get("validUntil"):
-        value = str(body["validUntil"])
-        # the Python client writes naive datetimes without a zone: they are UTC
-        if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
-            value += "+00:00"
-        fields["validUntil"] = value
+    for name in ("validUntil", "scheduleAt"):
+        if body.get(name):
+            value = str(body[name])
+            # the Python client writes naive datetimes without a zone: they are UTC
+            if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
+                value += "+00:00"
+            fields[name] = value
     return SendRequest.model_validate(fields)
 
 
@@ -316,7 +317,7 @@ async def send(
         send_request,
         validate_numbers=not skipPhoneValidation,
     )
-    if created:
+    if created and send_request.schedule_at is None:  # a scheduled one: woken when due
         hub: Hub = request.app.state.hub
         hub.publish(principal.account_id, send_request.device_id, Event(MESSAGE_ENQUEUED))
     row = await _find(session, principal.account_id, message["id"])

@@ -118,6 +118,8 @@ def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, An
         out["simNumber"] = row["sim_number"]
     if row["valid_until"] is not None:
         out["validUntil"] = clock.iso(row["valid_until"])
+    if row["schedule_at"] is not None:
+        out["scheduleAt"] = clock.iso(row["schedule_at"])  # due already: handed only then
     return out
 
 
@@ -215,6 +217,7 @@ async def _claim(
         m.c.channel.in_(channels),
         or_(m.c.device_id.is_(None), m.c.device_id == device.id),
         or_(m.c.valid_until.is_(None), m.c.valid_until > now),
+        or_(m.c.schedule_at.is_(None), m.c.schedule_at <= now),
     )
     newest_first = m.c.id.asc() if order == "fifo" else m.c.id.desc()
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -627,6 +630,23 @@ async def expire_messages(session: AsyncSession) -> list[Transition]:
     """Messages past validUntil that no phone acknowledged fail with error `expired`."""
     m = messages_table
     return await fail_messages(session, m.c.valid_until <= clock.now(), "expired")
+
+
+async def scheduled_due(session: AsyncSession, after: datetime, upto: datetime) -> set[str]:
+    """The accounts with scheduled messages that fell due in (after, upto] and that no device
+    has yet: their phones and lines are woken to pull them."""
+    m = messages_table
+    rows = await session.execute(
+        select(m.c.account_id)
+        .where(
+            m.c.schedule_at > after,
+            m.c.schedule_at <= upto,
+            m.c.state == states.PROCESSING,
+            m.c.assigned_device_id.is_(None),
+        )
+        .distinct()
+    )
+    return set(rows.scalars())
 
 
 async def release_unacknowledged(session: AsyncSession, offline_after: timedelta) -> set[str]:

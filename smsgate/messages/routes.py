@@ -40,7 +40,7 @@ async def send(request: Request) -> JSONResponse:
     message, created = await service.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, body
     )
-    if created:
+    if created and body.schedule_at is None:  # a scheduled one wakes them when due (worker)
         hub: Hub = request.app.state.hub
         hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
     # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.

@@ -43,6 +43,12 @@ class SendRequest(Input):
     priority: int = Field(default=0, ge=-128, le=127)
     ttl: int | None = Field(default=None, gt=0)
     valid_until: datetime | None = Field(default=None, strict=False)
+    schedule_at: datetime | None = Field(
+        default=None,
+        strict=False,
+        description="Send no sooner than this (a time with its zone, up to a year ahead): no "
+        "phone or line is handed the message before then.",
+    )
     with_delivery_report: bool = True
     is_encrypted: bool = False
     external_id: str | None = Field(default=None, min_length=1, max_length=255)
@@ -91,6 +97,7 @@ def message_out(
         "externalId": row["external_id"],
         "message": row["content"],
         "validUntil": iso(row["valid_until"]),
+        "scheduleAt": iso(row["schedule_at"]),
         "simNumber": row["sim_number"],
         "isEncrypted": row["is_encrypted"],
         "withDeliveryReport": row["with_delivery_report"],

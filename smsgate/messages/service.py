@@ -37,6 +37,7 @@ DEFAULT_DATA_PORT = 53739
 MAX_MEDIA_URLS = 10
 MAX_URL_LENGTH = 2048
 MAX_TTL_SECONDS = 30 * 24 * 3600
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 sequential = abuse.SequentialGuard()  # per process
 
 
@@ -173,6 +174,32 @@ def _valid_until(request: SendRequest, now: datetime) -> datetime | None:
     return None
 
 
+def _schedule_at(
+    request: SendRequest, now: datetime, valid_until: datetime | None
+) -> datetime | None:
+    """When the send may be handed to a phone: a future time, up to a year ahead, before the
+    message expires."""
+    if request.schedule_at is None:
+        return None
+    if request.schedule_at.tzinfo is None:
+        raise bad_request(
+            "scheduleAt: needs a time zone, such as 2026-01-01T09:00:00-06:00", field="scheduleAt"
+        )
+    value = clock.as_utc(request.schedule_at)
+    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value <= now:
+        raise bad_request(f"scheduleAt: {clock.iso(value)} is in the past", field="scheduleAt")
+    if value > now + MAX_SCHEDULE_AHEAD:
+        raise bad_request("scheduleAt: at most a year ahead", field="scheduleAt")
+    if valid_until is not None and value >= valid_until:
+        raise bad_request(
+            f"scheduleAt: {clock.iso(value)} is not before the message expires "
+            f"({clock.iso(valid_until)}); schedule it earlier or let it live longer",
+            field="scheduleAt",
+        )
+    return value
+
+
 def prepare_message(
     account_id: str, region: str, request: SendRequest, *, validate_numbers: bool = True
 ) -> PreparedMessage:
@@ -181,6 +208,7 @@ def prepare_message(
     numbers = _recipients(request, region, validate_numbers)
     content, port = _check_content(request)
     valid_until = _valid_until(request, now)
+    schedule_at = _schedule_at(request, now, valid_until)
     encoding: str | None = None
     segment_count: int | None = None
     if request.channel == "sms" and content is not None and not request.is_encrypted:
@@ -201,6 +229,7 @@ def prepare_message(
         "sim_number": request.sim_number,
         "priority": request.priority,
         "valid_until": valid_until,
+        "schedule_at": schedule_at,
         "with_delivery_report": request.with_delivery_report,
         "is_encrypted": request.is_encrypted,
         "external_id": request.external_id,

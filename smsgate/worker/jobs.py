@@ -41,6 +41,21 @@ async def _stalled_phones(database: Database, hub: Hub, seconds: int) -> None:
     await dispatch.fail_all_stalled(database, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED)
 
 
+SCHEDULED_LOOKBACK = timedelta(days=1)  # a process starting wakes for what fell due meanwhile
+
+
+async def _wake_for_scheduled(app: FastAPI, database: Database, hub: Hub) -> None:
+    """Phones pull when woken: wake the accounts whose scheduled messages fell due since the
+    last pass (another process doing the same wakes them twice, which is harmless)."""
+    now = clock.now()
+    after = getattr(app.state, "scheduled_checked_at", None) or now - SCHEDULED_LOOKBACK
+    async with database.sessions() as session:
+        due = await dispatch.scheduled_due(session, after, now)
+    app.state.scheduled_checked_at = now
+    for account_id in due:
+        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
+
+
 async def run_jobs(app: FastAPI) -> None:
     """One pass of every periodic job, each in its own transaction."""
     database: Database = app.state.db
@@ -62,6 +77,7 @@ async def run_jobs(app: FastAPI) -> None:
         woken = await dispatch.release_unacknowledged(session, window)
     for account_id in woken:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
+    await _wake_for_scheduled(app, database, hub)
     async with database.transaction() as session:
         await accounts.prune_expired(session)
         await retention.prune(session, settings)
