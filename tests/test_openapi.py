@@ -58,6 +58,13 @@ async def test_schemes_and_errors_are_the_api_s_own(client) -> None:
     compat_schema = compat["content"]["application/json"]["schema"]
     assert compat_schema == {"$ref": "#/components/schemas/CompatError"}
     assert spec["components"]["schemas"]["CompatError"]["required"] == ["message"]
+    # and its bodies, which its routes read by hand, are described (compat/bodies.py)
+    body = spec["paths"]["/api/3rdparty/v1/messages"]["post"]["requestBody"]
+    message = body["content"]["application/json"]["schema"]
+    assert message["required"] == ["phoneNumbers"] and "scheduleAt" in message["properties"]
+    put = spec["paths"]["/api/3rdparty/v1/settings"]["put"]["requestBody"]
+    document = put["content"]["application/json"]["schema"]["properties"]
+    assert document["messages"]["properties"]["limit_period"]["anyOf"][0]["enum"][0] == "Disabled"
     # FastAPI's default 422 shape is never sent by this API, so it is not documented
     assert "HTTPValidationError" not in str(spec)
     assert spec["paths"]["/api/mobile/v1/message"]["get"]["security"] == [{"deviceToken": []}]

@@ -26,12 +26,13 @@ from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import current_principal
 from smsgate.accounts.cache import CredentialCache
 from smsgate.accounts.service import Principal
+from smsgate.compat import bodies
 from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
-from smsgate.kit import clock
+from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
 from smsgate.messages import service as messages
 from smsgate.messages import states
@@ -283,10 +284,10 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
             if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
                 value += "+00:00"
             fields[name] = value
-    return SendRequest.model_validate(fields)
+    return schema.parse(SendRequest, fields)  # a wrong type is a 400 naming the field
 
 
-@router.post("/messages", status_code=202)
+@router.post("/messages", status_code=202, openapi_extra=bodies.MESSAGE)
 @router.post("/message", status_code=202, include_in_schema=False)
 async def send(
     request: Request,
@@ -466,13 +467,15 @@ def _token_out(pair: accounts.TokenPair) -> dict[str, Any]:
     }
 
 
-@router.post("/auth/token", status_code=201)
+@router.post("/auth/token", status_code=201, openapi_extra=bodies.token(SCOPES))
 async def issue_token(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
     _need(principal, "tokens:manage")
     body = await _object(request)
     requested = body.get("scopes")
     if not isinstance(requested, list) or not requested:
         raise bad_request("scopes: give at least one scope", field="scopes")
+    if not all(isinstance(s, str) for s in requested):
+        raise bad_request("scopes: a list of scope names (strings)", "invalid_scope", "scopes")
     unknown = [s for s in requested if s not in SCOPES]
     if unknown:
         raise bad_request(f"scopes: unknown scope {unknown[0]}", "invalid_scope", "scopes")
@@ -549,7 +552,7 @@ async def list_webhooks(principal: Caller, session: DbSession) -> list[dict[str,
     return [row for hook in hooks for row in _webhook_rows(hook)]
 
 
-@router.post("/webhooks", status_code=201)
+@router.post("/webhooks", status_code=201, openapi_extra=bodies.webhook(WEBHOOK_EVENTS))
 async def upsert_webhook(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
     """Created, or replaced when the client's id already exists; deliveries use the Android
     app's own envelope and X-Signature scheme (format `android`), which their receivers know."""
@@ -567,6 +570,8 @@ async def upsert_webhook(request: Request, principal: Caller, session: DbSession
     if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 36):
         raise bad_request("id: must be a string of 1 to 36 characters", field="id")
     device_id = body.get("deviceId")
+    if device_id is not None and not isinstance(device_id, str):
+        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
     settings: Settings = request.app.state.settings
     existing = await _hook_by(session, principal.account_id, client_id) if client_id else None
     if existing is None:
@@ -660,26 +665,51 @@ async def inbox(
     ]
 
 
+def _time(body: dict[str, Any], name: str) -> datetime:
+    """A required time of a body, in UTC; a zone-less one is UTC (the Python client's)."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"{name}: is required, as an RFC 3339 time", field=name)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise bad_request(f'{name}: "{value[:40]}" is not an RFC 3339 time', field=name) from exc
+    return clock.as_utc(parsed)
+
+
 async def _export(request: Request, principal: Principal, session: DbSession) -> None:
     """Ask the account's phones (or one) to re-read their inbox and report it again."""
     body = await _object(request)
-    if not body.get("since") or not body.get("until"):
-        raise bad_request("since and until are required")
+    since, until = _time(body, "since"), _time(body, "until")
+    if until <= since:
+        raise bad_request("until: must be after since", field="until")
     device_id = body.get("deviceId")
+    if device_id is not None and not isinstance(device_id, str):
+        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
     if device_id:
         await devices.get_device(session, principal.account_id, device_id)
     types = body.get("messageTypes") or ["SMS"]
-    data = {
-        "since": str(body["since"]),
-        "until": str(body["until"]),
-        "messageTypes": ",".join(str(t) for t in types),
-        "triggerWebhooks": "true",
+    if not isinstance(types, list) or not all(t in bodies.INCOMING_TYPES for t in types):
+        raise bad_request(
+            f"messageTypes: a list of {', '.join(bodies.INCOMING_TYPES)}", field="messageTypes"
+        )
+    quiet = body.get("webhookDelivery") == "Disabled" or body.get("triggerWebhooks") is False
+    data = {  # as the app reads them: RFC 3339 times, a comma list, "true" or "false"
+        "since": str(clock.iso(since)),
+        "until": str(clock.iso(until)),
+        "messageTypes": ",".join(types),
+        "triggerWebhooks": "false" if quiet else "true",
     }
     hub: Hub = request.app.state.hub
     hub.publish(principal.account_id, device_id, Event("MessagesExportRequested", data))
 
 
-@router.post("/inbox/refresh", status_code=202)
+@router.post(
+    "/inbox/refresh",
+    status_code=202,
+    response_class=Response,  # an empty answer
+    openapi_extra=bodies.INBOX_REFRESH,
+)
 @router.post("/inbox/export", status_code=202, include_in_schema=False)
 async def refresh_inbox(request: Request, principal: Caller, session: DbSession) -> Response:
     _need(principal, "inbox:refresh")
@@ -791,13 +821,13 @@ async def get_settings(principal: Caller, session: DbSession) -> dict[str, Any]:
     return _fields_to_document((account.settings or {}).get("deviceSettings") or {})
 
 
-@router.put("/settings")
+@router.put("/settings", openapi_extra=bodies.SETTINGS)
 async def put_settings(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
     _need(principal, "settings:write")
     return await _apply_settings(request, principal, session, replace=True)
 
 
-@router.patch("/settings")
+@router.patch("/settings", openapi_extra=bodies.SETTINGS)
 async def patch_settings(request: Request, principal: Caller, session: DbSession) -> dict[str, Any]:
     _need(principal, "settings:write")
     return await _apply_settings(request, principal, session, replace=False)

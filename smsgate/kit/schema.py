@@ -129,3 +129,14 @@ def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": inline(schema)}},
         }
     }
+
+
+def example_body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    """The OpenAPI `requestBody` (for a route's `openapi_extra`) of a body a route reads by hand
+    and leniently, described as a JSON schema with one example."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {**schema, "examples": [example]}}},
+        }
+    }

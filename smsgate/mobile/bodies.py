@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from smsgate.devices.service import LOG_LEVELS
+from smsgate.kit.schema import example_body
 
 STATES = ["Pending", "Cancelling", "Cancelled", "Processed", "Sent", "Delivered", "Failed"]
 
@@ -29,16 +30,7 @@ _SIM_CARDS: dict[str, Any] = {
 }
 
 
-def _body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {**schema, "examples": [example]}}},
-        }
-    }
-
-
-REGISTER = _body(
+REGISTER = example_body(
     {
         "type": "object",
         "required": ["name"],
@@ -51,7 +43,7 @@ REGISTER = _body(
     {"name": "samsung/beyond0lte", "simCards": [{"slotIndex": 0, "simNumber": 1}]},
 )
 
-UPDATE = _body(
+UPDATE = example_body(
     {
         "type": "object",
         "properties": {
@@ -64,7 +56,7 @@ UPDATE = _body(
 )
 
 _STATE = {"type": "string", "enum": STATES}
-REPORTS = _body(
+REPORTS = example_body(
     {
         "type": "array",
         "description": "State reports; the app sends one at a time. Unknown ids are skipped.",
@@ -104,7 +96,7 @@ REPORTS = _body(
     ],
 )
 
-INBOX = _body(
+INBOX = example_body(
     {
         "type": "object",
         "required": ["messages"],
@@ -132,7 +124,7 @@ INBOX = _body(
     {"messages": [{"phoneNumber": "+5215555555555", "message": "Hola"}]},
 )
 
-LOGS = _body(
+LOGS = example_body(
     {
         "type": "array",
         "maxItems": 100,
@@ -148,7 +140,7 @@ LOGS = _body(
     [{"message": "battery low", "level": "warn"}],
 )
 
-PASSWORD = _body(
+PASSWORD = example_body(
     {
         "type": "object",
         "required": ["currentPassword", "newPassword"],
@@ -157,7 +149,7 @@ PASSWORD = _body(
     {"currentPassword": "correct horse battery staple", "newPassword": "another long one"},
 )
 
-SESSION = _body(
+SESSION = example_body(
     {
         "type": "object",
         "required": ["state"],
@@ -173,7 +165,7 @@ SESSION = _body(
     {"state": "connected", "phoneNumber": "+5215555555555"},
 )
 
-STATUSES = _body(
+STATUSES = example_body(
     {
         "type": "array",
         "maxItems": 500,

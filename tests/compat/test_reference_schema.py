@@ -52,7 +52,8 @@ async def test_answers_have_the_reference_shapes(make_user) -> None:
     await call("get", "/messages/{id}", f"/messages/{sent['id']}")
     await call("delete", "/messages/{id}", f"/messages/{sent['id']}")
     await call("get", "/settings")
-    await call("patch", "/settings", json={"messages": {"sendIntervalMin": 1}})
+    intervals = {"send_interval_min": 1, "send_interval_max": 5}
+    await call("patch", "/settings", json={"messages": intervals})
     hook = {"url": "https://hooks.example.com/in", "event": "sms:received"}
     await call("post", "/webhooks", json=hook)
     await call("get", "/webhooks")
