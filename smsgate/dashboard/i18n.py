@@ -160,6 +160,10 @@ TEXT: dict[str, dict[str, str]] = {
         "es": "Vence en (segundos, opcional)",
         "en": "Expires after (seconds, optional)",
     },
+    "schedule": {
+        "es": "Enviar a partir de (tu hora local; UTC sin JavaScript; opcional)",
+        "en": "Send from (your local time; UTC without JavaScript; optional)",
+    },
     "tokens_hint": {
         "es": "Para tokens de acceso (at_) y de renovación (rt_): POST /api/auth/token con tu "
         'sesión, luego POST /api/auth/token/refresh {"refreshToken": "rt_..."}.',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -25,7 +25,7 @@ from smsgate.conversations.routes import AccountSettingsPatch, change_settings, 
 from smsgate.dashboard.i18n import COOKIE, language, translator
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.errors import ApiError, describe_validation_error
+from smsgate.errors import ApiError, bad_request, describe_validation_error
 from smsgate.kit import clock, phones
 from smsgate.kit.crypto import equal
 from smsgate.kit.ids import is_id
@@ -341,6 +341,8 @@ async def send_form(
     channel: Annotated[str, Form()] = "sms",
     priority: Annotated[str, Form()] = "0",
     ttl: Annotated[str, Form()] = "",
+    schedule: Annotated[str, Form(max_length=40)] = "",
+    utc_offset: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
@@ -356,12 +358,14 @@ async def send_form(
         }
         if ttl.strip():
             fields["ttl"] = int(ttl) if ttl.strip().isdigit() else ttl
+        if schedule.strip():
+            fields["scheduleAt"] = _local_time(schedule.strip(), utc_offset.strip())
         body = SendRequest.model_validate(fields)
         await session.commit()  # the send path uses its own transactions
         result, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
-        if created:
+        if created and body.schedule_at is None:  # a scheduled one: woken when due
             hub: Hub = request.app.state.hub
             hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
     except (ValidationError, ApiError) as exc:
@@ -377,8 +381,28 @@ async def send_form(
         error=error,
         numbers=None if result else numbers,
         message=None if result else message,
-        form={"channel": channel, "priority": priority, "ttl": ttl, "device": device},
+        form={
+            "channel": channel,
+            "priority": priority,
+            "ttl": ttl,
+            "device": device,
+            "schedule": schedule,
+        },
     )
+
+
+def _local_time(value: str, offset_minutes: str) -> str:
+    """A datetime-local field's value (2026-11-28T09:30) at the browser's UTC offset in minutes
+    (none without JavaScript: UTC), as an ISO time with its zone."""
+    try:
+        at = datetime.fromisoformat(value)
+        minutes = int(offset_minutes) if offset_minutes else 0
+        zone = timezone(timedelta(minutes=minutes))
+    except ValueError as exc:
+        raise bad_request(
+            "scheduleAt: use a date and time like 2026-11-28T09:30", field="scheduleAt"
+        ) from exc
+    return at.replace(tzinfo=zone).isoformat()
 
 
 def _day(value: str, field: str, end: bool = False) -> datetime | None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from smsgate.kit import segments
+from smsgate.kit import clock, segments
 from smsgate.mobile.client import DeviceClient
 from smsgate.mobile.simulator import SimulatedPhone
 from tests.factories import PASSWORD, unique_email
@@ -49,7 +51,11 @@ async def page() -> AsyncIterator[Any]:
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        context = await browser.new_context(viewport={"width": 1200, "height": 800}, locale="es-MX")
+        context = await browser.new_context(
+            viewport={"width": 1200, "height": 800},
+            locale="es-MX",
+            timezone_id="America/Mexico_City",  # UTC-6 all year: the schedule field reads it
+        )
         tab = await context.new_page()
         try:
             yield tab
@@ -128,6 +134,19 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         await shot(page, shots, "07-messages")
         assert await page.evaluate("() => window.__xss === undefined")
         assert await page.get_by_text("<script>window.__xss = 1</script>").count() >= 1
+
+        # a scheduled send, typed in the browser's own time (Mexico City, UTC-6)
+        await page.goto(f"{base}/dashboard/send")
+        local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, second=0, microsecond=0)
+        await page.fill("#numbers", CUSTOMER)
+        await page.fill("#message", "mañana temprano")
+        await page.fill("#schedule", local.strftime("%Y-%m-%dT%H:%M"))
+        await page.click("form[action='/dashboard/send'] button[type=submit]")
+        scheduled = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", await page.content())
+        assert scheduled, await page.content()
+        stored = await page.request.get(f"{base}/api/v1/messages/{scheduled.group(1)}")
+        utc = local + timedelta(hours=6)
+        assert (await stored.json())["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
 
         # the customer answers; the answer is in Conversations; reply from the chat
         await client.inbox([{"phoneNumber": CUSTOMER, "message": "Gracias, ¿a qué hora?"}])

@@ -394,3 +394,28 @@ async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
             assert 'role="alert"' in refused.text and words in refused.text
         overview = await browser.get("/dashboard")
         assert "Last 30 days" in overview.text and 'role="img"' in overview.text
+
+
+async def test_the_send_form_schedules_at_the_browser_s_local_time(app) -> None:
+    from datetime import timedelta
+
+    from smsgate.kit import clock
+
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "schedule")
+        page = await browser.get("/dashboard/send")
+        assert 'type="datetime-local"' in page.text and "data-utc-offset" in page.text
+        # what the page's script sends from Mexico City: the local time and UTC-6 in minutes
+        local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, second=0, microsecond=0)
+        form = {"csrf": user.csrf, "numbers": "+5215512345678", "message": "mañana"}
+        sent = await browser.post(
+            "/dashboard/send",
+            data={**form, "schedule": local.strftime("%Y-%m-%dT%H:%M"), "utc_offset": "-360"},
+        )
+        message_id = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", sent.text).group(1)
+        stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
+        utc = local + timedelta(hours=6)
+        assert stored["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
+        for bad in ({"schedule": "mañana"}, {"schedule": "2020-01-01T09:00"}):
+            refused = await browser.post("/dashboard/send", data={**form, **bad})
+            assert 'role="alert"' in refused.text and "scheduleAt" in refused.text, bad
