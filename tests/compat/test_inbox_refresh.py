@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
+from tests.events import listening, until
 from tests.factories import PASSWORD, pair_phone
 
 BASE = "/api/3rdparty/v1"
@@ -37,18 +36,7 @@ async def test_the_phone_is_asked_with_rfc3339_times(make_user, live_server, app
     user = await make_user()
     async with httpx.AsyncClient(timeout=10) as http:
         phone = await pair_phone(user, http=http, base=live_server)
-        frames: list[tuple[str, object]] = []
-
-        async def listen() -> None:
-            async for frame in phone.events():
-                frames.append(frame)
-
-        listener = asyncio.create_task(listen())
-        try:
-            for _ in range(200):
-                if app.state.hub.is_connected(phone.device_id):
-                    break
-                await asyncio.sleep(0.05)
+        async with listening(phone, app) as frames:
             body = {
                 "since": "2026-11-01T00:00:00",  # zone-less, as the Python client writes it
                 "until": "2026-11-02T06:00:00+01:00",
@@ -61,10 +49,7 @@ async def test_the_phone_is_asked_with_rfc3339_times(make_user, live_server, app
                 auth=httpx.BasicAuth(user.email, PASSWORD),
             )
             assert asked.status_code == 202, asked.text
-            for _ in range(200):
-                if any(name == "MessagesExportRequested" for name, _ in frames):
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: any(name == "MessagesExportRequested" for name, _ in frames))
             data = next(d for name, d in frames if name == "MessagesExportRequested")
             assert data == {
                 "since": "2026-11-01T00:00:00.000Z",
@@ -72,8 +57,6 @@ async def test_the_phone_is_asked_with_rfc3339_times(make_user, live_server, app
                 "messageTypes": "SMS,MMS",
                 "triggerWebhooks": "false",
             }
-        finally:
-            listener.cancel()
 
 
 async def test_wrong_types_in_bodies_are_400s_naming_the_field(make_user) -> None:

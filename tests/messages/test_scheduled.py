@@ -10,6 +10,7 @@ import httpx
 
 from smsgate.kit import clock
 from smsgate.worker.jobs import run_jobs
+from tests.events import listening, until
 from tests.factories import PASSWORD, pair_phone, send
 
 
@@ -69,15 +70,7 @@ async def test_phones_are_woken_when_a_scheduled_send_falls_due(
     user = await make_user()
     async with httpx.AsyncClient(timeout=10) as http:
         phone = await pair_phone(user, http=http, base=live_server)
-        frames: list[tuple[str, object]] = []
-
-        async def listen() -> None:
-            async for frame in phone.events():
-                frames.append(frame)
-
-        listener = asyncio.create_task(listen())
-        try:
-            await _until(lambda: app.state.hub.is_connected(phone.device_id))
+        async with listening(phone, app) as frames:
             at = clock.now() + timedelta(minutes=10)
             made = await send(user, scheduleAt=clock.iso(at))
             assert made.status_code == 202
@@ -86,10 +79,8 @@ async def test_phones_are_woken_when_a_scheduled_send_falls_due(
             assert ("MessageEnqueued", None) not in frames
             clock.advance(timedelta(minutes=10))
             await run_jobs(app)
-            await _until(lambda: ("MessageEnqueued", None) in frames)
+            await until(lambda: ("MessageEnqueued", None) in frames)
             assert [m["id"] for m in await phone.pull()] == [made.json()["id"]]
-        finally:
-            listener.cancel()
 
 
 async def test_the_third_party_api_takes_schedule_at_as_the_python_client_writes_it(
@@ -111,12 +102,3 @@ async def test_the_third_party_api_takes_schedule_at_as_the_python_client_writes
     assert await phone.pull() == []
     clock.advance(timedelta(hours=3))
     assert len(await phone.pull()) == 1
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")

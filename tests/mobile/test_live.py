@@ -11,6 +11,7 @@ import time
 import httpx
 
 from smsgate.mobile.simulator import SimulatedPhone
+from tests.events import listening, until
 from tests.factories import pair_phone, send
 
 
@@ -27,29 +28,23 @@ async def test_sse_frames_wake_the_phone(make_user, live_server, app) -> None:
     user = await make_user()
     async with httpx.AsyncClient(timeout=10) as http:
         phone = await pair_phone(user, http=http, base=live_server)
-        frames: list[tuple[str, object]] = []
-
-        async def listen() -> None:
-            async for frame in phone.events():
-                frames.append(frame)
-
-        listener = asyncio.create_task(listen())
-        await _wait_for(lambda: _connected(app, phone.device_id))
-        msg = (await send(user)).json()["id"]
-        await _wait_for(lambda: _has(frames, "MessageEnqueued"))
-        cancel = await user.client.post(f"/api/v1/messages/{msg}/cancel", headers=user.auth)
-        assert cancel.json()["state"] == "cancelled"  # not pulled yet: cancelled at once
-        second = (await send(user)).json()["id"]
-        await phone.pull()
-        await user.client.post(f"/api/v1/messages/{second}/cancel", headers=user.auth)
-        await _wait_for(lambda: _has(frames, "MessageCancelled"))
-        assert ("MessageCancelled", {"messageId": second}) in frames
-        await user.client.patch(
-            f"/api/devices/{phone.device_id}/settings", json={"limitValue": 3}, headers=user.auth
-        )
-        await _wait_for(lambda: _has(frames, "SettingsUpdated"))
-        assert ("MessageEnqueued", None) in frames
-        listener.cancel()
+        async with listening(phone, app) as frames:
+            msg = (await send(user)).json()["id"]
+            await until(lambda: _has(frames, "MessageEnqueued"))
+            cancel = await user.client.post(f"/api/v1/messages/{msg}/cancel", headers=user.auth)
+            assert cancel.json()["state"] == "cancelled"  # not pulled yet: cancelled at once
+            second = (await send(user)).json()["id"]
+            await phone.pull()
+            await user.client.post(f"/api/v1/messages/{second}/cancel", headers=user.auth)
+            await until(lambda: _has(frames, "MessageCancelled"))
+            assert ("MessageCancelled", {"messageId": second}) in frames
+            await user.client.patch(
+                f"/api/devices/{phone.device_id}/settings",
+                json={"limitValue": 3},
+                headers=user.auth,
+            )
+            await until(lambda: _has(frames, "SettingsUpdated"))
+            assert ("MessageEnqueued", None) in frames
 
 
 async def test_event_stream_headers_and_keepalive(make_user, live_server) -> None:
@@ -71,11 +66,7 @@ async def test_event_stream_headers_and_keepalive(make_user, live_server) -> Non
         assert ":keepalive" in lines
 
 
-async def _connected(app, device_id: str) -> bool:
-    return bool(app.state.hub.is_connected(device_id))
-
-
-async def _has(frames, name: str) -> bool:
+def _has(frames, name: str) -> bool:
     return any(frame[0] == name for frame in frames)
 
 
