@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -217,6 +217,92 @@ class AccountSettings(Output):
     reroute_stalled: bool
 
 
+# --- the phones' API (docs/android-app-protocol.md): fields are absent rather than null, so
+# the optional ones below allow no null
+
+
+def _absent(description: str | None = None) -> Any:
+    """An optional field of the phones' API: absent when it has no value, never null."""
+    return Field(default=None, description=description)
+
+
+class WireText(Output):
+    text: str
+
+
+class WireData(Output):
+    data: str = Field(description="base64")
+    port: int
+
+
+class WireWhatsApp(Output):
+    text: str = _absent()
+    media_urls: list[str] = _absent()
+    template: dict[str, Any] = _absent()
+
+
+class PulledMessage(Output):
+    """One element of GET /api/mobile/v1/message, as the app reads it."""
+
+    id: str
+    phone_numbers: list[str] = Field(description="Only the recipients still to be sent.")
+    with_delivery_report: bool
+    is_encrypted: bool
+    priority: int
+    state: Literal["Pending", "Cancelling"]
+    created_at: Time
+    text_message: WireText = _absent()
+    message: str = _absent("The same text, for older apps.")
+    data_message: WireData = _absent()
+    whatsapp_message: WireWhatsApp = _absent("WhatsApp lines only.")
+    sim_number: int = _absent()
+    valid_until: Time = _absent()
+    schedule_at: Time = _absent()
+
+
+class PulledMessages(RootModel[list[PulledMessage]]):
+    pass
+
+
+class Registered(Output):
+    id: str
+    token: str = Field(description="The device token: Bearer on every later call.")
+    login: str
+
+
+class DeviceIdentity(Output):
+    id: str
+    name: str
+
+
+class DeviceInfo(Output):
+    external_ip: str | None
+    device: DeviceIdentity = _absent("With a valid device token.")
+
+
+class AppWebhook(Output):
+    id: str
+    url: str
+    event: str
+
+
+class AppWebhooks(RootModel[list[AppWebhook]]):
+    pass
+
+
+class LoginCode(Output):
+    code: str
+    valid_until: Time
+
+
+class InboxAccepted(Output):
+    ids: list[str]
+
+
+class LogsAccepted(Output):
+    accepted: int
+
+
 # (method, path) -> (its success statuses, the answer's shape)
 RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("get", "/api/auth/me"): (("200",), Account),
@@ -249,4 +335,11 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("delete", "/api/opt-outs/{phone_number}"): (("200",), OptOutChange),
     ("get", "/api/account/settings"): (("200",), AccountSettings),
     ("patch", "/api/account/settings"): (("200",), AccountSettings),
+    ("post", "/api/mobile/v1/device"): (("201",), Registered),
+    ("get", "/api/mobile/v1/device"): (("200",), DeviceInfo),
+    ("get", "/api/mobile/v1/message"): (("200",), PulledMessages),
+    ("get", "/api/mobile/v1/webhooks"): (("200",), AppWebhooks),
+    ("get", "/api/mobile/v1/user/code"): (("200",), LoginCode),
+    ("post", "/api/mobile/v1/inbox"): (("202",), InboxAccepted),
+    ("post", "/api/mobile/v1/logs"): (("202",), LogsAccepted),
 }

@@ -10,7 +10,7 @@ import httpx
 import jsonschema_rs
 
 from smsgate.answers import RESPONSES
-from tests.factories import new_client, pair_phone
+from tests.factories import PASSWORD, new_client, pair_phone, send
 
 DUMMY_ID = "cnotarealid00000000000000"
 
@@ -190,7 +190,8 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     await call("patch", "/api/account/settings", json={"rerouteStalled": True}, headers=auth)
 
     assert problems == []
-    assert check.checked == set(RESPONSES)  # type: ignore[attr-defined]
+    account_api = {op for op in RESPONSES if not op[1].startswith("/api/mobile/")}
+    assert check.checked == account_api  # type: ignore[attr-defined]
     # and the check can fail: an answer with one field more than its shape is refused
     listing = await http.get("/api/keys", headers=auth)
     leaked = httpx.Response(200, json={**listing.json(), "keyHash": "0" * 64})
@@ -198,3 +199,52 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     row = {**listing.json()["data"][0], "keyHash": "0" * 64}
     leaked = httpx.Response(200, json={"data": [row], "nextCursor": None})
     assert check("get", "/api/keys", leaked) != []
+
+
+async def test_the_phones_answers_have_the_documented_shapes(make_user) -> None:
+    """The phones' API as the app reads it: exactly these fields, and an optional one absent,
+    never null (docs/android-app-protocol.md)."""
+    user = await make_user()
+    spec = (await user.client.get("/openapi.json")).json()
+    check = _answer_checker(spec)
+    http = user.client
+    problems: list[str] = []
+
+    async def call(method: str, path: str, **kwargs: Any) -> Any:
+        answer = await http.request(method.upper(), path, **kwargs)
+        assert answer.status_code < 300, f"{method} {path}: {answer.text}"
+        problems.extend(check(method, path, answer))
+        return answer.json()
+
+    made = await http.post("/api/devices/android", json={"name": "shapes"}, headers=user.auth)
+    pairing = {"Authorization": f"Bearer {made.json()['pairing']['token']}"}
+    device = await call("post", "/api/mobile/v1/device", json={"name": "a/b"}, headers=pairing)
+    phone = {"Authorization": f"Bearer {device['token']}"}
+    await call("get", "/api/mobile/v1/device", headers=phone)
+    await call("get", "/api/mobile/v1/device")  # no token: only the address
+    # what a pull can hold: text with a SIM and an expiry, data, and one being cancelled
+    await send(user, simNumber=2, ttl=3600, deviceId=device["id"])
+    await send(user, channel="data", message="aGVsbG8=", port=8080, deviceId=device["id"])
+    taken = (await send(user, deviceId=device["id"])).json()["id"]
+    pulled = await call("get", "/api/mobile/v1/message", headers=phone)
+    assert len(pulled) == 3
+    report = [{"id": taken, "state": "Processed", "recipients": []}]
+    assert (await http.patch("/api/mobile/v1/message", json=report, headers=phone)).is_success
+    await http.post(f"/api/v1/messages/{taken}/cancel", headers=user.auth)
+    pulled = await call("get", "/api/mobile/v1/message", headers=phone)
+    assert [m["state"] for m in pulled if m["id"] == taken] == ["Cancelling"]
+    await call("get", "/api/mobile/v1/webhooks", headers=phone)
+    basic = httpx.BasicAuth(user.email, PASSWORD)
+    await call("get", "/api/mobile/v1/user/code", auth=basic)
+    inbound = {"messages": [{"phoneNumber": "+5215512345678", "message": "hola", "id": "s1"}]}
+    await call("post", "/api/mobile/v1/inbox", json=inbound, headers=phone)
+    logs = [{"level": "info", "message": "hola"}]
+    await call("post", "/api/mobile/v1/logs", json=logs, headers=phone)
+
+    assert problems == []
+    assert {op for op in check.checked if op[1].startswith("/api/mobile/")} == {  # type: ignore[attr-defined]
+        op for op in RESPONSES if op[1].startswith("/api/mobile/")
+    }
+    # and a null where the app expects the field absent is refused
+    nulled = httpx.Response(200, json=[{**pulled[0], "simNumber": None}])
+    assert check("get", "/api/mobile/v1/message", nulled) != []
