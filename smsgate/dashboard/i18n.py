@@ -47,6 +47,7 @@ TEXT: dict[str, dict[str, str]] = {
     "state": {"es": "Estado", "en": "State"},
     "direction": {"es": "Dirección", "en": "Direction"},
     "created": {"es": "Creado", "en": "Created"},
+    "scheduled_for": {"es": "Programado para", "en": "Scheduled for"},
     "last_seen": {"es": "Visto por última vez", "en": "Last seen"},
     "create": {"es": "Crear", "en": "Create"},
     "revoke": {"es": "Revocar", "en": "Revoke"},

@@ -416,6 +416,11 @@ async def test_the_send_form_schedules_at_the_browser_s_local_time(app) -> None:
         stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
         utc = local + timedelta(hours=6)
         assert stored["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
+        # the pages say when it will go
+        shown = await browser.get(f"/dashboard/messages/{message_id}")
+        assert "Scheduled for" in shown.text and stored["scheduleAt"] in shown.text
+        listed = await browser.get("/dashboard/messages")
+        assert f"Scheduled for {utc.strftime('%Y-%m-%d %H:%M')} UTC" in listed.text
         for bad in ({"schedule": "mañana"}, {"schedule": "2020-01-01T09:00"}):
             refused = await browser.post("/dashboard/send", data={**form, **bad})
             assert 'role="alert"' in refused.text and "scheduleAt" in refused.text, bad
