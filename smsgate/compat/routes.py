@@ -39,7 +39,7 @@ from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest
-from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.mobile.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
@@ -279,11 +279,7 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
             fields[ours] = body[theirs]
     for name in ("validUntil", "scheduleAt"):
         if body.get(name):
-            value = str(body[name])
-            # the Python client writes naive datetimes without a zone: they are UTC
-            if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
-                value += "+00:00"
-            fields[name] = value
+            fields[name] = _time(body, name)  # the Python client's zone-less times are UTC
     return schema.parse(SendRequest, fields)  # a wrong type is a 400 naming the field
 
 
@@ -318,9 +314,7 @@ async def send(
         send_request,
         validate_numbers=not skipPhoneValidation,
     )
-    if created and send_request.schedule_at is None:  # a scheduled one: woken when due
-        hub: Hub = request.app.state.hub
-        hub.publish(principal.account_id, send_request.device_id, Event(MESSAGE_ENQUEUED))
+    messages.announce(request.app.state.hub, principal.account_id, send_request, created)
     row = await _find(session, principal.account_id, message["id"])
     state = await _state_of(session, row)
     return JSONResponse(
@@ -666,10 +660,11 @@ async def inbox(
 
 
 def _time(body: dict[str, Any], name: str) -> datetime:
-    """A required time of a body, in UTC; a zone-less one is UTC (the Python client's)."""
+    """A time of a body, in UTC (a zone-less one is UTC: the Python client writes those); a 400
+    naming the field when it is missing or not a time."""
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise bad_request(f"{name}: is required, as an RFC 3339 time", field=name)
+        raise bad_request(f"{name}: give an RFC 3339 time", field=name)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:

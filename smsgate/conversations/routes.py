@@ -23,7 +23,6 @@ from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
 from smsgate.messages.dispatch import REROUTE_SETTING
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, after_commit
 
 router = APIRouter(tags=["conversations"])
@@ -190,9 +189,7 @@ async def reply(
     message, created = await messages.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, send
     )
-    if created:
-        hub: Hub = request.app.state.hub
-        hub.publish(principal.account_id, conversation.device_id, Event(MESSAGE_ENQUEUED))
+    messages.announce(request.app.state.hub, principal.account_id, send, created)
     message["conversationId"] = conversation.id
     return JSONResponse(message, status_code=202 if created else 200)
 

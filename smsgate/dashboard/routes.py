@@ -33,7 +33,7 @@ from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.mobile.hub import SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import DbSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
@@ -365,9 +365,7 @@ async def send_form(
         result, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
-        if created and body.schedule_at is None:  # a scheduled one: woken when due
-            hub: Hub = request.app.state.hub
-            hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
+        messages.announce(request.app.state.hub, principal.account_id, body, created)
     except (ValidationError, ApiError) as exc:
         error = _sentence(exc)
     return _page(
@@ -645,9 +643,7 @@ async def reply(
         _, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
-        if created:
-            hub: Hub = request.app.state.hub
-            hub.publish(principal.account_id, thread.device_id, Event(MESSAGE_ENQUEUED))
+        messages.announce(request.app.state.hub, principal.account_id, body, created)
     except (ValidationError, ApiError) as exc:
         return await _conversations_page(
             request, session, principal, conversation_id, _sentence(exc)

@@ -170,9 +170,8 @@ async def from_app_webhook(
         content = payload.get("data")
     else:
         content = payload.get("subject")
-    sim = payload.get("simNumber")
-    if isinstance(sim, bool) or not isinstance(sim, int) or not 1 <= sim <= 3:
-        sim = None  # the stock app's word, taken leniently: an odd SIM is an unknown one
+    # the stock app's word, taken leniently: an odd SIM is an unknown one
+    sim = _whole(payload.get("simNumber"), 1, 3)
     return await record(
         session,
         device,
@@ -225,17 +224,23 @@ async def from_agent(
     return message_id
 
 
+def _whole(value: Any, low: int, high: int) -> int | None:
+    """`value` if it is a whole number within [low, high] (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
 def _number_in(item: Mapping[str, Any], key: str, low: int, high: int, field: str) -> int | None:
     """An optional whole number of the item within [low, high]; a 400 naming it otherwise (a
     number past the database's integers would otherwise fail the whole request)."""
     value = item.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    number = _whole(value, low, high)
+    if value is not None and number is None:
         raise bad_request(
             f"{field}.{key}: must be a whole number from {low} to {high}", field=f"{field}.{key}"
         )
-    return value
+    return number
 
 
 async def _keep_attachments(

@@ -19,7 +19,7 @@ from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
-from smsgate.mobile.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub
+from smsgate.mobile.hub import MESSAGE_CANCELLED, Event, Hub
 from smsgate.storage.db import DbSession, after_commit
 
 router = APIRouter()
@@ -40,9 +40,7 @@ async def send(request: Request) -> JSONResponse:
     message, created = await service.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, body
     )
-    if created and body.schedule_at is None:  # a scheduled one wakes them when due (worker)
-        hub: Hub = request.app.state.hub
-        hub.publish(principal.account_id, body.device_id, Event(MESSAGE_ENQUEUED))
+    service.announce(request.app.state.hub, principal.account_id, body, created)
     # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.
     return JSONResponse(message, status_code=202 if created else 200)
 

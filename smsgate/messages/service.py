@@ -27,6 +27,7 @@ from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
 from smsgate.messages.writer import PreparedMessage, SendWriter
+from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 
 MAX_TEXT_LENGTH = {"sms": 1600, "whatsapp": 4096, "mms": 5000}
@@ -337,6 +338,13 @@ async def queue_message(
             extra={"messageId": stored.row["id"]},
         )
     return message_out(stored.row, stored.recipients), False
+
+
+def announce(hub: Hub, account_id: str, request: SendRequest, created: bool) -> None:
+    """Wake the phones (or the one it is pinned to) for a send they can take now; a replay
+    wakes no one, and a scheduled send is announced by the jobs pass when it falls due."""
+    if created and request.schedule_at is None:
+        hub.publish(account_id, request.device_id, Event(MESSAGE_ENQUEUED))
 
 
 async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> dict[str, Any]:
