@@ -563,9 +563,7 @@ async def upsert_webhook(request: Request, principal: Caller, session: DbSession
     client_id = body.get("id")
     if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 36):
         raise bad_request("id: must be a string of 1 to 36 characters", field="id")
-    device_id = body.get("deviceId")
-    if device_id is not None and not isinstance(device_id, str):
-        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
+    device_id = _device_id(body)
     settings: Settings = request.app.state.settings
     existing = await _hook_by(session, principal.account_id, client_id) if client_id else None
     if existing is None:
@@ -659,6 +657,14 @@ async def inbox(
     ]
 
 
+def _device_id(body: dict[str, Any]) -> str | None:
+    """A body's optional deviceId; a 400 when it is not a string."""
+    device_id = body.get("deviceId")
+    if device_id is not None and not isinstance(device_id, str):
+        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
+    return device_id
+
+
 def _time(body: dict[str, Any], name: str) -> datetime:
     """A time of a body, in UTC (a zone-less one is UTC: the Python client writes those); a 400
     naming the field when it is missing or not a time."""
@@ -678,9 +684,7 @@ async def _export(request: Request, principal: Principal, session: DbSession) ->
     since, until = _time(body, "since"), _time(body, "until")
     if until <= since:
         raise bad_request("until: must be after since", field="until")
-    device_id = body.get("deviceId")
-    if device_id is not None and not isinstance(device_id, str):
-        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
+    device_id = _device_id(body)
     if device_id:
         await devices.get_device(session, principal.account_id, device_id)
     types = body.get("messageTypes") or ["SMS"]
