@@ -26,6 +26,7 @@ from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
 from smsgate.health import router as health_router
 from smsgate.kit.batching import Batcher
+from smsgate.kit.responses import JSONResponse
 from smsgate.logs import RequestIds
 from smsgate.logs import configure as configure_logs
 from smsgate.messages import dispatch
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Android phones and WhatsApp numbers behind one messaging REST API.",
         lifespan=lifespan,
+        default_response_class=JSONResponse,  # pydantic-core writes the JSON (kit/responses.py)
     )
     app.state.settings = settings
     app.state.db = Database(settings)

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from smsgate import __version__
+from smsgate.kit.responses import JSONResponse
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import current_revision
 

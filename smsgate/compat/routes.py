@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -34,6 +33,7 @@ from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
+from smsgate.kit.responses import JSONResponse
 from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import phonenumbers
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +18,7 @@ from smsgate.conversations import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
+from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
 from smsgate.messages.dispatch import REROUTE_SETTING

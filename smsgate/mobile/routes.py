@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from smsgate import logs
 from smsgate.accounts import service as accounts
@@ -30,6 +30,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
+from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ from smsgate.config import Settings
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock
 from smsgate.kit.crypto import decrypt, encrypt
+from smsgate.kit.responses import JSONResponse
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin
 from smsgate.storage.db import rollback
 

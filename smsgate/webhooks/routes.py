@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
 from smsgate.accounts.auth import AppSettings, WebhooksScope
 from smsgate.errors import bad_request
 from smsgate.kit import clock
+from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import Input
 from smsgate.storage import idempotency
 from smsgate.storage.db import DbSession

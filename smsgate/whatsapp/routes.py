@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
+from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import json_body, storable
 from smsgate.messages import dispatch
 from smsgate.mobile import bodies
