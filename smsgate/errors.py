@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from smsgate import logs
 from smsgate.kit.responses import JSONResponse
 
 log = logging.getLogger("smsgate.errors")
@@ -202,6 +203,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
+        # Starlette answers a crash from outside every middleware, ours too: the request's id,
+        # which its log lines carry, is added here, so the user can quote it
+        rid = request.scope.get(logs.SCOPE_KEY)
+        return JSONResponse(
+            error_body("internal error", "internal_error"),
+            status_code=500,
+            headers={"X-Request-ID": rid} if rid else None,
+        )

@@ -67,6 +67,9 @@ def configure(level: str, fmt: str) -> None:
     root.propagate = False
 
 
+SCOPE_KEY = "smsgate.request_id"
+
+
 class RequestIds:
     """Gives every request an id (an incoming X-Request-ID is kept) and answers it back."""
 
@@ -80,6 +83,7 @@ class RequestIds:
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64]
         rid = given or secrets.token_hex(8)
         token = request_id.set(rid)
+        scope[SCOPE_KEY] = rid  # for the answer to a crash, made outside this middleware
 
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

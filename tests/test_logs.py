@@ -15,6 +15,25 @@ async def test_requests_get_an_id_and_keep_a_given_one(client) -> None:
     assert kept.headers["x-request-id"] == "trace-123"
 
 
+async def test_a_crash_answer_carries_the_request_id(client, make_user, monkeypatch) -> None:
+    """Starlette answers an unexpected error from outside every middleware; the 500 still
+    names the request, whose log lines carry the same id, and tells nothing of the bug."""
+    from smsgate.accounts import service
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    user = await make_user()
+    monkeypatch.setattr(service, "list_keys", broken)
+    for given in ({"X-Request-ID": "crash-1"}, {}):
+        failed = await client.get("/api/keys", headers={**user.auth, **given})
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "internal error", "code": "internal_error"}
+        rid = failed.headers["x-request-id"]
+        assert rid == given["X-Request-ID"] if given else len(rid) == 16
+        assert "secret detail" not in failed.text
+
+
 def test_json_lines_name_their_request_account_and_device() -> None:
     record = logging.LogRecord("smsgate.test", logging.INFO, __file__, 1, "claimed %d", (3,), None)
     tokens = [logs.request_id.set("r1"), logs.account_id.set("cacc"), logs.device_id.set("cdev")]
