@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from smsgate.accounts import scopes
@@ -15,6 +14,7 @@ from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
+from smsgate.kit.responses import JSONResponse, serve_lean
 from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
@@ -34,7 +34,7 @@ router = APIRouter()
 async def send(request: Request) -> JSONResponse:
     # The busiest route reads its credential and body by hand: FastAPI's dependency solving
     # cost about as much as the send's own validation. Same order, same answers as declared
-    # dependencies: 401/403 first, then the body's 400.
+    # dependencies: 401/403 first, then the body's 400. It is served lean (below).
     principal = await authorize(request, scopes.SEND)
     body = await read_body(request, SendRequest)
     message, created = await service.queue_message(
@@ -43,6 +43,9 @@ async def send(request: Request) -> JSONResponse:
     service.announce(request.app.state.hub, principal.account_id, body, created)
     # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.
     return JSONResponse(message, status_code=202 if created else 200)
+
+
+serve_lean(router, send)
 
 
 @router.get("/api/v1/messages")

@@ -340,3 +340,31 @@ async def test_stored_message_reads_back_exactly_as_answered(make_user, app) -> 
         ).json()
         got.pop("history")
         assert got == answered
+
+
+async def test_the_lean_send_route_answers_like_every_route(client, make_user, monkeypatch) -> None:
+    """POST /api/v1/send skips FastAPI's per-request machinery (kit/responses.serve_lean): its
+    refusals and its failures still go through the app's handlers and middleware."""
+    from smsgate.messages import service
+
+    user = await make_user()
+    body = {"phoneNumbers": ["+5215555555555"], "message": "Hola"}
+    anonymous = await client.post("/api/v1/send", json=body)
+    assert anonymous.status_code == 401 and set(anonymous.json()) == {"error", "code"}
+    assert anonymous.headers["x-request-id"]
+    malformed = await client.post(
+        "/api/v1/send", content=b"{", headers={**user.auth, "content-type": "application/json"}
+    )
+    assert malformed.status_code == 400 and malformed.json()["code"] == "validation_error"
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(service, "queue_message", broken)
+    failed = await client.post(  # this client's transport answers the app's failures
+        "/api/v1/send", json=body, headers={**user.auth, "X-Request-ID": "lean-1"}
+    )
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "internal error", "code": "internal_error"}
+    assert failed.headers["x-request-id"] == "lean-1"
+    assert "secret detail" not in failed.text
