@@ -20,11 +20,12 @@ PREFIX_DIGITS_DROPPED = 2
 @lru_cache(maxsize=50_000)
 def classify(number: str) -> tuple[str, bool] | None:
     """(country, whether premium-rate) of an E.164 number; None when it does not parse."""
-    parsed = phones.parsed(number)
-    if parsed is None:
+    found = phones.parsed(number)
+    if found is None:
         return None
+    parsed, kind = found
     region = phonenumbers.region_code_for_number(parsed) or "unknown"
-    return region, phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE
+    return region, kind == phonenumbers.PhoneNumberType.PREMIUM_RATE
 
 
 def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
