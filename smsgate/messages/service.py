@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -303,19 +303,18 @@ async def queue_message(
         numbers = [r["phone_number"] for r in prepared.recipients]
         abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))
         sequential.check(principal.account_id, numbers)
-    period_start, resets_at, day = usage.buckets(principal.anchor, clock.now())
-    prepared = replace(
-        prepared,
-        quota=Quota(
-            principal.account_id,
-            plan.name,
-            plan.messages_per_period,
-            period_start,
-            resets_at,
-            day,
-            {},
-        ),
+    period_start, resets_at, day = usage.buckets(principal.anchor, prepared.message["created_at"])
+    quota = Quota(
+        principal.account_id,
+        plan.name,
+        plan.messages_per_period,
+        period_start,
+        resets_at,
+        day,
+        {},
     )
+    # built directly: dataclasses.replace reads the class's fields on every call
+    prepared = PreparedMessage(prepared.message, prepared.recipients, prepared.history, quota)
     if request.device_id is not None:
         device_type = await device_types.get(database, principal.account_id, request.device_id)
         _check_line(device_type, request.device_id, request.channel)
