@@ -11,6 +11,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = [
     "send_throughput.py",
+    "send_instructions.py",
     "dispatch_latency.py",
     "webhook_throughput.py",
     "phone_throughput.py",
