@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -201,6 +202,17 @@ async def _state_of(session: DbSession, row: Row, include_content: bool = False)
             .order_by(h.c.id)
         )
     ).all()
+    return _state(row, recipients, [(state, at) for state, at in history], include_content)
+
+
+def _state(
+    row: Row,
+    recipients: Sequence[Row],
+    history: Sequence[tuple[str, datetime]],
+    include_content: bool = False,
+) -> dict[str, Any]:
+    """The reference's MessageState of a message, its recipients and its own (not per-recipient)
+    state history."""
     handed = row["handed_at"] is not None
     cancelling = row["cancel_requested_at"] is not None
     stamps = {"Pending": clock.iso(row["created_at"])}
@@ -307,16 +319,22 @@ async def send(
             raise bad_request(f"no device was active within {deviceActiveWithin} hours")
         send_request = send_request.model_copy(update={"device_id": secrets.choice(active)})
     await session.commit()  # the send path uses its own transactions
-    message, created = await messages.queue_message(
+    stored = await messages.store_message(
         request.app.state.db,
         request.app.state.send_writer,
         principal,
         send_request,
         validate_numbers=not skipPhoneValidation,
     )
-    messages.announce(request.app.state.hub, principal.account_id, send_request, created)
-    row = await _find(session, principal.account_id, message["id"])
-    state = await _state_of(session, row)
+    messages.announce(request.app.state.hub, principal.account_id, send_request, stored.created)
+    if stored.created:
+        # just written, and answered from what was written: its only history line is its
+        # creation (processing), which the reference's states leave out
+        state = _state(stored.row, stored.recipients, [])
+    else:  # a replay of its id: the original as it stands now
+        state = await _state_of(
+            session, await _find(session, principal.account_id, stored.row["id"])
+        )
     return JSONResponse(
         state,
         status_code=202,

@@ -26,7 +26,7 @@ from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
-from smsgate.messages.writer import PreparedMessage, SendWriter
+from smsgate.messages.writer import PreparedMessage, SendWriter, Stored
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 
@@ -288,6 +288,22 @@ async def queue_message(
 
     Returns the message and whether it was created (False: a replay of its externalId).
     """
+    stored = await store_message(
+        database, writer, principal, request, validate_numbers=validate_numbers
+    )
+    return message_out(stored.row, stored.recipients), stored.created
+
+
+async def store_message(
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    request: SendRequest,
+    *,
+    validate_numbers: bool = True,
+) -> Stored:
+    """What `queue_message` does, answered with the stored rows: the new message and its
+    recipients as written, or a replay's original."""
     plan = plans.get(principal.plan, database.settings.plans_file, database.settings.default_plan)
     if request.channel not in plan.channels:
         raise ApiError(
@@ -326,9 +342,7 @@ async def queue_message(
         if request.device_id is None:
             raise
         raise not_found("device") from exc
-    if stored.created:
-        return message_out(stored.row, stored.recipients), True
-    if stored.row["request_hash"] != prepared.message["request_hash"]:
+    if not stored.created and stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(
             409,
             f'externalId "{request.external_id}" was already used for a different message '
@@ -336,7 +350,7 @@ async def queue_message(
             "idempotency_conflict",
             extra={"messageId": stored.row["id"]},
         )
-    return message_out(stored.row, stored.recipients), False
+    return stored
 
 
 def announce(hub: Hub, account_id: str, request: SendRequest, created: bool) -> None:
