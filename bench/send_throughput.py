@@ -4,7 +4,8 @@ Starts a real uvicorn (one process) serving the SMSGate app plus `POST /bench/ec
 body parsed into a pydantic model and answered back: the framework's floor for a JSON request),
 per database; signs up over HTTP; then drives each endpoint at a fixed concurrency for a fixed
 time: `GET /health/live` (no body), `POST /bench/echo`, `POST /api/v1/send` (one recipient), and
-the same send pinned to an Android device (`send_to_device`: it also joins the conversation).
+the same send pinned to an Android device (`send_to_device`: it also joins the conversation), and
+the same send through the third-party API the ecosystem's SDKs use (`send_3rdparty`).
 Prints one JSON document. Target: the send path at no less than half of the trivial JSON
 endpoint's throughput.
 
@@ -35,6 +36,11 @@ _NUMBERS = [f"+52155{n:08d}" for n in random.Random(42).sample(range(10**8), 10_
 
 def _send_body(i: int) -> dict[str, object]:
     return {"phoneNumbers": [_NUMBERS[i % len(_NUMBERS)]], "message": f"Hola mundo {i}"}
+
+
+def _third_party_body(i: int) -> dict[str, object]:
+    """The same send in the third-party API's shape (what the ecosystem's SDKs post)."""
+    return {"phoneNumbers": [_NUMBERS[i % len(_NUMBERS)]], "textMessage": {"text": f"Hola {i}"}}
 
 
 def bench_database(database: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -73,6 +79,8 @@ def bench_processes(database: str, args: argparse.Namespace, processes: int) -> 
                 ("send", "POST", "/api/v1/send", auth, _send_body),
                 # pinned to a phone: each recipient also joins its conversation
                 ("send_to_device", "POST", "/api/v1/send", auth, to_device),
+                # the official SDKs' send (POST /api/3rdparty/v1/messages), same key
+                ("send_3rdparty", "POST", "/api/3rdparty/v1/messages", auth, _third_party_body),
             ):
                 for duration in (1.0, args.duration):  # warm-up, then the measured run
                     before = await _server_figures(srv, processes)
