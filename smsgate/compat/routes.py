@@ -300,27 +300,26 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
 async def send(
     request: Request,
     principal: Caller,
-    session: DbSession,
     skipPhoneValidation: bool = False,
     deviceActiveWithin: Annotated[int, Query(ge=0, le=MAX_ACTIVE_WITHIN_HOURS)] = 0,
 ) -> JSONResponse:
+    # No request-wide session: the send path has its own transactions, and a database session
+    # is opened only for what needs one (a device to choose, a replay to read).
+    database: Database = request.app.state.db
     _need(principal, "messages:send")
     body = await _object(request)
     send_request = _send_request(body)
     if deviceActiveWithin and send_request.device_id is None:
         # as the reference: a random one of the devices seen within that many hours
         since = clock.now() - timedelta(hours=deviceActiveWithin)
-        active = [
-            d.id
-            for d in await devices.list_devices(session, principal.account_id)
-            if d.last_seen_at is not None and d.last_seen_at >= since
-        ]
+        async with database.transaction() as session:
+            found = await devices.list_devices(session, principal.account_id)
+        active = [d.id for d in found if d.last_seen_at is not None and d.last_seen_at >= since]
         if not active:
             raise bad_request(f"no device was active within {deviceActiveWithin} hours")
         send_request = send_request.model_copy(update={"device_id": secrets.choice(active)})
-    await session.commit()  # the send path uses its own transactions
     stored = await messages.store_message(
-        request.app.state.db,
+        database,
         request.app.state.send_writer,
         principal,
         send_request,
@@ -332,9 +331,9 @@ async def send(
         # creation (processing), which the reference's states leave out
         state = _state(stored.row, stored.recipients, [])
     else:  # a replay of its id: the original as it stands now
-        state = await _state_of(
-            session, await _find(session, principal.account_id, stored.row["id"])
-        )
+        async with database.transaction() as session:
+            original = await _find(session, principal.account_id, stored.row["id"])
+            state = await _state_of(session, original)
     return JSONResponse(
         state,
         status_code=202,
