@@ -330,10 +330,9 @@ async def send(
         # just written, and answered from what was written: its only history line is its
         # creation (processing), which the reference's states leave out
         state = _state(stored.row, stored.recipients, [])
-    else:  # a replay of its id: the original as it stands now
+    else:  # a replay of its id: the original, as the writer read it in this batch
         async with database.transaction() as session:
-            original = await _find(session, principal.account_id, stored.row["id"])
-            state = await _state_of(session, original)
+            state = await _state_of(session, stored.row)
     return JSONResponse(
         state,
         status_code=202,

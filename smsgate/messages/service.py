@@ -284,10 +284,8 @@ async def queue_message(
     *,
     validate_numbers: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Accept a send: validate, check the device, store once (group commit).
-
-    Returns the message and whether it was created (False: a replay of its externalId).
-    """
+    """Accept a send (`store_message`) and answer it in our API's shape: the message and
+    whether it was created (False: a replay of its externalId)."""
     stored = await store_message(
         database, writer, principal, request, validate_numbers=validate_numbers
     )
@@ -302,8 +300,9 @@ async def store_message(
     *,
     validate_numbers: bool = True,
 ) -> Stored:
-    """What `queue_message` does, answered with the stored rows: the new message and its
-    recipients as written, or a replay's original."""
+    """Accept a send: validate, check the device, store once (group commit). Returns the
+    stored rows: the new message and its recipients as written, or a replay's original (a 409
+    when the replay's request differs)."""
     plan = plans.get(principal.plan, database.settings.plans_file, database.settings.default_plan)
     if request.channel not in plan.channels:
         raise ApiError(

@@ -159,7 +159,7 @@ class _Answers(asyncio.Protocol):
                 start = 12
             if len(buffer) < start + size:
                 return
-            reply = pickle.loads(bytes(buffer[start : start + size]))  # noqa: S301 (our child)
+            reply = pickle.loads(buffer[start : start + size])  # noqa: S301 (our child)
             del buffer[: start + size]
             self._on_answer(reply)
 
