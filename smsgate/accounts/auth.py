@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate import logs
 from smsgate.accounts import scopes, service, tokens
@@ -75,19 +76,26 @@ def _bearer(header: str) -> str:
 
 
 async def _look_up(request: Request, credential: str, is_cookie: bool) -> Principal | None:
+    database: Database = request.app.state.db
+
+    async def find(session: AsyncSession) -> Principal | None:
+        if is_cookie:
+            return await service.principal_from_session(session, credential)
+        if credential.startswith(service.KEY_PREFIX):
+            return await service.principal_from_key(session, credential)
+        return await service.principal_from_access_token(session, credential, get_settings(request))
+
     async def load() -> Principal | None:
-        database: Database = request.app.state.db
-        async with database.sessions() as session:
-            if is_cookie:
-                principal = await service.principal_from_session(session, credential)
-            elif credential.startswith(service.KEY_PREFIX):
-                principal = await service.principal_from_key(session, credential)
-            else:
-                principal = await service.principal_from_access_token(
-                    session, credential, get_settings(request)
-                )
-            await session.commit()  # a key's lastUsedAt
-        return principal
+        # A busy credential is reloaded every second (the cache's ttl): read it without taking
+        # SQLite's write lock, which would hold up the send writer. Only when the look-up has
+        # something to record (a key's lastUsedAt, once a minute) is it made again in a
+        # transaction that writes.
+        async with database.reading() as session:
+            principal = await find(session)
+            if not session.dirty:
+                return principal
+        async with database.transaction() as session:
+            return await find(session)
 
     return await credentials.get_or_load(credential, load)
 

@@ -23,6 +23,8 @@ from smsgate.errors import ApiError
 from smsgate.storage import onehop
 
 AFTER_COMMIT = "after_commit"
+# An execution option: the connection's transactions only read (Database.reading)
+READ_ONLY = "smsgate_read_only"
 
 
 def asyncpg_dsn(settings: Settings) -> str:
@@ -80,7 +82,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can never
         # fail half-way with SQLITE_BUSY when another process (the CLI, a worker) writes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads begins DEFERRED: in WAL mode it takes no lock at all,
+        # so the send writer (and every other writer) never waits behind it, however many
+        # event-loop turns it spans.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -88,14 +94,27 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with self.reading() as session:
+            await session.execute(text("SELECT 1"))
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for work that only reads. On SQLite it takes no lock, so it never holds
+        up a writer: the background polls that usually find nothing to do (webhook deliveries
+        due, WhatsApp lines, scheduled sends) look with it first. Nothing written through it
+        may be committed (on SQLite a deferred transaction that starts writing can fail with
+        SQLITE_BUSY at once instead of waiting its turn)."""
+        async with self._readers() as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

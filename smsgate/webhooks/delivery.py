@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import usage
@@ -52,18 +52,26 @@ def next_delay(attempts: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(-JITTER, JITTER))
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+    )
+
+
+async def _any_due(database: Database) -> bool:
+    """Whether a delivery may be due, read without taking a lock: the idle poll runs four
+    times a second, and on SQLite a claim's write transaction would make every other writer
+    (the send writer's batches) wait for it, across the event-loop turns it spans."""
+    async with database.reading() as session:
+        found = await session.execute(select(Delivery.id).where(*_due(clock.now())).limit(1))
+        return found.first() is not None
+
+
 async def _claim(session: AsyncSession, limit: int, lease: timedelta = LEASE) -> list[Claimed]:
     now = clock.now()
-    query = (
-        select(Delivery)
-        .where(
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-        )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
+    query = select(Delivery).where(*_due(now)).order_by(Delivery.next_attempt_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     due = list((await session.execute(query)).scalars())
@@ -188,6 +196,8 @@ async def deliver_due(
     database: Database, client: httpx.AsyncClient, settings: Settings, limit: int = BATCH
 ) -> int:
     """One round: claim what is due, send it (bounded per endpoint), record the outcomes."""
+    if not await _any_due(database):
+        return 0
     async with database.transaction() as session:
         claimed = await _claim(session, limit, timedelta(seconds=settings.webhook_lease_seconds))
     if not claimed:

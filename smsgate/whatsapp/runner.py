@@ -80,7 +80,7 @@ class CloudLineSender:
 
     async def send(self, message: lines.Outgoing) -> lines.Outcome:
         if message.template is None:
-            async with self.database.sessions() as session:
+            async with self.database.reading() as session:
                 device = await session.get(Device, self.device_id)
                 if device is None:
                     return lines.Outcome(error="the line was deleted")
@@ -113,7 +113,7 @@ class CloudLines:
 
     async def ready_lines(self) -> list[tuple[str, str]]:
         """(device id, account id) of every cloud line with complete credentials."""
-        async with self.database.sessions() as session:
+        async with self.database.reading() as session:
             rows = await session.execute(
                 select(Device.id, Device.account_id, Device.settings).where(
                     Device.type == "whatsapp", Device.provider == "cloud"
@@ -123,7 +123,7 @@ class CloudLines:
 
     async def serve_line(self, device_id: str) -> int:
         """Drain one line's queue now; returns how many messages it handled."""
-        async with self.database.sessions() as session:
+        async with self.database.reading() as session:
             device = await session.get(Device, device_id)
             if device is None:
                 return 0

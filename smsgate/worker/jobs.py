@@ -49,7 +49,7 @@ async def _wake_for_scheduled(app: FastAPI, database: Database, hub: Hub) -> Non
     last pass (another process doing the same wakes them twice, which is harmless)."""
     now = clock.now()
     after = getattr(app.state, "scheduled_checked_at", None) or now - SCHEDULED_LOOKBACK
-    async with database.sessions() as session:
+    async with database.reading() as session:
         due = await dispatch.scheduled_due(session, after, now)
     app.state.scheduled_checked_at = now
     for account_id in due:
