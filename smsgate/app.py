@@ -9,7 +9,9 @@ from functools import partial
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from starlette._utils import get_route_path
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_dashboard(app)
     install_openapi(app, settings)
+    for route in app.router.routes:
+        _quick_miss(route)
     return app
 
 
@@ -147,6 +151,27 @@ def _add_routes(app: FastAPI, *routers: APIRouter) -> None:
     own = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
     app.router.routes.extend(own)
+
+
+def _quick_miss(route: BaseRoute) -> None:
+    """Let the route turn away a path that does not start with its literal prefix (its path up
+    to the first parameter) before the full match. Starlette tries the routes in order, and a
+    full match (FastAPI's route context, the path's regular expression) costs about a
+    microsecond: a request for the 83rd route, the third-party send, paid ~80 µs to be routed.
+    A path that lacks the prefix cannot match the route's anchored pattern, so the answer is
+    the same: no match (tests/test_routing.py compares the two for every route)."""
+    path = getattr(route, "path", None)
+    prefix = path.split("{", 1)[0] if isinstance(path, str) else ""
+    if not prefix:
+        return
+    full_match = route.matches
+
+    def matches(scope: Scope) -> tuple[Match, Scope]:
+        if not get_route_path(scope).startswith(prefix):
+            return Match.NONE, {}
+        return full_match(scope)
+
+    route.matches = matches  # type: ignore[method-assign]
 
 
 class RateLimitHeaders:
