@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import ValidationError
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from smsgate import __version__
@@ -34,7 +35,7 @@ from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, serve_lean
 from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES
@@ -295,16 +296,40 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
     return schema.parse(SendRequest, fields)  # a wrong type is a 400 naming the field
 
 
-@router.post("/messages", status_code=202, openapi_extra=bodies.MESSAGE)
+class _SendQuery(BaseModel):
+    """The send's query parameters, read by hand (the route is served lean)."""
+
+    skipPhoneValidation: bool = False
+    deviceActiveWithin: int = Field(default=0, ge=0, le=MAX_ACTIVE_WITHIN_HOURS)
+
+
+# as FastAPI would describe them from the parameters' declarations
+_SEND_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": field}
+    for name, field in _SendQuery.model_json_schema()["properties"].items()
+]
+
+
+def _send_query(request: Request) -> _SendQuery:
+    try:
+        return _SendQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:  # answered as FastAPI's own check of them would be
+        errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
+
+
+@router.post(
+    "/messages", status_code=202, openapi_extra={**bodies.MESSAGE, "parameters": _SEND_PARAMETERS}
+)
 @router.post("/message", status_code=202, include_in_schema=False)
-async def send(
-    request: Request,
-    principal: Caller,
-    skipPhoneValidation: bool = False,
-    deviceActiveWithin: Annotated[int, Query(ge=0, le=MAX_ACTIVE_WITHIN_HOURS)] = 0,
-) -> JSONResponse:
-    # No request-wide session: the send path has its own transactions, and a database session
-    # is opened only for what needs one (a device to choose, a replay to read).
+async def send(request: Request) -> JSONResponse:
+    # Served lean (kit/responses.serve_lean): the caller and the query are read here, in the
+    # order FastAPI's dependency solving took them. No request-wide session: the send path has
+    # its own transactions, and a database session is opened only for what needs one (a device
+    # to choose, a replay to read).
+    principal = await compat_principal(request)
+    query = _send_query(request)
+    skipPhoneValidation, deviceActiveWithin = query.skipPhoneValidation, query.deviceActiveWithin
     database: Database = request.app.state.db
     _need(principal, "messages:send")
     body = await _object(request)
@@ -338,6 +363,9 @@ async def send(
         status_code=202,
         headers={"Location": f"/api/3rdparty/v1/messages/{state['id']}"},
     )
+
+
+serve_lean(router, send)
 
 
 @router.get("/messages/{message_id}")

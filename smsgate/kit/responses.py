@@ -32,11 +32,14 @@ def serve_lean(router: APIRouter, endpoint: Callable[[Request], Awaitable[Respon
     For an endpoint declared `async def f(request: Request) -> Response` that reads its
     credential and body itself. The route stays FastAPI's for matching and for the OpenAPI
     document; its errors go to the app's exception handlers as any route's do (the
-    ExceptionMiddleware around the router holds the same handlers)."""
-    (route,) = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint]
+    ExceptionMiddleware around the router holds the same handlers). Every route of the
+    endpoint (an alias path too) is served so."""
+    routes = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint]
+    assert routes, f"no route serves {endpoint.__name__}"
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         response = await endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
 
-    route.app = app
+    for route in routes:
+        route.app = app

@@ -285,3 +285,27 @@ async def test_out_of_range_numbers_in_queries_are_refused(make_user, live_serve
             )
             assert answer.status_code == 400, answer.text
             assert "deviceActiveWithin" in answer.text
+
+
+async def test_the_send_checks_its_query_after_the_caller(make_user, live_server) -> None:
+    """The send reads its query parameters itself (it is served without FastAPI's request
+    handler): the same answers as FastAPI's own check gave, the caller checked first."""
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        auth = httpx.BasicAuth(user.email, PASSWORD)
+        base = f"{live_server}/api/3rdparty/v1"
+        body = {"phoneNumbers": ["+5215555555555"], "textMessage": {"text": "hola"}}
+        for query, says in (
+            ("deviceActiveWithin=abc", "deviceActiveWithin: must be an integer"),
+            ("deviceActiveWithin=-1", "deviceActiveWithin: must be greater than or equal to 0"),
+            ("skipPhoneValidation=maybe", "skipPhoneValidation: must be true or false"),
+            ("deviceActiveWithin=1&deviceActiveWithin=x", "deviceActiveWithin: must be an"),
+        ):
+            for path in ("messages", "message"):
+                answer = await http.post(f"{base}/{path}?{query}", auth=auth, json=body)
+                assert answer.status_code == 400, answer.text
+                assert answer.json()["message"].startswith(says), answer.text
+        anonymous = await http.post(f"{base}/messages?deviceActiveWithin=abc", json=body)
+        assert anonymous.status_code == 401
+        sent = await http.post(f"{base}/messages?skipPhoneValidation=yes", auth=auth, json=body)
+        assert sent.status_code == 202, sent.text
