@@ -42,7 +42,7 @@ from smsgate.messages.dispatch import APP_STATES
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import Database, DbSession
+from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
 
@@ -373,7 +373,7 @@ serve_lean(router, send)
 async def get_state(
     message_id: str,
     principal: Caller,
-    session: DbSession,
+    session: ReadSession,
     includeContent: bool = False,
 ) -> dict[str, Any]:
     _need(principal, "messages:read")
@@ -385,7 +385,7 @@ async def get_state(
 @router.get("/message", include_in_schema=False)
 async def list_messages(
     principal: Caller,
-    session: DbSession,
+    session: ReadSession,
     response: Response,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,

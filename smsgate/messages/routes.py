@@ -20,7 +20,7 @@ from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, Event, Hub
-from smsgate.storage.db import DbSession, after_commit
+from smsgate.storage.db import DbSession, ReadSession, after_commit
 
 router = APIRouter()
 
@@ -51,7 +51,7 @@ serve_lean(router, send)
 @router.get("/api/v1/messages")
 async def list_messages(
     principal: ReadMessagesScope,
-    session: DbSession,
+    session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
     direction: str | None = None,
@@ -93,7 +93,7 @@ async def list_messages(
 
 @router.get("/api/v1/messages/{message_id}")
 async def get_message(
-    message_id: str, principal: ReadMessagesScope, session: DbSession
+    message_id: str, principal: ReadMessagesScope, session: ReadSession
 ) -> dict[str, Any]:
     return await service.get_message(session, principal.account_id, message_id)
 
@@ -113,7 +113,7 @@ async def cancel_message(
 
 @router.get("/api/v1/messages/{message_id}/attachments/{attachment_id}")
 async def get_attachment(
-    message_id: str, attachment_id: str, principal: ReadMessagesScope, session: DbSession
+    message_id: str, attachment_id: str, principal: ReadMessagesScope, session: ReadSession
 ) -> Response:
     """A received MMS file, to its owner only; never rendered inline by a browser."""
     a = attachments_table

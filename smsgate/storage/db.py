@@ -53,17 +53,37 @@ def make_engine(settings: Settings) -> AsyncEngine:
             pool_timeout=60,
         )
         _configure_sqlite(engine)
+        _refuse_writes_when_reading(engine)
         return engine
     connect_args: dict[str, Any] = {}
     if settings.database_schema:
         connect_args["server_settings"] = {"search_path": settings.database_schema}
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+    _refuse_writes_when_reading(engine)
+    return engine
+
+
+class WriteWhileReading(RuntimeError):
+    """A statement that writes was run in a reading session (Database.reading, ReadSession)."""
+
+
+def _refuse_writes_when_reading(engine: AsyncEngine) -> None:
+    """A reading session's work is never committed, and on SQLite its transaction took no
+    lock: an INSERT, UPDATE or DELETE there is a bug, refused loudly rather than lost."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _check(
+        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        writes = context is not None and (context.isinsert or context.isupdate or context.isdelete)
+        if writes and conn.get_execution_options().get(READ_ONLY, False):
+            raise WriteWhileReading(f"a reading session may not write: {statement[:80]}")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -182,3 +202,14 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 
 DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
+
+
+async def reading_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request edge for routes that only read (Database.reading): on SQLite no lock, so a
+    client polling a message's state never holds up the send writer."""
+    database: Database = request.app.state.db
+    async with database.reading() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(reading_session, scope="function")]
