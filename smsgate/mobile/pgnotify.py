@@ -106,7 +106,8 @@ class PgBridge:
     def _heard(self, origin: str) -> bool:
         """Note that `origin` is listening; True if it was not known (or had gone quiet)."""
         now = time.monotonic()
-        new = origin not in self.peers
+        last = self._peers.get(origin)
+        new = last is None or last <= now - PEER_SECONDS
         if new:  # forget the processes that have gone quiet (restarted ones have new origins)
             self._peers = {o: t for o, t in self._peers.items() if t > now - PEER_SECONDS}
         self._peers[origin] = now

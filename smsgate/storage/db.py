@@ -114,8 +114,12 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # never flushed: an object a look-up touched (a key's lastUsedAt) stays pending, for the
+        # caller to see in `session.dirty`, instead of being written by the next query
         self._readers = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY: True}),
+            expire_on_commit=False,
+            autoflush=False,
         )
 
     @property
@@ -130,9 +134,9 @@ class Database:
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for work that only reads. On SQLite it takes no lock, so it never holds
         up a writer: the background polls that usually find nothing to do (webhook deliveries
-        due, WhatsApp lines, scheduled sends) look with it first. Nothing written through it
-        may be committed (on SQLite a deferred transaction that starts writing can fail with
-        SQLITE_BUSY at once instead of waiting its turn)."""
+        due, WhatsApp lines, scheduled sends) look with it first, and `ReadSession` routes read
+        with it. Nothing is ever committed through it, and an INSERT, UPDATE or DELETE raises
+        `WriteWhileReading`."""
         async with self._readers() as session:
             yield session
 
