@@ -20,7 +20,9 @@ async def _database_state(request: Request) -> tuple[bool, str | None]:
     database: Database = request.app.state.db
     try:
         async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-            async with database.engine.connect() as conn:
+            # reads without SQLite's write lock: a probe must neither wait behind a busy
+            # writer (and call the database unreachable) nor hold one up
+            async with database.read_engine.connect() as conn:
                 revision = await conn.run_sync(current_revision)
         return True, revision
     except Exception:  # any failure to reach the database means "not ready", never a 500

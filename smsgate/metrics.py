@@ -62,7 +62,7 @@ class Metrics:
         """Read the shared state (called by the /metrics handler before rendering)."""
         m = messages_table
         families: list[Metric] = []
-        async with self.database.sessions() as session:
+        async with self.database.reading() as session:  # a scrape holds up no writer
             by_state = GaugeMetricFamily(
                 "smsgate_messages",
                 "Messages by direction, channel and state",

@@ -16,7 +16,7 @@ from smsgate.accounts.auth import (
 )
 from smsgate.accounts.models import Account
 from smsgate.errors import ApiError
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, ReadSession
 
 router = APIRouter()
 
@@ -81,7 +81,7 @@ async def logout(
 
 
 @router.get("/api/auth/me")
-async def me(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
+async def me(principal: CurrentPrincipal, session: ReadSession) -> dict[str, Any]:
     account = await service.get_account(session, principal.account_id)
     out = schemas.account_out(account)
     out["authenticatedBy"] = principal.kind
@@ -123,7 +123,7 @@ async def create_key(
 
 
 @router.get("/api/keys")
-async def list_keys(principal: KeysScope, session: DbSession) -> dict[str, Any]:
+async def list_keys(principal: KeysScope, session: ReadSession) -> dict[str, Any]:
     keys = await service.list_keys(session, principal.account_id)
     return {"data": [schemas.key_out(k) for k in keys], "nextCursor": None}
 
@@ -172,7 +172,7 @@ async def revoke_token(
 
 
 @router.get("/api/auth/tokens")
-async def list_tokens(principal: KeysScope, session: DbSession) -> dict[str, Any]:
+async def list_tokens(principal: KeysScope, session: ReadSession) -> dict[str, Any]:
     families = await service.list_token_families(session, principal.account_id)
     return {"data": [schemas.token_family_out(f) for f in families], "nextCursor": None}
 

@@ -12,7 +12,7 @@ from smsgate.accounts.service import get_account
 from smsgate.billing import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import ReadSession
 
 router = APIRouter(tags=["billing"])
 MAX_DAYS = 366
@@ -20,7 +20,7 @@ MAX_DAYS = 366
 
 @router.get("/api/billing")
 async def billing(
-    principal: BillingScope, session: DbSession, settings: AppSettings
+    principal: BillingScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     account = await get_account(session, principal.account_id)
     return await service.summary(session, account, settings)
@@ -38,7 +38,7 @@ def _day(value: str | None, field: str, default: date) -> date:
 @router.get("/api/billing/usage")
 async def usage_by_day(
     principal: BillingScope,
-    session: DbSession,
+    session: ReadSession,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
     granularity: str = "day",

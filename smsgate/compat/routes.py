@@ -465,7 +465,7 @@ def _device(device: Device) -> dict[str, Any]:
 
 @router.get("/devices")
 @router.get("/device", include_in_schema=False)
-async def list_devices(principal: Caller, session: DbSession) -> list[dict[str, Any]]:
+async def list_devices(principal: Caller, session: ReadSession) -> list[dict[str, Any]]:
     _need(principal, "devices:list")
     return [_device(d) for d in await devices.list_devices(session, principal.account_id)]
 
@@ -584,7 +584,7 @@ async def _hook_by(session: DbSession, account_id: str, hook_id: str) -> Webhook
 
 
 @router.get("/webhooks")
-async def list_webhooks(principal: Caller, session: DbSession) -> list[dict[str, Any]]:
+async def list_webhooks(principal: Caller, session: ReadSession) -> list[dict[str, Any]]:
     _need(principal, "webhooks:list")
     hooks = await webhooks.list_all(session, principal.account_id)
     return [row for hook in hooks for row in _webhook_rows(hook)]
@@ -650,7 +650,7 @@ INBOX_TYPES = {"sms": "SMS", "data": "DATA_SMS", "mms": "MMS", "whatsapp": "SMS"
 @router.get("/inbox")
 async def inbox(
     principal: Caller,
-    session: DbSession,
+    session: ReadSession,
     response: Response,
     type_: Annotated[str | None, Query(alias="type")] = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
@@ -781,7 +781,7 @@ def log_number(log_id: str) -> int:
 @router.get("/logs")
 async def logs(
     principal: Caller,
-    session: DbSession,
+    session: ReadSession,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
 ) -> list[dict[str, Any]]:
@@ -858,7 +858,7 @@ async def _apply_settings(
 
 
 @router.get("/settings")
-async def get_settings(principal: Caller, session: DbSession) -> dict[str, Any]:
+async def get_settings(principal: Caller, session: ReadSession) -> dict[str, Any]:
     _need(principal, "settings:read")
     account = await accounts.get_account(session, principal.account_id)
     return _fields_to_document((account.settings or {}).get("deviceSettings") or {})

@@ -23,7 +23,7 @@ from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
 from smsgate.messages.dispatch import REROUTE_SETTING
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.storage.db import DbSession, after_commit
+from smsgate.storage.db import DbSession, ReadSession, after_commit
 
 router = APIRouter(tags=["conversations"])
 
@@ -63,7 +63,7 @@ class AccountSettingsPatch(Input):
 @router.get("/api/v1/inbox")
 async def inbox(
     principal: ReadMessagesScope,
-    session: DbSession,
+    session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
     device_id: Annotated[str | None, Query(alias="deviceId")] = None,
@@ -100,7 +100,7 @@ async def inbox(
 @router.get("/api/conversations")
 async def list_conversations(
     principal: ReadMessagesScope,
-    session: DbSession,
+    session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
     unread: bool = False,
@@ -123,7 +123,7 @@ async def list_conversations(
 
 @router.get("/api/conversations/{conversation_id}")
 async def get_conversation(
-    conversation_id: str, principal: ReadMessagesScope, session: DbSession
+    conversation_id: str, principal: ReadMessagesScope, session: ReadSession
 ) -> dict[str, Any]:
     return service.conversation_out(
         await service.get(session, principal.account_id, conversation_id)
@@ -149,7 +149,7 @@ async def patch_conversation(
 async def conversation_messages(
     conversation_id: str,
     principal: ReadMessagesScope,
-    session: DbSession,
+    session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -209,7 +209,7 @@ async def mark_read(
 @router.get("/api/opt-outs")
 async def list_opt_outs(
     principal: ReadMessagesScope,
-    session: DbSession,
+    session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -251,7 +251,7 @@ def settings_out(account: Any) -> dict[str, Any]:
 
 
 @router.get("/api/account/settings")
-async def account_settings(principal: CurrentPrincipal, session: DbSession) -> dict[str, Any]:
+async def account_settings(principal: CurrentPrincipal, session: ReadSession) -> dict[str, Any]:
     return settings_out(await get_account(session, principal.account_id))
 
 

@@ -34,7 +34,7 @@ from smsgate.messages import states
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
@@ -161,7 +161,7 @@ def _check_csrf(principal: Principal, csrf: str) -> None:
 
 
 @router.get("/")
-async def home(request: Request, session: DbSession) -> Response:
+async def home(request: Request, session: ReadSession) -> Response:
     if await _principal(request, session):
         return RedirectResponse("/dashboard", status_code=303)
     return _login_redirect()
@@ -230,7 +230,7 @@ async def logout(
 
 
 @router.get("/dashboard")
-async def overview(request: Request, session: DbSession, settings: AppSettings) -> Response:
+async def overview(request: Request, session: ReadSession, settings: AppSettings) -> Response:
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     found = await devices.list_devices(session, principal.account_id)
@@ -271,7 +271,7 @@ async def _last_30_days(session: DbSession, account_id: str) -> dict[str, Any]:
 
 
 @router.get("/dashboard/devices")
-async def devices_page(request: Request, session: DbSession) -> Response:
+async def devices_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
     return _page(
@@ -285,7 +285,7 @@ async def devices_page(request: Request, session: DbSession) -> Response:
 
 
 @router.get("/dashboard/devices/rows", include_in_schema=False)
-async def device_rows(request: Request, session: DbSession) -> Response:
+async def device_rows(request: Request, session: ReadSession) -> Response:
     """The devices table's rows, refreshed by the page every few seconds (live status)."""
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
@@ -324,7 +324,7 @@ async def add_device(
 
 
 @router.get("/dashboard/send")
-async def send_page(request: Request, session: DbSession) -> Response:
+async def send_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
     return _page(request, "send.html", principal, page="send", title="Send", devices=found)
@@ -415,7 +415,7 @@ def _day(value: str, field: str, end: bool = False) -> datetime | None:
 
 
 @router.get("/dashboard/messages")
-async def messages_page(request: Request, session: DbSession) -> Response:
+async def messages_page(request: Request, session: ReadSession) -> Response:
     """Messages filtered by direction, state, device, number and dates, newest first, with
     cursor paging (the same query as GET /api/v1/messages)."""
     principal = await _viewer(request, session)
@@ -466,7 +466,7 @@ async def messages_page(request: Request, session: DbSession) -> Response:
 
 
 @router.get("/dashboard/messages/{message_id}/recipients", include_in_schema=False)
-async def message_recipients(message_id: str, request: Request, session: DbSession) -> Response:
+async def message_recipients(message_id: str, request: Request, session: ReadSession) -> Response:
     """A message's recipients and states, refreshed until the message is final."""
     principal = await _viewer(request, session)
     message = await messages.get_message(session, principal.account_id, message_id)
@@ -479,7 +479,7 @@ async def message_recipients(message_id: str, request: Request, session: DbSessi
 
 
 @router.get("/dashboard/messages/{message_id}")
-async def message_page(message_id: str, request: Request, session: DbSession) -> Response:
+async def message_page(message_id: str, request: Request, session: ReadSession) -> Response:
     """One message: its recipients and its state history as a timeline."""
     principal = await _viewer(request, session)
     message = await messages.get_message(session, principal.account_id, message_id)
@@ -509,7 +509,7 @@ async def _keys_page(
 
 
 @router.get("/dashboard/keys")
-async def keys_page(request: Request, session: DbSession) -> Response:
+async def keys_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     return await _keys_page(request, session, principal)
 
@@ -567,7 +567,7 @@ async def _threads(request: Request, session: DbSession, principal: Principal) -
 
 
 @router.get("/dashboard/conversations/list", include_in_schema=False)
-async def threads_fragment(request: Request, session: DbSession) -> Response:
+async def threads_fragment(request: Request, session: ReadSession) -> Response:
     """The thread list (unread badges, last message), refreshed by the page."""
     principal = await _viewer(request, session)
     current = request.query_params.get("current")
@@ -609,7 +609,7 @@ async def _conversations_page(
 
 
 @router.get("/dashboard/conversations")
-async def conversations_page(request: Request, session: DbSession) -> Response:
+async def conversations_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     return await _conversations_page(request, session, principal, None)
 
@@ -678,7 +678,7 @@ async def _webhooks_page(
 
 
 @router.get("/dashboard/webhooks")
-async def webhooks_page(request: Request, session: DbSession) -> Response:
+async def webhooks_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     return await _webhooks_page(request, session, principal)
 
@@ -767,7 +767,7 @@ async def webhook_action(
 
 
 @router.get("/dashboard/billing")
-async def billing_page(request: Request, session: DbSession, settings: AppSettings) -> Response:
+async def billing_page(request: Request, session: ReadSession, settings: AppSettings) -> Response:
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     summary = await billing.summary(session, account, settings)
@@ -837,7 +837,7 @@ async def _device_page(
 
 
 @router.get("/dashboard/devices/{device_id}")
-async def device_page(device_id: str, request: Request, session: DbSession) -> Response:
+async def device_page(device_id: str, request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     return await _device_page(request, session, principal, device_id)
 
@@ -951,7 +951,7 @@ async def delete_device_form(
 
 
 @router.get("/dashboard/account")
-async def account_page(request: Request, session: DbSession) -> Response:
+async def account_page(request: Request, session: ReadSession) -> Response:
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
     return _account_page(request, principal, account)

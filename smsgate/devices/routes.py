@@ -16,7 +16,7 @@ from smsgate.kit.schema import Input, json_body, parse
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import DbSession, after_commit
+from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import service as whatsapp
 
 router = APIRouter(tags=["devices"])
@@ -35,7 +35,7 @@ def _hub(request: Request) -> Hub:
 
 @router.get("/api/devices")
 async def list_devices(
-    principal: DevicesScope, session: DbSession, settings: AppSettings
+    principal: DevicesScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     found = await service.list_devices(session, principal.account_id)
     return {
@@ -56,7 +56,7 @@ async def create_android(
 
 @router.get("/api/devices/{device_id}")
 async def get_device(
-    device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
+    device_id: str, principal: DevicesScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     device = await service.get_device(session, principal.account_id, device_id)
     return service.device_out(device, settings.public_url)
@@ -74,7 +74,7 @@ async def new_pairing(
 
 @router.get("/api/devices/{device_id}/settings")
 async def get_settings(
-    device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
+    device_id: str, principal: DevicesScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     device = await service.get_device(session, principal.account_id, device_id)
     if device.type == "whatsapp":
@@ -110,7 +110,7 @@ async def patch_settings(
 async def device_logs(
     device_id: str,
     principal: DevicesScope,
-    session: DbSession,
+    session: ReadSession,
     level: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,

@@ -35,7 +35,7 @@ from smsgate.kit.schema import json_body
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
 from smsgate.mobile.hub import Hub
-from smsgate.storage.db import DbSession, commit
+from smsgate.storage.db import DbSession, ReadSession, commit
 
 router = APIRouter(prefix="/api/mobile/v1", tags=["mobile"])
 
@@ -155,7 +155,7 @@ async def update_device(request: Request, device: MobileDevice) -> Response:
 
 
 @router.get("/device")
-async def device_info(request: Request, session: DbSession) -> dict[str, Any]:
+async def device_info(request: Request, session: ReadSession) -> dict[str, Any]:
     """Public: the app asks for its external address even when unauthenticated."""
     out: dict[str, Any] = {"externalIp": _client(request)}
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

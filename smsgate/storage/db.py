@@ -116,8 +116,10 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # never flushed: an object a look-up touched (a key's lastUsedAt) stays pending, for the
         # caller to see in `session.dirty`, instead of being written by the next query
+        # the engine for connections that only read (no lock on SQLite; see `reading`)
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
         self._readers = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}),
+            self.read_engine,
             expire_on_commit=False,
             autoflush=False,
         )
@@ -214,6 +216,9 @@ async def reading_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.db
     async with database.reading() as session:
         yield session
+        if session.new or session.dirty or session.deleted:
+            # a change to an object would be lost without a word: as loud as a written row
+            raise WriteWhileReading(f"a reading route changed objects: {request.url.path}")
 
 
 ReadSession = Annotated[AsyncSession, Depends(reading_session, scope="function")]

@@ -16,7 +16,7 @@ from smsgate.kit import clock
 from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import Input
 from smsgate.storage import idempotency
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import DbSession, ReadSession
 from smsgate.webhooks import service
 from smsgate.webhooks.events import CATALOG
 from smsgate.webhooks.signing import FORMATS
@@ -76,7 +76,7 @@ async def event_types(principal: WebhooksScope) -> dict[str, Any]:
 
 
 @router.get("/api/webhooks")
-async def list_webhooks(principal: WebhooksScope, session: DbSession) -> dict[str, Any]:
+async def list_webhooks(principal: WebhooksScope, session: ReadSession) -> dict[str, Any]:
     hooks = await service.list_all(session, principal.account_id)
     return {"data": [service.webhook_out(h) for h in hooks], "nextCursor": None}
 
@@ -132,14 +132,14 @@ async def create_webhook(
 
 @router.get("/api/webhooks/{webhook_id}")
 async def get_webhook(
-    webhook_id: str, principal: WebhooksScope, session: DbSession
+    webhook_id: str, principal: WebhooksScope, session: ReadSession
 ) -> dict[str, Any]:
     return service.webhook_out(await service.get(session, principal.account_id, webhook_id))
 
 
 @router.get("/api/webhooks/{webhook_id}/secret")
 async def get_secret(
-    webhook_id: str, principal: WebhooksScope, session: DbSession, settings: AppSettings
+    webhook_id: str, principal: WebhooksScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     hook = await service.get(session, principal.account_id, webhook_id)
     valid = service.secrets_of(hook, settings)
@@ -187,7 +187,7 @@ async def rotate_secret(
 async def list_deliveries(
     webhook_id: str,
     principal: WebhooksScope,
-    session: DbSession,
+    session: ReadSession,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,

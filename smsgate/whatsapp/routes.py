@@ -19,7 +19,7 @@ from smsgate.messages import dispatch
 from smsgate.mobile import bodies
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.mobile.routes import MobileDevice
-from smsgate.storage.db import DbSession, after_commit
+from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import cloud, service
 
 router = APIRouter(tags=["whatsapp"])
@@ -42,7 +42,7 @@ async def create_line(
 async def qr(
     device_id: str,
     principal: DevicesScope,
-    session: DbSession,
+    session: ReadSession,
     format: str = Query("json", pattern="^(json|svg)$"),
 ) -> Response:
     """The QR code a web line's bridge is showing, to scan from WhatsApp > Linked devices."""
@@ -79,7 +79,7 @@ async def _cloud_line(session: DbSession, device_id: str) -> Device:
 
 @router.get("/api/whatsapp/webhook/{device_id}", response_class=PlainTextResponse)
 async def verify_webhook(
-    device_id: str, request: Request, session: DbSession, settings: AppSettings
+    device_id: str, request: Request, session: ReadSession, settings: AppSettings
 ) -> str:
     """Meta's subscription handshake: echo hub.challenge when hub.verify_token is the line's."""
     device = await _cloud_line(session, device_id)

@@ -23,7 +23,7 @@ from smsgate.storage import migrate
 from smsgate.storage.db import Database, WriteWhileReading
 from smsgate.webhooks import delivery
 from tests.conftest import TEST_DATABASE_URL
-from tests.factories import send
+from tests.factories import pair_phone, send
 
 sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite's write lock")
 
@@ -140,3 +140,73 @@ async def test_a_reading_session_refuses_to_write(app: FastAPI, make_user) -> No
         account.name = "changed"
         with pytest.raises(WriteWhileReading):
             await session.flush()
+
+
+# GET routes that write, and why; every other GET route must answer while another connection
+# holds SQLite's write lock (a new route that writes is named here, or the test fails on it)
+WRITING_GETS = {
+    "/api/mobile/v1/message": "a phone's pull claims the messages it is given",
+    "/api/mobile/v1/messages": "the same pull",
+    "/api/mobile/v1/events": "a phone's request records when it was last seen",
+    "/api/mobile/v1/settings": "a phone's request records when it was last seen",
+    "/api/mobile/v1/webhooks": "a phone's request records when it was last seen",
+    "/api/mobile/v1/user/code": "issues a one-time login code",
+    "/api/devices/{device_id}/pairing": "issues new pairing details (the old ones stop working)",
+    "/dashboard/conversations/{conversation_id}": "opening a thread marks it read",
+    "/dashboard/conversations/{conversation_id}/thread": "the open thread is marked read",
+}
+NOT_OK = {  # answers other than 200 that still ran the route's reads
+    "/": 303,  # to the dashboard
+    "/api/devices/{device_id}/qr": 409,  # an Android phone, not a web WhatsApp line
+    "/api/whatsapp/webhook/{device_id}": 404,  # not a cloud line
+    "/api/v1/messages/{message_id}/attachments/{attachment_id}": 404,
+}
+
+
+@sqlite_only
+async def test_every_get_route_that_only_reads_waits_for_no_lock(app: FastAPI, make_user) -> None:
+    """A dashboard left open, a monitoring scrape, a client listing its devices: none of them
+    may hold up the send writer, which waits for SQLite's write lock behind any transaction
+    that took it. Each GET route is called, as its owner, with the lock held elsewhere."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": "+5215555555555", "message": "hola", "id": "in-1"}])
+    sent = await send(user, deviceId=phone.device_id)
+    assert sent.status_code == 202, sent.text
+    hook = await user.client.post(
+        "/api/webhooks",
+        json={"url": "https://hooks.example.com/sms", "events": ["sms:received"]},
+        headers=user.auth,
+    )
+    assert hook.status_code == 201, hook.text
+    threads = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
+    ids = {
+        "message_id": sent.json()["id"],
+        "attachment_id": "none",
+        "device_id": phone.device_id,
+        "webhook_id": hook.json()["id"],
+        "conversation_id": threads[0]["id"],
+    }
+    paths = sorted(
+        {
+            route.path
+            for route in app.routes
+            if "GET" in (getattr(route, "methods", None) or ()) and route.path not in WRITING_GETS
+        }
+    )
+    assert "/api/billing" in paths and "/dashboard/devices" in paths  # the enumeration works
+    called = []
+    with _write_lock(_path(app.state.db)):
+        for path in paths:
+            url = path.format(**ids)
+            headers = {} if path.startswith("/dashboard") else dict(user.auth)
+            if path.startswith("/api/mobile/"):
+                headers = {"Authorization": f"Bearer {phone.token}"}
+            polled = user.client.get(url, headers=headers)
+            try:
+                answer = await asyncio.wait_for(polled, timeout=10)
+            except TimeoutError:
+                pytest.fail(f"GET {path} waited for the write lock")
+            assert answer.status_code == NOT_OK.get(path, 200), (path, answer.text[:300])
+            called.append(path)
+    assert len(called) > 60
