@@ -15,6 +15,7 @@ BENCHMARKS = [
     "dispatch_latency.py",
     "webhook_throughput.py",
     "phone_throughput.py",
+    "lock_wait.py",
 ]
 
 

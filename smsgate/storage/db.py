@@ -20,7 +20,7 @@ from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
 from smsgate.errors import ApiError
-from smsgate.storage import onehop
+from smsgate.storage import onehop, sqlitelock
 
 AFTER_COMMIT = "after_commit"
 # An execution option: the connection's transactions only read (Database.reading)
@@ -95,7 +95,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={sqlitelock.BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 
+from smsgate.storage import sqlitelock
 from smsgate.storage.base import UTCDateTime
 
 T = TypeVar("T")
@@ -89,14 +90,14 @@ class RawSqlite:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute(f"PRAGMA busy_timeout={sqlitelock.BUSY_TIMEOUT_MS}")
             self._connection = connection
         return self._connection
 
     def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connect()
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            sqlitelock.begin_immediate(connection)
             try:
                 result = fn(connection)
                 connection.execute("COMMIT")
