@@ -11,10 +11,11 @@ in a temporary folder and nothing else of the server:
 - "requests" holds the lock 0.2–3 ms a transaction (a sleep: the event loop doing other work),
   then rests 0–3 ms.
 
-Each process times its `BEGIN IMMEDIATE`. With `--wait sqlite` both wait through SQLite's busy
-handler (`busy_timeout`, which sleeps 1, 2, 5, 10… ms between attempts); with `--wait fine`
-through `storage/sqlitelock.begin_immediate` (0.1 ms, then at most every 2 ms). Prints JSON: for
-each side, transactions a second and the mean, p50 and p99 wait for the lock, in ms.
+Each process times its `BEGIN IMMEDIATE`. With `--wait sqlite` the batches wait through SQLite's
+busy handler (`busy_timeout`, which sleeps 1, 2, 5, 10… ms between attempts); with `--wait fine`
+through `storage/sqlitelock.begin_immediate` (0.1 ms, then at most every 2 ms), as the send
+writer does. The requests always wait through SQLite's handler, as the API process does. Prints
+JSON: for each side, transactions a second and the mean, p50 and p99 wait for the lock, in ms.
 
     .venv/bin/python bench/lock_wait.py [--seconds 5] [--wait sqlite,fine]
 """
@@ -45,8 +46,8 @@ def _connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _begin(connection: sqlite3.Connection, wait: str) -> None:
-    if wait == "fine":
+def _begin(connection: sqlite3.Connection, wait: str, role: str) -> None:
+    if wait == "fine" and role == "batches":  # the API process waits through SQLite's handler
         sqlitelock.begin_immediate(connection)
     else:
         connection.execute("BEGIN IMMEDIATE")
@@ -59,7 +60,7 @@ def _side(role: str, path: str, wait: str, seconds: float, out: Any) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         started = time.perf_counter()
-        _begin(connection, wait)
+        _begin(connection, wait, role)
         waits.append(time.perf_counter() - started)
         if role == "batches":
             rows = [(chance.random(), "x" * 200) for _ in range(16)]

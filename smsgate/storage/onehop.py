@@ -23,8 +23,6 @@ from typing import Any
 
 import aiosqlite
 
-from smsgate.storage import sqlitelock
-
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 
@@ -151,9 +149,7 @@ def _on_connection(
 ) -> Any:
     # read in the thread: the connection object exists only once the thread has opened it
     sqlite = connection._conn
-    if begin == "BEGIN IMMEDIATE":
-        sqlitelock.begin_immediate(sqlite)  # waits for the lock in fine steps
-    elif begin is not None:
+    if begin is not None:
         sqlite.execute(begin)
     return fn(sqlite, *args)
 

@@ -2,11 +2,17 @@
 
 SQLite's own busy handler (`busy_timeout`) sleeps 1, 2, 5, 10, 15, 20, 25… ms between its
 attempts: a lock another connection frees after 0.3 ms costs the waiter 1 ms, one freed after
-4 ms costs it 8. On this server the lock changes hands all the time and briefly (the send
-writer's batches, phones' reports, received messages, each a few milliseconds), so every
-`BEGIN IMMEDIATE` waits here instead: it tries again after 0.1 ms, then at most every 2 ms,
-for as long as `busy_timeout` would have waited. Only the BEGIN waits this way; every other
-statement keeps the connection's `busy_timeout` (in WAL mode they rarely meet a lock at all).
+4 ms costs it 8. The send writer's process (storage/rawsqlite.py) takes the lock for every batch,
+and between its batches the API process takes it for a few milliseconds at a time (phones'
+reports, received messages, dashboard actions), so the writer's `BEGIN IMMEDIATE` waits here
+instead: it tries again after 0.1 ms, then at most every 2 ms, for as long as `busy_timeout`
+would have waited (bench/lock_wait.py). Only the BEGIN waits this way; every other statement
+keeps the connection's `busy_timeout`.
+
+The API process's own connection keeps SQLite's handler: its statements run in a thread that
+shares the interpreter lock with the event loop, and the two extra statements here would each
+hand that lock back to a busy loop (a wait of up to the 5 ms switch interval), more than its
+waits for the write lock cost (short: the writer's batches are; p99 about 1 ms in the bench).
 """
 
 from __future__ import annotations
