@@ -437,6 +437,21 @@ async def messages_page(
     )
 
 
+async def is_unread(session: AsyncSession, conversation: Conversation) -> bool:
+    """Whether marking the thread read up to its newest message would change it (a read: a
+    page that shows the thread every few seconds writes only when something arrived)."""
+    m, r = messages_table, recipients_table
+    newest = (
+        await session.execute(
+            select(func.max(m.c.id)).where(
+                r.c.conversation_id == conversation.id, r.c.message_id == m.c.id
+            )
+        )
+    ).scalar()
+    behind = newest is not None and (conversation.read_up_to_id or "") < newest
+    return behind or conversation.unread_count > 0
+
+
 async def mark_read(
     session: AsyncSession, conversation: Conversation, up_to: str | None
 ) -> Conversation:

@@ -34,7 +34,7 @@ from smsgate.messages import states
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import DbSession, ReadSession
+from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
@@ -536,19 +536,28 @@ async def revoke_key(
     return RedirectResponse("/dashboard/keys", status_code=303)
 
 
-async def _thread(session: DbSession, principal: Principal, conversation_id: str) -> Any:
-    """A thread, marked read (the person is looking at it), with its last 100 messages."""
+async def _thread(
+    request: Request, session: DbSession, principal: Principal, conversation_id: str
+) -> Any:
+    """A thread, marked read (the person is looking at it), with its last 100 messages. The
+    page refreshes it every few seconds: it is marked in a transaction that writes only when
+    something is unread, so an open thread holds no write lock while nothing arrives."""
     found = await conversations.get(session, principal.account_id, conversation_id)
-    found = await conversations.mark_read(session, found, None)
+    if await conversations.is_unread(session, found):
+        await session.rollback()  # frees the connection (SQLite has one) for the write below
+        database: Database = request.app.state.db
+        async with database.transaction() as writing:
+            found = await conversations.get(writing, principal.account_id, conversation_id)
+            found = await conversations.mark_read(writing, found, None)
     rows, _ = await conversations.messages_page(session, found, 100, None)
     return found, [message_out(row, [recipient]) for row, recipient in reversed(rows)]
 
 
 @router.get("/dashboard/conversations/{conversation_id}/thread", include_in_schema=False)
-async def thread_fragment(conversation_id: str, request: Request, session: DbSession) -> Response:
+async def thread_fragment(conversation_id: str, request: Request, session: ReadSession) -> Response:
     """The open thread's messages, refreshed by the page: new replies and states appear."""
     principal = await _viewer(request, session)
-    _, thread = await _thread(session, principal, conversation_id)
+    _, thread = await _thread(request, session, principal, conversation_id)
     return _fragment(request, "_thread.html", thread=thread)
 
 
@@ -590,7 +599,7 @@ async def _conversations_page(
     current = None
     thread: list[dict[str, Any]] = []
     if conversation_id:
-        found, thread = await _thread(session, principal, conversation_id)  # read on open
+        found, thread = await _thread(request, session, principal, conversation_id)  # read on open
         current = conversations.conversation_out(found)
     keep = {"q": query or "", **({"current": conversation_id} if conversation_id else {})}
     return _page(
@@ -615,7 +624,9 @@ async def conversations_page(request: Request, session: ReadSession) -> Response
 
 
 @router.get("/dashboard/conversations/{conversation_id}")
-async def conversation_page(conversation_id: str, request: Request, session: DbSession) -> Response:
+async def conversation_page(
+    conversation_id: str, request: Request, session: ReadSession
+) -> Response:
     principal = await _viewer(request, session)
     return await _conversations_page(request, session, principal, conversation_id)
 

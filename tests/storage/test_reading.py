@@ -152,8 +152,6 @@ WRITING_GETS = {
     "/api/mobile/v1/webhooks": "a phone's request records when it was last seen",
     "/api/mobile/v1/user/code": "issues a one-time login code",
     "/api/devices/{device_id}/pairing": "issues new pairing details (the old ones stop working)",
-    "/dashboard/conversations/{conversation_id}": "opening a thread marks it read",
-    "/dashboard/conversations/{conversation_id}/thread": "the open thread is marked read",
 }
 NOT_OK = {  # answers other than 200 that still ran the route's reads
     "/": 303,  # to the dashboard
@@ -180,6 +178,9 @@ async def test_every_get_route_that_only_reads_waits_for_no_lock(app: FastAPI, m
     )
     assert hook.status_code == 201, hook.text
     threads = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
+    # the thread is read once it has been opened: the page's refreshes then only read
+    opened = await user.client.get(f"/dashboard/conversations/{threads[0]['id']}")
+    assert opened.status_code == 200, opened.text
     ids = {
         "message_id": sent.json()["id"],
         "attachment_id": "none",
@@ -210,3 +211,28 @@ async def test_every_get_route_that_only_reads_waits_for_no_lock(app: FastAPI, m
             assert answer.status_code == NOT_OK.get(path, 200), (path, answer.text[:300])
             called.append(path)
     assert len(called) > 60
+
+
+@sqlite_only
+async def test_an_open_thread_writes_only_when_something_arrived(app: FastAPI, make_user) -> None:
+    """The conversation page refreshes its thread every few seconds and marks it read: with
+    nothing new that is a read, and a message that arrives is still marked read."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": "+5215555555555", "message": "hola", "id": "t-1"}])
+    thread = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"][0]
+    assert thread["unreadCount"] == 1
+    url = f"/dashboard/conversations/{thread['id']}/thread"
+    assert (await user.client.get(url)).status_code == 200
+    read = (await user.client.get(f"/api/conversations/{thread['id']}", headers=user.auth)).json()
+    assert read["unreadCount"] == 0
+    with _write_lock(_path(app.state.db)):
+        refreshed = await asyncio.wait_for(user.client.get(url), timeout=10)
+        assert refreshed.status_code == 200 and "hola" in refreshed.text
+    await phone.inbox([{"phoneNumber": "+5215555555555", "message": "¿sigue?", "id": "t-2"}])
+    unread = await user.client.get(f"/api/conversations/{thread['id']}", headers=user.auth)
+    assert unread.json()["unreadCount"] == 1
+    refreshed = await user.client.get(url)
+    assert refreshed.status_code == 200 and "¿sigue?" in refreshed.text
+    read = (await user.client.get(f"/api/conversations/{thread['id']}", headers=user.auth)).json()
+    assert read["unreadCount"] == 0
