@@ -55,6 +55,10 @@ class _Thread:
     sim_key: int
     last: str  # its last message id, "" when it has none
     new: bool = False  # made by this join: inserted, then looked up again
+    # what this join brings it: a name for it, inbound copies (unread), its newest copy
+    name: str | None = None
+    unread: int = 0
+    newest: Joining | None = None
 
 
 _c, _r = conversations_table, recipients_table  # for the statements below
@@ -136,23 +140,21 @@ async def join(
         line = (joining.account_id, joining.contact, FAMILIES.get(joining.channel, "sms"))
         thread = await _thread_for(session, threads.setdefault(line, []), joining.sim_number)
         thread.last = max(thread.last, joining.message_id)
+        if joining.display_name and thread.name is None:
+            thread.name = joining.display_name[:200]
+        if joining.direction == "in":
+            thread.unread += 1
+        if thread.newest is None or joining.message_id > thread.newest.message_id:
+            thread.newest = joining
         chosen.append(thread)
     made = {(line, t.sim_key): t for line, known in threads.items() for t in known if t.new}
-    if made:
-        await _make(session, device_id, made)
-    names: dict[str, str] = {}
-    unread: dict[str, int] = {}
-    newest: dict[str, Joining] = {}
-    for joining, thread in zip(joinings, chosen, strict=True):
-        if joining.display_name:
-            names.setdefault(thread.id, joining.display_name[:200])
-        if joining.direction == "in":
-            unread[thread.id] = unread.get(thread.id, 0) + 1
-        latest = newest.get(thread.id)
-        if latest is None or joining.message_id > latest.message_id:
-            newest[thread.id] = joining
+    # a thread this join inserts is inserted whole (name, unread count, last message): only the
+    # threads that existed (or that another transaction made first) are updated below
+    inserted = await _make(session, device_id, made) if made else set()
+    existing = {t.id: t for t in chosen if id(t) not in inserted}
+    names = {tid: t.name for tid, t in sorted(existing.items()) if t.name}
     if names:
-        await session.execute(_NAME, [{"cid": k, "name": v} for k, v in sorted(names.items())])
+        await session.execute(_NAME, [{"cid": k, "name": v} for k, v in names.items()])
     await session.execute(
         _JOIN,
         [
@@ -161,23 +163,27 @@ async def join(
         ],
     )
     # threads in one order, so that two transactions on PostgreSQL never wait on each other
+    unread = [{"cid": tid, "unread": t.unread} for tid, t in sorted(existing.items()) if t.unread]
     if unread:
-        await session.execute(_UNREAD, [{"cid": k, "unread": v} for k, v in sorted(unread.items())])
-    await session.execute(
-        _LAST,
-        [
-            {
-                "cid": cid,
-                "mid": j.message_id,
-                "at": j.at,
-                "preview": (j.preview or "")[:PREVIEW] or None,
-                "direction": j.direction,
-            }
-            for cid, j in sorted(newest.items())
-        ],
-    )
+        await session.execute(_UNREAD, unread)
+    if existing:
+        await session.execute(
+            _LAST, [_last_message(t.newest, cid=tid) for tid, t in sorted(existing.items())]
+        )
     return {
         joining.recipient_id: thread.id for joining, thread in zip(joinings, chosen, strict=True)
+    }
+
+
+def _last_message(joining: Joining | None, **more: Any) -> dict[str, Any]:
+    """A thread's last-message columns, from its newest copy (every chosen thread has one)."""
+    assert joining is not None
+    return {
+        "mid": joining.message_id,
+        "at": joining.at,
+        "preview": (joining.preview or "")[:PREVIEW] or None,
+        "direction": joining.direction,
+        **more,
     }
 
 
@@ -207,14 +213,19 @@ async def _adopt(session: AsyncSession, thread_id: str, sim: int) -> bool:
 
 async def _make(
     session: AsyncSession, device_id: str, made: dict[tuple[_Line, int], _Thread]
-) -> None:
-    """Insert the threads this join started, then take their ids from the database: another
-    transaction may have made the same line's thread meanwhile (PostgreSQL), and that one wins."""
+) -> set[int]:
+    """Insert the threads this join started, each whole: its name, unread count and last
+    message. Returns the threads (by `id()`) that it inserted. Another transaction may have made
+    the same line's thread meanwhile (PostgreSQL; on SQLite the transaction holds the write lock
+    from its first statement): that one wins, its id is taken from the database, and the caller
+    updates it like any thread that existed."""
+    inserted: set[int] = set()
     for _ in range(3):
         now = clock.now()
-        await session.execute(
-            _new_threads(session),
-            [
+        rows = []
+        for ((account, contact, family), sim_key), thread in sorted(made.items()):
+            last = _last_message(thread.newest)
+            rows.append(
                 {
                     "id": thread.id,
                     "account_id": account,
@@ -222,15 +233,25 @@ async def _make(
                     "sim_key": sim_key,
                     "contact": contact,
                     "family": family,
-                    "unread_count": 0,
+                    "display_name": thread.name,
+                    "unread_count": thread.unread,
+                    "last_message_id": last["mid"],
+                    "last_message_at": last["at"],
+                    "last_preview": last["preview"],
+                    "last_direction": last["direction"],
                     "created_at": now,
                 }
-                for ((account, contact, family), sim_key), thread in sorted(made.items())
-            ],
+            )
+        stored_ids = set(
+            (await session.execute(_new_threads(session).returning(_c.c.id), rows)).scalars()
         )
-        stored = await _threads(session, device_id, {line for line, _ in made})
+        inserted |= {id(t) for t in made.values() if t.id in stored_ids}
+        lost = {key: t for key, t in made.items() if t.id not in stored_ids}
+        if not lost:
+            return inserted
+        stored = await _threads(session, device_id, {line for line, _ in lost})
         missing = {}
-        for (line, sim_key), thread in made.items():
+        for (line, sim_key), thread in lost.items():
             ids = [t.id for t in stored.get(line, []) if t.sim_key == sim_key]
             if ids:
                 thread.id = ids[0]
@@ -238,7 +259,7 @@ async def _make(
                 thread.id = new_id()
                 missing[(line, sim_key)] = thread
         if not missing:
-            return
+            return inserted
         made = missing
     raise RuntimeError("could not make a conversation thread (conflicting writers)")
 
