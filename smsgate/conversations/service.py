@@ -54,7 +54,7 @@ class _Thread:
     id: str
     sim_key: int
     last: str  # its last message id, "" when it has none
-    new: bool = False  # made by this join: inserted, then looked up again
+    new: bool = False  # started by this join (inserted whole by `_make`)
     # what this join brings it: a name for it, inbound copies (unread), its newest copy
     name: str | None = None
     unread: int = 0

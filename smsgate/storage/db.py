@@ -114,10 +114,10 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # never flushed: an object a look-up touched (a key's lastUsedAt) stays pending, for the
-        # caller to see in `session.dirty`, instead of being written by the next query
         # the engine for connections that only read (no lock on SQLite; see `reading`)
         self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        # never flushed: an object a look-up touched (a key's lastUsedAt) stays pending, for the
+        # caller to see in `session.dirty`, instead of being written by the next query
         self._readers = async_sessionmaker(
             self.read_engine,
             expire_on_commit=False,
