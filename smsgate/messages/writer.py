@@ -283,6 +283,42 @@ def _debit(prepared: PreparedMessage) -> tuple[dict[str, Any], dict[str, Any]] |
     return usage.debit_params(replace(quota, counts=counts))
 
 
+_Debit = tuple[dict[str, Any], dict[str, Any]]  # a send's (ENSURE, DEBIT) parameters
+
+
+@dataclass
+class _DebitGroup:
+    """The sends of a batch that debit one quota counter (an account's period): one ENSURE and,
+    if they all fit, one DEBIT of their total. Only if they do not is each debited in turn, as
+    the whole batch once was (two statements a send), so the same sends are refused."""
+
+    ensure: dict[str, Any]
+    total: dict[str, Any]  # DEBIT parameters with the group's total
+    sends: list[tuple[PreparedMessage, _Debit]]
+    whole: bool = True  # False: the sends disagree on the limit (a plan changed meanwhile)
+
+
+def _debit_groups(batch: list[PreparedMessage], created: set[str]) -> list[_DebitGroup]:
+    """The batch's quota debits by counter, in the counters' lock order. A total fits if and
+    only if every debit fits in turn (counts are never negative), so debiting the total at once
+    refuses exactly what debiting one at a time would."""
+    groups: dict[tuple[Any, ...], _DebitGroup] = {}
+    for prepared in batch:
+        debit = _debit(prepared) if prepared.message["id"] in created else None
+        if debit is None:
+            continue
+        ensure, one = debit
+        key = (one["account_id"], one["kind"], one["start"], one["metric"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _DebitGroup(ensure, dict(one), [(prepared, debit)])
+            continue
+        group.sends.append((prepared, debit))
+        group.total["n"] += one["n"]
+        group.whole = group.whole and group.total["limit"] == one["limit"]
+    return [groups[key] for key in sorted(groups)]
+
+
 def _usage_rows(accepted: list[PreparedMessage]) -> list[dict[str, Any]]:
     """The batch's metering, summed per account, bucket and metric, as UPSERT parameters (the
     period's quota of a limited plan was debited already; only its day bucket remains)."""
@@ -320,17 +356,17 @@ async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage])
         ).returning(messages_table.c.id)
         created.update((await conn.execute(statement, keyed)).scalars())
     rejected: dict[str, int] = {}
-    for prepared in batch:
-        debit = _debit(prepared) if prepared.message["id"] in created else None
-        if debit is None:
+    for group in _debit_groups(batch, created):
+        await conn.execute(text(usage.ENSURE), group.ensure)
+        if group.whole and (await conn.execute(text(usage.DEBIT), group.total)).rowcount == 1:
             continue
-        await conn.execute(text(usage.ENSURE), debit[0])
-        if (await conn.execute(text(usage.DEBIT), debit[1])).rowcount != 1:
-            used = await conn.execute(text(usage.READ), debit[0])
-            rejected[prepared.message["id"]] = int(used.scalar() or 0)
-            await conn.execute(
-                delete(messages_table).where(messages_table.c.id == prepared.message["id"])
-            )
+        for prepared, (ensure, one) in group.sends:
+            if (await conn.execute(text(usage.DEBIT), one)).rowcount != 1:
+                used = await conn.execute(text(usage.READ), ensure)
+                rejected[prepared.message["id"]] = int(used.scalar() or 0)
+                await conn.execute(
+                    delete(messages_table).where(messages_table.c.id == prepared.message["id"])
+                )
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
     counters = _usage_rows(fresh)
@@ -401,15 +437,16 @@ async def _write_postgresql(driver: Any, batch: list[PreparedMessage]) -> _Done:
         created = {row[0] for row in inserted}
     deferred += [p for p in batch if p.message["id"] not in created]  # externalId taken
     rejected: dict[str, int] = {}
-    for prepared in batch:
-        debit = _debit(prepared) if prepared.message["id"] in created else None
-        if debit is None:
+    for group in _debit_groups(batch, created):
+        await driver.execute(_ENSURE, *pgwriter.bind(_ENSURE_NAMES, group.ensure))
+        total = pgwriter.bind(_DEBIT_NAMES, group.total)
+        if group.whole and await driver.execute(_DEBIT, *total) == "UPDATE 1":
             continue
-        await driver.execute(_ENSURE, *pgwriter.bind(_ENSURE_NAMES, debit[0]))
-        if await driver.execute(_DEBIT, *pgwriter.bind(_DEBIT_NAMES, debit[1])) != "UPDATE 1":
-            used = await driver.fetchval(_READ, *pgwriter.bind(_READ_NAMES, debit[0]))
-            rejected[prepared.message["id"]] = int(used or 0)
-            await driver.execute("DELETE FROM messages WHERE id = $1", prepared.message["id"])
+        for prepared, (ensure, one) in group.sends:
+            if await driver.execute(_DEBIT, *pgwriter.bind(_DEBIT_NAMES, one)) != "UPDATE 1":
+                used = await driver.fetchval(_READ, *pgwriter.bind(_READ_NAMES, ensure))
+                rejected[prepared.message["id"]] = int(used or 0)
+                await driver.execute("DELETE FROM messages WHERE id = $1", prepared.message["id"])
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
     counters = _usage_rows(fresh)
@@ -464,15 +501,15 @@ def _write_sqlite(
             if conn.execute(codecs.insert_keyed, params).rowcount == 1:
                 created.add(prepared.message["id"])
     rejected: dict[str, int] = {}
-    for prepared in batch:
-        debit = _debit(prepared) if prepared.message["id"] in created else None
-        if debit is None:
+    for group in _debit_groups(batch, created):
+        conn.execute(usage.ENSURE, group.ensure)
+        if group.whole and conn.execute(usage.DEBIT, group.total).rowcount == 1:
             continue
-        conn.execute(usage.ENSURE, debit[0])
-        if conn.execute(usage.DEBIT, debit[1]).rowcount != 1:
-            used = conn.execute(usage.READ, debit[0]).fetchone()
-            rejected[prepared.message["id"]] = int(used[0]) if used else 0
-            conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
+        for prepared, (ensure, one) in group.sends:
+            if conn.execute(usage.DEBIT, one).rowcount != 1:
+                used = conn.execute(usage.READ, ensure).fetchone()
+                rejected[prepared.message["id"]] = int(used[0]) if used else 0
+                conn.execute("DELETE FROM messages WHERE id = ?", (prepared.message["id"],))
     created -= set(rejected)
     fresh = [p for p in batch if p.message["id"] in created]
     counters = _usage_rows(fresh)

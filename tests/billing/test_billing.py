@@ -85,6 +85,36 @@ async def test_twenty_concurrent_sends_with_ten_left_accept_exactly_ten(tiny_app
         assert billing["usage"]["byChannel"]["sms"] == {"messages": 10, "segments": 10}
 
 
+async def test_sends_that_fit_together_are_debited_and_one_that_does_not_is_refused(
+    tiny_app,
+) -> None:
+    """The writer debits a batch's sends to one quota at once when they all fit, and one at a
+    time when they do not: of sends of 4, 4, 4 and 2 recipients with 10 left, whatever their
+    order, exactly one send of 4 is refused and the quota is used up exactly."""
+    groups = [
+        ["+5215512345678", "+5215587654321", "+5215533334444", "+5215522221111"],
+        ["+5215544447777", "+5215566669999", "+5215577771234", "+5215588885678"],
+        ["+5215599991357", "+5215511112468", "+5215524683579", "+5215535794680"],
+        ["+5215546805791", "+5215557916802"],
+    ]
+    async with _account(tiny_app) as (client, auth):
+        results = await asyncio.gather(
+            *(
+                _send(client, auth, phoneNumbers=numbers, message=f"m{i}")
+                for i, numbers in enumerate(groups)
+            )
+        )
+        by_size = sorted(
+            (len(numbers), r.status_code) for numbers, r in zip(groups, results, strict=True)
+        )
+        assert [status for _, status in by_size].count(402) == 1
+        assert (4, 402) in by_size and (2, 202) in by_size
+        usage = (await client.get("/api/billing", headers=auth)).json()["usage"]
+        assert usage["messages"] == 10
+        listed = (await client.get("/api/v1/messages?limit=100", headers=auth)).json()["data"]
+        assert sorted(len(m["recipients"]) for m in listed) == [2, 4, 4]
+
+
 async def test_replays_are_not_counted_and_multi_recipient_sends(tiny_app) -> None:
     async with _account(tiny_app) as (client, auth):
         first = await _send(
