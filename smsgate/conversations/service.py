@@ -458,17 +458,22 @@ async def messages_page(
     )
 
 
+def _in_thread(conversation: Conversation) -> Any:
+    m, r = messages_table, recipients_table
+    return and_(r.c.conversation_id == conversation.id, r.c.message_id == m.c.id)
+
+
+async def _newest(session: AsyncSession, conversation: Conversation) -> str | None:
+    """The id of the thread's newest message (None: it has none)."""
+    newest = select(func.max(messages_table.c.id)).where(_in_thread(conversation))
+    found: str | None = (await session.execute(newest)).scalar()
+    return found
+
+
 async def is_unread(session: AsyncSession, conversation: Conversation) -> bool:
     """Whether marking the thread read up to its newest message would change it (a read: a
     page that shows the thread every few seconds writes only when something arrived)."""
-    m, r = messages_table, recipients_table
-    newest = (
-        await session.execute(
-            select(func.max(m.c.id)).where(
-                r.c.conversation_id == conversation.id, r.c.message_id == m.c.id
-            )
-        )
-    ).scalar()
+    newest = await _newest(session, conversation)
     behind = newest is not None and (conversation.read_up_to_id or "") < newest
     return behind or conversation.unread_count > 0
 
@@ -484,7 +489,7 @@ async def mark_read(
         locked = locked.with_for_update()
     conversation = (await session.execute(locked)).scalar_one()
     await session.refresh(conversation)
-    in_thread = and_(r.c.conversation_id == conversation.id, r.c.message_id == m.c.id)
+    in_thread = _in_thread(conversation)
     if up_to is not None:
         if not is_id(up_to):
             raise not_found("message")
@@ -492,7 +497,7 @@ async def mark_read(
         if member.first() is None:
             raise not_found("message")
     else:
-        up_to = (await session.execute(select(func.max(m.c.id)).where(in_thread))).scalar()
+        up_to = await _newest(session, conversation)
     if up_to is not None and (conversation.read_up_to_id or "") < up_to:
         conversation.read_up_to_id = up_to
     unread = await session.execute(
