@@ -115,6 +115,38 @@ async def test_sends_that_fit_together_are_debited_and_one_that_does_not_is_refu
         assert sorted(len(m["recipients"]) for m in listed) == [2, 4, 4]
 
 
+async def test_an_account_past_its_quota_holds_back_no_other_accounts_sends(tiny_app) -> None:
+    """Two accounts' sends share the writer's batches: one account's 15 sends with 10 left
+    take some batch past its quota, whose sends are then debited one at a time. The other
+    account's sends all land, its send to an opted-out number included (that recipient free),
+    and both accounts' period and day counters count exactly what was accepted."""
+    async with _account(tiny_app) as (client_a, auth_a), _account(tiny_app) as (client_b, auth_b):
+        opted = "+5215511112222"
+        added = await client_b.post("/api/opt-outs", json={"phoneNumber": opted}, headers=auth_b)
+        assert added.status_code == 201
+        sends_a = [_send(client_a, auth_a, message=f"a{i}") for i in range(15)]
+        sends_b = [_send(client_b, auth_b, message=f"b{i}") for i in range(5)]
+        sends_b.append(_send(client_b, auth_b, phoneNumbers=["+5215555555555", opted]))
+        interleaved = [send for pair in zip(sends_a, sends_b, strict=False) for send in pair]
+        results = await asyncio.gather(*interleaved, *sends_a[len(sends_b) :])
+        # a0, b0, ... a5, b5, then a6 ... a14
+        statuses_a = sorted(r.status_code for r in results[0:12:2] + results[12:])
+        statuses_b = sorted(r.status_code for r in results[1:12:2])
+        assert statuses_a == [202] * 10 + [402] * 5
+        assert statuses_b == [202] * 6
+        today = clock.now().date().isoformat()
+        for client, auth, used in ((client_a, auth_a, 10), (client_b, auth_b, 6)):
+            billing = (await client.get("/api/billing", headers=auth)).json()
+            assert billing["usage"]["messages"] == used
+            days = await client.get(
+                "/api/billing/usage", params={"from": today, "to": today}, headers=auth
+            )
+            assert days.json()["data"][0]["messages"] == used
+        listed = (await client_b.get("/api/v1/messages?limit=100", headers=auth_b)).json()
+        states = sorted(r["state"] for m in listed["data"] for r in m["recipients"])
+        assert states == ["failed"] + ["processing"] * 6
+
+
 async def test_replays_are_not_counted_and_multi_recipient_sends(tiny_app) -> None:
     async with _account(tiny_app) as (client, auth):
         first = await _send(
