@@ -15,8 +15,8 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
@@ -30,8 +30,10 @@ from smsgate import observe
 from smsgate.accounts.models import Account
 from smsgate.billing import usage
 from smsgate.billing.usage import Quota
+from smsgate.config import Settings
 from smsgate.conversations import service as conversations
 from smsgate.conversations.models import OptOut
+from smsgate.conversations.service import Joining
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.batching import Batcher
@@ -72,6 +74,7 @@ class Stored:
     created: bool
     row: Row
     recipients: Sequence[Row]
+    joined: bool = False  # its recipients are in their threads already (the writer process)
 
 
 class SendWriter:
@@ -82,11 +85,11 @@ class SendWriter:
         if database.dialect == "sqlite":
             path = database.engine.url.database
             assert path, "the writer needs an SQLite file, not an in-memory database"
-            self._process = WriterProcess(_serve_sqlite, path)
+            self._process = WriterProcess(_serve_sqlite, (path, database.settings))
         elif database.dialect == "postgresql":
             settings = database.settings
             self._process = WriterProcess(
-                _serve_postgresql, (asyncpg_dsn(settings), settings.database_schema)
+                _serve_postgresql, (asyncpg_dsn(settings), settings.database_schema, settings)
             )
         self._batcher: Batcher[PreparedMessage, Stored | ApiError] = Batcher(
             self._write,
@@ -110,34 +113,20 @@ class SendWriter:
 
     async def _join_threads(self, results: Sequence[Stored | ApiError]) -> None:
         """New messages pinned to a device join their conversations before they are answered
-        (the line is known), all of a batch in one transaction. The messages are committed
-        already: if this fails they are answered all the same, and join their threads when
-        the phone takes them (messages/dispatch.py)."""
-        by_device: dict[str, list[conversations.Joining]] = {}
-        for result in results:
-            if not (isinstance(result, Stored) and result.created and result.row["device_id"]):
-                continue
-            message = result.row
-            by_device.setdefault(message["device_id"], []).extend(
-                conversations.sent(
-                    recipient_id=recipient["id"],
-                    phone_number=recipient["phone_number"],
-                    message_id=message["id"],
-                    account_id=message["account_id"],
-                    channel=message["channel"],
-                    sim_number=message["sim_number"],
-                    content=message["content"],
-                    created_at=message["created_at"],
-                )
-                for recipient in result.recipients
-                if recipient["conversation_id"] is None
-            )
+        (the line is known). The writer process joins those it wrote, after their commit
+        (`_Joiner`); this joins the rest (sends the SQLAlchemy path wrote, a batch whose
+        writer process died, or a join that failed there), all of a batch in one transaction.
+        The messages are committed already: if this fails they are answered all the same, and
+        join their threads when the phone takes them (messages/dispatch.py)."""
+        by_device = _joinings(
+            (result.row, result.recipients)
+            for result in results
+            if isinstance(result, Stored) and result.created and not result.joined
+        )
         if not by_device:
             return
         try:
-            async with self._database.transaction() as session:
-                for device_id, joinings in by_device.items():
-                    await conversations.join(session, device_id, joinings)
+            await _join(self._database, by_device)
         except Exception:
             joining = sum(len(joinings) for joinings in by_device.values())
             log.exception("joining %d recipients to their threads failed", joining)
@@ -163,6 +152,8 @@ class SendWriter:
             except WriterDied:
                 log.error("the send writer process died with a batch in hand; checking it")
                 done = await self._committed(batch)
+            if done.join_error:
+                log.warning("the send writer process could not join threads: %s", done.join_error)
             if done.deferred:
                 # Sends that touch the opt-out list are rare: they take the SQLAlchemy path,
                 # which also writes their events in the same transaction.
@@ -184,7 +175,8 @@ class SendWriter:
                 results.append(usage.exceeded(quota, done.rejected[message_id]))
                 continue
             if message_id in done.created:
-                results.append(Stored(True, prepared.message, prepared.recipients))
+                joined = message_id in done.joined
+                results.append(Stored(True, prepared.message, prepared.recipients, joined))
                 continue
             key = (prepared.message["account_id"], prepared.message["external_id"])
             if key not in done.originals:  # the original was deleted meanwhile: a retry will do
@@ -196,22 +188,35 @@ class SendWriter:
         return results
 
 
-def _serve_sqlite(connection: Connection, path: str) -> None:
-    """The writer process's loop (SQLite): each batch in one transaction on its own connection."""
+def _serve_sqlite(connection: Connection, config: tuple[str, Settings]) -> None:
+    """The writer process's loop (SQLite): each batch in one transaction on its own connection,
+    then its pinned messages' threads (`_Joiner`)."""
+    path, settings = config
     codecs = _SqliteCodecs(SQLiteDialect_aiosqlite())
     sqlite = RawSqlite(path)
+    loop = asyncio.new_event_loop()
+    joiner = _Joiner(settings)
+
+    def write(batch: list[PreparedMessage]) -> _Done:
+        done = sqlite.transaction(partial(_write_sqlite, codecs, batch))
+        loop.run_until_complete(joiner.join(batch, done))
+        return done
+
     try:
-        answer(connection, lambda batch: sqlite.transaction(partial(_write_sqlite, codecs, batch)))
+        answer(connection, write)
     finally:
         sqlite.close()
+        loop.run_until_complete(joiner.close())
+        loop.close()
 
 
-def _serve_postgresql(connection: Connection, config: tuple[str, str]) -> None:
+def _serve_postgresql(connection: Connection, config: tuple[str, str, Settings]) -> None:
     """The writer process's loop (PostgreSQL): each batch in one transaction on a connection it
-    keeps (opened again after any error)."""
-    dsn, schema = config
+    keeps (opened again after any error), then its pinned messages' threads (`_Joiner`)."""
+    dsn, schema, settings = config
     loop = asyncio.new_event_loop()
     kept: Any = None
+    joiner = _Joiner(settings)
 
     async def write(batch: list[PreparedMessage]) -> _Done:
         nonlocal kept
@@ -226,19 +231,82 @@ def _serve_postgresql(connection: Connection, config: tuple[str, str]) -> None:
                 )
             try:
                 async with kept.transaction():
-                    return await _write_postgresql(kept, batch)
+                    done = await _write_postgresql(kept, batch)
             except BaseException:
                 broken, kept = kept, None
                 with contextlib.suppress(Exception):
                     await broken.close(timeout=5)
                 raise
+        await joiner.join(batch, done)
+        return done
 
     try:
         answer(connection, lambda batch: loop.run_until_complete(write(batch)))
     finally:
         if kept is not None:
             loop.run_until_complete(kept.close())
+        loop.run_until_complete(joiner.close())
         loop.close()
+
+
+class _Joiner:
+    """The writer process joins the threads of the pinned messages it has just committed, in a
+    transaction of its own on a SQLAlchemy connection of its own (conversations.join, as
+    everywhere else), before it answers: in the API process the join cost more of the event
+    loop than the rest of a send. A failure is reported in the answer, and the API process
+    then joins those messages itself (SendWriter._join_threads)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._database: Database | None = None
+
+    async def join(self, batch: list[PreparedMessage], done: _Done) -> None:
+        by_device = _joinings(
+            (p.message, p.recipients) for p in batch if p.message["id"] in done.created
+        )
+        if not by_device:
+            return
+        if self._database is None:  # made in the loop it runs in
+            self._database = Database(self._settings)
+        try:
+            await _join(self._database, by_device)
+        except Exception as exc:
+            done.join_error = f"{type(exc).__name__}: {exc}"
+            return
+        done.joined = {j.message_id for joinings in by_device.values() for j in joinings}
+
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.dispose()
+
+
+def _joinings(stored: Iterable[tuple[Row, Sequence[Row]]]) -> dict[str, list[Joining]]:
+    """By device: the recipients of new messages pinned to one, as they join their threads."""
+    by_device: dict[str, list[Joining]] = {}
+    for message, recipients in stored:
+        if not message["device_id"]:
+            continue
+        by_device.setdefault(message["device_id"], []).extend(
+            conversations.sent(
+                recipient_id=recipient["id"],
+                phone_number=recipient["phone_number"],
+                message_id=message["id"],
+                account_id=message["account_id"],
+                channel=message["channel"],
+                sim_number=message["sim_number"],
+                content=message["content"],
+                created_at=message["created_at"],
+            )
+            for recipient in recipients
+            if recipient["conversation_id"] is None
+        )
+    return by_device
+
+
+async def _join(database: Database, by_device: dict[str, list[Joining]]) -> None:
+    async with database.transaction() as session:
+        for device_id, joinings in by_device.items():
+            await conversations.join(session, device_id, joinings)
 
 
 _Originals = dict[tuple[str, str], tuple[Row, list[Row]]]
@@ -252,6 +320,8 @@ class _Done:
     originals: _Originals
     deferred: list[PreparedMessage]
     rejected: dict[str, int]  # message id -> quota used when it was refused
+    joined: set[str] = field(default_factory=set)  # pinned messages the writer process joined
+    join_error: str = ""  # why it could not join them
 
     def merge(self, other: _Done) -> None:
         self.created |= other.created

@@ -17,9 +17,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from smsgate.accounts.service import Principal
 from smsgate.messages.schemas import SendRequest
 from smsgate.messages.service import prepare_message
-from smsgate.messages.writer import WRITER_APPLICATION_NAME, SendWriter
+from smsgate.messages.writer import (
+    WRITER_APPLICATION_NAME,
+    SendWriter,
+    _serve_postgresql,
+    _serve_sqlite,
+)
 from smsgate.messages.writerproc import WriterProcess
+from smsgate.storage.db import asyncpg_dsn
 from smsgate.storage.rawsqlite import RawSqlite
+from tests.factories import add_device
 from tests.serving import free_port
 
 
@@ -214,14 +221,57 @@ async def test_a_batch_committed_by_a_writer_that_died_is_answered_once(app, mak
 async def test_an_unreachable_postgresql_is_a_503_kind_of_error(app, make_user) -> None:
     """The writer process's failures to connect surface as OperationalError, which the API
     answers with 503 and Retry-After (not a 500)."""
-    from smsgate.messages.writer import _serve_postgresql
-
     user = await make_user()
     writer = SendWriter(app.state.db)
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
-    writer._process = WriterProcess(_serve_postgresql, (nowhere, ""))
+    writer._process = WriterProcess(_serve_postgresql, (nowhere, "", app.state.db.settings))
     try:
         with pytest.raises(OperationalError):
             await writer.store(prepare_message(user.account_id, "MX", _request()))
     finally:
         await writer.close()
+
+
+async def test_pinned_sends_are_in_their_threads_when_answered(app, make_user, tmp_path) -> None:
+    """The writer process joins the pinned sends it wrote to their threads, after their batch
+    commits and before it answers. Where it cannot (here its join's database is gone), the API
+    process joins them instead: either way every recipient is in its thread when answered."""
+    user = await make_user()
+    device_id = await add_device(app, user.account_id)
+    settings = app.state.db.settings
+    gone = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/no/db"})
+    for writer_joins in (True, False):
+        writer = SendWriter(app.state.db)
+        if not writer_joins:
+            if app.state.db.dialect == "sqlite":
+                config: tuple = (app.state.db.engine.url.database, gone)
+                writer._process = WriterProcess(_serve_sqlite, config)
+            else:
+                config = (asyncpg_dsn(settings), settings.database_schema, gone)
+                writer._process = WriterProcess(_serve_postgresql, config)
+        try:
+            sends = [
+                prepare_message(
+                    user.account_id,
+                    "MX",
+                    _request(deviceId=device_id, phoneNumbers=[f"+52155{writer_joins:d}555000{i}"]),
+                )
+                for i in range(3)
+            ]
+            stored = await asyncio.gather(*(writer.store(p) for p in sends))
+        finally:
+            await writer.close()
+        assert [s.created for s in stored] == [True] * 3
+        assert [s.joined for s in stored] == [writer_joins] * 3
+        async with app.state.db.engine.connect() as conn:
+            threads = (
+                await conn.execute(
+                    text(
+                        "SELECT r.phone_number, c.contact FROM message_recipients r "
+                        "JOIN conversations c ON c.id = r.conversation_id "
+                        "WHERE r.message_id IN (:a, :b, :c)"
+                    ),
+                    dict(zip("abc", (p.message["id"] for p in sends), strict=True)),
+                )
+            ).all()
+        assert sorted(threads) == sorted((p.recipients[0]["phone_number"],) * 2 for p in sends)
