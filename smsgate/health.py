@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,14 @@ router = APIRouter()
 PING_TIMEOUT_SECONDS = 3.0
 
 
-async def _database_state(request: Request) -> tuple[bool, str | None]:
+@dataclass(frozen=True)
+class _DatabaseState:
+    reachable: bool
+    revision: str | None = None
+    error: str | None = None  # why it was not reached: a timeout tells "busy" from "down"
+
+
+async def _database_state(request: Request) -> _DatabaseState:
     database: Database = request.app.state.db
     try:
         async with asyncio.timeout(PING_TIMEOUT_SECONDS):
@@ -24,25 +32,39 @@ async def _database_state(request: Request) -> tuple[bool, str | None]:
             # writer (and call the database unreachable) nor hold one up
             async with database.read_engine.connect() as conn:
                 revision = await conn.run_sync(current_revision)
-        return True, revision
-    except Exception:  # any failure to reach the database means "not ready", never a 500
-        return False, None
+        return _DatabaseState(True, revision)
+    except TimeoutError:
+        # every connection of the pool busy, or a server that accepts but does not answer
+        error = f"no answer within {PING_TIMEOUT_SECONDS:g} s: busy, or not answering"
+        return _DatabaseState(False, error=error)
+    except Exception as exc:  # any failure to reach the database means "not ready", never a 500
+        # the error's kind, not its text (which may name hosts and users): this route is public
+        return _DatabaseState(False, error=f"cannot connect ({_kind(exc)})")
+
+
+def _kind(exc: BaseException) -> str:
+    """The driver's own error under SQLAlchemy's wrapper, by class name."""
+    original = getattr(exc, "orig", None) or exc.__cause__ or exc
+    return type(original).__name__
 
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    reachable, revision = await _database_state(request)
-    body: dict[str, Any] = {
-        "status": "ok" if reachable else "unavailable",
-        "version": __version__,
-        "database": {
-            "reachable": reachable,
-            "dialect": request.app.state.db.dialect,
-            "revision": revision,
-        },
+    state = await _database_state(request)
+    database: dict[str, Any] = {
+        "reachable": state.reachable,
+        "dialect": request.app.state.db.dialect,
+        "revision": state.revision,
     }
-    headers = {} if reachable else {"Retry-After": "5"}
-    return JSONResponse(body, status_code=200 if reachable else 503, headers=headers)
+    if state.error:
+        database["error"] = state.error
+    body: dict[str, Any] = {
+        "status": "ok" if state.reachable else "unavailable",
+        "version": __version__,
+        "database": database,
+    }
+    headers = {} if state.reachable else {"Retry-After": "5"}
+    return JSONResponse(body, status_code=200 if state.reachable else 503, headers=headers)
 
 
 @router.get("/health/live")
@@ -52,14 +74,14 @@ async def live() -> dict[str, str]:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> JSONResponse:
-    reachable, revision = await _database_state(request)
+    state = await _database_state(request)
     head = request.app.state.schema_head
-    if not reachable:
-        body = {"status": "unavailable", "reason": "the database is unreachable"}
-    elif revision != head:
+    if not state.reachable:
+        body = {"status": "unavailable", "reason": f"the database: {state.error}"}
+    elif state.revision != head:
         body = {
             "status": "unavailable",
-            "reason": f"the database schema is at {revision}, this server needs {head}; "
+            "reason": f"the database schema is at {state.revision}, this server needs {head}; "
             "run smsgate migrate",
         }
     else:

@@ -27,7 +27,10 @@ async def test_unreachable_database_answers_503(tmp_path) -> None:
             health = await client.get("/health")
             assert health.status_code == 503 and health.headers["Retry-After"]
             assert health.json()["database"]["reachable"] is False
-            assert (await client.get("/health/ready")).status_code == 503
+            assert health.json()["database"]["error"] == "cannot connect (ConnectionRefusedError)"
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["reason"] == "the database: cannot connect (ConnectionRefusedError)"
             assert (await client.get("/health/live")).status_code == 200
             for method, path, body in (
                 ("POST", "/api/auth/login", {"email": "a@example.com", "password": PASSWORD}),

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from smsgate import __version__
+from smsgate import __version__, health
 from tests.factories import PASSWORD, unique_email
 from tests.serving import free_port, running_server, server_env
 
@@ -26,6 +27,27 @@ async def test_health_endpoints(client, settings) -> None:
     assert body["database"]["dialect"] == ("sqlite" if settings.is_sqlite else "postgresql")
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     assert (await client.get("/health/ready")).json() == {"status": "ok"}
+
+
+async def test_a_database_too_busy_to_answer_is_not_called_unreachable(
+    app, client, monkeypatch
+) -> None:
+    """A probe that gets no answer in time says so (busy, or not answering), rather than that
+    the database cannot be reached: an operator looks for a long transaction, not a network."""
+    monkeypatch.setattr(health, "PING_TIMEOUT_SECONDS", 0.3)
+    # on SQLite, holding the pool's one connection is enough: the probe waits for it
+    async with app.state.db.engine.connect() as held:
+        if app.state.db.dialect == "postgresql":  # the probe's read waits for the lock
+            await held.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+        answered = await client.get("/health")
+        ready = await client.get("/health/ready")
+    assert answered.status_code == 503 and answered.headers["Retry-After"] == "5"
+    database = answered.json()["database"]
+    assert database["reachable"] is False
+    assert database["error"] == "no answer within 0.3 s: busy, or not answering"
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == "the database: no answer within 0.3 s: busy, or not answering"
+    assert (await client.get("/health")).json()["database"]["reachable"] is True
 
 
 def _two_requests_apart(port: int, idle: float) -> tuple[int, int]:
