@@ -17,7 +17,12 @@ from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import new_id
 from smsgate.messages import attachments, states
-from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.models import (
+    history_row,
+    history_table,
+    messages_table,
+    recipients_table,
+)
 from smsgate.storage.db import insert_ignoring_conflicts
 from smsgate.webhooks.events import NewEvent, emit, inbound_type
 
@@ -105,16 +110,14 @@ async def record(
     )
     if channel == "sms" and settings is not None:
         await conversations.apply_keywords(session, device.account_id, number, content, settings)
-    await session.execute(
-        insert(history_table).values(
-            id=new_id(),
-            account_id=device.account_id,
-            message_id=message_id,
-            state=states.RECEIVED,
-            created_at=received_at or now,
-            details={"deviceId": device.id},
-        )
+    received = history_row(
+        device.account_id,
+        message_id,
+        states.RECEIVED,
+        received_at or now,
+        details={"deviceId": device.id},
     )
+    await session.execute(insert(history_table).values(received))
     payload: dict[str, Any] = {
         "messageId": message_id,
         "phoneNumber": number,
