@@ -199,7 +199,8 @@ def _serve_sqlite(connection: Connection, config: tuple[str, Settings]) -> None:
 
     def write(batch: list[PreparedMessage]) -> _Done:
         done = sqlite.transaction(partial(_write_sqlite, codecs, batch))
-        loop.run_until_complete(joiner.join(batch, done))
+        if pinned := joiner.pinned(batch, done):  # most batches: no event loop turned
+            loop.run_until_complete(joiner.join(pinned, done))
         return done
 
     try:
@@ -237,7 +238,8 @@ def _serve_postgresql(connection: Connection, config: tuple[str, str, Settings])
                 with contextlib.suppress(Exception):
                     await broken.close(timeout=5)
                 raise
-        await joiner.join(batch, done)
+        if pinned := joiner.pinned(batch, done):
+            await joiner.join(pinned, done)
         return done
 
     try:
@@ -260,12 +262,15 @@ class _Joiner:
         self._settings = settings
         self._database: Database | None = None
 
-    async def join(self, batch: list[PreparedMessage], done: _Done) -> None:
-        by_device = _joinings(
+    @staticmethod
+    def pinned(batch: list[PreparedMessage], done: _Done) -> dict[str, list[Joining]]:
+        """By device, the recipients of the batch's new messages pinned to one."""
+        return _joinings(
             (p.message, p.recipients) for p in batch if p.message["id"] in done.created
         )
-        if not by_device:
-            return
+
+    async def join(self, by_device: dict[str, list[Joining]], done: _Done) -> None:
+        """Join them (`pinned`'s answer), recording in `done` what was joined or why not."""
         if self._database is None:  # made in the loop it runs in
             self._database = Database(self._settings)
         try:
