@@ -48,6 +48,35 @@ UNSTORABLE_TEXT = (
 )
 
 
+# PostgreSQL's SQLSTATEs of a server that cannot serve now, though the request was fine: any
+# connection exception (class 08), shutting down or starting up (57P01-57P03), too many
+# connections (53300); 53100 is a full disk
+_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
+_DISK_FULL = "53100"
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+STORAGE_FULL = "the server's storage is full; nothing was saved. Retry later"
+UNAVAILABLE = "the database is unavailable; retry shortly"
+
+
+def database_fault(exc: BaseException) -> tuple[str, str] | None:
+    """(message, code) when a database error says the server cannot serve now (a 503) rather
+    than that the request was wrong; logged by name. None for any other error."""
+    orig = getattr(exc, "orig", None) or exc
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    if state == _DISK_FULL or getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        log.error("storage full: %s", orig)
+        return STORAGE_FULL, "storage_full"
+    if (
+        state in _UNAVAILABLE
+        or state.startswith("08")
+        or isinstance(exc, OperationalError)
+        or getattr(exc, "connection_invalidated", False)
+    ):
+        log.error("database unavailable: %s", orig)
+        return UNAVAILABLE, "service_unavailable"
+    return None
+
+
 def bad_request(message: str, code: str = "validation_error", field: str | None = None) -> ApiError:
     return ApiError(400, message, code, extra={"field": field} if field else None)
 
@@ -174,42 +203,32 @@ def install_error_handlers(app: FastAPI) -> None:
         return _answer(request, body, exc.status_code, exc.headers)
 
     @app.exception_handler(DBAPIError)
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            log.error("database unavailable: %s", exc.orig)
-            return JSONResponse(
-                error_body("the database is unavailable; retry shortly", "service_unavailable"),
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
+    async def _db_error(request: Request, exc: DBAPIError) -> Response:
+        fault = database_fault(exc)
+        if fault is not None:
+            return _answer(request, error_body(*fault), 503, {"Retry-After": "5"})
         if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE:
             # PostgreSQL cannot store some characters (NUL) in text, wherever they came from
             # (bodies are checked before; a query or path parameter may still carry one)
-            return JSONResponse(error_body(UNSTORABLE_TEXT, "validation_error"), status_code=400)
+            return _answer(request, error_body(UNSTORABLE_TEXT, "validation_error"), 400)
         log.exception("database error", exc_info=exc)
-        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
+        return _answer(request, error_body("internal error", "internal_error"), 500)
 
     @app.exception_handler(OSError)
-    async def _unreachable(_: Request, exc: OSError) -> JSONResponse:
+    async def _unreachable(request: Request, exc: OSError) -> Response:
         # A refused or timed-out connection (the database is down) surfaces as a plain OSError.
         log.error("dependency unreachable: %s", exc)
-        return JSONResponse(
-            error_body(
-                "the database or another service this server needs is unreachable; retry shortly",
-                "service_unavailable",
-            ),
-            status_code=503,
-            headers={"Retry-After": "5"},
+        body = error_body(
+            "the database or another service this server needs is unreachable; retry shortly",
+            "service_unavailable",
         )
+        return _answer(request, body, 503, {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         # Starlette answers a crash from outside every middleware, ours too: the request's id,
         # which its log lines carry, is added here, so the user can quote it
         rid = request.scope.get(logs.SCOPE_KEY)
-        return JSONResponse(
-            error_body("internal error", "internal_error"),
-            status_code=500,
-            headers={"X-Request-ID": rid} if rid else None,
-        )
+        body = error_body("internal error", "internal_error")
+        return _answer(request, body, 500, {"X-Request-ID": rid} if rid else None)
