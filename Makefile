@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
 	@echo "make test    run the test suite (SQLite; PostgreSQL with SMSGATE_TEST_DATABASE_URL)"
-	@echo "make sdk-test  the official Python SDK's own live tests against a fresh server"
+	@echo "make sdk-test  both official SDKs against a live server (PyPI: its own live tests; npm)"
 	@echo "make screenshots  the browser test, saving every page into docs/screenshots/"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make format  ruff format + autofix"
@@ -33,6 +33,7 @@ test: $(STAMP)
 
 sdk-test: $(STAMP)
 	$(BIN)/python tests/sdk_live.py
+	$(BIN)/python -m pytest -ra tests/compat/test_js_sdk.py
 
 screenshots: $(STAMP)
 	SMSGATE_TEST_SCREENSHOTS=1 $(BIN)/python -m pytest tests/dashboard/test_browser.py

@@ -24,8 +24,8 @@ class _DatabaseState:
     error: str | None = None  # why it was not reached: a timeout tells "busy" from "down"
 
 
-async def _database_state(request: Request) -> _DatabaseState:
-    database: Database = request.app.state.db
+async def database_state(database: Database) -> _DatabaseState:
+    """The database probe every health answer uses (ours and the third-party API's)."""
     try:
         async with asyncio.timeout(PING_TIMEOUT_SECONDS):
             # reads without SQLite's write lock: a probe must neither wait behind a busy
@@ -50,7 +50,7 @@ def _kind(exc: BaseException) -> str:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    state = await _database_state(request)
+    state = await database_state(request.app.state.db)
     database: dict[str, Any] = {
         "reachable": state.reachable,
         "dialect": request.app.state.db.dialect,
@@ -74,7 +74,7 @@ async def live() -> dict[str, str]:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> JSONResponse:
-    state = await _database_state(request)
+    state = await database_state(request.app.state.db)
     head = request.app.state.schema_head
     if not state.reachable:
         body = {"status": "unavailable", "reason": f"the database: {state.error}"}

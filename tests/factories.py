@@ -46,10 +46,12 @@ def new_client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
-async def signup(app: FastAPI, *, with_key: bool = True, email: str | None = None) -> User:
+async def signup(
+    app: FastAPI, *, with_key: bool = True, email: str | None = None, password: str = PASSWORD
+) -> User:
     client = new_client(app)
     email = email or unique_email()
-    resp = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
+    resp = await client.post("/api/auth/signup", json={"email": email, "password": password})
     assert resp.status_code == 201, resp.text
     body = resp.json()
     user = User(client, body["account"]["id"], email, body["csrfToken"])

@@ -103,12 +103,19 @@ def running_server(
 
 
 @asynccontextmanager
-async def serving_asgi(app: Any, port: int | None = None) -> AsyncIterator[int]:
+async def serving_asgi(
+    app: Any, port: int | None = None, tls: Path | None = None
+) -> AsyncIterator[int]:
     """Serve a small ASGI app (a receiver, a fake API) on loopback in this event loop; yields
-    its port."""
+    its port. With `tls`, a folder holding cert.pem and key.pem, over HTTPS."""
     port = port or free_port()
+    certificate = (
+        {"ssl_certfile": str(tls / "cert.pem"), "ssl_keyfile": str(tls / "key.pem")} if tls else {}
+    )
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **certificate
+        )
     )
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:

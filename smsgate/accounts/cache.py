@@ -138,3 +138,13 @@ class CredentialCache:
 
 # One per process: revocations committed here clear it at once; other processes within `ttl`.
 credentials = CredentialCache()
+# Basic email:password credentials (the third-party API): the same `ttl`, so a changed password,
+# plan or allowed country is seen within it everywhere; argon2 is not paid again on each reload
+# (accounts.service.principal_from_password remembers which password matched which hash).
+passwords = CredentialCache()
+
+
+def forget_account(account_id: str) -> None:
+    """Drop every cached credential of an account, of every kind (after a change commits)."""
+    credentials.forget_account(account_id)
+    passwords.forget_account(account_id)

@@ -11,8 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts import passwords, scopes, tokens
-from smsgate.accounts.cache import credentials
+from smsgate.accounts import cache, passwords, scopes, tokens
 from smsgate.accounts.models import (
     Account,
     ApiKey,
@@ -184,7 +183,7 @@ async def login(
 
 def _forget_cached(session: AsyncSession, account_id: str) -> None:
     """Once the revocation commits, stop honouring this account's cached credentials."""
-    after_commit(session, partial(credentials.forget_account, account_id))
+    after_commit(session, partial(cache.forget_account, account_id))
 
 
 async def end_session(session: AsyncSession, account_id: str, session_id: str) -> None:
@@ -520,6 +519,42 @@ async def _active_account(session: AsyncSession, account_id: str) -> Account:
     if account is None or account.suspended_at is not None:
         raise _unauthorized("this credential's account no longer exists or is suspended")
     return account
+
+
+# sha256 of "email:password" -> the password hash it was verified against. Reloading a Basic
+# credential (every cache ttl) then costs a read of the account, not another argon2 verification,
+# and a changed password (a new hash) is verified afresh, so the old one stops working at once.
+_verified: dict[str, str] = {}
+MAX_VERIFIED = 20_000
+
+
+async def principal_from_password(
+    session: AsyncSession, *, email: str, password: str, client: str, settings: Settings
+) -> Principal:
+    """The principal of a Basic email:password credential (the third-party API)."""
+    key = token_hash(f"{email}:{password}")
+    account = (
+        await session.execute(select(Account).where(Account.email == email.strip().lower()))
+    ).scalar()
+    if account is None or _verified.get(key) != account.password_hash:
+        account = await login(
+            session, email=email, password=password, client=client, settings=settings
+        )
+        if len(_verified) >= MAX_VERIFIED:
+            _verified.clear()
+        _verified[key] = account.password_hash
+    elif account.suspended_at is not None:
+        raise ApiError(403, "this account is suspended; contact the operator", "account_suspended")
+    return Principal(
+        account.id,
+        frozenset(scopes.ALL),
+        "session",
+        f"basic:{account.id}",
+        account.region,
+        plan=account.plan,
+        anchor=account.created_at,
+        countries=_countries(account),
+    )
 
 
 async def principal_from_key(session: AsyncSession, raw: str) -> Principal:

@@ -19,12 +19,16 @@ PREFIX_DIGITS_DROPPED = 2
 
 @lru_cache(maxsize=50_000)
 def classify(number: str) -> tuple[str, bool] | None:
-    """(country, whether premium-rate) of an E.164 number; None when it does not parse."""
+    """(country, whether premium-rate) of an E.164 number; None when it has no country: it does
+    not parse, or no country's numbering plan holds it (only a number kept as written, without
+    validation, can be either; it is sent as written, as the reference server does)."""
     found = phones.parsed(number)
     if found is None:
         return None
     parsed, kind = found
-    region = phonenumbers.region_code_for_number(parsed) or "unknown"
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None:
+        return None
     return region, kind == phonenumbers.PhoneNumberType.PREMIUM_RATE
 
 

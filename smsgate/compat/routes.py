@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -22,10 +24,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from smsgate import __version__
-from smsgate.accounts import scopes
+from smsgate.accounts import cache, scopes
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import current_principal
-from smsgate.accounts.cache import CredentialCache
 from smsgate.accounts.service import Principal
 from smsgate.compat import bodies
 from smsgate.config import Settings
@@ -33,6 +34,7 @@ from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
+from smsgate.health import database_state
 from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, serve_lean
@@ -71,15 +73,20 @@ SCOPES = {
     "webhooks:delete": scopes.WEBHOOKS,
     "tokens:manage": scopes.KEYS,
 }
-# Basic credentials are checked with argon2 (slow on purpose): a success is remembered a minute.
-basic_cache = CredentialCache(ttl=60.0)
 
 
 async def _basic_principal(request: Request, credential: str) -> Principal:
     try:
-        email, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raw = base64.b64decode(credential, validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise ApiError(401, "malformed Basic credentials", "unauthorized") from exc
+    try:
+        decoded = raw.decode()
+    except UnicodeDecodeError:
+        # RFC 7617 leaves the charset to the client: browsers and JavaScript's btoa (the npm
+        # SDK) send ISO-8859-1, which decodes any bytes
+        decoded = raw.decode("latin-1")
+    email, _, password = decoded.partition(":")
 
     async def load() -> Principal | None:
         database: Database = request.app.state.db
@@ -87,25 +94,16 @@ async def _basic_principal(request: Request, credential: str) -> Principal:
         client = request.client.host if request.client else "unknown"
         async with database.sessions() as session:
             try:
-                account = await accounts.login(
+                principal = await accounts.principal_from_password(
                     session, email=email, password=password, client=client, settings=settings
                 )
             except ApiError:
                 await session.commit()  # count the failure
                 raise
             await session.commit()
-        return Principal(
-            account.id,
-            frozenset(scopes.ALL),
-            "session",
-            f"basic:{account.id}",
-            account.region,
-            plan=account.plan,
-            anchor=account.created_at,
-            countries=accounts._countries(account),
-        )
+        return principal
 
-    principal = await basic_cache.get_or_load(credential, load)
+    principal = await cache.passwords.get_or_load(credential, load)
     assert principal is not None
     return principal
 
@@ -144,13 +142,8 @@ def _need(principal: Principal, their_scope: str) -> None:
 
 
 async def _health(request: Request) -> JSONResponse:
-    database: Database = request.app.state.db
     started = clock.now()
-    try:
-        await database.ping()
-        ok = True
-    except Exception:  # unreachable database: "fail", never a 500
-        ok = False
+    ok = (await database_state(request.app.state.db)).reachable  # bounded: never hangs
     took = int((clock.now() - started).total_seconds() * 1000)
     body = {
         "status": "pass" if ok else "fail",
@@ -457,17 +450,23 @@ def _device(device: Device) -> dict[str, Any]:
         "id": device.id,
         "name": device.name,
         "createdAt": clock.iso(device.created_at),
-        "updatedAt": clock.iso(device.last_seen_at or device.created_at),
-        "lastSeen": clock.iso(device.last_seen_at or device.created_at),
+        "updatedAt": clock.iso(device.last_seen_at or device.paired_at or device.created_at),
+        "lastSeen": clock.iso(device.last_seen_at or device.paired_at or device.created_at),
         "simCards": device.sim_cards or [],
     }
+
+
+def _phones(found: Sequence[Device]) -> list[Device]:
+    """The devices this API speaks of, as the reference has them: phones that registered (a
+    phone waiting to be paired has never been seen; a WhatsApp line has no phone settings)."""
+    return [d for d in found if d.type == "android" and d.paired_at is not None]
 
 
 @router.get("/devices")
 @router.get("/device", include_in_schema=False)
 async def list_devices(principal: Caller, session: ReadSession) -> list[dict[str, Any]]:
     _need(principal, "devices:list")
-    return [_device(d) for d in await devices.list_devices(session, principal.account_id)]
+    return [_device(d) for d in _phones(await devices.list_devices(session, principal.account_id))]
 
 
 @router.delete("/devices/{device_id}", status_code=204)
@@ -568,7 +567,7 @@ def _webhook_rows(hook: Webhook) -> list[dict[str, Any]]:
             "id": hook.client_id or hook.id,
             "url": hook.url,
             "event": event,
-            **({"deviceId": hook.device_id} if hook.device_id else {}),
+            "deviceId": hook.device_id,  # null when it serves every device, as the reference
         }
         for event in hook.events
         if event in WEBHOOK_EVENTS
@@ -771,11 +770,11 @@ LOG_PRIORITY = {"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERRO
 
 
 def log_number(log_id: str) -> int:
-    """A log entry's id as the reference API gives it: a number (its typed clients decode an
-    unsigned 64-bit integer), the same for the same entry on every call: 63 bits of a hash of
-    our id (two of the 1,000 entries an answer holds at most share one with a chance of about
-    5 in 10^14)."""
-    return int.from_bytes(hashlib.sha256(log_id.encode()).digest()[:8], "big") >> 1
+    """A log entry's id as the reference API gives it: a number, the same for the same entry on
+    every call: 53 bits of a hash of our id, so JavaScript's numbers (exact up to 2^53) read it
+    unchanged (two of the 1,000 entries an answer holds at most share one with a chance of
+    about 6 in 10^11)."""
+    return int.from_bytes(hashlib.sha256(log_id.encode()).digest()[:8], "big") >> 11
 
 
 @router.get("/logs")
@@ -799,7 +798,11 @@ async def logs(
             "message": entry.message,
             "priority": LOG_PRIORITY.get(entry.level, "INFO"),
             "module": entry.event,
-            "context": {"deviceId": entry.device_id, **(entry.details or {})},
+            # the reference's context maps names to strings
+            "context": {
+                key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                for key, value in {"deviceId": entry.device_id, **(entry.details or {})}.items()
+            },
         }
         for entry in entries
     ]
@@ -808,19 +811,26 @@ async def logs(
 # --- settings (one document for all the account's devices) -----------------------------------
 
 _FROM_APP = {pair: field for field, pair in device_settings.APP_KEYS.items()}
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 def _document_to_fields(document: dict[str, Any]) -> dict[str, Any]:
-    """Their `{section: {snake_key: value}}` onto our camelCase fields (unknown keys dropped;
-    `gateway` and `encryption` are never taken from this API)."""
+    """Their `{section: {key: value}}` onto our camelCase fields. A key may be written as the
+    reference writes it (`limit_period`) or as the JavaScript SDK's types do (`limitPeriod`).
+    Unknown keys are dropped; `gateway` and `encryption` are never taken from this API; a
+    document with no key this API changes is refused (replacing the settings with it would wipe
+    them)."""
     fields: dict[str, Any] = {}
     for section, keys in document.items():
         if section in ("gateway", "encryption") or not isinstance(keys, dict):
             continue
         for key, value in keys.items():
-            field = _FROM_APP.get((section, key))
+            field = _FROM_APP.get((section, _CAMEL.sub(r"_\1", key).lower()))
             if field is not None:
                 fields[field] = value
+    if not fields:
+        known = ", ".join(f"{section}.{key}" for section, key in device_settings.APP_KEYS.values())
+        raise bad_request(f"no setting this API changes was given; it changes {known}")
     return fields
 
 
@@ -850,7 +860,7 @@ async def _apply_settings(
         raise bad_request(f"invalid settings: {exc}".splitlines()[0]) from exc
     account.settings = {**(account.settings or {}), "deviceSettings": merged}
     hub: Hub = request.app.state.hub
-    for device in await devices.list_devices(session, principal.account_id):
+    for device in _phones(await devices.list_devices(session, principal.account_id)):
         device.settings = dict(merged)
         hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
     await session.flush()

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts import cache
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
-from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import get_account
 from smsgate.conversations import service
 from smsgate.errors import bad_request
@@ -288,5 +288,5 @@ async def change_settings(session: AsyncSession, account: Any, body: AccountSett
         current["allowedCountries"] = sorted(set(chosen))
     account.settings = current
     await session.flush()
-    forget = partial(credentials.forget_account, account.id)
+    forget = partial(cache.forget_account, account.id)
     after_commit(session, forget)  # the send path reads these from the credential cache

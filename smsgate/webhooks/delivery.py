@@ -23,7 +23,7 @@ from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
 from smsgate.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
-from smsgate.webhooks import signing
+from smsgate.webhooks import appformat, signing
 from smsgate.webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
 from smsgate.webhooks.service import disable_for, secrets_of
 
@@ -123,9 +123,11 @@ async def _send(
         event=event.type,
         created_at=clock.iso(event.created_at) or "",
         timestamp=timestamp,
-        webhook_id=hook.id,
+        webhook_id=hook.client_id or hook.id,  # the id its owner registered it under
         device_id=event.device_id,
-        payload=event.payload,
+        payload=appformat.payload(event.type, event.payload)
+        if hook.format == "android"
+        else event.payload,
     )
     headers = signing.sign(
         hook.format,

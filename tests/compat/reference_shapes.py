@@ -116,7 +116,9 @@ WEBHOOK = obj(
     ("event", "url"),
     id=STRING,
     url=STRING,
-    deviceId=STRING,
+    # the document says string; the reference server writes null for a webhook of every device
+    # (its Go field is a *string), and the npm SDK's WebHook type requires the key
+    deviceId={"type": ["string", "null"]},
     event=one_of(
         "sms:received",
         "sms:data-received",

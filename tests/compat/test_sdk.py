@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from android_sms_gateway import AsyncAPIClient, Encryptor, domain
 from android_sms_gateway.enums import ProcessState
 
@@ -309,3 +310,84 @@ async def test_the_send_checks_its_query_after_the_caller(make_user, live_server
         assert anonymous.status_code == 401
         sent = await http.post(f"{base}/messages?skipPhoneValidation=yes", auth=auth, json=body)
         assert sent.status_code == 202, sent.text
+
+
+async def test_basic_credentials_see_password_and_country_changes_at_once(
+    make_user, live_server
+) -> None:
+    """Basic credentials were remembered a minute: the old password still worked (and minted
+    tokens) and a removed country was still sendable to after the change."""
+    from smsgate.accounts import cache
+
+    user = await make_user()
+    us_number = domain.Message(
+        phone_numbers=["+12025550143"], text_message=domain.TextMessage(text="hi")
+    )
+    async with _sdk(live_server, user) as client:
+        await client.send(us_number)
+        narrowed = await user.client.patch(
+            "/api/account/settings", json={"allowedCountries": ["MX"]}, headers=user.csrf_header
+        )
+        assert narrowed.status_code == 200
+        with pytest.raises(Exception, match="422"):
+            await client.send(us_number)
+    changed = await user.client.post(
+        "/api/auth/password",
+        json={"currentPassword": PASSWORD, "newPassword": "otra frase de paso larga"},
+        headers=user.csrf_header,
+    )
+    assert changed.status_code == 200, changed.text
+    base = f"{live_server}/api/3rdparty/v1"
+    async with httpx.AsyncClient(timeout=10) as http:
+        old = httpx.BasicAuth(user.email, PASSWORD)
+        assert (await http.get(f"{base}/devices", auth=old)).status_code == 401
+        # another process, whose cache this change did not clear, reloads the credential within
+        # its ttl: the remembered verification no longer matches the account's password
+        cache.passwords._entries.clear()
+        minted = await http.post(f"{base}/auth/token", auth=old, json={"scopes": ["devices:list"]})
+        assert minted.status_code == 401
+        new = httpx.BasicAuth(user.email, "otra frase de paso larga")
+        assert (await http.get(f"{base}/devices", auth=new)).status_code == 200
+
+
+async def test_settings_in_either_spelling_and_never_wiped_by_an_unknown_document(
+    make_user, live_server, graph
+) -> None:
+    from tests.whatsapp.test_cloud import cloud_line
+
+    user = await make_user()
+    line = await cloud_line(user, graph)
+    line_before = (await user.client.get(f"/api/devices/{line['id']}", headers=user.auth)).json()
+    async with httpx.AsyncClient(timeout=10) as http:
+        await pair_phone(user, http=http, base=live_server)
+        auth = httpx.BasicAuth(user.email, PASSWORD)
+        url = f"{live_server}/api/3rdparty/v1/settings"
+        put = await http.put(
+            url, auth=auth, json={"messages": {"limitPeriod": "PerHour", "limitValue": 7}}
+        )
+        assert put.status_code == 200, put.text
+        assert put.json()["messages"]["limit_period"] == "PerHour"  # the reference's spelling
+        for document in ({}, {"messages": {"limitPerod": "PerDay"}}, {"gateway": {"x": 1}}):
+            for method in ("PUT", "PATCH"):
+                refused = await http.request(method, url, auth=auth, json=document)
+                assert refused.status_code == 400, (method, document, refused.text)
+                assert "no setting this API changes" in refused.json()["message"]
+        kept = (await http.get(url, auth=auth)).json()
+        assert kept["messages"]["limit_period"] == "PerHour"
+        assert kept["messages"]["limit_value"] == 7
+    # the WhatsApp line's own settings are not phone settings: untouched
+    line_after = (await user.client.get(f"/api/devices/{line['id']}", headers=user.auth)).json()
+    assert line_after.get("settings") == line_before.get("settings")
+
+
+async def test_devices_are_the_phones_that_registered(make_user, app, live_server) -> None:
+    from tests.factories import add_device
+
+    user = await make_user()
+    await add_device(app, user.account_id, name="never paired")
+    async with httpx.AsyncClient(timeout=10) as http:
+        phone = await pair_phone(user, http=http, base=live_server)
+        async with _sdk(live_server, user) as client:
+            listed = await client.list_devices()
+    assert [d.id for d in listed] == [phone.device_id]
+    assert listed[0].last_seen is not None
