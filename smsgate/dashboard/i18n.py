@@ -93,6 +93,14 @@ TEXT: dict[str, dict[str, str]] = {
     "secret": {"es": "Secreto", "en": "Secret"},
     "enabled": {"es": "activo", "en": "enabled"},
     "disabled": {"es": "desactivado", "en": "disabled"},
+    "webhooks_disabled": {
+        "es": "Webhooks desactivados porque su receptor falló durante días. Sus eventos no se "
+        "pierden: se guardan y se envían en cuanto lo vuelvas a activar. Revisa el receptor y "
+        "actívalo en Webhooks.",
+        "en": "Webhooks disabled because their receiver failed for days. Their events are not "
+        "lost: they are kept and sent as soon as you enable it again. Check the receiver and "
+        "enable it under Webhooks.",
+    },
     "test": {"es": "Probar", "en": "Test"},
     "show_secret": {"es": "Ver secreto", "en": "Show secret"},
     "rotate": {"es": "Rotar secreto", "en": "Rotate secret"},

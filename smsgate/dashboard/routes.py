@@ -250,12 +250,14 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         ).all()
     )
     summary = await billing.summary(session, account, settings)
+    hooks = await webhooks.list_all(session, principal.account_id)
     return _page(
         request,
         "overview.html",
         principal,
         page="overview",
         title="Overview",
+        disabled_webhooks=sum(1 for h in hooks if not h.enabled),
         devices=counts,
         today=today,
         billing=summary,
@@ -681,6 +683,7 @@ async def _webhooks_page(
         page="webhooks",
         title="Webhooks",
         hooks=[webhooks.webhook_out(h) for h in hooks],
+        disabled_webhooks=sum(1 for h in hooks if not h.enabled),
         deliveries=recent,
         catalog=list(CATALOG),
         secret=secret,

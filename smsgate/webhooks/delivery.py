@@ -1,8 +1,19 @@
 """Delivering webhooks: claim due deliveries with a lease, POST them, record what happened.
 
 A delivery is claimed (lease of LEASE seconds, attempt counted) in one short transaction, sent
-outside any transaction, and its outcome recorded in another. A worker killed between the two
-leaves the lease to expire and the delivery to be sent again: at least once, at most twice.
+outside any transaction, and its outcome recorded in another as soon as it is known. A worker
+killed between the two leaves the lease to expire and the delivery to be sent again: at least
+once, at most twice.
+
+Fairness: at most PER_WEBHOOK requests are in flight to one webhook, and a claim skips the
+webhooks that have that many, so a receiver that hangs (each attempt is cut at the timeout, as
+a whole) holds back only its own deliveries, never another webhook's or another account's.
+
+A webhook that keeps failing is not given up on by a count of attempts: each delivery is
+retried on SCHEDULE (about five days), and the webhook is disabled only after it has failed
+for DISABLE_AFTER without a single success (or at once on 410 Gone). A disabled webhook's
+undelivered events, and those that happen while it is disabled, are held, not dropped, and sent
+when it is enabled again; the account's other webhooks get a `webhook:disabled` event.
 """
 
 from __future__ import annotations
@@ -11,16 +22,19 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
+from smsgate.kit.batching import Batcher
 from smsgate.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
 from smsgate.webhooks import appformat, signing
@@ -29,14 +43,15 @@ from smsgate.webhooks.service import disable_for, secrets_of
 
 log = logging.getLogger("smsgate.webhooks")
 
-# Seconds before attempt 2, 3, ...: about three days in all, then the delivery fails for good.
-SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000)
+# Seconds before attempt 2, 3, ...: about five days in all, then the delivery fails for good
+# (it stays listed, and can be retried or replayed).
+SCHEDULE = (5, 300, 1800, 7200, 18000, *(36000,) * 11)
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1
 LEASE = timedelta(seconds=60)
 BATCH = 200
-PER_WEBHOOK = 4  # concurrent requests to one endpoint: a slow receiver cannot starve others
-DISABLE_AFTER_FAILURES = 100  # consecutive failed attempts of one webhook
+PER_WEBHOOK = 4  # requests in flight to one endpoint at once
+DISABLE_AFTER = timedelta(days=5)  # of failing without one success
 MAX_RETRY_AFTER = 24 * 3600
 
 
@@ -69,17 +84,52 @@ async def _any_due(database: Database) -> bool:
         return found.first() is not None
 
 
-async def _claim(session: AsyncSession, limit: int, lease: timedelta = LEASE) -> list[Claimed]:
+async def _claim(
+    session: AsyncSession,
+    limit: int,
+    lease: timedelta = LEASE,
+    busy: dict[str, int] | None = None,
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries, oldest due first, at most PER_WEBHOOK of a webhook
+    counting those in flight (`busy`: webhook id -> requests in flight); a webhook that has
+    that many is not read at all."""
+    busy = busy or {}
     now = clock.now()
-    query = select(Delivery).where(*_due(now)).order_by(Delivery.next_attempt_at).limit(limit)
+    # each webhook's oldest due deliveries, as many as it has room for: one webhook's backlog
+    # cannot fill a claim while another's deliveries wait
+    full = [hook_id for hook_id, count in busy.items() if count >= PER_WEBHOOK]
+    rank = (
+        func.row_number()
+        .over(partition_by=Delivery.webhook_id, order_by=(Delivery.next_attempt_at, Delivery.id))
+        .label("rank")
+    )
+    ranked = select(Delivery.id, Delivery.webhook_id, Delivery.next_attempt_at, rank).where(
+        *_due(now)
+    )
+    if full:
+        ranked = ranked.where(Delivery.webhook_id.not_in(full))
+    inner = ranked.subquery()
+    candidates = (
+        await session.execute(
+            select(inner.c.id, inner.c.webhook_id)
+            .where(inner.c.rank <= PER_WEBHOOK)
+            .order_by(inner.c.next_attempt_at)
+        )
+    ).all()
+    taken: dict[str, int] = defaultdict(int)
+    chosen: list[str] = []
+    for delivery_id, hook_id in candidates:
+        if len(chosen) < limit and busy.get(hook_id, 0) + taken[hook_id] < PER_WEBHOOK:
+            taken[hook_id] += 1
+            chosen.append(delivery_id)
+    if not chosen:
+        return []
+    query = select(Delivery).where(Delivery.id.in_(chosen), *_due(now))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    due = list((await session.execute(query)).scalars())
+        query = query.with_for_update(skip_locked=True)  # another worker may have taken some
+    due = list((await session.execute(query.order_by(Delivery.next_attempt_at))).scalars())
     if not due:
         return []
-    for delivery in due:
-        delivery.lease_until = now + lease
-        delivery.attempts += 1
     events = {
         e.id: e
         for e in (
@@ -97,10 +147,11 @@ async def _claim(session: AsyncSession, limit: int, lease: timedelta = LEASE) ->
     claimed = []
     for delivery in due:
         hook = hooks[delivery.webhook_id]
-        if not hook.enabled:
-            delivery.status = "failed"
-            delivery.last_error = f"webhook disabled: {hook.disabled_reason or 'by its owner'}"
+        if not hook.enabled:  # disabled since it was queued: kept for when it is enabled
+            delivery.status = "held"
             continue
+        delivery.lease_until = now + lease
+        delivery.attempts += 1
         claimed.append(Claimed(delivery, events[delivery.event_id], hook))
     await session.flush()
     return claimed
@@ -112,9 +163,7 @@ class Result:
     outcome: safe_http.Outcome
 
 
-async def _send(
-    item: Claimed, client: httpx.AsyncClient, settings: Settings, gate: asyncio.Semaphore
-) -> Result:
+async def _send(item: Claimed, client: httpx.AsyncClient, settings: Settings) -> Result:
     hook, event = item.webhook, item.event
     timestamp = int(clock.now().timestamp())
     body = signing.body_for(
@@ -137,20 +186,26 @@ async def _send(
         timestamp=timestamp,
         secrets_=secrets_of(hook, settings),
     )
-    async with gate:
-        outcome = await safe_http.post(
-            client,
-            hook.url,
-            body,
-            headers,
-            allow_private=settings.webhooks_allow_private,
-            time_limit=settings.webhook_timeout_seconds,
-        )
+    limit = settings.webhook_timeout_seconds
+    started = clock.now()
+    try:
+        async with asyncio.timeout(limit):  # the whole attempt, however slowly it trickles
+            outcome = await safe_http.post(
+                client,
+                hook.url,
+                body,
+                headers,
+                allow_private=settings.webhooks_allow_private,
+                time_limit=limit,
+            )
+    except TimeoutError:
+        took = int((clock.now() - started).total_seconds() * 1000)
+        outcome = safe_http.Outcome(None, took, None, f"timed out after {limit:g} s", None)
     return Result(item, outcome)
 
 
 def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str | None, bool]:
-    """Apply one outcome; returns (reason to disable the webhook or None, succeeded)."""
+    """Apply one outcome; returns (reason to disable the webhook at once or None, succeeded)."""
     delivery = result.claimed.delivery
     outcome = result.outcome
     session.add(
@@ -182,7 +237,7 @@ def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str |
     else:
         delivery.last_error = outcome.error
     if status == 410:
-        delivery.status = "failed"
+        delivery.status = "held"
         return f"the receiver answered 410 Gone at {clock.iso(now)}", False
     if delivery.attempts >= MAX_ATTEMPTS:
         delivery.status = "failed"
@@ -194,67 +249,102 @@ def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str |
     return None, False
 
 
-async def deliver_due(
-    database: Database, client: httpx.AsyncClient, settings: Settings, limit: int = BATCH
-) -> int:
-    """One round: claim what is due, send it (bounded per endpoint), record the outcomes."""
-    if not await _any_due(database):
-        return 0
-    async with database.transaction() as session:
-        claimed = await _claim(session, limit, timedelta(seconds=settings.webhook_lease_seconds))
-    if not claimed:
-        return 0
-    gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_WEBHOOK))
-    results = await asyncio.gather(
-        *(_send(item, client, settings, gates[item.webhook.id]) for item in claimed)
-    )
+async def _apply(database: Database, results: list[Result]) -> list[None]:
+    """Record outcomes in one transaction (outcomes landing together share it: group commit),
+    with what they tell of their webhooks' health."""
     now = clock.now()
     async with database.transaction() as session:
-        failures: dict[str, int] = defaultdict(int)
-        successes: set[str] = set()
-        disable: dict[str, str] = {}
+        failed: dict[str, int] = defaultdict(int)
+        succeeded: set[str] = set()
+        gone: dict[str, str] = {}
+        delivered: dict[str, int] = defaultdict(int)
         for result in results:
             session.add(result.claimed.delivery)
             reason, ok = _record(session, result, now)
             hook_id = result.claimed.webhook.id
             if ok:
-                successes.add(hook_id)
-            else:
-                failures[hook_id] += 1
-            if reason:
-                disable[hook_id] = reason
-        delivered: dict[str, int] = defaultdict(int)
-        for result in results:
-            if result.claimed.delivery.status == "succeeded":
+                succeeded.add(hook_id)
                 delivered[result.claimed.delivery.account_id] += 1
-        await usage.anchors(session, delivered)  # the round's accounts not yet known, at once
+            else:
+                failed[hook_id] += 1
+            if reason:
+                gone[hook_id] = reason
+        await usage.anchors(session, delivered)
         for account_id, count in delivered.items():
             await usage.add(session, account_id, {"webhook_deliveries": count})
-        for hook_id in successes:
+        for hook_id in succeeded:
             await session.execute(
-                update(Webhook).where(Webhook.id == hook_id).values(consecutive_failures=0)
+                update(Webhook)
+                .where(Webhook.id == hook_id, Webhook.failing_since.is_not(None))
+                .values(consecutive_failures=0, failing_since=None)
             )
-        for hook_id, count in failures.items():
-            if hook_id in successes:
+        for hook_id, count in failed.items():
+            if hook_id in succeeded:
                 continue
             await session.execute(
                 update(Webhook)
                 .where(Webhook.id == hook_id)
-                .values(consecutive_failures=Webhook.consecutive_failures + count)
+                .values(
+                    consecutive_failures=Webhook.consecutive_failures + count,
+                    failing_since=func.coalesce(Webhook.failing_since, now),
+                )
             )
         await session.flush()
-        stale = await session.execute(
-            select(Webhook.id, Webhook.consecutive_failures).where(
-                Webhook.id.in_(list(failures)), Webhook.enabled.is_(True)
+        failing = (
+            await session.execute(
+                select(Webhook)
+                .where(Webhook.id.in_([h for h in failed if h not in succeeded]))
+                .where(Webhook.enabled.is_(True))
+                .execution_options(populate_existing=True)
             )
-        )
-        for hook_id, count in stale.all():
-            if count >= DISABLE_AFTER_FAILURES and hook_id not in disable:
-                disable[hook_id] = (
-                    f"{count} consecutive failed attempts; fix the receiver and enable it again"
+        ).scalars()
+        for hook in failing:
+            since = clock.as_utc(hook.failing_since) if hook.failing_since else now
+            if hook.id in gone:
+                await disable_for(session, hook, gone[hook.id])
+            elif now - since >= DISABLE_AFTER:
+                await disable_for(
+                    session,
+                    hook,
+                    f"no delivery succeeded since {clock.iso(since)} "
+                    f"({hook.consecutive_failures} failed attempts); its events are kept: fix "
+                    "the receiver and enable it again",
                 )
-        for hook_id, reason in disable.items():
-            await disable_for(session, hook_id, reason)
+    return [None] * len(results)
+
+
+async def _deliver(
+    client: httpx.AsyncClient, settings: Settings, recorder: Batcher[Result, None], item: Claimed
+) -> None:
+    await recorder.submit(await _send(item, client, settings))
+
+
+def _recorder(database: Database) -> Batcher[Result, None]:
+    return Batcher(partial(_apply, database), "smsgate-webhook-outcomes")
+
+
+async def _claim_due(
+    database: Database, settings: Settings, limit: int, busy: dict[str, int]
+) -> list[Claimed]:
+    if limit <= 0 or not await _any_due(database):
+        return []
+    async with database.transaction() as session:
+        return await _claim(session, limit, timedelta(seconds=settings.webhook_lease_seconds), busy)
+
+
+async def deliver_due(
+    database: Database, client: httpx.AsyncClient, settings: Settings, limit: int = BATCH
+) -> int:
+    """One round: claim what is due (at most PER_WEBHOOK of a webhook), send it, record the
+    outcomes as they arrive; returns how many were claimed."""
+    claimed = await _claim_due(database, settings, limit, {})
+    if not claimed:
+        return 0
+    recorder = _recorder(database)
+    try:
+        await asyncio.gather(*(_deliver(client, settings, recorder, item) for item in claimed))
+    finally:
+        await recorder.close()
     return len(claimed)
 
 
@@ -265,15 +355,58 @@ async def deliver_forever(
     idle: float = 0.25,
     stopping: asyncio.Event | None = None,
 ) -> None:
-    """Rounds back to back while there is work; until `stopping` is set (a round in flight
-    finishes and records its outcomes first)."""
-    while stopping is None or not stopping.is_set():
-        try:
-            sent = await deliver_due(database, client, settings)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("webhook delivery round failed")
-            sent = 0
-        if sent < BATCH:
-            await clock.wait(stopping, idle)
+    """Keep up to BATCH deliveries in flight, claiming more as soon as any lands, never more
+    than PER_WEBHOOK to one webhook; until `stopping` is set (the deliveries in flight finish
+    and record their outcomes first)."""
+    busy: dict[str, int] = defaultdict(int)
+    flying: set[asyncio.Task[None]] = set()
+    recorder = _recorder(database)
+
+    def landed(task: asyncio.Task[None], hook_id: str) -> None:
+        flying.discard(task)
+        busy[hook_id] -= 1
+        if busy[hook_id] <= 0:
+            del busy[hook_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery failed", exc_info=task.exception())
+
+    try:
+        while stopping is None or not stopping.is_set():
+            try:
+                claimed = await _claim_due(database, settings, BATCH - len(flying), dict(busy))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming webhook deliveries failed")
+                claimed = []
+            for item in claimed:
+                hook_id = item.webhook.id
+                busy[hook_id] += 1
+                task = asyncio.create_task(_deliver(client, settings, recorder, item))
+                flying.add(task)
+                task.add_done_callback(lambda t, h=hook_id: landed(t, h))  # type: ignore[misc]
+            if not claimed:
+                await _pause(stopping, idle, flying)
+    finally:
+        if flying:
+            await asyncio.gather(*flying, return_exceptions=True)
+        await recorder.close()
+
+
+async def _pause(
+    stopping: asyncio.Event | None, idle: float, flying: Collection[asyncio.Task[None]]
+) -> None:
+    """Wait `idle` seconds, less if a delivery in flight lands (its webhook may have more due)
+    or `stopping` is set."""
+    waits: set[asyncio.Future[object]] = set(flying)  # type: ignore[arg-type]
+    if stopping is not None:
+        waits.add(asyncio.ensure_future(stopping.wait()))
+    if not waits:
+        await asyncio.sleep(idle)
+        return
+    stop_wait = [w for w in waits if w not in flying]
+    try:
+        await asyncio.wait(waits, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in stop_wait:
+            waiting.cancel()

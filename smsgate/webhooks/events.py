@@ -33,6 +33,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "system:ping": ("a phone's periodic health ping (and the test button)", "{deviceId, health}"),
     "device:online": ("a device came online", _DEVICE),
     "device:offline": ("a device went silent past the offline window", _DEVICE),
+    "webhook:disabled": (
+        "another webhook of the account was disabled (failing for days, 410 Gone); its events "
+        "are held until it is enabled again",
+        "{webhookId, url, reason, failingSince, disabledAt}",
+    ),
 }
 
 events_table: Table = Event.__table__  # type: ignore[assignment]
@@ -43,10 +48,8 @@ _HOOKS = select(
     webhooks_table.c.account_id,
     webhooks_table.c.events,
     webhooks_table.c.device_id,
-).where(
-    webhooks_table.c.account_id.in_(bindparam("accounts", expanding=True)),
-    webhooks_table.c.enabled.is_(True),
-)
+    webhooks_table.c.enabled,
+).where(webhooks_table.c.account_id.in_(bindparam("accounts", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,15 @@ async def emit(session: AsyncSession | AsyncConnection, events: Sequence[NewEven
             "account_id": row["account_id"],
             "webhook_id": hook_id,
             "event_id": row["id"],
-            "status": "pending",
+            # a disabled webhook's events are kept for it, sent when it is enabled again
+            "status": "pending" if enabled else "held",
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
         }
         for row in rows
-        for hook_id, account_id, types, device_id in hooks
+        for hook_id, account_id, types, device_id, enabled in hooks
         if account_id == row["account_id"]
         and row["type"] in types
         and (device_id is None or device_id == row["device_id"])

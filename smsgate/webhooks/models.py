@@ -29,6 +29,8 @@ class Webhook(IdMixin, CreatedMixin, TenantMixin, Base):
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # the first failed attempt since the last success; None while it succeeds
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # an id the client chose (the compat API's webhooks are upserted by it)
     client_id: Mapped[str | None] = mapped_column(String(36), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
@@ -47,7 +49,8 @@ class Event(IdMixin, CreatedMixin, TenantMixin, Base):
 
 
 class Delivery(IdMixin, CreatedMixin, TenantMixin, Base):
-    """One event to one webhook, retried until it succeeds, fails for good, or is dropped."""
+    """One event to one webhook, retried until it succeeds or its retries run out; held (kept,
+    not sent) while its webhook is disabled, and sent again when the webhook is enabled."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -59,7 +62,7 @@ class Delivery(IdMixin, CreatedMixin, TenantMixin, Base):
         String(25), ForeignKey("webhooks.id", ondelete="CASCADE")
     )
     event_id: Mapped[str] = mapped_column(String(25), ForeignKey("events.id", ondelete="CASCADE"))
-    # pending -> succeeded | failed (retries exhausted, or the webhook was disabled)
+    # pending -> succeeded | failed (retries exhausted); pending <-> held (webhook disabled)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=clock.now)

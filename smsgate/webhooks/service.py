@@ -23,7 +23,7 @@ from smsgate.webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
 MAX_WEBHOOKS_LIST = 100
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 DEFAULT_OVERLAP_SECONDS = 24 * 3600
-DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+DELIVERY_STATUSES = ("pending", "held", "succeeded", "failed")
 MAX_REPLAY = 10_000
 
 
@@ -107,13 +107,11 @@ async def change(
         if given["device_id"] is not None:
             await get_device(session, hook.account_id, given["device_id"])
         hook.device_id = given["device_id"]
-    if given.get("enabled") is not None:
-        hook.enabled = given["enabled"]
-        if hook.enabled:
-            hook.disabled_reason = None
-            hook.consecutive_failures = 0
+    if given.get("enabled") is not None and given["enabled"] != hook.enabled:
+        if given["enabled"]:
+            await enable(session, hook)
         else:
-            hook.disabled_reason = "disabled by its owner"
+            await disable_for(session, hook, "disabled by its owner", notify=False)
     hook.updated_at = clock.now()
     await session.flush()
 
@@ -288,12 +286,43 @@ async def replay(session: AsyncSession, hook: Webhook, since: datetime, until: d
     return len(found)
 
 
-async def disable_for(session: AsyncSession, webhook_id: str, reason: str) -> None:
+async def disable_for(
+    session: AsyncSession, hook: Webhook, reason: str, *, notify: bool = True
+) -> None:
+    """Stop sending to a webhook: its undelivered events are held, and events after this are
+    held for it too, until it is enabled again; with `notify`, the account's other webhooks
+    get a `webhook:disabled` event."""
+    now = clock.now()
+    hook.enabled, hook.disabled_reason, hook.updated_at = False, reason, now
+    await session.flush()
     await session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook_id)
-        .values(enabled=False, disabled_reason=reason, updated_at=clock.now())
+        update(Delivery)
+        .where(Delivery.webhook_id == hook.id, Delivery.status == "pending")
+        .values(status="held", lease_until=None, updated_at=now)
     )
+    if notify:
+        payload = {
+            "webhookId": hook.client_id or hook.id,
+            "url": hook.url,
+            "reason": reason,
+            "failingSince": clock.iso(hook.failing_since),
+            "disabledAt": clock.iso(now),
+        }
+        await emit(session, [NewEvent(hook.account_id, "webhook:disabled", None, payload)])
+
+
+async def enable(session: AsyncSession, hook: Webhook) -> int:
+    """Send to a webhook again, starting with every event held for it while it was disabled
+    (in one go: nothing to replay by hand). Returns how many were held."""
+    now = clock.now()
+    hook.enabled, hook.disabled_reason, hook.updated_at = True, None, now
+    hook.consecutive_failures, hook.failing_since = 0, None
+    released = await session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == hook.id, Delivery.status == "held")
+        .values(status="pending", next_attempt_at=now, updated_at=now)
+    )
+    return int(released.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def webhook_out(hook: Webhook) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Receiver:
     status: int = 200
     answer_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hang: asyncio.Event | None = None  # set: accept each request and answer only once it is set
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -45,6 +46,8 @@ class Receiver:
         self.requests.append(Received(scope["path"], headers, body))
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hang is not None:
+            await self.hang.wait()
         answer = [(k.encode(), v.encode()) for k, v in self.answer_headers.items()]
         await send(
             {

@@ -24,7 +24,13 @@ from tests.webhooks.receiver import receiving
 
 
 async def deliver(app, settings=None) -> int:
-    return await deliver_due(app.state.db, app.state.webhook_http, settings or app.state.settings)
+    """Rounds until none is due now (a round takes at most PER_WEBHOOK of a webhook)."""
+    total = 0
+    while sent := await deliver_due(
+        app.state.db, app.state.webhook_http, settings or app.state.settings
+    ):
+        total += sent
+    return total
 
 
 async def _hook(user, url: str, events: list[str], fmt: str = "native") -> dict:
@@ -372,9 +378,9 @@ async def test_deliveries_are_scoped_to_the_webhooks_device(make_user, app) -> N
         assert [json.loads(r.body)["payload"]["message"] for r in receiver.requests] == ["to b"]
 
 
-def test_schedule_spans_about_three_days() -> None:
+def test_schedule_spans_about_five_days() -> None:
     total = sum(SCHEDULE)
-    assert 2.5 * 86400 <= total <= 3.5 * 86400 and len(SCHEDULE) + 1 == MAX_ATTEMPTS
+    assert 4.5 * 86400 <= total <= 5.5 * 86400 and len(SCHEDULE) + 1 == MAX_ATTEMPTS
 
 
 async def _ingest(user, phone) -> Callable[[str, dict], Awaitable[None]]:

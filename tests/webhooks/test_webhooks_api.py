@@ -22,6 +22,7 @@ CATALOG = {
     "system:ping",
     "device:online",
     "device:offline",
+    "webhook:disabled",
 }
 
 
