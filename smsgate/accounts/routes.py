@@ -91,13 +91,21 @@ async def me(principal: CurrentPrincipal, session: ReadSession) -> dict[str, Any
 
 @router.post("/api/auth/password")
 async def change_password(
-    body: schemas.PasswordChangeIn, principal: CurrentPrincipal, session: DbSession
+    body: schemas.PasswordChangeIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
 ) -> dict[str, Any]:
     if principal.kind != "session":
         raise ApiError(403, "changing the password needs a logged-in session", "session_required")
     account = await service.get_account(session, principal.account_id)
     await service.change_password(
-        session, account, body.current_password, body.new_password, principal.credential_id
+        session,
+        account,
+        body.current_password,
+        body.new_password,
+        principal.credential_id,
+        settings,
     )
     return {"ok": True}
 

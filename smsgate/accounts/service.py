@@ -8,10 +8,10 @@ from functools import partial
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts import cache, passwords, scopes, tokens
+from smsgate.accounts import cache, passwords, scopes, throttle, tokens
 from smsgate.accounts.models import (
     Account,
     ApiKey,
@@ -32,8 +32,6 @@ KEY_PREFIX = "sk_"
 KEY_BODY_LENGTH = 32
 KEY_SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_LOCKOUT = timedelta(hours=1)
 MIN_ACCESS_TTL = 60
 MAX_ACCESS_TTL = 24 * 3600
 
@@ -135,49 +133,44 @@ async def start_session(
     return raw, web_session
 
 
-async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None:
-    return await session.get(LoginThrottle, key)
+ACCOUNT_GUESS_FACTOR = 10  # failed logins to one account, from anywhere, per address's limit
+
+
+def login_rules(email: str, client: str, settings: Settings) -> list[throttle.Rule]:
+    """The throttles of a password check: this address on this account, and the account from
+    every address at once (guesses spread over many addresses)."""
+    email = email.strip().lower()
+    return [
+        throttle.Rule(
+            f"{email}|{client}", settings.login_max_failures, settings.login_lockout_seconds
+        ),
+        throttle.Rule(f"account|{email}", *_account_limits(settings)),
+    ]
+
+
+def _account_limits(settings: Settings) -> tuple[int, int]:
+    return settings.login_max_failures * ACCOUNT_GUESS_FACTOR, settings.login_lockout_seconds
 
 
 async def login(
     session: AsyncSession, *, email: str, password: str, client: str, settings: Settings
 ) -> Account:
-    """Check credentials; after repeated failures refuse for a growing time (429)."""
-    key = f"{email.strip().lower()}|{client}"
-    now = clock.now()
-    throttle = await _throttle_row(session, key)
-    if throttle and throttle.locked_until and throttle.locked_until > now:
-        wait = int((throttle.locked_until - now).total_seconds()) + 1
-        raise ApiError(
-            429,
-            f"too many failed logins; try again in {wait} seconds",
-            "too_many_attempts",
-            headers={"Retry-After": str(wait)},
-        )
+    """Check credentials; after repeated failures refuse for a growing time (429), per address
+    and per account."""
+    rules = login_rules(email, client, settings)
+    await throttle.check(session, rules, "logins")
     account = (
         await session.execute(select(Account).where(Account.email == email.strip().lower()))
     ).scalar()
     ok = await passwords.verify_password(account.password_hash if account else None, password)
     if account is not None and ok:
-        if throttle is not None:
-            await session.delete(throttle)
+        await throttle.succeeded(session, rules[:1])
         if account.suspended_at is not None:
             raise ApiError(
                 403, "this account is suspended; contact the operator", "account_suspended"
             )
         return account
-    if throttle is None or now - throttle.window_started_at > THROTTLE_WINDOW:
-        if throttle is None:
-            throttle = LoginThrottle(key=key, failures=0, window_started_at=now)
-            session.add(throttle)
-        throttle.failures = 0
-        throttle.window_started_at = now
-        throttle.locked_until = None
-    throttle.failures += 1
-    over = throttle.failures - settings.login_max_failures
-    if over >= 0:
-        lockout = min(timedelta(seconds=settings.login_lockout_seconds * 2**over), MAX_LOCKOUT)
-        throttle.locked_until = now + lockout
+    await throttle.failed(session, rules)
     raise ApiError(401, "wrong email or password", "invalid_credentials", keep_changes=True)
 
 
@@ -196,11 +189,26 @@ async def end_session(session: AsyncSession, account_id: str, session_id: str) -
 
 
 async def change_password(
-    session: AsyncSession, account: Account, current: str, new: str, keep_session_id: str | None
+    session: AsyncSession,
+    account: Account,
+    current: str,
+    new: str,
+    keep_session_id: str | None,
+    settings: Settings,
 ) -> None:
-    """Change the password and sign out every other session and every token."""
+    """Change the password and sign out every other session and every token. A wrong current
+    password counts as a failed guess at the account (a stolen session or device token must not
+    search the password through here)."""
+    rules = [throttle.Rule(f"account|{account.email}", *_account_limits(settings))]
+    await throttle.check(session, rules, "password checks")
     if not await passwords.verify_password(account.password_hash, current):
-        raise ApiError(403, "currentPassword: is not your current password", "invalid_credentials")
+        await throttle.failed(session, rules)
+        raise ApiError(
+            403,
+            "currentPassword: is not your current password",
+            "invalid_credentials",
+            keep_changes=True,
+        )
     passwords.check_rules(new, account.email, "newPassword")
     account.password_hash = await passwords.hash_password(new)
     account.token_epoch += 1
@@ -498,7 +506,10 @@ async def prune_expired(session: AsyncSession) -> None:
     now = clock.now()
     await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
     await session.execute(
-        delete(LoginThrottle).where(LoginThrottle.window_started_at < now - MAX_LOCKOUT * 2)
+        delete(LoginThrottle).where(
+            LoginThrottle.window_started_at < now - throttle.MAX_LOCKOUT * 2,
+            or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+        )
     )
 
 

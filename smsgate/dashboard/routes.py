@@ -1009,11 +1009,14 @@ async def password_form(
     session: DbSession,
     current: Annotated[str, Form(max_length=1024)],
     new: Annotated[str, Form(max_length=1024)],
+    settings: AppSettings,
 ) -> Response:
     account = await accounts.get_account(session, principal.account_id)
     notice = error = None
     try:
-        await accounts.change_password(session, account, current, new, principal.credential_id)
+        await accounts.change_password(
+            session, account, current, new, principal.credential_id, settings
+        )
         notice = translator(language(request))["password_changed"]
     except ApiError as exc:
         error = exc.message

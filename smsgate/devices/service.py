@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -10,13 +11,14 @@ import segno
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts import throttle
 from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog, LoginCode
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock
-from smsgate.kit.crypto import decrypt, encrypt, numeric_code, opaque_token, token_hash
+from smsgate.kit.crypto import decrypt, encrypt, opaque_token, token_hash
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks.events import NewEvent, emit
@@ -26,8 +28,12 @@ if TYPE_CHECKING:
 
 DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
 PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
-PAIRING_CODE_DIGITS = 8
 LOGIN_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+PAIRING_CODE_LENGTH = 10  # 31^10, about 8 * 10^14 codes
+# wrong pairing codes or tokens: from one address, and from everyone at once, per 15 minutes
+PAIRING_GUESSES_PER_ADDRESS = 10
+PAIRING_GUESSES_EVERYONE = 1000
+PAIRING_LOCKOUT_SECONDS = 60
 LOGIN_CODE_LENGTH = 6
 LOGIN_CODE_TTL = timedelta(seconds=60)
 SIGNING_KEY_LENGTH = 24
@@ -131,7 +137,7 @@ class Pairing:
 def issue_pairing(device: Device, settings: Settings) -> Pairing:
     """New one-time pairing credentials for a device; earlier ones stop working."""
     token = opaque_token(PAIRING_TOKEN_PREFIX)
-    code = numeric_code(PAIRING_CODE_DIGITS)
+    code = _code(PAIRING_CODE_LENGTH)
     device.pairing_token_hash = token_hash(token)
     device.pairing_code_hash = token_hash("pair:" + code)
     device.pairing_expires_at = clock.now() + timedelta(seconds=settings.pairing_ttl_seconds)
@@ -182,6 +188,44 @@ async def _apply_registration(
         await emit(session, [presence_event(device)])
 
 
+def pairing_rules(client: str) -> list[throttle.Rule]:
+    return [
+        throttle.Rule(f"pair|{client}", PAIRING_GUESSES_PER_ADDRESS, PAIRING_LOCKOUT_SECONDS),
+        throttle.Rule("pair|*", PAIRING_GUESSES_EVERYONE, PAIRING_LOCKOUT_SECONDS),
+    ]
+
+
+async def pair(
+    session: AsyncSession,
+    kind: str,
+    credential: str,
+    body: dict[str, Any],
+    user_agent: str | None,
+    client: str,
+    settings: Settings,
+) -> tuple[Device, str]:
+    """A phone registering with a pairing token (`bearer`) or a pairing or login code
+    (`code`). Wrong ones are throttled per address and for everyone (429 with Retry-After),
+    so the codes cannot be searched."""
+    rules = pairing_rules(client)
+    await throttle.check(session, rules, "pairing attempts")
+    if kind == "bearer":
+        result = await pair_with_token(session, credential, body, user_agent, settings)
+    else:
+        result = await pair_with_code(session, credential, body, user_agent, settings)
+    if result is None:
+        await throttle.failed(session, rules)
+        raise ApiError(
+            401,
+            "this pairing token or code is unknown, used or expired",
+            "unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+            keep_changes=True,
+        )
+    await throttle.succeeded(session, rules[:1])
+    return result
+
+
 async def pair_with_token(
     session: AsyncSession,
     pairing_token: str,
@@ -205,6 +249,7 @@ async def pair_with_code(
     settings: Settings,
 ) -> tuple[Device, str] | None:
     """A dashboard pairing code binds its device; a login code adds a device to its account."""
+    code = code.strip().lower()  # typed by a person, who may write it in capitals
     device = (
         await session.execute(
             select(Device).where(Device.pairing_code_hash == token_hash("pair:" + code))
@@ -309,10 +354,12 @@ def signing_key(device: Device, settings: Settings) -> str:
     return decrypt(settings.secret_key, device.signing_key_encrypted)
 
 
-async def issue_login_code(session: AsyncSession, account_id: str) -> tuple[str, datetime]:
-    import secrets
+def _code(length: int) -> str:
+    return "".join(secrets.choice(LOGIN_CODE_ALPHABET) for _ in range(length))
 
-    code = "".join(secrets.choice(LOGIN_CODE_ALPHABET) for _ in range(LOGIN_CODE_LENGTH))
+
+async def issue_login_code(session: AsyncSession, account_id: str) -> tuple[str, datetime]:
+    code = _code(LOGIN_CODE_LENGTH)
     expires = clock.now() + LOGIN_CODE_TTL
     session.add(LoginCode(account_id=account_id, code_hash=token_hash(code), expires_at=expires))
     await session.flush()

@@ -73,7 +73,3 @@ def encrypt(secret: str, plaintext: str) -> str:
 
 def decrypt(secret: str, token: str) -> str:
     return _fernet(secret).decrypt(token.encode()).decode()
-
-
-def numeric_code(digits: int) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(digits))

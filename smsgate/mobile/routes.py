@@ -103,10 +103,10 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
             {"id": device.id, "token": token, "login": login, "password": password},
             status_code=201,
         )
-    if kind == "bearer" and credential:
-        result = await devices.pair_with_token(session, credential, body, agent, settings)
-    elif kind == "code" and credential:
-        result = await devices.pair_with_code(session, credential, body, agent, settings)
+    if kind in ("bearer", "code") and credential:
+        result = await devices.pair(
+            session, kind, credential, body, agent, _client(request), settings
+        )
     elif kind == "basic" and credential:
         email, password = _basic(credential)
         account = await accounts.login(
@@ -328,7 +328,9 @@ async def login_code(request: Request, session: DbSession, settings: AppSettings
 
 
 @router.patch("/user/password", status_code=204, openapi_extra=bodies.PASSWORD)
-async def change_password(request: Request, device: MobileDevice, session: DbSession) -> Response:
+async def change_password(
+    request: Request, device: MobileDevice, session: DbSession, settings: AppSettings
+) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
@@ -337,9 +339,9 @@ async def change_password(request: Request, device: MobileDevice, session: DbSes
         raise ApiError(400, "currentPassword and newPassword are required", "validation_error")
     account = await accounts.get_account(session, device.account_id)
     try:
-        await accounts.change_password(session, account, current, new, None)
+        await accounts.change_password(session, account, current, new, None, settings)
     except ApiError as exc:
-        if exc.code == "invalid_credentials":
-            raise ApiError(401, exc.message, exc.code) from exc
+        if exc.code == "invalid_credentials":  # the app's wording for it, still counted
+            raise ApiError(401, exc.message, exc.code, keep_changes=True) from exc
         raise
     return Response(status_code=204)

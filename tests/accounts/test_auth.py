@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import httpx
 import pytest
 
-from tests.factories import PASSWORD, new_client, unique_email
+from smsgate.kit import clock
+from tests.factories import BASE_URL, PASSWORD, new_client, unique_email
 
 
 async def test_signup_sets_an_httponly_samesite_cookie_and_returns_csrf(app) -> None:
@@ -257,3 +261,31 @@ async def test_behind_a_trusted_proxy_the_throttle_counts_each_client(settings) 
             await app.state.webhook_http.aclose()
             await app.state.send_writer.close()
             await app.state.db.dispose()
+
+
+async def test_guesses_spread_over_many_addresses_lock_the_account(make_user, app) -> None:
+    """150 wrong passwords for one account from 30 addresses, 5 each (none of them locked by
+    its own count), then the right one: refused. The account-level limit is 10 times an
+    address's, so a person mistyping from one address never meets it."""
+    user = await make_user()
+    statuses = []
+    for n in range(30):
+        transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n + 1}", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            for _ in range(5):
+                answer = await client.post(
+                    "/api/auth/login", json={"email": user.email, "password": "guess"}
+                )
+                statuses.append(answer.status_code)
+    assert statuses.count(429) >= 90  # past the first 50, every guess is refused unchecked
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.99", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        right = await client.post(
+            "/api/auth/login", json={"email": user.email, "password": PASSWORD}
+        )
+        assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+        clock.advance(timedelta(hours=2))
+        later = await client.post(
+            "/api/auth/login", json={"email": user.email, "password": PASSWORD}
+        )
+        assert later.status_code == 200, later.text

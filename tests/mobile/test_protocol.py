@@ -34,7 +34,7 @@ async def test_pairing_with_the_private_token_field(make_user) -> None:
     assert device["status"] == "pending" and device["type"] == "android"
     pairing = device["pairing"]
     assert pairing["serverUrl"] == "http://testserver/api/mobile/v1"
-    assert pairing["token"] and re.fullmatch(r"\d{8}", pairing["code"])
+    assert pairing["token"] and re.fullmatch(r"[2-9a-z]{10}", pairing["code"])
     assert pairing["qrSvg"].startswith("<svg")
 
     # the app's exact registration call
