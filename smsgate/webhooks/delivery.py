@@ -1,13 +1,17 @@
 """Delivering webhooks: claim due deliveries with a lease, POST them, record what happened.
 
-A delivery is claimed (lease of LEASE seconds, attempt counted) in one short transaction, sent
-outside any transaction, and its outcome recorded in another as soon as it is known. A worker
-killed between the two leaves the lease to expire and the delivery to be sent again: at least
-once, at most twice.
+A round claims due deliveries (lease of the configured seconds, attempt counted) in one short
+transaction, sends them outside any transaction, and records in one transaction the outcomes
+that landed within ROUND_WAIT. A worker killed between the two leaves the lease to expire and
+the delivery to be sent again: at least once, at most twice.
 
-Fairness: at most PER_WEBHOOK requests are in flight to one webhook, and a claim skips the
-webhooks that have that many, so a receiver that hangs (each attempt is cut at the timeout, as
-a whole) holds back only its own deliveries, never another webhook's or another account's.
+Fairness: each webhook is a lane. A claim takes at most `claim_cap` of one webhook (as many as
+PER_WEBHOOK at a time can send within the lease at its receiver's recent speed: a fast
+receiver gets large claims, a hanging one small ones), at most PER_WEBHOOK requests go to it at
+once, and a delivery that outlasts its round goes on in its lane, recorded on its own when it
+lands, while the next rounds serve the other webhooks: a receiver that hangs (each attempt is
+cut at the timeout, as a whole) holds back only its own lane, never another webhook's or
+another account's.
 
 A webhook that keeps failing is not given up on by a count of attempts: each delivery is
 retried on SCHEDULE (about five days), and the webhook is disabled only after it has failed
@@ -21,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 import httpx
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -34,7 +38,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.billing import usage
 from smsgate.config import Settings
 from smsgate.kit import clock, safe_http
-from smsgate.kit.batching import Batcher
 from smsgate.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
 from smsgate.webhooks import appformat, signing
@@ -49,8 +52,10 @@ SCHEDULE = (5, 300, 1800, 7200, 18000, *(36000,) * 11)
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1
 LEASE = timedelta(seconds=60)
-BATCH = 200
+BATCH = 200  # deliveries claimed and not yet landed, all webhooks together
 PER_WEBHOOK = 4  # requests in flight to one endpoint at once
+ROUND_WAIT = 1.0  # seconds a round waits for its deliveries before it records and moves on
+MAX_REMEMBERED = 10_000  # webhooks whose receiver's speed the worker keeps
 DISABLE_AFTER = timedelta(days=5)  # of failing without one success
 MAX_RETRY_AFTER = 24 * 3600
 
@@ -84,50 +89,49 @@ async def _any_due(database: Database) -> bool:
         return found.first() is not None
 
 
+def claim_cap(settings: Settings, seconds_each: float | None = None) -> int:
+    """How many deliveries of one webhook may be claimed and not sent: as many as PER_WEBHOOK
+    at a time can send within the lease, with one wave to spare, each taking `seconds_each`
+    (what its receiver took lately; unknown: the whole timeout). At least PER_WEBHOOK, at most
+    BATCH: a fast receiver gets large claims, a hanging one small ones."""
+    each = max(seconds_each or settings.webhook_timeout_seconds, 0.001)
+    waves = int(settings.webhook_lease_seconds / min(each, settings.webhook_timeout_seconds)) - 1
+    return min(BATCH, PER_WEBHOOK * max(1, waves))
+
+
 async def _claim(
     session: AsyncSession,
     limit: int,
     lease: timedelta = LEASE,
     busy: dict[str, int] | None = None,
+    caps: Callable[[str], int] = lambda _: PER_WEBHOOK,
 ) -> list[Claimed]:
-    """Lease up to `limit` due deliveries, oldest due first, at most PER_WEBHOOK of a webhook
-    counting those in flight (`busy`: webhook id -> requests in flight); a webhook that has
-    that many is not read at all."""
+    """Lease up to `limit` due deliveries, oldest due first, at most `caps(webhook id)` of a
+    webhook counting those it already has (`busy`: webhook id -> claimed and not sent); a
+    webhook past half of its cap is not claimed for."""
     busy = busy or {}
     now = clock.now()
-    # each webhook's oldest due deliveries, as many as it has room for: one webhook's backlog
-    # cannot fill a claim while another's deliveries wait
-    full = [hook_id for hook_id, count in busy.items() if count >= PER_WEBHOOK]
-    rank = (
-        func.row_number()
-        .over(partition_by=Delivery.webhook_id, order_by=(Delivery.next_attempt_at, Delivery.id))
-        .label("rank")
-    )
-    ranked = select(Delivery.id, Delivery.webhook_id, Delivery.next_attempt_at, rank).where(
-        *_due(now)
-    )
+    # a webhook past half its claim is left out in SQL, so the next claim reaches the others
+    # even when one webhook's backlog fills a whole page of due deliveries
+    full = [hook_id for hook_id, count in busy.items() if count > caps(hook_id) // 2]
+    query = select(Delivery.id, Delivery.webhook_id).where(*_due(now))
     if full:
-        ranked = ranked.where(Delivery.webhook_id.not_in(full))
-    inner = ranked.subquery()
+        query = query.where(Delivery.webhook_id.not_in(full))
     candidates = (
-        await session.execute(
-            select(inner.c.id, inner.c.webhook_id)
-            .where(inner.c.rank <= PER_WEBHOOK)
-            .order_by(inner.c.next_attempt_at)
-        )
+        await session.execute(query.order_by(Delivery.next_attempt_at).limit(limit * 2))
     ).all()
     taken: dict[str, int] = defaultdict(int)
     chosen: list[str] = []
     for delivery_id, hook_id in candidates:
-        if len(chosen) < limit and busy.get(hook_id, 0) + taken[hook_id] < PER_WEBHOOK:
+        if len(chosen) < limit and busy.get(hook_id, 0) + taken[hook_id] < caps(hook_id):
             taken[hook_id] += 1
             chosen.append(delivery_id)
     if not chosen:
         return []
-    query = select(Delivery).where(Delivery.id.in_(chosen), *_due(now))
+    rows = select(Delivery).where(Delivery.id.in_(chosen), *_due(now))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # another worker may have taken some
-    due = list((await session.execute(query.order_by(Delivery.next_attempt_at))).scalars())
+        rows = rows.with_for_update(skip_locked=True)  # another worker may have taken some
+    due = list((await session.execute(rows.order_by(Delivery.next_attempt_at))).scalars())
     if not due:
         return []
     events = {
@@ -250,8 +254,7 @@ def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str |
 
 
 async def _apply(database: Database, results: list[Result]) -> list[None]:
-    """Record outcomes in one transaction (outcomes landing together share it: group commit),
-    with what they tell of their webhooks' health."""
+    """Record outcomes in one transaction, with what they tell of their webhooks' health."""
     now = clock.now()
     async with database.transaction() as session:
         failed: dict[str, int] = defaultdict(int)
@@ -314,37 +317,106 @@ async def _apply(database: Database, results: list[Result]) -> list[None]:
 
 
 async def _deliver(
-    client: httpx.AsyncClient, settings: Settings, recorder: Batcher[Result, None], item: Claimed
-) -> None:
-    await recorder.submit(await _send(item, client, settings))
-
-
-def _recorder(database: Database) -> Batcher[Result, None]:
-    return Batcher(partial(_apply, database), "smsgate-webhook-outcomes")
+    client: httpx.AsyncClient, settings: Settings, lanes: _Lanes, item: Claimed
+) -> Result:
+    hook_id = item.webhook.id
+    async with lanes.gates[hook_id]:
+        lanes.started.add(item.delivery.id)
+        started = time.monotonic()
+        try:
+            return await _send(item, client, settings)
+        finally:  # its lease holds it until recorded: the lane may claim more now
+            lanes.sent(hook_id, time.monotonic() - started)
 
 
 async def _claim_due(
-    database: Database, settings: Settings, limit: int, busy: dict[str, int]
+    database: Database,
+    settings: Settings,
+    limit: int,
+    busy: dict[str, int],
+    caps: Callable[[str], int],
 ) -> list[Claimed]:
     if limit <= 0 or not await _any_due(database):
         return []
     async with database.transaction() as session:
-        return await _claim(session, limit, timedelta(seconds=settings.webhook_lease_seconds), busy)
+        lease = timedelta(seconds=settings.webhook_lease_seconds)
+        return await _claim(session, limit, lease, busy, caps)
+
+
+class _Lanes:
+    """The deliveries claimed and not yet sent, by webhook (`busy`), the gates that keep each
+    webhook to PER_WEBHOOK requests at once, and the tasks that send them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seconds: dict[str, float] = {}  # how long each webhook's receiver took lately
+        self.busy: dict[str, int] = defaultdict(int)
+        self.gates: dict[str, asyncio.Semaphore] = {}
+        self.tasks: dict[asyncio.Task[Result], Claimed] = {}
+        self.slow: set[asyncio.Task[Result]] = set()  # outlasted their round: recorded alone
+        self.started: set[str] = set()  # deliveries whose request has begun
+        self.room = asyncio.Event()  # a webhook fell to half its claim: claim for it again
+        self.wanting: set[str] = set()  # webhooks that asked for a claim and got none since
+
+    def cap(self, hook_id: str) -> int:
+        return claim_cap(self.settings, self.seconds.get(hook_id))
+
+    def start(self, item: Claimed, client: httpx.AsyncClient) -> asyncio.Task[Result]:
+        hook_id = item.webhook.id
+        self.busy[hook_id] += 1
+        self.wanting.discard(hook_id)
+        self.gates.setdefault(hook_id, asyncio.Semaphore(PER_WEBHOOK))
+        task = asyncio.create_task(_deliver(client, self.settings, self, item))
+        self.tasks[task] = item
+        task.add_done_callback(self._landed)
+        return task
+
+    def sent(self, hook_id: str, took: float) -> None:
+        before = self.seconds.get(hook_id, took)
+        if len(self.seconds) > MAX_REMEMBERED and hook_id not in self.seconds:
+            self.seconds.clear()
+        self.seconds[hook_id] = 0.7 * before + 0.3 * took
+        self.busy[hook_id] -= 1
+        if self.busy[hook_id] <= self.cap(hook_id) // 2 and hook_id not in self.wanting:
+            self.wanting.add(hook_id)  # asks once per claim: a claim brings half a cap or more
+            self.room.set()
+        if self.busy[hook_id] <= 0:
+            del self.busy[hook_id], self.gates[hook_id]
+
+    def _landed(self, task: asyncio.Task[Result]) -> None:
+        item = self.tasks.pop(task)
+        self.started.discard(item.delivery.id)
+        self.slow.discard(task)
+
+    async def stop(self, database: Database) -> list[Result]:
+        """Let the requests under way finish and return the outcomes nobody records yet; hand
+        back the claims not begun (their attempt uncounted, free to be claimed at once)."""
+        waiting = [t for t, item in self.tasks.items() if item.delivery.id not in self.started]
+        unsent = [self.tasks[t].delivery.id for t in waiting]
+        for task in waiting:
+            task.cancel()
+        ours = [t for t in self.tasks if t not in self.slow]  # the slow record themselves
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        landed = [t.result() for t in ours if not t.cancelled() and t.exception() is None]
+        if unsent:
+            async with database.transaction() as session:
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(unsent), Delivery.status == "pending")
+                    .values(lease_until=None, attempts=Delivery.attempts - 1)
+                )
+        return landed
 
 
 async def deliver_due(
     database: Database, client: httpx.AsyncClient, settings: Settings, limit: int = BATCH
 ) -> int:
-    """One round: claim what is due (at most PER_WEBHOOK of a webhook), send it, record the
-    outcomes as they arrive; returns how many were claimed."""
-    claimed = await _claim_due(database, settings, limit, {})
-    if not claimed:
-        return 0
-    recorder = _recorder(database)
-    try:
-        await asyncio.gather(*(_deliver(client, settings, recorder, item) for item in claimed))
-    finally:
-        await recorder.close()
+    """One round: claim what is due (at most `claim_cap` of a webhook), send it
+    (PER_WEBHOOK at a time to each), record the outcomes; returns how many were claimed."""
+    lanes = _Lanes(settings)
+    claimed = await _claim_due(database, settings, limit, {}, lanes.cap)
+    if claimed:
+        await _apply(database, await asyncio.gather(*(lanes.start(i, client) for i in claimed)))
     return len(claimed)
 
 
@@ -355,58 +427,61 @@ async def deliver_forever(
     idle: float = 0.25,
     stopping: asyncio.Event | None = None,
 ) -> None:
-    """Keep up to BATCH deliveries in flight, claiming more as soon as any lands, never more
-    than PER_WEBHOOK to one webhook; until `stopping` is set (the deliveries in flight finish
-    and record their outcomes first)."""
-    busy: dict[str, int] = defaultdict(int)
-    flying: set[asyncio.Task[None]] = set()
-    recorder = _recorder(database)
+    """Rounds while there is work: claim (each webhook up to its cap), send (each webhook
+    PER_WEBHOOK at a time), and record in one transaction what landed within ROUND_WAIT.
+    What has not landed by then goes on in its lane and is recorded when it lands, while the
+    next rounds serve the other webhooks: a slow receiver delays its own lane only. Idle, a
+    round every `idle` seconds, or sooner when a lane has room. Until `stopping` is set (the
+    requests under way finish and are recorded first)."""
+    lanes = _Lanes(settings)
+    late: set[asyncio.Task[list[None]]] = set()  # recording deliveries that outlasted a round
 
-    def landed(task: asyncio.Task[None], hook_id: str) -> None:
-        flying.discard(task)
-        busy[hook_id] -= 1
-        if busy[hook_id] <= 0:
-            del busy[hook_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhook delivery failed", exc_info=task.exception())
+    def record_late(task: asyncio.Task[Result]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            recording = asyncio.create_task(_apply(database, [task.result()]))
+            late.add(recording)
+            recording.add_done_callback(late.discard)
+            recording.add_done_callback(_log_failure)
 
     try:
         while stopping is None or not stopping.is_set():
+            lanes.room.clear()
             try:
-                claimed = await _claim_due(database, settings, BATCH - len(flying), dict(busy))
+                room = BATCH - len(lanes.tasks)
+                claimed = await _claim_due(database, settings, room, dict(lanes.busy), lanes.cap)
+                if claimed:
+                    tasks = [lanes.start(item, client) for item in claimed]
+                    done, slow = await asyncio.wait(tasks, timeout=ROUND_WAIT)
+                    for task in slow:
+                        lanes.slow.add(task)
+                        task.add_done_callback(record_late)
+                    await _apply(database, [t.result() for t in done if t.exception() is None])
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("claiming webhook deliveries failed")
+                log.exception("a webhook delivery round failed")
                 claimed = []
-            for item in claimed:
-                hook_id = item.webhook.id
-                busy[hook_id] += 1
-                task = asyncio.create_task(_deliver(client, settings, recorder, item))
-                flying.add(task)
-                task.add_done_callback(lambda t, h=hook_id: landed(t, h))  # type: ignore[misc]
             if not claimed:
-                await _pause(stopping, idle, flying)
+                await _pause(stopping, idle, lanes.room)
     finally:
-        if flying:
-            await asyncio.gather(*flying, return_exceptions=True)
-        await recorder.close()
+        landed = await lanes.stop(database)
+        if landed:
+            await _apply(database, landed)
+        await asyncio.gather(*late, return_exceptions=True)
 
 
-async def _pause(
-    stopping: asyncio.Event | None, idle: float, flying: Collection[asyncio.Task[None]]
-) -> None:
-    """Wait `idle` seconds, less if a delivery in flight lands (its webhook may have more due)
-    or `stopping` is set."""
-    waits: set[asyncio.Future[object]] = set(flying)  # type: ignore[arg-type]
+def _log_failure(future: asyncio.Future[list[None]]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("recording a webhook delivery failed", exc_info=future.exception())
+
+
+async def _pause(stopping: asyncio.Event | None, idle: float, room: asyncio.Event) -> None:
+    """Wait `idle` seconds, less if a lane gets room or `stopping` is set."""
+    waits = [asyncio.ensure_future(room.wait())]
     if stopping is not None:
-        waits.add(asyncio.ensure_future(stopping.wait()))
-    if not waits:
-        await asyncio.sleep(idle)
-        return
-    stop_wait = [w for w in waits if w not in flying]
+        waits.append(asyncio.ensure_future(stopping.wait()))
     try:
         await asyncio.wait(waits, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for waiting in stop_wait:
+        for waiting in waits:
             waiting.cancel()

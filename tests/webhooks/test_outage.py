@@ -151,9 +151,12 @@ async def test_a_hanging_receiver_holds_back_no_other_account(make_user, app) ->
             await asyncio.wait_for(worker, 30)
         deliveries = (
             await a.client.get(
-                f"/api/webhooks/{hook_a['id']}/deliveries?status=succeeded", headers=a.auth
+                f"/api/webhooks/{hook_a['id']}/deliveries?status=succeeded&limit=100",
+                headers=a.auth,
             )
         ).json()["data"]
-        assert len(deliveries) == 4  # the four in flight finished and were recorded at stop
+        # the four in flight finished and were recorded at stop (and maybe a next four, which
+        # the released gate let go before the stop took effect); the rest were handed back
+        assert len(deliveries) in (4, 8), len(deliveries)
         # the rest of the backlog would be tried by the next tests' rounds: gone with its webhook
         await a.client.delete(f"/api/webhooks/{hook_a['id']}", headers=a.auth)
