@@ -124,10 +124,7 @@ Caller = Annotated[Principal, Depends(compat_principal)]
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise bad_request("request body is not valid JSON") from exc
+    body = schema.parse_json(await request.body())
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
     return body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -15,25 +16,48 @@ from smsgate.errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 
-def _nul_at(value: Any, path: str) -> str | None:
+# text no database can store: NUL (PostgreSQL's text), and a lone UTF-16 surrogate (JSON allows
+# "\ud800"; it is not a character and has no UTF-8 form)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
     """The path (as error messages name fields: `phoneNumbers[1]`) of the first string holding
-    NUL, or None."""
+    unstorable text, and what it holds; None when there is none."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        found = _UNSTORABLE.search(value)
+        return (path, _what(found.group())) if found else None
     if isinstance(value, dict):
         for key, item in value.items():
             name = str(key)
-            if "\x00" in name:
-                return path or name
-            found = _nul_at(item, f"{path}.{name}" if path else name)
-            if found is not None:
-                return found
+            if (bad := _UNSTORABLE.search(name)) is not None:
+                return path or name, _what(bad.group())
+            inner = _unstorable_at(item, f"{path}.{name}" if path else name)
+            if inner is not None:
+                return inner
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _nul_at(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+            inner = _unstorable_at(item, f"{path}[{index}]")
+            if inner is not None:
+                return inner
     return None
+
+
+def _what(char: str) -> str:
+    if char == "\x00":
+        return "contains the NUL character (\\u0000), which cannot be stored"
+    return f"contains a lone UTF-16 surrogate (\\u{ord(char):04x}), which is not a character"
+
+
+def parse_json(raw: bytes) -> Any:
+    """A body read by hand as JSON: 400 for text that is not JSON or nests deeper than any
+    request of this API (which Python's parser would meet as a RecursionError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ApiError(400, "request body nests too deeply", "validation_error") from exc
+    except ValueError as exc:
+        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
 
 
 class Input(BaseModel):
@@ -41,13 +65,13 @@ class Input(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        """No string anywhere in a body may hold NUL: PostgreSQL cannot store it in text, and no
-        phone number, message or name needs it."""
-        found = _nul_at(data, "")
+    def _storable(cls, data: Any) -> Any:
+        """No string anywhere in a body may hold NUL (PostgreSQL cannot store it in text) or a
+        lone surrogate (it has no UTF-8 form); no phone number, message or name needs them."""
+        found = _unstorable_at(data, "")
         if found is not None:
-            where = f"{found}: " if found else ""
-            raise ValueError(f"{where}contains the NUL character (\\u0000), which cannot be stored")
+            path, what = found
+            raise ValueError(f"{path}: {what}" if path else what)
         return data
 
 
@@ -65,10 +89,7 @@ async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
+    return parse_json(raw)
 
 
 async def read_body(request: Request, model: type[M]) -> M:

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -31,7 +30,7 @@ from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
 from smsgate.kit.responses import JSONResponse
-from smsgate.kit.schema import json_body
+from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
 from smsgate.mobile.hub import Hub
@@ -267,10 +266,7 @@ async def ingest(
         raise ApiError(401, "X-Timestamp must be Unix seconds", "bad_signature") from exc
     if skew > SIGNATURE_TOLERANCE_SECONDS:
         raise ApiError(401, "X-Timestamp is too far from now", "bad_signature")
-    try:
-        envelope = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
+    envelope = parse_json(raw)
     await devices.mark_seen(session, device)
     if isinstance(envelope, dict):
         await inbound.from_app_webhook(session, device, envelope, settings)

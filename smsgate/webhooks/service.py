@@ -31,6 +31,12 @@ async def check_url(url: str, settings: Settings, field: str = "url") -> str:
     url = url.strip()
     if len(url) > 2048:
         raise bad_request(f"{field}: at most 2048 characters", "invalid_url", field)
+    if any(ord(c) < 0x21 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in url):
+        raise bad_request(
+            f"{field}: holds a space or a control character; percent-encode it",
+            "invalid_url",
+            field,
+        )
     try:
         await safe_http.safe_addresses(url, settings.webhooks_allow_private, must_resolve=False)
     except safe_http.UnsafeTarget as exc:

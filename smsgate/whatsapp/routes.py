@@ -14,7 +14,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
 from smsgate.kit.responses import JSONResponse
-from smsgate.kit.schema import json_body, storable
+from smsgate.kit.schema import json_body, parse_json, storable
 from smsgate.messages import dispatch
 from smsgate.mobile import bodies
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
@@ -104,10 +104,7 @@ async def receive_webhook(
         raise ApiError(
             401, "X-Hub-Signature-256 does not match this line's appSecret", "bad_signature"
         )
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
+    payload = parse_json(raw)
     if not isinstance(payload, dict):
         raise ApiError(400, "request body must be a JSON object", "validation_error")
     files: list[service.PendingMedia] = []
