@@ -41,6 +41,7 @@ from smsgate.mobile.hub import Hub
 from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.openapi import install_openapi
+from smsgate.ops.limits import RequestLimits
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
 from smsgate.webhooks.routes import router as webhooks_router
@@ -110,6 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.schema_head = head_revision(settings)
     install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body=settings.max_body_bytes,
+        max_attachment_body=settings.max_attachment_body_bytes,
+        max_headers=settings.max_header_bytes,
+        body_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestIds)

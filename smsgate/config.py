@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
 
     mms_attachment_max_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
+    # what one request may make the server hold (ops/limits.py)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_attachment_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     retention_message_days: int = Field(default=0, ge=0)
     retention_delivery_days: int = Field(default=0, ge=0)
     retention_log_days: int = Field(default=0, ge=0)

@@ -1,0 +1,1 @@
+"""Operations: what keeps the server itself healthy (request limits), apart from any domain."""
