@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -85,8 +86,7 @@ class Settings(BaseSettings):
         data_dir = self.data_dir
         updates: dict[str, object] = {}
         if not self.database_url:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            updates["database_url"] = f"sqlite+aiosqlite:///{(data_dir / 'smsgate.db').resolve()}"
+            updates["database_url"] = f"sqlite+aiosqlite:///{_private_database(data_dir)}"
         if not self.secret_key:
             updates["secret_key"] = _load_or_create_secret(data_dir)
         if not self.public_url:
@@ -104,9 +104,19 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def _private_database(data_dir: Path) -> Path:
+    """The embedded database's file, readable by this user only: a new data folder is 0700 and
+    a new database file 0600 (SQLite gives its -wal and -shm files the database's mode)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = (data_dir / "smsgate.db").resolve()
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
+
+
 def _load_or_create_secret(data_dir: Path) -> str:
     """Keep a generated key in the data folder so sessions and tokens survive restarts."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = data_dir / SECRET_KEY_FILE
     if path.exists():
         value = path.read_text().strip()

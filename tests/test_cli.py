@@ -67,3 +67,19 @@ def test_cli_errors_are_clean_sentences(settings) -> None:
     assert "Traceback" not in weak.stderr
     scope = _smsgate(settings, "keys", "create", "--account", "a@b.c", "--scope", "root")
     assert scope.returncode == 1 and "Traceback" not in scope.stderr
+
+
+def test_a_new_embedded_database_is_private(tmp_path) -> None:
+    """The SQLite file holds every message and number: readable by its owner only."""
+    import stat
+
+    from smsgate.config import Settings
+    from smsgate.storage import migrate
+
+    data = tmp_path / "fresh" / "data"
+    settings = Settings(data_dir=data, database_url="", secret_key="").resolved()
+    migrate.upgrade(settings)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [data / "smsgate.db", data / "secret_key", *data.glob("smsgate.db-*")]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
