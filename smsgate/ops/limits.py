@@ -49,6 +49,9 @@ class RequestLimits:
                     await _refuse(scope, receive, send, 413, body)
                     return
                 break
+        if scope.get("method") in ("GET", "HEAD"):  # no body is read (a declared one was checked)
+            await self.app(scope, receive, send)
+            return
         answered = False  # this middleware refused the body: the route's own answer is dropped
         seen = 0
         whole = False  # the body has all arrived: later calls wait for a disconnect, unbounded
