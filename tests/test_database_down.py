@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from fastapi import FastAPI
 
 from smsgate.app import create_app
 from smsgate.config import Settings
@@ -15,15 +16,19 @@ from tests.serving import free_port
 KEY = with_checksum("sk_", 32)  # well-formed, so it gets as far as the database
 
 
-async def test_unreachable_database_answers_503(tmp_path) -> None:
-    port = free_port()  # nothing listens there
+def _app_against(port: int, tmp_path) -> tuple[FastAPI, httpx.ASGITransport]:
+    """The app with PostgreSQL expected at this loopback port."""
     settings = Settings(
         data_dir=tmp_path,
         database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test",
         secret_key="x" * 40,
     ).resolved()
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return app, httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+
+async def test_unreachable_database_answers_503(tmp_path) -> None:
+    app, transport = _app_against(free_port(), tmp_path)  # nothing listens there
     try:
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             health = await client.get("/health")
@@ -73,14 +78,7 @@ async def test_a_database_starting_up_is_503_on_every_surface(tmp_path) -> None:
     """SQLSTATE 57P03 reached the generic handler: 500 without Retry-After, which clients that
     retry only 503 give up on. Now 503 with Retry-After, in each API's own error shape."""
     server = await asyncio.start_server(_starting_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test",
-        secret_key="x" * 40,
-    ).resolved()
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    app, transport = _app_against(server.sockets[0].getsockname()[1], tmp_path)
     try:
         async with server, httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             assert (await client.get("/health/ready")).status_code == 503

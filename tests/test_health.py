@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from smsgate import __version__, health
 from tests.factories import PASSWORD, unique_email
-from tests.serving import free_port, running_server, server_env
+from tests.serving import free_port, loopback_certificate, running_server, server_env
 
 
 async def test_health_endpoints(client, settings) -> None:
@@ -109,47 +109,10 @@ def test_make_run_starts_the_server_on_sqlite(tmp_path, repo_root) -> None:
     assert (tmp_path / "smsgate.db").exists()
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_smsgate_serve_with_a_certificate_speaks_https(settings, tmp_path, repo_root) -> None:
     """The Android app requires HTTPS: `smsgate serve --ssl-certfile ... --ssl-keyfile ...`."""
-    cert, key = _self_signed(tmp_path)
+    tls = loopback_certificate(tmp_path)
+    cert, key = tls / "cert.pem", tls / "key.pem"
     port = free_port()
     smsgate = Path(sys.executable).parent / "smsgate"
     command = [str(smsgate), "serve", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]

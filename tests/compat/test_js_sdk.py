@@ -25,7 +25,8 @@ import pytest
 
 from smsgate.webhooks.delivery import deliver_due
 from tests.factories import pair_phone
-from tests.webhooks.receiver import loopback_certificate, receiving
+from tests.serving import loopback_certificate
+from tests.webhooks.receiver import receiving
 
 JS = Path(__file__).parent / "js_sdk"
 # every public method of the SDK's Client (3.0.0)

@@ -6,15 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.serving import read_body, serving_asgi
 
@@ -61,39 +54,9 @@ class Receiver:
 
 @asynccontextmanager
 async def receiving(path: str = "/hook", tls: Path | None = None) -> AsyncIterator[Receiver]:
-    """A receiver on loopback; over HTTPS with `tls` (a folder from `loopback_certificate`)."""
+    """A receiver on loopback; over HTTPS with `tls` (a folder from
+    `tests.serving.loopback_certificate`)."""
     receiver = Receiver()
     async with serving_asgi(receiver, tls=tls) as port:
         receiver.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}"
         yield receiver
-
-
-def loopback_certificate(folder: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1 in `folder` (cert.pem, key.pem): the receivers of
-    APIs that take only https:// URLs serve it, and the client that calls them trusts it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return folder
