@@ -198,5 +198,31 @@ def language(request: Request) -> str:
     return "es"
 
 
-def translator(lang: str) -> dict[str, str]:
-    return {key: words.get(lang, words["en"]) for key, words in TEXT.items()}
+class Words:
+    """A language's words, read as `t.name` in templates and `t["name"]` in code. Not a dict:
+    Jinja looks attributes up first, so `t.copy` or `t.keys` on a dict printed its method
+    ("<built-in method copy of dict object ...>") instead of the word."""
+
+    __slots__ = ("_words",)
+
+    def __init__(self, words: dict[str, str]) -> None:
+        self._words = words
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._words[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> str:
+        return self._words[name]
+
+
+_WORDS = {
+    lang: Words({key: words.get(lang, words["en"]) for key, words in TEXT.items()})
+    for lang in LANGUAGES
+}
+
+
+def translator(lang: str) -> Words:
+    return _WORDS.get(lang, _WORDS["en"])

@@ -424,3 +424,33 @@ async def test_the_send_form_schedules_at_the_browser_s_local_time(app) -> None:
         for bad in ({"schedule": "mañana"}, {"schedule": "2020-01-01T09:00"}):
             refused = await browser.post("/dashboard/send", data={**form, **bad})
             assert 'role="alert"' in refused.text and "scheduleAt" in refused.text, bad
+
+
+PYTHON_REPRS = re.compile(r"built-in method|object at 0x|<function |<bound method ")
+
+
+async def test_no_page_shows_a_python_repr(app) -> None:
+    """The words' table was a dict: `t.copy` and `t.keys` in templates printed its methods
+    ("<built-in method copy of dict object at 0x...>") on every Copy button and as the API
+    keys page's title."""
+    async with new_client(app) as browser:
+        await browser.post("/signup", data={"email": unique_email("reprs"), "password": PASSWORD})
+        csrf = _csrf((await browser.get("/dashboard")).text)
+        for lang in ("es", "en"):
+            pages = [
+                await browser.post(
+                    f"/dashboard/devices?lang={lang}", data={"name": "Caja", "csrf": csrf}
+                ),
+                await browser.post(
+                    f"/dashboard/keys?lang={lang}", data={"name": "k", "csrf": csrf}
+                ),
+                await browser.get(f"/dashboard/keys?lang={lang}"),
+            ]
+            for path in ("", "/devices", "/send", "/messages", "/webhooks", "/account"):
+                pages.append(await browser.get(f"/dashboard{path}?lang={lang}"))
+            for page in pages:
+                assert page.status_code == 200, (page.url, page.status_code)
+                found = PYTHON_REPRS.search(page.text)
+                assert found is None, (str(page.url), page.text[found.start() - 80 : found.end()])
+            keys = await browser.get(f"/dashboard/keys?lang={lang}")
+            assert f"<h1>{'Llaves API' if lang == 'es' else 'API keys'}</h1>" in keys.text
