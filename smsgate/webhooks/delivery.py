@@ -387,6 +387,9 @@ class _Lanes:
         item = self.tasks.pop(task)
         self.started.discard(item.delivery.id)
         self.slow.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # not recorded: its lease runs out and it is sent again
+            log.error("webhook delivery %s failed", item.delivery.id, exc_info=task.exception())
 
     async def stop(self, database: Database) -> list[Result]:
         """Let the requests under way finish and return the outcomes nobody records yet; hand
