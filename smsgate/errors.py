@@ -58,12 +58,20 @@ STORAGE_FULL = "the server's storage is full; nothing was saved. Retry later"
 UNAVAILABLE = "the database is unavailable; retry shortly"
 
 
+def storage_is_full(exc: BaseException) -> bool:
+    """The error says the database's storage is full (SQLite's SQLITE_FULL, PostgreSQL's
+    53100), wherever it was raised: in this process or by the send writer's."""
+    orig = getattr(exc, "orig", None) or exc
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    return state == _DISK_FULL or getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+
+
 def database_fault(exc: BaseException) -> tuple[str, str] | None:
     """(message, code) when a database error says the server cannot serve now (a 503) rather
     than that the request was wrong; logged by name. None for any other error."""
     orig = getattr(exc, "orig", None) or exc
     state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-    if state == _DISK_FULL or getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+    if storage_is_full(exc):
         log.error("storage full: %s", orig)
         return STORAGE_FULL, "storage_full"
     if (

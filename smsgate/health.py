@@ -84,6 +84,11 @@ async def ready(request: Request) -> JSONResponse:
             "reason": f"the database schema is at {state.revision}, this server needs {head}; "
             "run smsgate migrate",
         }
+    elif request.app.state.db.storage_full:
+        body = {
+            "status": "unavailable",
+            "reason": "the database's storage is full: the last write failed for want of space",
+        }
     else:
         return JSONResponse({"status": "ok"})
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})

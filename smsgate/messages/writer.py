@@ -146,9 +146,18 @@ class SendWriter:
         return _Done(found, {}, [p for p in batch if p.message["id"] not in found], {})
 
     async def _write(self, batch: list[PreparedMessage]) -> list[Stored | ApiError]:
+        try:
+            done = await self._commit(batch)
+        except BaseException as exc:
+            self._database.failed(exc)
+            raise
+        self._database.wrote()
+        return self._answers(batch, done)
+
+    async def _commit(self, batch: list[PreparedMessage]) -> _Done:
         if self._process is not None:
             try:
-                done = await self._process.call(batch)
+                done: _Done = await self._process.call(batch)
             except WriterDied:
                 log.error("the send writer process died with a batch in hand; checking it")
                 done = await self._committed(batch)
@@ -162,6 +171,9 @@ class SendWriter:
         else:
             async with self._database.engine.begin() as conn:
                 done = await _write_sqlalchemy(conn, batch)
+        return done
+
+    def _answers(self, batch: list[PreparedMessage], done: _Done) -> list[Stored | ApiError]:
         results: list[Stored | ApiError] = []
         # sends handed back went through the SQLAlchemy path as the copies it was given (an
         # opted-out recipient is failed there): answer with those

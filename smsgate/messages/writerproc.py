@@ -8,7 +8,9 @@ encoding, binding and SQLite work run beside the event loop, which only pickles 
 
 Protocol: one batch at a time over a pipe (multiprocessing's framing: a 4-byte big-endian size,
 or -1 and an 8-byte size, then a pickle); the answer is ("ok", result) or ("error", the
-SQLAlchemy error's class name, its message). If the child dies mid-batch the caller gets
+SQLAlchemy error's class name, its message, and the driver's error code: SQLite's
+`sqlite_errorcode` or PostgreSQL's `sqlstate`, so that a full disk is told from a lost
+connection in the parent as anywhere else). If the child dies mid-batch the caller gets
 `WriterDied` and must find out from the database what was committed.
 """
 
@@ -38,6 +40,24 @@ if _CONTEXT.get_start_method() == "forkserver":
     _CONTEXT.set_forkserver_preload(["smsgate.messages.writer"])
 
 Serve = Callable[[Connection, Any], None]
+
+
+class ChildError(Exception):
+    """The driver's error in the child, as the parent sees it: its message and its codes
+    (`sqlite_errorcode`, `sqlstate`) as attributes, where errors.database_fault reads them."""
+
+    def __init__(self, message: str, codes: dict[str, Any]) -> None:
+        super().__init__(message)
+        for name, value in codes.items():
+            setattr(self, name, value)
+
+
+def _codes(orig: BaseException | None) -> dict[str, Any]:
+    return {
+        name: value
+        for name in ("sqlite_errorcode", "sqlstate")
+        if (value := getattr(orig, name, None)) is not None
+    }
 
 
 class WriterDied(RuntimeError):
@@ -76,11 +96,11 @@ class WriterProcess:
         reply = await answer_
         if reply[0] == "ok":
             return reply[1]
-        _, name, message = reply
+        _, name, message, codes = reply
         error = getattr(sa_exc, name, sa_exc.DBAPIError)
         if not (isinstance(error, type) and issubclass(error, sa_exc.DBAPIError)):
             error = sa_exc.DBAPIError
-        raise error(None, None, Exception(message))
+        raise error(None, None, ChildError(message, codes))
 
     def _answered(self, reply: tuple[Any, ...]) -> None:
         waiting = self._waiting.popleft()
@@ -199,7 +219,7 @@ def answer(connection: Connection, work: Callable[[Any], Any]) -> None:
         try:
             reply: tuple[Any, ...] = ("ok", work(payload))
         except sa_exc.DBAPIError as exc:
-            reply = ("error", type(exc).__name__, str(exc.orig))
+            reply = ("error", type(exc).__name__, str(exc.orig), _codes(exc.orig))
         except Exception as exc:  # reported to the parent, which raises it
-            reply = ("error", "DBAPIError", repr(exc))
+            reply = ("error", "DBAPIError", repr(exc), {})
         connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))

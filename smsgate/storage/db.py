@@ -15,14 +15,17 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
-from smsgate.errors import ApiError
+from smsgate.errors import ApiError, storage_is_full
 from smsgate.storage import onehop, sqlitelock
 
 AFTER_COMMIT = "after_commit"
+WROTE = "wrote"  # session.info: a change was flushed in this transaction
+DATABASE = "database"  # session.info: the Database the session belongs to
 # An execution option: the connection's transactions only read (Database.reading)
 READ_ONLY = "smsgate_read_only"
 
@@ -109,11 +112,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+class _Session(Session):
+    """A session that notes in its `info` when it has flushed a change (`Database.wrote`)."""
+
+
+@event.listens_for(_Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info[WROTE] = True
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=_Session, info={DATABASE: self}
+        )
+        # the last write failed because the storage is full (SQLite's disk, PostgreSQL's
+        # 53100); the next write that commits clears it. /health/ready answers 503 meanwhile.
+        self.storage_full = False
         # the engine for connections that only read (no lock on SQLite; see `reading`)
         self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
         # never flushed: an object a look-up touched (a key's lastUsedAt) stays pending, for the
@@ -145,13 +162,23 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    def failed(self, exc: BaseException) -> None:
+        """A transaction failed with `exc`: note a full storage (for /health/ready)."""
+        if storage_is_full(exc):
+            self.storage_full = True
+
+    def wrote(self) -> None:
+        """A write committed: the storage takes writes again."""
+        self.storage_full = False
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit if the body returns, roll back if it raises."""
         async with self.sessions() as session:
             try:
                 yield session
-            except BaseException:
+            except BaseException as exc:
+                self.failed(exc)
                 await session.rollback()
                 raise
             await commit(session)
@@ -180,7 +207,8 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             else:
                 await session.rollback()
             raise
-        except BaseException:
+        except BaseException as exc:
+            database.failed(exc)
             await session.rollback()
             raise
         else:
@@ -191,6 +219,8 @@ async def commit(session: AsyncSession) -> None:
     """Commit and run the after-commit callbacks. A request commits early with this only before
     it waits on work that takes its own transaction (its connection is free meanwhile)."""
     await session.commit()
+    if session.info.pop(WROTE, False):
+        session.info[DATABASE].wrote()
     for callback in session.info.pop(AFTER_COMMIT, []):
         callback()
 

@@ -10,6 +10,7 @@ exactly like rows written through the ORM.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -102,7 +103,11 @@ class RawSqlite:
                 result = fn(connection)
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk, an I/O error): a ROLLBACK
+                # then fails with "no transaction is active" and would replace the real error
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             # Surface driver errors as SQLAlchemy's, so callers and handlers treat both alike.
