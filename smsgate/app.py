@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # measured with gc.callbacks. A threshold above what is ever in flight leaves the
         # collector for real cycles; a young collection then scans at most this many objects.
         gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+        # before the server takes requests: /health/ready says 200 only once a send can complete
+        await app.state.send_writer.start()
         worker = EmbeddedWorker(app)
         if settings.embedded_worker:
             worker.start()

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from smsgate import __version__, health
+from smsgate.app import create_app
 from tests.factories import PASSWORD, unique_email
 from tests.serving import free_port, loopback_certificate, running_server, server_env
 
@@ -66,6 +67,14 @@ def _two_requests_apart(port: int, idle: float) -> tuple[int, int]:
                 answer += chunk
             statuses.append(int(answer.split(b" ", 2)[1]))
     return statuses[0], statuses[1]
+
+
+async def test_the_send_writer_runs_before_the_server_takes_requests(settings) -> None:
+    """The writer's process used to start on the first send: /health/ready said 200 1.5-3 s
+    before a send could complete. Now it is running once start-up is over."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert app.state.send_writer.pid is not None
 
 
 def test_smsgate_serve_answers_health_and_a_send(settings, tmp_path, repo_root) -> None:

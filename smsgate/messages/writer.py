@@ -106,6 +106,16 @@ class SendWriter:
         assert isinstance(stored, Stored)  # the batcher raises the refusals
         return stored
 
+    async def start(self) -> None:
+        """Start the writer's process now rather than on the first send."""
+        if self._process is not None:
+            await self._process.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id, while it runs."""
+        return self._process.pid if self._process is not None else None
+
     async def close(self) -> None:
         await self._batcher.close()
         if self._process is not None:

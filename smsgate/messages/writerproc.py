@@ -81,13 +81,18 @@ class WriterProcess:
         self._waiting: collections.deque[asyncio.Future[tuple[Any, ...]]] = collections.deque()
         self._starting: asyncio.Lock | None = None
 
-    async def call(self, payload: Any) -> Any:
-        """Send one payload, return the child's result (or raise its error as SQLAlchemy's)."""
+    async def start(self) -> None:
+        """Start the child unless it runs: at the server's start-up (so that the first send
+        does not wait for it), and again on the next call after it ended."""
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._answers is None or self._answers.ended or not self._process.is_alive():
                 await self._start()  # none yet, or it ended: _start closes what is left of it
+
+    async def call(self, payload: Any) -> Any:
+        """Send one payload, return the child's result (or raise its error as SQLAlchemy's)."""
+        await self.start()
         assert self._transport is not None
         answer_: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self._waiting.append(answer_)
