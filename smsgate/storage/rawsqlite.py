@@ -89,7 +89,7 @@ class RawSqlite:
         if self._connection is None:
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute(f"PRAGMA busy_timeout={sqlitelock.BUSY_TIMEOUT_MS}")
             self._connection = connection
