@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
+# seconds before each retry of a webhook delivery: 16 retries over about five days
+WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, *(36000,) * 11)
 
 
 class Settings(BaseSettings):
@@ -56,6 +58,8 @@ class Settings(BaseSettings):
     opt_out_keywords: str = "STOP,BAJA,ALTO,CANCELAR,UNSUBSCRIBE"
     opt_in_keywords: str = "START,ALTA"
     webhooks_allow_private: bool = False
+    # seconds before each retry of a webhook delivery, in order; then it is failed
+    webhook_retry_schedule: str = ",".join(str(s) for s in WEBHOOK_RETRY_SCHEDULE)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     mobile_open_registration: bool = False
@@ -80,6 +84,21 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("SMSGATE_DEFAULT_REGION must be a two-letter country code such as MX")
         return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+            raise ValueError(
+                "SMSGATE_WEBHOOK_RETRY_SCHEDULE must be whole seconds above 0, comma-separated"
+            )
+        return ",".join(parts)
+
+    @property
+    def webhook_retries(self) -> tuple[int, ...]:
+        """The retry schedule in seconds (webhook_retry_schedule)."""
+        return tuple(int(part) for part in self.webhook_retry_schedule.split(","))
 
     def resolved(self) -> Settings:
         """Fill the settings whose defaults depend on others or on the data folder."""

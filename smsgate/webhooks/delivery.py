@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import usage
-from smsgate.config import Settings
+from smsgate.config import WEBHOOK_RETRY_SCHEDULE, Settings
 from smsgate.kit import clock, safe_http
 from smsgate.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
@@ -48,7 +48,7 @@ log = logging.getLogger("smsgate.webhooks")
 
 # Seconds before attempt 2, 3, ...: about five days in all, then the delivery fails for good
 # (it stays listed, and can be retried or replayed).
-SCHEDULE = (5, 300, 1800, 7200, 18000, *(36000,) * 11)
+SCHEDULE = WEBHOOK_RETRY_SCHEDULE  # the default of SMSGATE_WEBHOOK_RETRY_SCHEDULE
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1
 LEASE = timedelta(seconds=60)
@@ -67,8 +67,10 @@ class Claimed:
     webhook: Webhook
 
 
-def next_delay(attempts: int, rng: random.Random | None = None) -> float:
-    base = SCHEDULE[min(attempts - 1, len(SCHEDULE) - 1)]
+def next_delay(
+    attempts: int, schedule: tuple[int, ...] = SCHEDULE, rng: random.Random | None = None
+) -> float:
+    base = schedule[min(attempts - 1, len(schedule) - 1)]
     return base * (1 + (rng or random).uniform(-JITTER, JITTER))
 
 
@@ -208,7 +210,9 @@ async def _send(item: Claimed, client: httpx.AsyncClient, settings: Settings) ->
     return Result(item, outcome)
 
 
-def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str | None, bool]:
+def _record(
+    session: AsyncSession, result: Result, now: datetime, schedule: tuple[int, ...]
+) -> tuple[str | None, bool]:
     """Apply one outcome; returns (reason to disable the webhook at once or None, succeeded)."""
     delivery = result.claimed.delivery
     outcome = result.outcome
@@ -243,17 +247,19 @@ def _record(session: AsyncSession, result: Result, now: datetime) -> tuple[str |
     if status == 410:
         delivery.status = "held"
         return f"the receiver answered 410 Gone at {clock.iso(now)}", False
-    if delivery.attempts >= MAX_ATTEMPTS:
+    if delivery.attempts > len(schedule):
         delivery.status = "failed"
         return None, False
-    delay = next_delay(delivery.attempts)
+    delay = next_delay(delivery.attempts, schedule)
     if status in (429, 503) and outcome.retry_after is not None:
         delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
     delivery.next_attempt_at = now + timedelta(seconds=delay)
     return None, False
 
 
-async def _apply(database: Database, results: list[Result]) -> list[None]:
+async def _apply(
+    database: Database, results: list[Result], schedule: tuple[int, ...]
+) -> list[None]:
     """Record outcomes in one transaction, with what they tell of their webhooks' health."""
     now = clock.now()
     async with database.transaction() as session:
@@ -263,7 +269,7 @@ async def _apply(database: Database, results: list[Result]) -> list[None]:
         delivered: dict[str, int] = defaultdict(int)
         for result in results:
             session.add(result.claimed.delivery)
-            reason, ok = _record(session, result, now)
+            reason, ok = _record(session, result, now, schedule)
             hook_id = result.claimed.webhook.id
             if ok:
                 succeeded.add(hook_id)
@@ -419,7 +425,8 @@ async def deliver_due(
     lanes = _Lanes(settings)
     claimed = await _claim_due(database, settings, limit, {}, lanes.cap)
     if claimed:
-        await _apply(database, await asyncio.gather(*(lanes.start(i, client) for i in claimed)))
+        results = await asyncio.gather(*(lanes.start(i, client) for i in claimed))
+        await _apply(database, results, settings.webhook_retries)
     return len(claimed)
 
 
@@ -441,7 +448,9 @@ async def deliver_forever(
 
     def record_late(task: asyncio.Task[Result]) -> None:
         if not task.cancelled() and task.exception() is None:
-            recording = asyncio.create_task(_apply(database, [task.result()]))
+            recording = asyncio.create_task(
+                _apply(database, [task.result()], settings.webhook_retries)
+            )
             late.add(recording)
             recording.add_done_callback(late.discard)
             recording.add_done_callback(_log_failure)
@@ -458,7 +467,11 @@ async def deliver_forever(
                     for task in slow:
                         lanes.slow.add(task)
                         task.add_done_callback(record_late)
-                    await _apply(database, [t.result() for t in done if t.exception() is None])
+                    await _apply(
+                        database,
+                        [t.result() for t in done if t.exception() is None],
+                        settings.webhook_retries,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -469,7 +482,7 @@ async def deliver_forever(
     finally:
         landed = await lanes.stop(database)
         if landed:
-            await _apply(database, landed)
+            await _apply(database, landed, settings.webhook_retries)
         await asyncio.gather(*late, return_exceptions=True)
 
 

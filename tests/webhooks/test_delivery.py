@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook as StandardVerifier
 
+from smsgate.config import Settings
 from smsgate.kit import clock
 from smsgate.webhooks import verify
 from smsgate.webhooks.delivery import LEASE, MAX_ATTEMPTS, SCHEDULE, _claim, deliver_due
@@ -381,6 +382,37 @@ async def test_deliveries_are_scoped_to_the_webhooks_device(make_user, app) -> N
 def test_schedule_spans_about_five_days() -> None:
     total = sum(SCHEDULE)
     assert 4.5 * 86400 <= total <= 5.5 * 86400 and len(SCHEDULE) + 1 == MAX_ATTEMPTS
+
+
+async def test_an_operator_sets_the_retry_schedule(make_user, app, settings) -> None:
+    """SMSGATE_WEBHOOK_RETRY_SCHEDULE=2,60: a retry 2 s after the first failure, the next a
+    minute later, then the delivery is failed; a bad value is refused at start-up."""
+    short = settings.model_copy(update={"webhook_retry_schedule": " 2, 60 "})
+    short = Settings.model_validate(short.model_dump())
+    assert short.webhook_retries == (2, 60)
+    with pytest.raises(ValueError, match="SMSGATE_WEBHOOK_RETRY_SCHEDULE"):
+        Settings(webhook_retry_schedule="5,soon")
+    user = await make_user()
+    async with receiving() as receiver:
+        receiver.status = 500
+        hook = await _hook(user, receiver.url, ["sms:received"])
+        phone = await pair_phone(user)
+        await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola"}])
+        seen = []
+        for _ in range(4):
+            await deliver(app, short)
+            seen.append(len(receiver.requests))
+            clock.advance(timedelta(seconds=2.5))
+        assert seen == [1, 2, 2, 2]  # the second retry is due a minute later
+        clock.advance(timedelta(seconds=60))
+        await deliver(app, short)
+        assert len(receiver.requests) == 3
+        clock.advance(timedelta(days=6))
+        await deliver(app, short)
+        assert len(receiver.requests) == 3  # failed after the schedule's last retry
+        path = f"/api/webhooks/{hook['id']}/deliveries"
+        listed = await user.client.get(path, headers=user.auth)
+        assert [d["status"] for d in listed.json()["data"]] == ["failed"], listed.text
 
 
 async def _ingest(user, phone) -> Callable[[str, dict], Awaitable[None]]:
