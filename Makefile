@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sdk-test screenshots lint format bench migrate migration clean help
+.PHONY: run test sdk-test chaos screenshots lint format bench migrate migration clean help
 
 help:
 	@echo "make run     set up .venv, migrate ./data/smsgate.db and serve on http://127.0.0.1:8000"
 	@echo "make test    run the test suite (SQLite; PostgreSQL with SMSGATE_TEST_DATABASE_URL)"
 	@echo "make sdk-test  both official SDKs against a live server (PyPI: its own live tests; npm)"
+	@echo "make chaos   kill the server, its database connections, a webhook receiver; JSON figures"
 	@echo "make screenshots  the browser test, saving every page into docs/screenshots/"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make format  ruff format + autofix"
@@ -34,6 +35,9 @@ test: $(STAMP)
 sdk-test: $(STAMP)
 	$(BIN)/python tests/sdk_live.py
 	$(BIN)/python -m pytest -ra tests/compat/test_js_sdk.py
+
+chaos: $(STAMP)
+	@$(BIN)/python -m tests.chaos
 
 screenshots: $(STAMP)
 	SMSGATE_TEST_SCREENSHOTS=1 $(BIN)/python -m pytest tests/dashboard/test_browser.py
