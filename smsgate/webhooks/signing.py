@@ -5,9 +5,12 @@ Every webhook secret looks like `whsec_<base64 of 32 random bytes>`.
 - native: body `{id, event, createdAt, timestamp, webhookId, deviceId, payload}`; headers
   `x-smsgw-id`, `x-smsgw-timestamp`, `x-smsgw-event`, `x-smsgw-format: native` and
   `x-smsgw-signature`: lowercase hex HMAC-SHA256 of the exact raw body, keyed with the UTF-8
-  bytes of the whole secret. While a rotated secret is still valid the header holds one
-  signature per valid secret, comma-separated, newest first. The body's `timestamp` equals
-  `x-smsgw-timestamp`, so the signature covers it: refuse deliveries whose timestamp is old.
+  bytes of the whole secret: always one value, so that a receiver comparing it with one HMAC
+  (as the API reference describes) verifies every delivery. During a rotation's overlap it is
+  signed with the previous secret (the one the receiver holds), and `x-smsgw-signature-next`
+  carries the new secret's; after the overlap `x-smsgw-signature` is the new secret's. The
+  body's `timestamp` equals `x-smsgw-timestamp`, so the signature covers it: refuse deliveries
+  whose timestamp is old.
 - standard: Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature:
   v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}" keyed with the base64-decoded secret>`
   (space-separated when two secrets are valid).
@@ -30,6 +33,7 @@ from typing import Any
 FORMATS = ("native", "standard", "android")
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_TOLERANCE_SECONDS = 300
+NEXT_SIGNATURE = "x-smsgw-signature-next"  # the new secret's, during a rotation's overlap
 
 
 class InvalidSignature(Exception):
@@ -106,9 +110,9 @@ def sign(
             "X-Signature": _hex(secrets_[0].encode(), body + stamp.encode()),
         }
     else:
-        headers |= {
-            "x-smsgw-signature": ",".join(_hex(s.encode(), body) for s in secrets_),
-        }
+        headers["x-smsgw-signature"] = _hex(secrets_[-1].encode(), body)  # the oldest valid
+        if len(secrets_) > 1:
+            headers[NEXT_SIGNATURE] = _hex(secrets_[0].encode(), body)
     headers |= {
         "x-smsgw-id": event_id,
         "x-smsgw-timestamp": stamp,
@@ -162,7 +166,7 @@ def verify(
         candidates = [lower.get("x-signature", "")]
     else:
         expected = _hex(secret.encode(), body)
-        candidates = [c.strip() for c in lower.get("x-smsgw-signature", "").split(",")]
+        candidates = [lower.get("x-smsgw-signature", ""), lower.get(NEXT_SIGNATURE, "")]
     if not any(c and hmac.compare_digest(c, expected) for c in candidates):
         raise InvalidSignature("no signature matches this secret")
     try:

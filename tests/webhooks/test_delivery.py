@@ -300,11 +300,20 @@ async def test_a_crashed_worker_leaves_the_delivery_to_its_lease(make_user, app)
     assert all(d["status"] == "succeeded" and d["attempts"] == 2 for d in log)
 
 
+def _reference_hmac(secret: str, body: bytes) -> str:
+    """What the API reference tells a receiver to compute: hex HMAC-SHA256 of the body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 async def test_secret_rotation_overlap(make_user, app) -> None:
     user = await make_user()
     async with receiving() as receiver:
         hook = await _hook(user, receiver.url, ["system:ping"])
         old = hook["secret"]
+        await user.client.post(f"/api/webhooks/{hook['id']}/test", headers=user.auth)
+        await deliver(app)
+        before = receiver.requests[-1]
+        assert before.headers["x-smsgw-signature"] == _reference_hmac(old, before.body)
         rotated = (
             await user.client.post(
                 f"/api/webhooks/{hook['id']}/rotate-secret",
@@ -317,13 +326,18 @@ async def test_secret_rotation_overlap(make_user, app) -> None:
         await user.client.post(f"/api/webhooks/{hook['id']}/test", headers=user.auth)
         await deliver(app)
         during = receiver.requests[-1]
-        assert len(during.headers["x-smsgw-signature"].split(",")) == 2
+        # a receiver written from the API reference compares the header with one HMAC of the
+        # secret it holds: the old one until the overlap ends, then the new one
+        assert during.headers["x-smsgw-signature"] == _reference_hmac(old, during.body)
+        assert during.headers["x-smsgw-signature-next"] == _reference_hmac(new, during.body)
         verify(old, during.body, during.headers)
         verify(new, during.body, during.headers)
         clock.advance(timedelta(seconds=3601))
         await user.client.post(f"/api/webhooks/{hook['id']}/test", headers=user.auth)
         await deliver(app)
         after = receiver.requests[-1]
+        assert after.headers["x-smsgw-signature"] == _reference_hmac(new, after.body)
+        assert "x-smsgw-signature-next" not in after.headers
         verify(new, after.body, after.headers, now=clock.now().timestamp())
         with pytest.raises(InvalidSignature):
             verify(old, after.body, after.headers, now=clock.now().timestamp())
