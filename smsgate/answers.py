@@ -149,20 +149,23 @@ class Attachment(Output):
 class Message(Output):
     id: str
     state: Literal["processing", "sent", "delivered", "failed", "cancelled", "received"]
-    priority: int
+    priority: int | None = Field(default=None, description="Sent messages only.")
     recipients: list[Recipient]
     created_at: Time
     updated_at: Time
     direction: Literal["in", "out"]
     channel: Literal["sms", "mms", "whatsapp", "data"]
-    device_id: str | None
-    external_id: str | None
+    device_id: str | None = Field(
+        description="The phone or line it was pinned to, or else the one that took it; "
+        "null while no phone has taken it."
+    )
+    external_id: str | None = Field(default=None, description="Sent messages only.")
     message: str | None
     valid_until: Time | None
     schedule_at: Time | None = Field(description="A scheduled send: handed to no phone before.")
     sim_number: int | None
     is_encrypted: bool
-    with_delivery_report: bool
+    with_delivery_report: bool | None = Field(default=None, description="Sent messages only.")
     encoding: Literal["GSM-7", "UCS-2"] | None
     segments: int | None
     cancel_requested: bool | None = None

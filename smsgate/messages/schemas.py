@@ -77,6 +77,11 @@ def history_out(row: Row) -> dict[str, Any]:
     return out
 
 
+# fields of a send that mean nothing on a received message (its externalId is our key for
+# de-duplicating the phone's retries, not the client's)
+INBOUND_OMITS = ("priority", "withDeliveryReport", "externalId")
+
+
 def message_out(
     row: Row,
     recipients: Sequence[Row],
@@ -93,7 +98,8 @@ def message_out(
         "updatedAt": iso(row["updated_at"]),
         "direction": row["direction"],
         "channel": row["channel"],
-        "deviceId": row["device_id"],
+        # the phone it was pinned to, or else the phone that took it (None while queued)
+        "deviceId": row["device_id"] or row.get("assigned_device_id"),
         "externalId": row["external_id"],
         "message": row["content"],
         "validUntil": iso(row["valid_until"]),
@@ -106,8 +112,11 @@ def message_out(
     }
     if row.get("cancel_requested_at") is not None:
         out["cancelRequested"] = True
-    if row["direction"] == "in" and recipients:
-        out["sender"] = recipients[0]["phone_number"]
+    if row["direction"] == "in":
+        for outbound_only in INBOUND_OMITS:  # a received message has none of these
+            del out[outbound_only]
+        if recipients:
+            out["sender"] = recipients[0]["phone_number"]
     if row["channel"] == "mms":
         out["mediaUrls"] = row["media_urls"] or []
         if row["direction"] == "in":

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import add_device, send
+from tests.factories import add_device, pair_phone, send
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -368,3 +368,29 @@ async def test_the_lean_send_route_answers_like_every_route(client, make_user, m
     assert failed.json() == {"error": "internal error", "code": "internal_error"}
     assert failed.headers["x-request-id"] == "lean-1"
     assert "secret detail" not in failed.text
+
+
+async def test_a_message_shows_the_phone_that_took_it(make_user) -> None:
+    """Sent without deviceId, a message said deviceId null for ever, even once delivered."""
+    user = await make_user()
+    phone = await pair_phone(user)
+    sent = (await send(user)).json()
+    assert sent["deviceId"] is None  # queued: no phone has it yet
+    [item] = await phone.pull()
+    await phone.report(item["id"], "Sent", [("+5215555555555", "Sent", None)])
+    shown = await user.client.get(f"/api/v1/messages/{sent['id']}", headers=user.auth)
+    assert (shown.json()["state"], shown.json()["deviceId"]) == ("sent", phone.device_id)
+
+
+async def test_a_received_message_has_no_outbound_fields(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": "+5215512345678", "message": "Hola", "id": "in-1"}])
+    [received] = (await user.client.get("/api/v1/messages?direction=in", headers=user.auth)).json()[
+        "data"
+    ]
+    assert received["sender"] == "+5215512345678" and received["deviceId"] == phone.device_id
+    for outbound_only in ("priority", "withDeliveryReport", "externalId"):
+        assert outbound_only not in received
+    shown = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
+    assert "externalId" not in shown.json() and "priority" not in shown.json()
