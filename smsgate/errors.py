@@ -41,6 +41,7 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
 
+UNSTORABLE = "unstorable_text"  # the pydantic error of a body holding NUL or a lone surrogate
 # character_not_in_repertoire, untranslatable_character: text PostgreSQL cannot store
 _UNSTORABLE = frozenset({"22021", "22P05"})
 UNSTORABLE_TEXT = (
@@ -89,8 +90,11 @@ def bad_request(message: str, code: str = "validation_error", field: str | None 
     return ApiError(400, message, code, extra={"field": field} if field else None)
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found", "not_found")
+def not_found(what: str, field: str | None = None) -> ApiError:
+    """404; `field` names the body's field that referred to it (a send's deviceId)."""
+    return ApiError(
+        404, f"{what} not found", "not_found", extra={"field": field} if field else None
+    )
 
 
 def error_body(message: str, code: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -136,6 +140,13 @@ def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
     loc = tuple(err.get("loc", ()))
     field = field_path(loc)
     kind = str(err.get("type", ""))
+    if kind == UNSTORABLE:  # raised for a whole body: its context holds the path within it
+        ctx = err.get("ctx") or {}
+        inner = str(ctx.get("path", ""))
+        joined = (
+            f"{field}.{inner}" if field and inner and not inner.startswith("[") else field + inner
+        )
+        return joined, str(ctx.get("what", "cannot be stored"))
     if kind == "json_invalid":
         return "", "request body is not valid JSON"
     if kind in ("model_attributes_type", "model_type") and not field:

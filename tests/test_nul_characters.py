@@ -26,7 +26,7 @@ async def test_a_nul_in_any_body_string_is_a_400_naming_the_field(make_user, app
         answer = await user.client.post(path, json=body, headers=user.auth)
         assert answer.status_code == 400, (path, answer.text)
         error = answer.json()
-        assert error["code"] == "validation_error"
+        assert error["code"] == "validation_error" and error["field"] == field, error
         assert (
             error["error"]
             == f"{field}: contains the NUL character (\\u0000), which cannot be stored"

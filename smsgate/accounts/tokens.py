@@ -61,7 +61,10 @@ def issue_access_token(
 
 
 def _invalid(message: str = "this access token is invalid; request a new one") -> ApiError:
-    return ApiError(401, message, "invalid_token")
+    # RFC 6750: a refused bearer token says so in WWW-Authenticate, as every other 401 here
+    return ApiError(
+        401, message, "invalid_token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 def decode_access_token(secret: str, token: str) -> AccessClaims:

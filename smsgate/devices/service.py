@@ -59,12 +59,16 @@ class DeviceTypes:
         self._types: dict[tuple[str, str], str] = {}
 
     async def get(self, database: Database, account_id: str, device_id: str) -> str:
-        """The device's type ("android" or "whatsapp"), or 404 `not_found` (never remembered)."""
+        """The device's type ("android" or "whatsapp"), or 404 `not_found` naming the field
+        `deviceId` (never remembered)."""
         key = (account_id, device_id)
         found = self._types.get(key)
         if found is None:
             async with database.sessions() as session:
-                found = (await get_device(session, account_id, device_id)).type
+                try:
+                    found = (await get_device(session, account_id, device_id)).type
+                except ApiError as exc:
+                    raise not_found("device", "deviceId") from exc
             if len(self._types) >= self.max_entries:
                 self._types.clear()
             self._types[key] = found

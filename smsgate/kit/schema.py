@@ -10,8 +10,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from smsgate.errors import ApiError
+from smsgate.errors import UNSTORABLE, ApiError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -70,8 +71,8 @@ class Input(BaseModel):
         lone surrogate (it has no UTF-8 form); no phone number, message or name needs them."""
         found = _unstorable_at(data, "")
         if found is not None:
-            path, what = found
-            raise ValueError(f"{path}: {what}" if path else what)
+            path, what = found  # the error's field is the path (errors.describe_validation_error)
+            raise PydanticCustomError(UNSTORABLE, "{what}", {"path": path, "what": what})
         return data
 
 

@@ -340,7 +340,7 @@ async def store_message(
         # The only reference a send can break is its device, deleted after the check above.
         if request.device_id is None:
             raise
-        raise not_found("device") from exc
+        raise not_found("device", "deviceId") from exc
     if not stored.created and stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(
             409,

@@ -40,7 +40,13 @@ async def check_url(url: str, settings: Settings, field: str = "url") -> str:
     try:
         await safe_http.safe_addresses(url, settings.webhooks_allow_private, must_resolve=False)
     except safe_http.UnsafeTarget as exc:
-        raise bad_request(f'{field}: "{url[:200]}" {exc}', "invalid_url", field) from exc
+        hint = (
+            ""
+            if settings.webhooks_allow_private
+            else "; a self-hosted server reaches its own network once its operator sets "
+            "SMSGATE_WEBHOOKS_ALLOW_PRIVATE=true"
+        )
+        raise bad_request(f'{field}: "{url[:200]}" {exc}{hint}', "invalid_url", field) from exc
     return url
 
 

@@ -143,6 +143,7 @@ async def test_expired_tampered_and_wrong_type_tokens_are_refused(make_user, set
         resp = await user.client.get("/api/v1/messages", headers=_bearer("at_" + token))
         assert resp.status_code == 401, token
         assert resp.json()["code"] == "invalid_token"
+        assert resp.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     good = jwt.encode(claims, key, algorithm="HS256", headers={"typ": "at+jwt"})
     assert (
         await user.client.get("/api/v1/messages", headers=_bearer("at_" + good))

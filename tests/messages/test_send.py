@@ -288,7 +288,11 @@ async def test_foreign_or_unknown_device_is_404(make_user, app) -> None:
     for value in (device_id, "cnotarealdevice0000000000", "garbage"):
         resp = await send(other, deviceId=value)
         assert resp.status_code == 404, resp.text
-        assert resp.json() == {"error": "device not found", "code": "not_found"}
+        assert resp.json() == {
+            "error": "device not found",
+            "code": "not_found",
+            "field": "deviceId",
+        }
     assert (await other.client.get("/api/v1/messages", headers=other.auth)).json()["data"] == []
 
 
@@ -306,7 +310,7 @@ async def test_a_device_deleted_after_a_send_checked_it_is_404(make_user, app) -
         await session.execute(delete(Device).where(Device.id == device_id))
     again = await send(user, deviceId=device_id, message="after the deletion")
     assert again.status_code == 404, again.text
-    assert again.json() == {"error": "device not found", "code": "not_found"}
+    assert again.json() == {"error": "device not found", "code": "not_found", "field": "deviceId"}
     listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
     assert "after the deletion" not in [m["message"] for m in listed]
 
