@@ -41,6 +41,7 @@ from smsgate.mobile.hub import Hub
 from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.openapi import install_openapi
+from smsgate.ops.aliases import V1Aliases
 from smsgate.ops.limits import RequestLimits
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="SMSGate",
         version=__version__,
-        description="Android phones and WhatsApp numbers behind one messaging REST API.",
+        description="Android phones and WhatsApp numbers behind one messaging REST API. "
+        "Every `/api/<resource>` path below is also served as `/api/v1/<resource>`.",
         lifespan=lifespan,
         default_response_class=JSONResponse,  # pydantic-core writes the JSON (kit/responses.py)
     )
@@ -161,6 +163,7 @@ def _add_routes(app: FastAPI, *routers: APIRouter) -> None:
     own = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
     app.router.routes.extend(own)
+    app.router.routes.append(V1Aliases(app.router))  # last: tried only when nothing matched
 
 
 def _quick_miss(route: BaseRoute) -> None:

@@ -212,7 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            body = error_body("no such endpoint; see the API reference in README.md", "not_found")
+            body = error_body("no such endpoint; the API's reference is at /docs", "not_found")
         elif exc.status_code == 405:
             body = error_body(
                 "this endpoint does not accept that HTTP method", "method_not_allowed"
