@@ -274,7 +274,9 @@ class SimulatedSession:
             if self.auto_link is None:
                 await self._linked.wait()
             elif not await clock.wait(self._linked, self.auto_link):
-                continue
+                self._linked.set()  # nobody scanned: it links by itself, as --simulate says
+            if self._stopped.is_set():
+                return
             await events.on_connected(self.phone)
             await self._stopped.wait()
 

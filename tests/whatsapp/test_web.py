@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from smsgate.mobile.client import DeviceClient, MobileError
 from smsgate.whatsapp.lines import Pacer
@@ -177,3 +179,43 @@ async def test_a_dropped_session_gives_back_what_it_had_not_started(make_user, l
     finally:
         for client in lines:
             await client.aclose()
+
+
+async def test_the_bridge_command_with_simulate_links_by_itself(
+    make_user, live_server, tmp_path
+) -> None:
+    """`smsgate whatsapp bridge --simulate` said it links after 5 s, and showed a new QR code
+    every 5 s instead: the command, as a user runs it, links and carries a message."""
+    user = await make_user()
+    made = await user.client.post(
+        "/api/devices/whatsapp", json={"name": "Mostrador", "provider": "web"}, headers=user.auth
+    )
+    line = made.json()
+
+    async def device() -> dict:
+        return (await user.client.get(f"/api/devices/{line['id']}", headers=user.auth)).json()
+
+    command = [
+        str(Path(sys.executable).parent / "smsgate"),
+        "whatsapp",
+        "bridge",
+        "--simulate",
+        "--server",
+        live_server,
+        "--token",
+        line["pairing"]["token"],
+        "--state-dir",
+        str(tmp_path / "bridge"),
+    ]
+    bridge = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        await until(lambda: _state(device, "connected"), timeout=30)
+        assert (await device())["status"] == "online"
+        sent = (await send(user, channel="whatsapp", phoneNumbers=["+5215512345678"])).json()
+        await until(lambda: _message_state(user, sent["id"], "delivered"), timeout=30)
+    finally:
+        bridge.terminate()
+        output = (await bridge.communicate())[0].decode()
+    assert f"paired: line {line['id']}" in output
