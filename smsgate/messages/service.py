@@ -210,8 +210,10 @@ def prepare_message(
     content, port = _check_content(request)
     valid_until = _valid_until(request, now)
     schedule_at = _schedule_at(request, now, valid_until)
+    # what usage counts: an SMS's parts; one for a data SMS, an MMS, a WhatsApp message, and an
+    # encrypted SMS (whose text the server cannot read)
     encoding: str | None = None
-    segment_count: int | None = None
+    segment_count = 1
     if request.channel == "sms" and content is not None and not request.is_encrypted:
         info = segments.count(content)
         encoding, segment_count = info.encoding, info.segments

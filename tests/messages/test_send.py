@@ -105,6 +105,11 @@ async def test_mms_data_and_whatsapp_channels(make_user) -> None:
     assert default_port.json()["port"] == 53739
     whatsapp = await send(user, channel="whatsapp", message="Hola")
     assert whatsapp.status_code == 202 and whatsapp.json()["channel"] == "whatsapp"
+    # each counts as one segment, in the message as in usage
+    for answer in (mms, data, whatsapp):
+        assert (answer.json()["segments"], answer.json()["encoding"]) == (1, None)
+    usage = (await user.client.get("/api/billing", headers=user.auth)).json()["usage"]
+    assert usage["segments"] == usage["messages"] == 4, usage
 
 
 async def test_encrypted_numbers_are_stored_verbatim(make_user) -> None:
@@ -113,7 +118,7 @@ async def test_encrypted_numbers_are_stored_verbatim(make_user) -> None:
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["recipients"][0]["phoneNumber"] == "b64:QUJDREVGRw=="
-    assert body["isEncrypted"] is True and body["segments"] is None
+    assert body["isEncrypted"] is True and body["segments"] == 1  # as billed: the text is unknown
 
 
 def _future() -> str:
