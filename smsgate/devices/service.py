@@ -22,6 +22,7 @@ from smsgate.kit.crypto import decrypt, encrypt, opaque_token, token_hash
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks.events import NewEvent, emit
+from smsgate.webhooks.payloads import Presence
 
 if TYPE_CHECKING:
     from smsgate.storage.db import Database
@@ -440,12 +441,12 @@ def presence_event(device: Device) -> NewEvent:
         device.account_id,
         f"device:{device.status}",
         device.id,
-        {
-            "deviceId": device.id,
-            "name": device.name,
-            "status": device.status,
-            "lastSeenAt": clock.iso(device.last_seen_at),
-        },
+        Presence(
+            deviceId=device.id,
+            name=device.name,
+            status="online" if device.status == "online" else "offline",
+            lastSeenAt=clock.iso(device.last_seen_at),
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 _offset = timedelta(0)
 
@@ -26,6 +27,12 @@ def reset() -> None:
     _offset = timedelta(0)
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """2026-04-24T10:00:00.000Z: exactly three fractional digits and Z."""
     if value is None:

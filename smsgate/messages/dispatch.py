@@ -50,7 +50,7 @@ from smsgate.messages.models import (
 from smsgate.messages.schemas import Row
 from smsgate.observe import DISPATCH_SECONDS
 from smsgate.storage.db import Database
-from smsgate.webhooks.events import NewEvent, emit, outbound_type
+from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_type
 
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100
@@ -532,17 +532,17 @@ async def _record(session: AsyncSession, transitions: Sequence[Transition]) -> N
                 t.account_id,
                 kind,
                 t.device_id,
-                {
-                    "messageId": t.message_id,
-                    "externalId": t.external_id,
-                    "phoneNumber": t.phone_number,
-                    "state": t.state,
-                    **({"error": t.error} if t.error else {}),
-                    "channel": t.channel,
-                    "deviceId": t.device_id,
-                    "simNumber": t.sim_number,
-                    "at": clock.iso(t.at),
-                },
+                outbound_payload(
+                    t.message_id,
+                    t.external_id,
+                    t.phone_number,
+                    t.state,
+                    t.error,
+                    t.channel,
+                    t.device_id,
+                    t.sim_number,
+                    t.at,
+                ),
             )
             for t in transitions
             if t.phone_number is not None

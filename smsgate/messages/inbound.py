@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from smsgate.messages.models import (
 )
 from smsgate.storage.db import insert_ignoring_conflicts
 from smsgate.webhooks.events import NewEvent, emit, inbound_type
+from smsgate.webhooks.payloads import AttachmentInfo, Channel, Inbound, MmsDownloaded, Ping
 
 APP_EVENTS = {"sms:received": "sms", "sms:data-received": "data", "mms:received": "mms"}
 MAX_TEXT = 10_000
@@ -118,11 +119,11 @@ async def record(
         details={"deviceId": device.id},
     )
     await session.execute(insert(history_table).values(received))
-    payload: dict[str, Any] = {
+    payload: Inbound = {
         "messageId": message_id,
         "phoneNumber": number,
         "message": content if channel != "data" else None,
-        "channel": channel,
+        "channel": cast(Channel, channel),
         "deviceId": device.id,
         "simNumber": sim_number,
         "receivedAt": clock.iso(received_at or now),
@@ -130,7 +131,7 @@ async def record(
     if sender_name:
         payload["senderName"] = sender_name
     if channel == "data":
-        payload |= {"data": content, "port": port}
+        payload["data"], payload["port"] = content, port
     await emit(session, [NewEvent(device.account_id, inbound_type(channel), device.id, payload)])
     await usage.add(session, device.account_id, {f"inbound:{channel}": 1})
     return message_id
@@ -151,10 +152,10 @@ async def from_app_webhook(
                     device.account_id,
                     "system:ping",
                     device.id,
-                    {
-                        "deviceId": device.id,
-                        "health": health if isinstance(health, Mapping) else None,
-                    },
+                    Ping(
+                        deviceId=device.id,
+                        health=dict(health) if isinstance(health, Mapping) else None,
+                    ),
                 )
             ],
         )
@@ -276,13 +277,13 @@ async def _mms_downloaded(
     if ours is not None and isinstance(parts, list):
         await _keep_attachments(session, device.account_id, ours, parts, settings)
     described = [
-        {
-            "partId": part.get("partId"),
-            "contentType": part.get("contentType"),
-            "name": part.get("name"),
-            "size": part.get("size"),
-            "hasData": bool(part.get("data")),
-        }
+        AttachmentInfo(
+            partId=part.get("partId"),
+            contentType=part.get("contentType"),
+            name=part.get("name"),
+            size=part.get("size"),
+            hasData=bool(part.get("data")),
+        )
         for part in payload.get("attachments") or []
         if isinstance(part, Mapping)
     ]
@@ -294,17 +295,23 @@ async def _mms_downloaded(
                 device.account_id,
                 "mms:downloaded",
                 device.id,
-                {
-                    "messageId": ours,
-                    "phoneNumber": sender if isinstance(sender, str) else None,
-                    "subject": payload.get("subject"),
-                    "body": payload.get("body"),
-                    "attachments": described,
-                    "channel": "mms",
-                    "deviceId": device.id,
-                    "receivedAt": payload.get("receivedAt"),
-                },
+                MmsDownloaded(
+                    messageId=ours,
+                    phoneNumber=sender if isinstance(sender, str) else None,
+                    subject=_text(payload.get("subject")),
+                    body=_text(payload.get("body")),
+                    attachments=described,
+                    channel="mms",
+                    deviceId=device.id,
+                    # the app's time, with its offset, as ours: UTC with Z
+                    receivedAt=clock.iso(clock.parse_zoned(payload.get("receivedAt"))),
+                ),
             )
         ],
     )
     return ours
+
+
+def _text(value: object) -> str | None:
+    """A string from the phone's JSON, or None for anything else."""
+    return value if isinstance(value, str) else None

@@ -35,7 +35,6 @@ from smsgate.conversations import service as conversations
 from smsgate.conversations.models import OptOut
 from smsgate.conversations.service import Joining
 from smsgate.errors import ApiError
-from smsgate.kit import clock
 from smsgate.kit.batching import Batcher
 from smsgate.kit.ids import new_id
 from smsgate.messages import pgwriter, states
@@ -44,7 +43,7 @@ from smsgate.messages.schemas import Row
 from smsgate.messages.writerproc import WriterDied, WriterProcess, answer
 from smsgate.storage.db import Database, asyncpg_dsn, insert_ignoring_conflicts
 from smsgate.storage.rawsqlite import RawSqlite, TableCodec
-from smsgate.webhooks.events import NewEvent, emit, outbound_type
+from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_type
 
 log = logging.getLogger("smsgate.messages.writer")
 
@@ -706,17 +705,17 @@ async def _apply_opt_outs(
                     account,
                     outbound_type(message["channel"], states.FAILED) or "sms:failed",
                     message["device_id"],
-                    {
-                        "messageId": message["id"],
-                        "externalId": message["external_id"],
-                        "phoneNumber": recipient["phone_number"],
-                        "state": states.FAILED,
-                        "error": OPTED_OUT,
-                        "channel": message["channel"],
-                        "deviceId": message["device_id"],
-                        "simNumber": message["sim_number"],
-                        "at": clock.iso(message["created_at"]),
-                    },
+                    outbound_payload(
+                        message["id"],
+                        message["external_id"],
+                        recipient["phone_number"],
+                        states.FAILED,
+                        OPTED_OUT,
+                        message["channel"],
+                        message["device_id"],
+                        message["sim_number"],
+                        message["created_at"],
+                    ),
                 )
             )
         aggregate = states.message_state(r["state"] for r in prepared.recipients)

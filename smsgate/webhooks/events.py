@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -14,31 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.webhooks.models import Delivery, Event, Webhook
+from smsgate.webhooks.payloads import EVENTS, Channel, Outbound, OutboundState, Payload
 
-_OUT = "{messageId, externalId, phoneNumber, state, error?, channel, deviceId, simNumber, at}"
-_IN = "{messageId, phoneNumber, message, channel, deviceId, simNumber, receivedAt}"
-_DEVICE = "{deviceId, name, status, lastSeenAt}"
-
-CATALOG: dict[str, tuple[str, str]] = {
-    "sms:received": ("an SMS (or data SMS) arrived on a phone", _IN + " (+ data, port)"),
-    "sms:sent": ("a phone sent an SMS to one recipient", _OUT),
-    "sms:delivered": ("the carrier confirmed delivery to one recipient", _OUT),
-    "sms:failed": ("sending to one recipient failed, with the reason in error", _OUT),
-    "mms:received": ("an MMS arrived on a phone", _IN + " (+ subject)"),
-    "mms:downloaded": ("a received MMS was downloaded with its attachments", _IN),
-    "whatsapp:received": ("a WhatsApp message arrived on a line", _IN),
-    "whatsapp:sent": ("a WhatsApp message left for one recipient", _OUT),
-    "whatsapp:delivered": ("WhatsApp confirmed delivery to one recipient", _OUT),
-    "whatsapp:failed": ("a WhatsApp message to one recipient failed", _OUT),
-    "system:ping": ("a phone's periodic health ping (and the test button)", "{deviceId, health}"),
-    "device:online": ("a device came online", _DEVICE),
-    "device:offline": ("a device went silent past the offline window", _DEVICE),
-    "webhook:disabled": (
-        "another webhook of the account was disabled (failing for days, 410 Gone); its events "
-        "are held until it is enabled again",
-        "{webhookId, url, reason, failingSince, disabledAt}",
-    ),
-}
+# the events a webhook may subscribe to; their payloads' types are in webhooks/payloads.py
+CATALOG: tuple[str, ...] = tuple(EVENTS)
 
 events_table: Table = Event.__table__  # type: ignore[assignment]
 deliveries_table: Table = Delivery.__table__  # type: ignore[assignment]
@@ -57,7 +37,34 @@ class NewEvent:
     account_id: str
     type: str
     device_id: str | None
-    payload: dict[str, Any]
+    payload: Payload
+
+
+def outbound_payload(
+    message_id: str,
+    external_id: str | None,
+    phone_number: str,
+    state: str,
+    error: str | None,
+    channel: str,
+    device_id: str | None,
+    sim_number: int | None,
+    at: datetime,
+) -> Outbound:
+    """The payload of a recipient's transition (sms:sent, whatsapp:failed, ...)."""
+    payload = Outbound(
+        messageId=message_id,
+        externalId=external_id,
+        phoneNumber=phone_number,
+        state=cast(OutboundState, state),
+        channel=cast(Channel, channel),
+        deviceId=device_id,
+        simNumber=sim_number,
+        at=clock.iso(at),
+    )
+    if error:
+        payload["error"] = error
+    return payload
 
 
 def outbound_type(channel: str, state: str) -> str | None:

@@ -17,7 +17,7 @@ from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import Input
 from smsgate.storage import idempotency
 from smsgate.storage.db import DbSession, ReadSession
-from smsgate.webhooks import service
+from smsgate.webhooks import payloads, service
 from smsgate.webhooks.events import CATALOG
 from smsgate.webhooks.signing import FORMATS
 
@@ -67,12 +67,7 @@ class ReplayIn(Input):
 
 @router.get("/api/webhooks/events")
 async def event_types(principal: WebhooksScope) -> dict[str, Any]:
-    return {
-        "data": [
-            {"event": name, "description": text, "payload": shape}
-            for name, (text, shape) in CATALOG.items()
-        ]
-    }
+    return {"data": payloads.catalog()}
 
 
 @router.get("/api/webhooks")

@@ -19,6 +19,7 @@ from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks import signing
 from smsgate.webhooks.events import CATALOG, NewEvent, deliveries_table, emit
 from smsgate.webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
+from smsgate.webhooks.payloads import Ping, WebhookDisabled
 
 MAX_WEBHOOKS_LIST = 100
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
@@ -235,7 +236,7 @@ async def test(session: AsyncSession, hook: Webhook) -> str:
             account_id=hook.account_id,
             type="system:ping",
             device_id=hook.device_id,
-            payload={"deviceId": hook.device_id, "health": {"status": "pass"}, "test": True},
+            payload=Ping(deviceId=hook.device_id, health={"status": "pass"}, test=True),
             created_at=now,
         )
     )
@@ -313,13 +314,13 @@ async def disable_for(
         .values(status="held", lease_until=None, updated_at=now)
     )
     if notify:
-        payload = {
-            "webhookId": hook.client_id or hook.id,
-            "url": hook.url,
-            "reason": reason,
-            "failingSince": clock.iso(hook.failing_since),
-            "disabledAt": clock.iso(now),
-        }
+        payload = WebhookDisabled(
+            webhookId=hook.client_id or hook.id,
+            url=hook.url,
+            reason=reason,
+            failingSince=clock.iso(hook.failing_since),
+            disabledAt=clock.iso(now),
+        )
         await emit(session, [NewEvent(hook.account_id, "webhook:disabled", None, payload)])
 
 
