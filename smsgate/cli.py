@@ -239,7 +239,7 @@ def device_simulate(
 ) -> None:
     """Run simulated phones against a server until interrupted."""
     from smsgate.mobile.client import DeviceClient
-    from smsgate.mobile.simulator import SimulatedPhone
+    from smsgate.mobile.simulator import SIMULATOR_CHANNELS, SimulatedPhone
 
     base = server.rstrip("/")
     if not base.endswith("/api/mobile/v1"):
@@ -253,11 +253,16 @@ def device_simulate(
         for index in range(count):
             client = DeviceClient(base)
             if index == 0:
-                registration = await client.register(pairing_token=token, name="smsgate/simulator")
+                registration = await client.register(
+                    pairing_token=token, name="smsgate/simulator", channels=SIMULATOR_CHANNELS
+                )
             else:
                 assert login is not None and password is not None
                 registration = await client.register(
-                    login=login, password=password, name=f"smsgate/simulator-{index + 1}"
+                    login=login,
+                    password=password,
+                    name=f"smsgate/simulator-{index + 1}",
+                    channels=SIMULATOR_CHANNELS,
                 )
             typer.echo(f"phone {index + 1}: device {registration.id}")
             phones.append(

@@ -85,7 +85,7 @@ PUBLIC = {
     ("post", "/api/whatsapp/webhook/{device_id}"),
 }
 
-# operations that send, and so may meet the anti-abuse rules' 422
+# operations that send, and so may meet the anti-abuse rules' and the channels' 422
 SENDS = {
     ("post", "/api/v1/send"),
     ("post", "/api/conversations/{conversation_id}/send"),
@@ -197,7 +197,10 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
             if (method, path) in SENDS:
                 responses["422"] = {
                     "description": "Refused by an anti-abuse rule (a country the account does "
-                    "not send to, a premium-rate number, a run of sequential numbers).",
+                    "not send to, a premium-rate number, a run of sequential numbers); or "
+                    "`channel_unavailable`: no device of the account (or the pinned one) can "
+                    "ever carry the channel (MMS on the stock app, WhatsApp with no line); or "
+                    "`media_unavailable`: an MMS's `mediaUrls[i]` could not be fetched.",
                     "content": error,
                 }
             answer = RESPONSES.get((method, path))

@@ -67,10 +67,21 @@ async def signup(
     return user
 
 
-async def add_device(app: FastAPI, account_id: str, name: str = "phone") -> str:
-    """A device row that no phone ever paired (for tests about references to devices)."""
+async def add_device(
+    app: FastAPI, account_id: str, name: str = "phone", kind: str = "android"
+) -> str:
+    """A device row that no phone ever paired (for tests about references to devices); `kind`
+    "whatsapp" makes it a web WhatsApp line."""
+    provider = "web" if kind == "whatsapp" else None
     async with app.state.db.transaction() as session:
-        device = Device(account_id=account_id, name=name, status="pending", settings={})
+        device = Device(
+            account_id=account_id,
+            name=name,
+            type=kind,
+            provider=provider,
+            status="pending",
+            settings={},
+        )
         session.add(device)
         await session.flush()
         return device.id

@@ -39,6 +39,9 @@ class Device(IdMixin, CreatedMixin, TenantMixin, Base):
     credentials_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     # a web line's session as its bridge last reported it: {"state", "qr", "phoneNumber", "at"}
     link: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # the channels a phone declared at registration (our simulator: sms, data, mms); None: what
+    # the stock app carries, sms and data (devices.service.PHONE_CHANNELS)
+    channels: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class DeviceLog(IdMixin, CreatedMixin, TenantMixin, Base):

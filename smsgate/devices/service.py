@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from smsgate.storage.db import Database
 
 DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
+# what a phone may declare it carries, and what the stock Android app carries (it declares
+# nothing: no released version sends MMS)
+PHONE_CHANNELS = ("sms", "data", "mms")
+STOCK_APP_CHANNELS = ("sms", "data")
 PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
 LOGIN_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 PAIRING_CODE_LENGTH = 10  # 31^10, about 8 * 10^14 codes
@@ -183,14 +187,59 @@ async def _apply_registration(
     device.pairing_token_hash = None
     device.pairing_code_hash = None
     device.pairing_expires_at = None
+    apply_declared(device, body, user_agent, registering=True)
+    if came_online:
+        await emit(session, [presence_event(device)])
+
+
+def apply_declared(
+    device: Device, body: dict[str, Any], user_agent: str | None, *, registering: bool
+) -> None:
+    """What a phone tells of itself at registration (`POST /device`) and later (`PATCH`): its
+    SIMs, push token, app version and, our extension, the channels it carries. A registration
+    that declares no channels is the stock app's: SMS and data."""
     if "simCards" in body and isinstance(body["simCards"], list):
         device.sim_cards = body["simCards"]
     if isinstance(body.get("pushToken"), str):
         device.push_token = body["pushToken"][:256]
     if user_agent and "/" in user_agent:
         device.app_version = user_agent.rsplit("/", 1)[1][:50]
-    if came_online:
-        await emit(session, [presence_event(device)])
+    if "channels" in body:
+        device.channels = _declared_channels(body["channels"])
+    elif registering:
+        device.channels = None
+
+
+def _declared_channels(value: object) -> list[str]:
+    if not isinstance(value, list) or not value or any(c not in PHONE_CHANNELS for c in value):
+        raise bad_request(
+            f"channels: a list of the channels this phone carries, of {', '.join(PHONE_CHANNELS)}",
+            field="channels",
+        )
+    return sorted(set(value), key=PHONE_CHANNELS.index)
+
+
+def channels_of(device: Device) -> tuple[str, ...]:
+    """What a device carries: a phone what it declared (or the stock app's SMS and data), a
+    WhatsApp line WhatsApp."""
+    if device.type == "whatsapp":
+        return ("whatsapp",)
+    if device.type != "android":
+        return ()
+    return tuple(device.channels) if device.channels else STOCK_APP_CHANNELS
+
+
+async def can_carry(
+    database: Database, account_id: str, channel: str, device_id: str | None
+) -> bool:
+    """Whether the account has a device (paired or still pending, online or not: a send waits
+    for it within its validity) that carries `channel`; with `device_id`, whether that one does."""
+    async with database.reading() as session:
+        query = select(Device).where(Device.account_id == account_id)
+        if device_id is not None:
+            query = query.where(Device.id == device_id)
+        found = (await session.execute(query)).scalars().all()
+    return any(channel in channels_of(device) for device in found)
 
 
 def pairing_rules(client: str) -> list[throttle.Rule]:

@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -121,6 +122,61 @@ class Outcome:
     retry_after: float | None
 
 
+async def _pinned(url: str, allow_private: bool) -> tuple[str, str, dict[str, Any]]:
+    """The URL with its host replaced by the address that was checked (so a second lookup
+    cannot move the request elsewhere), the Host header, and the TLS name to check."""
+    scheme, host, port, addresses = await safe_addresses(url, allow_private)
+    parts = urlsplit(url)
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    default_port = 443 if scheme == "https" else 80
+    host_header = host if port == default_port else f"{host}:{port}"
+    return pinned, host_header, ({"sni_hostname": host} if scheme == "https" else {})
+
+
+class FetchFailed(Exception):
+    """A file could not be fetched: refused target, error status, too big, timed out."""
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    allow_private: bool,
+    time_limit: float,
+    max_bytes: int,
+) -> tuple[bytes, str]:
+    """GET a file from the address that was checked, never following redirects, reading at
+    most `max_bytes`: its bytes and content type."""
+    try:
+        pinned, host_header, extensions = await _pinned(url, allow_private)
+        async with asyncio.timeout(time_limit):
+            async with client.stream(
+                "GET",
+                pinned,
+                headers={"Host": host_header, "User-Agent": "SMSGate-Media/1"},
+                extensions=extensions,
+                timeout=time_limit,
+                follow_redirects=False,
+            ) as response:
+                if response.status_code != 200:
+                    raise FetchFailed(f"answered HTTP {response.status_code}")
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise FetchFailed(f"is larger than {max_bytes} bytes")
+                kind = response.headers.get("content-type", "application/octet-stream")
+                return bytes(data), kind.split(";", 1)[0].strip() or "application/octet-stream"
+    except UnsafeTarget as exc:
+        raise FetchFailed(str(exc)) from exc
+    except TimeoutError as exc:
+        raise FetchFailed(f"did not arrive within {time_limit:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise FetchFailed(f"could not be fetched ({type(exc).__name__})") from exc
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -146,16 +202,9 @@ async def post(
         return int((time.monotonic() - started) * 1000)
 
     try:
-        scheme, host, port, addresses = await safe_addresses(url, allow_private)
+        pinned, host_header, extensions = await _pinned(url, allow_private)
     except UnsafeTarget as exc:
         return Outcome(None, elapsed(), None, f"refused target: {exc}", None)
-    parts = urlsplit(url)
-    address = addresses[0]
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    default_port = 443 if scheme == "https" else 80
-    host_header = host if port == default_port else f"{host}:{port}"
-    extensions = {"sni_hostname": host} if scheme == "https" else {}
     for attempt in (1, 2):
         answered = False
         try:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
@@ -81,6 +81,56 @@ async def of_messages(session: AsyncSession, message_ids: Sequence[str]) -> dict
     )
     for row in rows.mappings().all():
         found.setdefault(row["message_id"], []).append(row)
+    return found
+
+
+async def keep(
+    session: AsyncSession | AsyncConnection,
+    account_id: str,
+    message_id: str,
+    files: Sequence[tuple[str | None, str, bytes]],
+) -> None:
+    """Store the files of an MMS being sent (name, content type, bytes), fetched already."""
+    if files:
+        now = clock.now()
+        await session.execute(
+            insert(attachments_table),
+            [
+                {
+                    "id": new_id(),
+                    "account_id": account_id,
+                    "message_id": message_id,
+                    "content_type": content_type[:200],
+                    "name": name[:255] if name else None,
+                    "size": len(data),
+                    "data": data,
+                    "created_at": now,
+                }
+                for name, content_type, data in files
+            ],
+        )
+
+
+async def for_phone(
+    session: AsyncSession, message_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The attachments of MMS being handed to a phone, in the app's format:
+    `{contentType, name?, data (base64)}`."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not message_ids:
+        return found
+    a = attachments_table
+    rows = await session.execute(
+        select(a.c.message_id, a.c.content_type, a.c.name, a.c.data)
+        .where(a.c.message_id.in_(list(message_ids)), a.c.data.is_not(None))
+        .order_by(a.c.id)
+    )
+    for row in rows.mappings():
+        part: dict[str, Any] = {"contentType": row["content_type"]}
+        if row["name"]:
+            part["name"] = row["name"]
+        part["data"] = base64.b64encode(row["data"]).decode()
+        found.setdefault(row["message_id"], []).append(part)
     return found
 
 

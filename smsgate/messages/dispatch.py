@@ -39,7 +39,7 @@ from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.kit.schema import storable
-from smsgate.messages import states
+from smsgate.messages import attachments, states
 from smsgate.messages.models import (
     early_statuses_table,
     history_row,
@@ -54,7 +54,7 @@ from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_t
 
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100
-ANDROID_CHANNELS = ("sms", "data")
+ANDROID_CHANNELS = devices.PHONE_CHANNELS  # what any phone may hold (stall sweeps)
 WHATSAPP_CHANNELS = ("whatsapp",)
 ERROR_TEXT_LIMIT = 1000
 EARLY_STATUS_KEEP = timedelta(days=1)
@@ -87,7 +87,12 @@ class Transition:
     sim_number: int | None = None
 
 
-def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, Any]:
+def _wire(
+    row: Row,
+    recipients: Sequence[Row],
+    cancelling: bool,
+    files: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One element of GET /message, exactly as the app reads it (absent rather than null)."""
     out: dict[str, Any] = {
         "id": row["id"],
@@ -101,6 +106,12 @@ def _wire(row: Row, recipients: Sequence[Row], cancelling: bool) -> dict[str, An
     }
     if row["channel"] == "data":
         out["dataMessage"] = {"data": row["content"], "port": row["data_port"]}
+    elif row["channel"] == "mms":
+        # the app's MMS format (never with textMessage); only phones that declared mms get it
+        mms: dict[str, Any] = {"attachments": list(files or ())}
+        if row["content"] is not None:
+            mms["text"] = row["content"]
+        out["mmsMessage"] = mms
     elif row["channel"] == "whatsapp":
         # only WhatsApp lines are handed these (our cloud sender and `smsgate whatsapp bridge`)
         whatsapp: dict[str, Any] = {}
@@ -176,23 +187,25 @@ async def pull(session: AsyncSession, device: Device, order: str) -> list[dict[s
         claimed = await _claim(session, device, channels, order, room, now)
     rows = [*mine, *claimed]
     by_message = await _recipients_of(session, [r["id"] for r in [*rows, *cancelling]])
+    media = await attachments.for_phone(session, [r["id"] for r in rows if r["channel"] == "mms"])
     ascending = order == "fifo"
     rows.sort(key=lambda r: (-r["priority"], r["id"] if ascending else _desc(r["id"])))
-    out = [_wire(r, by_message[r["id"]], r["cancel_requested_at"] is not None) for r in rows]
+    out = [
+        _wire(r, by_message[r["id"]], r["cancel_requested_at"] is not None, media.get(r["id"]))
+        for r in rows
+    ]
     out += [_wire(r, by_message[r["id"]], True) for r in cancelling]
     return out
 
 
 def channels_of(device: Device) -> tuple[str, ...]:
-    """What a device may be handed: SMS to phones, WhatsApp to lines that can send now (a web
-    line only while its WhatsApp session is connected)."""
-    if device.type == "android":
-        return ANDROID_CHANNELS
-    if device.type != "whatsapp":
+    """What a device may be handed now: what it carries (devices.channels_of: SMS and data to
+    a stock phone, MMS too to one that declared it), WhatsApp to a line that can send now (a
+    web line only while its WhatsApp session is connected)."""
+    linked = (device.link or {}).get("state") == "connected"
+    if device.type == "whatsapp" and device.provider == "web" and not linked:
         return ()
-    if device.provider == "web" and (device.link or {}).get("state") != "connected":
-        return ()
-    return WHATSAPP_CHANNELS
+    return devices.channels_of(device)
 
 
 def _desc(value: str) -> str:

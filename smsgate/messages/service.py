@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.accounts.service import Principal
 from smsgate.billing import abuse, plans, usage
 from smsgate.billing.usage import Quota
+from smsgate.config import Settings
+from smsgate.devices import service as devices
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones, segments
+from smsgate.kit import clock, phones, safe_http, segments
 from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
@@ -266,6 +269,57 @@ def prepare_message(
     return PreparedMessage(message, recipients, history)
 
 
+async def _check_carrier(database: Database, account_id: str, request: SendRequest) -> None:
+    """Refuse a send no device of the account (or the pinned one) could ever carry; one whose
+    devices are only offline is accepted, and waits for them within its validity."""
+    channel, device_id = request.channel, request.device_id
+    if await devices.can_carry(database, account_id, channel, device_id):
+        return
+    if channel == "whatsapp":
+        needs = "add a WhatsApp line first (POST /api/devices/whatsapp)"
+    else:
+        needs = (
+            "the Android app (every released version) sends SMS and data SMS only; pair a "
+            "phone whose app declares MMS, or send the text and a link by SMS"
+        )
+    where = f"device {device_id}" if device_id else "no device of this account"
+    raise ApiError(
+        422,
+        f"channel: {where} can send {channel} messages; {needs}",
+        "channel_unavailable",
+        extra={"field": "channel"},
+    )
+
+
+async def _fetch_media(
+    settings: Settings, urls: Sequence[str]
+) -> tuple[tuple[str | None, str, bytes], ...]:
+    """An MMS's media, fetched now (as the phone will send it, base64 in `mmsMessage`)
+    through the SSRF-safe client, each at most SMSGATE_MMS_ATTACHMENT_MAX_BYTES; a URL that
+    cannot be fetched is the client's error, and nothing is stored."""
+    files = []
+    async with httpx.AsyncClient() as client:
+        for index, url in enumerate(urls):
+            try:
+                data, kind = await safe_http.fetch(
+                    client,
+                    url,
+                    allow_private=settings.webhooks_allow_private,
+                    time_limit=settings.webhook_timeout_seconds,
+                    max_bytes=settings.mms_attachment_max_bytes,
+                )
+            except safe_http.FetchFailed as exc:
+                raise ApiError(
+                    422,
+                    f"mediaUrls[{index}]: {url[:200]} {exc}",
+                    "media_unavailable",
+                    extra={"field": f"mediaUrls[{index}]"},
+                ) from exc
+            name = url.rsplit("/", 1)[-1].split("?", 1)[0][:255] or None
+            files.append((name, kind, data))
+    return tuple(files)
+
+
 def _check_line(device_type: str, device_id: str, channel: str) -> None:
     """WhatsApp goes only to WhatsApp lines, everything else only to Android phones."""
     if (channel == "whatsapp") != (device_type == "whatsapp"):
@@ -335,6 +389,13 @@ async def store_message(
     if request.device_id is not None:
         device_type = await device_types.get(database, principal.account_id, request.device_id)
         _check_line(device_type, request.device_id, request.channel)
+    if request.channel in ("mms", "whatsapp"):  # channels not every device carries
+        await _check_carrier(database, principal.account_id, request)
+        if request.channel == "mms" and request.media_urls:
+            files = await _fetch_media(database.settings, request.media_urls)
+            prepared = PreparedMessage(
+                prepared.message, prepared.recipients, prepared.history, quota, files
+            )
     try:
         # a send pinned to a device joins its threads in the writer's batch (the line is known)
         stored = await writer.store(prepared)

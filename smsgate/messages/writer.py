@@ -37,7 +37,7 @@ from smsgate.conversations.service import Joining
 from smsgate.errors import ApiError
 from smsgate.kit.batching import Batcher
 from smsgate.kit.ids import new_id
-from smsgate.messages import pgwriter, states
+from smsgate.messages import attachments, pgwriter, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row
 from smsgate.messages.writerproc import WriterDied, WriterProcess, answer
@@ -64,6 +64,8 @@ class PreparedMessage:
     recipients: list[dict[str, Any]]
     history: list[dict[str, Any]]
     quota: Quota | None = None
+    # an MMS's media, fetched before the send is stored: (name, content type, bytes)
+    files: tuple[tuple[str | None, str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,18 @@ class SendWriter:
         return self._answers(batch, done)
 
     async def _commit(self, batch: list[PreparedMessage]) -> _Done:
+        # an MMS's media is written with it, in its transaction, on the SQLAlchemy path (rare,
+        # and megabytes are not worth a trip through the writer's pipe)
+        with_files = [p for p in batch if p.files]
+        if with_files:
+            batch = [p for p in batch if not p.files]
+        done = await self._commit_plain(batch) if batch else _Done(set(), {}, [], {})
+        if with_files:
+            async with self._database.engine.begin() as conn:
+                done.merge(await _write_sqlalchemy(conn, with_files))
+        return done
+
+    async def _commit_plain(self, batch: list[PreparedMessage]) -> _Done:
         if self._process is not None:
             try:
                 done: _Done = await self._process.call(batch)
@@ -472,6 +486,11 @@ async def _write_sqlalchemy(conn: AsyncConnection, batch: list[PreparedMessage])
         await conn.execute(insert(recipients_table), [r for p in fresh for r in p.recipients])
         await conn.execute(insert(history_table), [h for p in fresh for h in p.history])
         await emit(conn, [e for p in fresh for e in failures.get(p.message["id"], [])])
+        for prepared in fresh:
+            if prepared.files:
+                await attachments.keep(
+                    conn, prepared.message["account_id"], prepared.message["id"], prepared.files
+                )
     replays = [
         p for p in batch if p.message["id"] not in created and p.message["id"] not in rejected
     ]

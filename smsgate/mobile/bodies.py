@@ -30,6 +30,14 @@ _SIM_CARDS: dict[str, Any] = {
 }
 
 
+_CHANNELS = {
+    "type": "array",
+    "items": {"type": "string", "enum": ["sms", "data", "mms"]},
+    "minItems": 1,
+    "description": "Our extension: the channels this phone carries (the stock app sends none: "
+    "sms and data). Only a phone that declares mms is handed MMS, as `mmsMessage`.",
+}
+
 REGISTER = example_body(
     {
         "type": "object",
@@ -38,6 +46,7 @@ REGISTER = example_body(
             "name": {"type": "string", "maxLength": 128, "description": "maker/product"},
             "pushToken": {"type": "string", "maxLength": 256},
             "simCards": _SIM_CARDS,
+            "channels": _CHANNELS,
         },
     },
     {"name": "samsung/beyond0lte", "simCards": [{"slotIndex": 0, "simNumber": 1}]},
@@ -50,6 +59,7 @@ UPDATE = example_body(
             "id": {"type": "string", "description": "this device's id"},
             "pushToken": {"type": "string", "maxLength": 256},
             "simCards": _SIM_CARDS,
+            "channels": _CHANNELS,
         },
     },
     {"pushToken": "fcm-token"},

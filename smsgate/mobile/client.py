@@ -99,7 +99,10 @@ class DeviceClient:
         name: str = "simulated/phone",
         sim_cards: Sequence[dict[str, Any]] | None = None,
         push_token: str | None = None,
+        channels: Sequence[str] | None = None,
     ) -> Registration:
+        """Register as the stock app does; `channels` (our extension) declares what this
+        phone carries beyond the stock app's SMS and data (the simulator: MMS too)."""
         if pairing_token:
             authorization = f"Bearer {pairing_token}"
         elif code:
@@ -112,6 +115,8 @@ class DeviceClient:
         body: dict[str, Any] = {"name": name}
         if push_token is not None:
             body["pushToken"] = push_token
+        if channels is not None:
+            body["channels"] = list(channels)
         body["simCards"] = list(
             sim_cards
             or [

@@ -143,13 +143,7 @@ async def update_device(request: Request, device: MobileDevice) -> Response:
         raise ApiError(400, "request body must be a JSON object", "validation_error")
     if body.get("id") not in (None, device.id):
         raise ApiError(403, "this token belongs to another device", "forbidden")
-    if isinstance(body.get("pushToken"), str):
-        device.push_token = body["pushToken"][:256]
-    if isinstance(body.get("simCards"), list):
-        device.sim_cards = body["simCards"]
-    agent = request.headers.get("user-agent")
-    if agent and "/" in agent:
-        device.app_version = agent.rsplit("/", 1)[1][:50]
+    devices.apply_declared(device, body, request.headers.get("user-agent"), registering=False)
     return Response(status_code=204)
 
 

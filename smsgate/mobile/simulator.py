@@ -4,6 +4,7 @@ Processed → Sent → Delivered/Failed with realistic delays; optionally receiv
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -20,6 +21,11 @@ log = logging.getLogger("smsgate.simulator")
 
 RECONNECT_DELAYS = (1, 1, 2, 5, 5, 30)
 REPORT_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)  # a state report is kept until it lands
+
+
+# what a simulated phone declares it carries: the stock app's SMS and data, and MMS in the
+# app's (unreleased) mmsMessage format
+SIMULATOR_CHANNELS = ("sms", "data", "mms")
 
 
 @dataclass
@@ -56,6 +62,8 @@ class SimulatedPhone:
         self._wake = asyncio.Event()
         self._handled: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # the files of each MMS it "sent", decoded from the app's mmsMessage format
+        self.media: dict[str, list[tuple[str, bytes]]] = {}
 
     @property
     def handled(self) -> frozenset[str]:
@@ -128,6 +136,11 @@ class SimulatedPhone:
 
     async def _send(self, message: dict[str, Any]) -> None:
         numbers: list[str] = message["phoneNumbers"]
+        if "mmsMessage" in message:
+            self.media[message["id"]] = [
+                (part["contentType"], base64.b64decode(part["data"]))
+                for part in message["mmsMessage"].get("attachments", [])
+            ]
         history: dict[str, datetime] = {"Processed": datetime.now(UTC)}
         await self._report(
             message["id"], "Processed", [(n, "Processed", None) for n in numbers], history
@@ -148,8 +161,8 @@ class SimulatedPhone:
         await self._report(message["id"], "Sent", sent, history)
         self.stats.sent += len(numbers) - len(failed)
         self.stats.failed += len(failed)
-        if not message.get("withDeliveryReport", True):
-            return
+        if not message.get("withDeliveryReport", True) or "mmsMessage" in message:
+            return  # the app reports no delivery for an MMS
         await asyncio.sleep(self.delivery_delay)
         history["Delivered"] = datetime.now(UTC)
         delivered = [

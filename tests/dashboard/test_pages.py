@@ -379,6 +379,10 @@ async def test_messages_filters_paging_and_the_timeline(app) -> None:
 async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
     async with new_client(app) as browser:
         user = await _signed_up(browser, "sendform")
+        line = await browser.post(
+            "/api/devices/whatsapp", json={"name": "Caja", "provider": "web"}, headers=user.auth
+        )
+        assert line.status_code == 201, line.text
         form = {"csrf": user.csrf, "numbers": "+5215512345678", "message": "hola"}
         sent = await browser.post(
             "/dashboard/send", data={**form, "channel": "whatsapp", "priority": "100", "ttl": "600"}

@@ -93,11 +93,10 @@ async def test_segments_follow_sms_rules(make_user) -> None:
         assert (body["encoding"], body["segments"]) == (encoding, segments), text
 
 
-async def test_mms_data_and_whatsapp_channels(make_user) -> None:
+async def test_data_and_whatsapp_channels(make_user, app) -> None:
+    """(MMS: tests/messages/test_mms.py.)"""
     user = await make_user()
-    mms = await send(user, channel="mms", message=None, mediaUrls=["https://example.com/a.jpg"])
-    assert mms.status_code == 202, mms.text
-    assert mms.json()["mediaUrls"] == ["https://example.com/a.jpg"]
+    await add_device(app, user.account_id, kind="whatsapp")  # a line, not yet linked
     data = await send(user, channel="data", message="SGVsbG8=", port=8080)
     assert data.status_code == 202, data.text
     assert data.json()["port"] == 8080 and data.json()["encoding"] is None
@@ -106,10 +105,10 @@ async def test_mms_data_and_whatsapp_channels(make_user) -> None:
     whatsapp = await send(user, channel="whatsapp", message="Hola")
     assert whatsapp.status_code == 202 and whatsapp.json()["channel"] == "whatsapp"
     # each counts as one segment, in the message as in usage
-    for answer in (mms, data, whatsapp):
+    for answer in (data, whatsapp):
         assert (answer.json()["segments"], answer.json()["encoding"]) == (1, None)
     usage = (await user.client.get("/api/billing", headers=user.auth)).json()["usage"]
-    assert usage["segments"] == usage["messages"] == 4, usage
+    assert usage["segments"] == usage["messages"] == 3, usage
 
 
 async def test_encrypted_numbers_are_stored_verbatim(make_user) -> None:
@@ -323,12 +322,12 @@ async def test_a_device_deleted_after_a_send_checked_it_is_404(make_user, app) -
 async def test_stored_message_reads_back_exactly_as_answered(make_user, app) -> None:
     """What the send path writes (batched, on its own connection) reads back unchanged."""
     user = await make_user()
-    device_id = await add_device(app, user.account_id)
+    device_id = await add_device(app, user.account_id, kind="whatsapp")
     when = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S.250Z")
     answers = [
         await send(
             user,
-            channel="mms",
+            channel="whatsapp",
             message="¡Mira! 😀",
             mediaUrls=["https://example.com/a.jpg", "https://example.com/b.png"],
             validUntil=when,

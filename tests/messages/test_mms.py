@@ -1,0 +1,117 @@
+"""Channels are capabilities: an MMS (or a WhatsApp message) no device of the account can ever
+carry is refused at once; an MMS to a phone that declared MMS arrives there in the app's
+`mmsMessage` format, with the media's bytes fetched by the server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from smsgate.mobile.client import DeviceClient
+from smsgate.mobile.simulator import SIMULATOR_CHANNELS, SimulatedPhone
+from tests.factories import BASE_URL, pair_phone, send
+from tests.serving import loopback_certificate, serving_asgi
+
+PICTURE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a JPEG's first bytes, then ~10 KB
+
+
+async def _media(scope: dict[str, Any], receive: Any, send_: Any) -> None:
+    """A small file server: /cita.jpg is the picture, /big.jpg is too big, the rest 404."""
+    path = scope["path"]
+    if path == "/cita.jpg":
+        status, body = 200, PICTURE
+    elif path == "/big.jpg":
+        status, body = 200, b"\0" * (6 * 1024 * 1024)
+    else:
+        status, body = 404, b"no"
+    await send_(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"image/jpeg")],
+        }
+    )
+    await send_({"type": "http.response.body", "body": body})
+
+
+async def _mms_phone(user) -> DeviceClient:
+    created = await user.client.post(
+        "/api/devices/android", json={"name": "mms"}, headers=user.auth
+    )
+    phone = DeviceClient(BASE_URL + "/api/mobile/v1", http=user.client)
+    await phone.register(
+        pairing_token=created.json()["pairing"]["token"],
+        name="smsgate/simulator",
+        channels=SIMULATOR_CHANNELS,
+    )
+    return phone
+
+
+async def test_a_channel_no_device_carries_is_refused(make_user) -> None:
+    user = await make_user()
+    stock = await pair_phone(user)  # the stock app: SMS and data only
+    mms = await send(user, channel="mms", message="Hola", mediaUrls=["https://example.com/a.jpg"])
+    assert mms.status_code == 422, mms.text
+    assert (mms.json()["code"], mms.json()["field"]) == ("channel_unavailable", "channel")
+    assert "SMS and data SMS only" in mms.json()["error"]
+    whatsapp = await send(user, channel="whatsapp", message="Hola")
+    assert (whatsapp.status_code, whatsapp.json()["code"]) == (422, "channel_unavailable")
+    assert "POST /api/devices/whatsapp" in whatsapp.json()["error"]
+    pinned = await send(
+        user,
+        channel="mms",
+        mediaUrls=["https://example.com/a.jpg"],
+        deviceId=stock.device_id,
+    )
+    assert pinned.status_code == 422 and stock.device_id in pinned.json()["error"]
+    listed = await user.client.get("/api/v1/messages", headers=user.auth)
+    assert listed.json()["data"] == []  # nothing stored, nothing billed
+    usage = (await user.client.get("/api/billing", headers=user.auth)).json()["usage"]
+    assert usage["messages"] == 0
+
+
+async def test_an_mms_reaches_a_phone_that_carries_it_with_its_media(
+    make_user, tmp_path, monkeypatch
+) -> None:
+    user = await make_user()
+    stock = await pair_phone(user)
+    capable = await _mms_phone(user)
+    tls = loopback_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls / "cert.pem"))  # the server trusts the media host
+    async with serving_asgi(_media, tls=tls) as port:
+        picture = f"https://127.0.0.1:{port}/cita.jpg"
+        sent = await send(user, channel="mms", message="Su cita es mañana", mediaUrls=[picture])
+        assert sent.status_code == 202, sent.text
+        missing = await send(user, channel="mms", mediaUrls=[f"https://127.0.0.1:{port}/nada.jpg"])
+        big = await send(user, channel="mms", mediaUrls=[f"https://127.0.0.1:{port}/big.jpg"])
+        assert (missing.status_code, missing.json()["code"]) == (422, "media_unavailable")
+        assert missing.json()["field"] == "mediaUrls[0]" and "HTTP 404" in missing.json()["error"]
+        assert (big.status_code, big.json()["code"]) == (422, "media_unavailable")
+        message_id = sent.json()["id"]
+
+        assert await stock.pull() == []  # never handed to a phone that cannot send it
+        [item] = await capable.pull()
+        assert item["id"] == message_id
+        assert "textMessage" not in item and "message" not in item  # the app's rule
+        part = item["mmsMessage"]["attachments"][0]
+        assert item["mmsMessage"]["text"] == "Su cita es mañana"
+        assert part["contentType"] == "image/jpeg" and part["name"] == "cita.jpg"
+        assert base64.b64decode(part["data"]) == PICTURE
+
+        # the simulator, end to end: it takes the MMS, "sends" its file, reports Sent
+        simulated = SimulatedPhone(await _mms_phone(user), send_delay=0, delivery_delay=0)
+        second = await send(
+            user, channel="mms", mediaUrls=[picture], deviceId=simulated.client.device_id
+        )
+        assert second.status_code == 202, second.text
+    second_id = second.json()["id"]
+    await simulated.pull_once()
+    for _ in range(200):
+        shown = await user.client.get(f"/api/v1/messages/{second_id}", headers=user.auth)
+        if shown.json()["state"] == "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert shown.json()["state"] == "sent", shown.json()  # an MMS never reaches delivered
+    assert simulated.media[second_id] == [("image/jpeg", PICTURE)]
+    assert shown.json()["deviceId"] == simulated.client.device_id
