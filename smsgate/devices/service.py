@@ -33,8 +33,10 @@ DEVICE_TOKEN_PREFIX = "dt_"  # noqa: S105 (a prefix, not a secret)
 PHONE_CHANNELS = ("sms", "data", "mms")
 STOCK_APP_CHANNELS = ("sms", "data")
 PAIRING_TOKEN_PREFIX = "pt_"  # noqa: S105
-LOGIN_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
-PAIRING_CODE_LENGTH = 10  # 31^10, about 8 * 10^14 codes
+LOGIN_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # generated passwords
+# codes a person types into the app's code field, which takes digits only
+CODE_DIGITS = "0123456789"
+PAIRING_CODE_LENGTH = 10  # 10^10 codes: with the throttles below, out of a guesser's reach
 # wrong pairing codes or tokens: from one address, and from everyone at once, per 15 minutes
 PAIRING_GUESSES_PER_ADDRESS = 10
 PAIRING_GUESSES_EVERYONE = 1000
@@ -409,7 +411,7 @@ def signing_key(device: Device, settings: Settings) -> str:
 
 
 def _code(length: int) -> str:
-    return "".join(secrets.choice(LOGIN_CODE_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(CODE_DIGITS) for _ in range(length))
 
 
 async def issue_login_code(session: AsyncSession, account_id: str) -> tuple[str, datetime]:
