@@ -16,11 +16,14 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.routing import BaseRoute
 
-from smsgate.accounts.auth import SESSION_COOKIE
+from smsgate.accounts.auth import SESSION_COOKIE, session_principal
 from smsgate.answers import RESPONSES
 from smsgate.config import Settings
 from smsgate.errors import COMPAT_PREFIX
@@ -67,6 +70,7 @@ SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 ACCOUNT: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
+SESSION_ONLY: list[dict[str, list[str]]] = [{"session": []}]
 THIRD_PARTY: list[dict[str, list[str]]] = [{"basic": []}, {"apiKey": []}]
 DEVICE: list[dict[str, list[str]]] = [{"deviceToken": []}]
 
@@ -90,6 +94,27 @@ SENDS = {
     ("post", "/api/v1/send"),
     ("post", "/api/conversations/{conversation_id}/send"),
     ("post", "/api/3rdparty/v1/messages"),
+}
+
+_PLAN_LIMIT = "The plan allows no more of these (`plan_limit`): delete one or change plan."
+_SEND_REFUSED = {
+    "402": "The plan does not include the channel (`channel_not_in_plan`), or the send would "
+    "pass the period's message quota (`quota_exceeded`, with `used`, `limit`, `resetsAt`).",
+    "409": "The `externalId` was used for a different message (`idempotency_conflict`, with "
+    "`messageId`).",
+}
+# statuses particular to some operations, beside those every operation of a kind may answer
+EXTRA_STATUSES: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/api/v1/send"): _SEND_REFUSED,
+    ("post", "/api/conversations/{conversation_id}/send"): _SEND_REFUSED,
+    ("post", "/api/devices/android"): {"402": _PLAN_LIMIT},
+    ("post", "/api/devices/whatsapp"): {"402": _PLAN_LIMIT},
+    ("post", "/api/keys"): {"402": _PLAN_LIMIT},
+    ("post", "/api/webhooks"): {
+        "402": _PLAN_LIMIT,
+        "409": "The `Idempotency-Key` was used for a different request, or is in use by a "
+        "concurrent one.",
+    },
 }
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -153,6 +178,20 @@ def security_for(method: str, path: str, settings: Settings) -> list[dict[str, l
     return ACCOUNT
 
 
+def _session_only(routes: list[BaseRoute]) -> set[tuple[str, str]]:
+    """(method, path) of the routes that depend on a logged-in session (SessionPrincipal)."""
+
+    def needs(dependant: Dependant) -> bool:
+        return any(d.call is session_principal or needs(d) for d in dependant.dependencies)
+
+    return {
+        (method.lower(), route.path)
+        for route in routes
+        if isinstance(route, APIRoute) and needs(route.dependant)
+        for method in route.methods or ()
+    }
+
+
 def install_openapi(app: FastAPI, settings: Settings) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -162,14 +201,16 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            complete(document, settings)
+            complete(document, settings, _session_only(app.routes))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = build  # type: ignore[method-assign]
 
 
-def complete(document: dict[str, Any], settings: Settings) -> None:
+def complete(
+    document: dict[str, Any], settings: Settings, session_only: set[tuple[str, str]]
+) -> None:
     components = document.setdefault("components", {})
     components["securitySchemes"] = SCHEMES
     schemas = components.setdefault("schemas", {})
@@ -183,12 +224,16 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
         error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
         for method, operation in operations.items():
             security = security_for(method, path, settings)
+            if (method, path) in session_only:
+                security = SESSION_ONLY
+            responses = operation["responses"]
             if security:
                 operation["security"] = security
-                operation["responses"].setdefault(
+                responses.setdefault(
                     "401", {"description": "No valid credential.", "content": error}
                 )
-            responses = operation["responses"]
+            for status, description in _statuses(path, security).items():
+                responses.setdefault(status, {"description": description, "content": error})
             if "422" in responses or operation.get("parameters") or "requestBody" in operation:
                 responses.pop("422", None)
                 responses.setdefault(
@@ -203,12 +248,32 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
                     "`media_unavailable`: an MMS's `mediaUrls[i]` could not be fetched.",
                     "content": error,
                 }
+            for status, description in EXTRA_STATUSES.get((method, path), {}).items():
+                responses.setdefault(status, {"description": description, "content": error})
             answer = RESPONSES.get((method, path))
             if answer is not None:
                 _describe_answer(operation, *answer, schemas)
             link = _LINKS.get((method, path))
             if link is not None:
                 _add_links(paths, operation, *link)
+
+
+def _statuses(path: str, security: list[dict[str, list[str]]]) -> dict[str, str]:
+    """The error statuses every operation of a kind may answer, whatever its own rules."""
+    found = {
+        "503": "The database is unavailable, or its storage is full (`storage_full`); retry "
+        "after `Retry-After`."
+    }
+    if "{" in path:
+        found["404"] = "No such resource in this account (or in any)."
+    if any(security) and not path.startswith("/api/mobile/"):
+        found["403"] = (
+            "The credential lacks the scope this operation needs (`insufficient_scope`), a "
+            "session's write lacks its `X-CSRF-Token` (`csrf_failed`), or the operation needs "
+            "a logged-in session (`session_required`)."
+        )
+        found["429"] = "Too many requests for the plan's rate limit; retry after `Retry-After`."
+    return found
 
 
 def _describe_answer(

@@ -150,6 +150,21 @@ async def _rate_limit(request: Request, principal: Principal) -> None:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+async def session_principal(principal: CurrentPrincipal) -> Principal:
+    """Routes only a person logged in may use (the OpenAPI document lists `session` alone for
+    every route that depends on this: smsgate/openapi.py)."""
+    if principal.kind != "session":
+        raise ApiError(
+            403,
+            "only a logged-in session may do this (POST /api/auth/login), not an API key or token",
+            "session_required",
+        )
+    return principal
+
+
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+
+
 class Scope:
     """Dependency that admits a principal only if its credential carries `name`."""
 

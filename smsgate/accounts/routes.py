@@ -12,6 +12,7 @@ from smsgate.accounts.auth import (
     AppSettings,
     CurrentPrincipal,
     KeysScope,
+    SessionPrincipal,
     set_session_cookie,
 )
 from smsgate.accounts.models import Account
@@ -92,12 +93,10 @@ async def me(principal: CurrentPrincipal, session: ReadSession) -> dict[str, Any
 @router.post("/api/auth/password")
 async def change_password(
     body: schemas.PasswordChangeIn,
-    principal: CurrentPrincipal,
+    principal: SessionPrincipal,
     session: DbSession,
     settings: AppSettings,
 ) -> dict[str, Any]:
-    if principal.kind != "session":
-        raise ApiError(403, "changing the password needs a logged-in session", "session_required")
     account = await service.get_account(session, principal.account_id)
     await service.change_password(
         session,
@@ -144,17 +143,11 @@ async def revoke_key(key_id: str, principal: KeysScope, session: DbSession) -> d
 
 @router.post("/api/auth/token", status_code=201)
 async def issue_token(
-    principal: CurrentPrincipal,
+    principal: SessionPrincipal,
     session: DbSession,
     settings: AppSettings,
     body: schemas.TokenIn | None = None,
 ) -> dict[str, Any]:
-    if principal.kind != "session":
-        raise ApiError(
-            403,
-            "tokens are issued to a logged-in session: log in (POST /api/auth/login) first",
-            "session_required",
-        )
     body = body or schemas.TokenIn()
     account = await service.get_account(session, principal.account_id)
     pair = await service.issue_tokens(
