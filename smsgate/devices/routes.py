@@ -62,7 +62,7 @@ async def get_device(
     return service.device_out(device, settings.public_url)
 
 
-@router.get("/api/devices/{device_id}/pairing")
+@router.post("/api/devices/{device_id}/pairing")
 async def new_pairing(
     device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:

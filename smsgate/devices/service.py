@@ -167,12 +167,11 @@ async def create_android(
 
 
 def _new_device_token(device: Device, settings: Settings) -> str:
+    """A new device token and a new key for signing its webhooks to our ingest URL, at every
+    (re-)registration: a phone that was replaced can neither pull nor forge received messages."""
     token = opaque_token(DEVICE_TOKEN_PREFIX)
     device.token_hash = token_hash(token)
-    if device.signing_key_encrypted is None:
-        device.signing_key_encrypted = encrypt(
-            settings.secret_key, opaque_token()[:SIGNING_KEY_LENGTH]
-        )
+    device.signing_key_encrypted = encrypt(settings.secret_key, opaque_token()[:SIGNING_KEY_LENGTH])
     return token
 
 

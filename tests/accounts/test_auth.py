@@ -205,7 +205,7 @@ PROTECTED = [
     ("POST", "/api/devices/android"),
     ("POST", "/api/devices/whatsapp"),
     ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx"),
-    ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/pairing"),
+    ("POST", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/pairing"),
     ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/settings"),
     ("PATCH", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/settings"),
     ("GET", "/api/devices/cxxxxxxxxxxxxxxxxxxxxxxxx/logs"),

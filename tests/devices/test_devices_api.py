@@ -15,7 +15,7 @@ async def test_fresh_pairing_replaces_the_old_one(make_user) -> None:
     ).json()
     old = created["pairing"]["token"]
     fresh = (
-        await user.client.get(f"/api/devices/{created['id']}/pairing", headers=user.auth)
+        await user.client.post(f"/api/devices/{created['id']}/pairing", headers=user.auth)
     ).json()
     assert fresh["token"] != old and fresh["qrSvg"].startswith("<svg")
     phone = DeviceClient("http://testserver/api/mobile/v1", http=user.client)

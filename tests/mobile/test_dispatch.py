@@ -174,9 +174,10 @@ async def test_a_device_never_sees_or_changes_another_accounts_messages(make_use
         f"/api/devices/{mine.device_id}",
         f"/api/devices/{mine.device_id}/settings",
         f"/api/devices/{mine.device_id}/logs",
-        f"/api/devices/{mine.device_id}/pairing",
     ):
         assert (await intruder.client.get(path, headers=intruder.auth)).status_code == 404
+    pairing = f"/api/devices/{mine.device_id}/pairing"
+    assert (await intruder.client.post(pairing, headers=intruder.auth)).status_code == 404
     assert (
         await intruder.client.delete(f"/api/devices/{mine.device_id}", headers=intruder.auth)
     ).status_code == 404

@@ -151,7 +151,6 @@ WRITING_GETS = {
     "/api/mobile/v1/settings": "a phone's request records when it was last seen",
     "/api/mobile/v1/webhooks": "a phone's request records when it was last seen",
     "/api/mobile/v1/user/code": "issues a one-time login code",
-    "/api/devices/{device_id}/pairing": "issues new pairing details (the old ones stop working)",
 }
 NOT_OK = {  # answers other than 200 that still ran the route's reads
     "/": 303,  # to the dashboard

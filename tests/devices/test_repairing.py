@@ -1,0 +1,63 @@
+"""Pairing a device again replaces its phone entirely: the old phone's token and the key it
+signed its webhooks with both stop working (a replaced phone forged an inbound STOP)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from smsgate.mobile.client import DeviceClient, MobileError
+from tests.factories import BASE_URL, pair_phone
+
+
+def _signed(key: str, device_id: str, text: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "id": f"in-{text}",
+            "webhookId": "w",
+            "event": "sms:received",
+            "deviceId": device_id,
+            "payload": {"messageId": f"m-{text}", "phoneNumber": "+5215512345678", "message": text},
+        }
+    ).encode()
+    stamp = str(int(time.time()))
+    signature = hmac.new(key.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()
+    headers = {"X-Signature": signature, "X-Timestamp": stamp, "Content-Type": "application/json"}
+    return body, headers
+
+
+async def test_a_replaced_phone_can_neither_pull_nor_forge_received_messages(make_user) -> None:
+    user = await make_user()
+    old = await pair_phone(user)
+    old_key = (await old.settings())["webhooks"]["signing_key"]
+    again = await user.client.post(f"/api/devices/{old.device_id}/pairing", headers=user.auth)
+    assert again.status_code == 200, again.text
+    new = DeviceClient(BASE_URL + "/api/mobile/v1", http=user.client)
+    await new.register(pairing_token=again.json()["token"], name="samsung/a54")
+    new_key = (await new.settings())["webhooks"]["signing_key"]
+    assert new_key != old_key
+
+    ingest = f"/api/mobile/v1/ingest/{old.device_id}"
+    body, headers = _signed(old_key, old.device_id, "STOP")
+    forged = await user.client.post(ingest, content=body, headers=headers)
+    assert forged.status_code == 401, forged.text
+    optouts = await user.client.get("/api/opt-outs", headers=user.auth)
+    assert optouts.json()["data"] == []  # the customer is not opted out
+    body, headers = _signed(new_key, new.device_id, "Hola")
+    assert (await user.client.post(ingest, content=body, headers=headers)).status_code == 204
+    try:
+        await old.pull()
+        raise AssertionError("the old phone's token still works")
+    except MobileError as exc:
+        assert exc.status == 401
+
+
+async def test_pairing_details_are_issued_by_post_only(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    path = f"/api/devices/{phone.device_id}/pairing"
+    read = await user.client.get(path, headers=user.auth)
+    assert read.status_code == 405  # a GET (a prefetch, a crawler) must not unpair the phone
+    assert (await phone.pull()) == []  # still paired
