@@ -146,6 +146,7 @@ async def fetch(
     allow_private: bool,
     time_limit: float,
     max_bytes: int,
+    headers: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """GET a file from the address that was checked, never following redirects, reading at
     most `max_bytes`: its bytes and content type."""
@@ -155,7 +156,7 @@ async def fetch(
             async with client.stream(
                 "GET",
                 pinned,
-                headers={"Host": host_header, "User-Agent": "SMSGate-Media/1"},
+                headers={**(headers or {}), "Host": host_header, "User-Agent": "SMSGate-Media/1"},
                 extensions=extensions,
                 timeout=time_limit,
                 follow_redirects=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from smsgate.kit import safe_http
 from smsgate.whatsapp.lines import Outcome, Outgoing
 
 GRAPH_TIMEOUT = 20.0
@@ -209,10 +211,23 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 async def download(
-    http: httpx.AsyncClient, base_url: str, credentials: Credentials, media: Media, limit: int
+    http: httpx.AsyncClient,
+    base_url: str,
+    credentials: Credentials,
+    media: Media,
+    limit: int,
+    *,
+    allow_private: bool,
 ) -> bytes | None:
     """The bytes of a received file (Graph API: the media id gives a short-lived URL, fetched
-    with the same token); None when it is over `limit` bytes or cannot be fetched."""
+    with the same token); None when it is over `limit` bytes or cannot be fetched.
+
+    The media id comes in a webhook and the URL in Meta's answer: the id must be an id (no
+    path, query or fragment to steer the Graph request), and the URL goes through the same
+    address check as webhooks (kit/safe_http.py), so the line's token never reaches an
+    internal address."""
+    if not MEDIA_ID.fullmatch(media.media_id):
+        return None
     headers = {"Authorization": f"Bearer {credentials.access_token}"}
     try:
         found = await http.get(
@@ -223,18 +238,16 @@ async def download(
             return None
         if int(info.get("file_size") or 0) > limit:
             return None
-        async with http.stream(
-            "GET", info["url"], headers=headers, timeout=GRAPH_TIMEOUT
-        ) as response:
-            if response.status_code != 200:
-                return None
-            data = b""
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > limit:
-                    return None
-            return data
-    except (httpx.HTTPError, ValueError):
+        data, _ = await safe_http.fetch(
+            http,
+            info["url"],
+            allow_private=allow_private,
+            time_limit=GRAPH_TIMEOUT,
+            max_bytes=limit,
+            headers=headers,
+        )
+        return data
+    except (httpx.HTTPError, ValueError, safe_http.FetchFailed):
         return None
 
 
@@ -270,6 +283,7 @@ class Inbound:
 
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # Meta's media ids are digits
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,14 @@ async def fetch_files(
         if keys is None or not keys.complete():
             continue
         limit = settings.mms_attachment_max_bytes
-        data = await cloud.download(http, settings.whatsapp_graph_url, keys, file.media, limit)
+        data = await cloud.download(
+            http,
+            settings.whatsapp_graph_url,
+            keys,
+            file.media,
+            limit,
+            allow_private=settings.webhooks_allow_private,
+        )
         part: dict[str, Any] = {"contentType": file.media.mime_type, "name": file.media.filename}
         if data is not None:
             part["data"] = base64.b64encode(data).decode()

@@ -31,6 +31,7 @@ _ids = itertools.count(1)
 @dataclass
 class FakeGraph:
     tokens: dict[str, str] = field(default_factory=dict)
+    downloads: int = 0  # files served from /download/…
     undeliverable: set[str] = field(default_factory=set)
     throttled: dict[str, int] = field(default_factory=dict)
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -46,6 +47,7 @@ class FakeGraph:
             return 401, _error(190, "Error validating access token"), "application/json"
         parts = path.strip("/").split("/")
         if len(parts) == 2 and parts[0] == "download" and parts[1] in self.media:
+            self.downloads += 1
             data, mime = self.media[parts[1]]
             return 200, data, mime
         if len(parts) == 2 and parts[1] in self.media:

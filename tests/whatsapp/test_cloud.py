@@ -7,6 +7,7 @@ import json
 import secrets
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -444,6 +445,27 @@ async def test_a_photo_from_a_customer_is_kept_as_an_attachment(make_user, graph
     assert (await post_webhook(user, line, payload)).status_code == 200
     again = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
     assert len(again.json()["attachments"]) == 1
+
+
+async def test_a_received_file_is_fetched_only_from_a_checked_address(graph, settings) -> None:
+    """The media id comes in a webhook and the file's URL in Meta's answer: an id that is a
+    path is never requested, and a URL to an internal address is never fetched with the line's
+    token (the fake Graph API answers URLs on 127.0.0.1: private, unless allowed)."""
+    graph.tokens["n1"] = "graph-token"
+    keys = cloud.Credentials("n1", "graph-token", "secret", "verify")
+    media_id = str(secrets.randbelow(10**15))
+    graph.media[media_id] = (b"PDF-1.7 factura", "application/pdf")
+    base = settings.whatsapp_graph_url
+    before = graph.downloads
+    async with httpx.AsyncClient() as http:
+        for steering in (f"../{media_id}", f"{media_id}?fields=url", f"{media_id}#x", ""):
+            media = cloud.Media(steering, "application/pdf", None)
+            assert await cloud.download(http, base, keys, media, 10**6, allow_private=True) is None
+        media = cloud.Media(media_id, "application/pdf", "factura.pdf")
+        refused = await cloud.download(http, base, keys, media, 10**6, allow_private=False)
+        assert refused is None and graph.downloads == before
+        fetched = await cloud.download(http, base, keys, media, 10**6, allow_private=True)
+        assert fetched == b"PDF-1.7 factura" and graph.downloads == before + 1
 
 
 async def test_callbacks_that_beat_the_lines_report_are_applied_once_it_lands(
