@@ -15,7 +15,7 @@ from smsgate.devices.models import Device
 from smsgate.kit.schema import Input, json_body, parse
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.mobile.hub import END_STREAM, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import service as whatsapp
 
@@ -137,5 +137,10 @@ async def delete_device(
     service.device_types.forget(device.id)
     hub = _hub(request)
     account_id = device.account_id
-    after_commit(session, lambda: hub.publish(account_id, None, Event(MESSAGE_ENQUEUED)))
+
+    def woken() -> None:
+        hub.publish(account_id, device_id, Event(END_STREAM))  # its open streams end now
+        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))  # the others take its messages
+
+    after_commit(session, woken)
     return {"id": device_id, "deleted": True}

@@ -20,6 +20,7 @@ MESSAGE_ENQUEUED = "MessageEnqueued"
 MESSAGE_CANCELLED = "MessageCancelled"
 SETTINGS_UPDATED = "SettingsUpdated"
 WEBHOOKS_UPDATED = "WebhooksUpdated"
+END_STREAM = ""  # not an SSE event: the stream that receives it ends (shutdown, device deleted)
 
 
 @dataclass(frozen=True)
@@ -91,4 +92,4 @@ class Hub:
         for streams in self._by_device.values():
             for subscription in streams:
                 with contextlib.suppress(asyncio.QueueFull):
-                    subscription.queue.put_nowait(Event(""))
+                    subscription.queue.put_nowait(Event(END_STREAM))

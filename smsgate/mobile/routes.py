@@ -33,7 +33,7 @@ from smsgate.kit.responses import JSONResponse
 from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
-from smsgate.mobile.hub import Hub
+from smsgate.mobile.hub import END_STREAM, Hub
 from smsgate.storage.db import DbSession, ReadSession, commit
 
 router = APIRouter(prefix="/api/mobile/v1", tags=["mobile"])
@@ -205,7 +205,7 @@ async def events(
                 except TimeoutError:
                     yield b":keepalive\n\n"
                     continue
-                if not event.name:  # the server is shutting down
+                if event.name == END_STREAM:  # shutting down, or the device was deleted
                     return
                 yield event.frame()
         finally:

@@ -8,7 +8,10 @@ import hmac
 import json
 import time
 
+import httpx
+
 from smsgate.mobile.client import DeviceClient, MobileError
+from tests.events import listening, until
 from tests.factories import BASE_URL, pair_phone
 
 
@@ -61,3 +64,15 @@ async def test_pairing_details_are_issued_by_post_only(make_user) -> None:
     read = await user.client.get(path, headers=user.auth)
     assert read.status_code == 405  # a GET (a prefetch, a crawler) must not unpair the phone
     assert (await phone.pull()) == []  # still paired
+
+
+async def test_a_deleted_devices_event_stream_ends(make_user, app, live_server) -> None:
+    """A deleted phone's open event stream went on receiving the account's wake-ups."""
+    user = await make_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        phone = await pair_phone(user, http=http, base=live_server)
+        async with listening(phone, app) as frames:
+            gone = await user.client.delete(f"/api/devices/{phone.device_id}", headers=user.auth)
+            assert gone.status_code == 200
+            await until(lambda: not app.state.hub.is_connected(phone.device_id))
+            assert frames == [("connected", None)]  # no wake-up reached it
