@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import secrets
 import time
 
@@ -68,6 +69,7 @@ def configure(level: str, fmt: str) -> None:
 
 
 SCOPE_KEY = "smsgate.request_id"
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestIds:
@@ -80,8 +82,9 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64]
-        rid = given or secrets.token_hex(8)
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"")[:64]
+        # kept only when it is a plain token: it is answered back in a header and written in logs
+        rid = given.decode("ascii") if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
         token = request_id.set(rid)
         scope[SCOPE_KEY] = rid  # for the answer to a crash, made outside this middleware
 

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -351,7 +352,8 @@ async def send(request: Request) -> JSONResponse:
     return JSONResponse(
         state,
         status_code=202,
-        headers={"Location": f"/api/3rdparty/v1/messages/{state['id']}"},
+        # the id may be the client's own, in any script: percent-encoded, as a URL path is
+        headers={"Location": f"/api/3rdparty/v1/messages/{quote(state['id'], safe='')}"},
     )
 
 

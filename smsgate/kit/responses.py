@@ -8,8 +8,10 @@ It is the app's default response class, so every route answers through it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pydantic_core
 from fastapi.routing import APIRoute, APIRouter
@@ -43,3 +45,20 @@ def serve_lean(router: APIRouter, endpoint: Callable[[Request], Awaitable[Respon
 
     for route in routes:
         route.app = app
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with a file name a sender chose, in any script: an ASCII fallback without
+    quotes, backslashes or control characters, and the exact name percent-encoded as UTF-8
+    (RFC 6266). Put as given, a CR/LF ended the header and a non-Latin-1 name was a 500."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def media_type(value: str | None) -> str:
+    """A stored content type as a header value: `type/subtype` as given, else a download."""
+    kind = (value or "").split(";", 1)[0].strip()
+    return kind if _TOKEN.fullmatch(kind) else "application/octet-stream"

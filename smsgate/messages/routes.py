@@ -14,7 +14,7 @@ from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import JSONResponse, serve_lean
+from smsgate.kit.responses import JSONResponse, content_disposition, media_type, serve_lean
 from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
@@ -128,12 +128,11 @@ async def get_attachment(
     ).first()
     if row is None or row.data is None:
         raise not_found("attachment")
-    name = (row.name or attachment_id).replace('"', "")
     return Response(
         content=row.data,
-        media_type=row.content_type,
+        media_type=media_type(row.content_type),
         headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": content_disposition(row.name or attachment_id),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
         },
