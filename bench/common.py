@@ -102,6 +102,10 @@ def _tree(root: int) -> list[int]:
     return found
 
 
+METRICS_TOKEN = secrets.token_hex(16)
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 @contextmanager
 def server(
     database: str, pg_url: str, env: dict[str, str] | None = None, workers: int = 1
@@ -119,6 +123,7 @@ def server(
             "SMSGATE_PORT": str(port),
             "SMSGATE_LOG_LEVEL": "warning",
             "SMSGATE_DEFAULT_PLAN": "unlimited",  # measure the path, not the plan's limits
+            "SMSGATE_METRICS_TOKEN": METRICS_TOKEN,  # the benchmarks read the server's counters
         }
         if schema:
             _pg_schema(pg_url, schema, create=True)

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, database_arguments, percentile, publish, server
+from common import SCRAPER, Server, database_arguments, percentile, publish, server
 
 from smsgate.mobile.client import DeviceClient, MobileError
 from smsgate.mobile.simulator import SimulatedPhone
@@ -205,7 +205,7 @@ _PHONE_ROUTES = {"pulls": ("GET", "/message"), "reports": ("PATCH", "/message")}
 async def _phone_requests(srv: Server) -> dict[str, float]:
     """Pulls and state reports the server has answered so far (its /metrics counters)."""
     async with httpx.AsyncClient(timeout=30) as http:
-        text = (await http.get(f"{srv.base}/metrics")).text
+        text = (await http.get(f"{srv.base}/metrics", headers=SCRAPER)).text
     counts = dict.fromkeys(_PHONE_ROUTES, 0.0)
     for line in text.splitlines():
         if not line.startswith("smsgate_http_requests_total{"):

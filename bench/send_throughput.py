@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, database_arguments, publish, server
+from common import SCRAPER, Server, database_arguments, publish, server
 from loadgen import LoadResult, run_load
 
 # 10,000 different recipients, cycled: a business's customer base, not one number hammered
@@ -172,7 +172,7 @@ async def _server_figures(srv: Server, processes: int) -> dict[str, float]:
     figures = {"api": used.pop(srv.pid, 0.0), "others": sum(used.values())}
     if processes == 1:
         async with httpx.AsyncClient(timeout=30) as http:
-            text = (await http.get(f"{srv.base}/metrics")).text
+            text = (await http.get(f"{srv.base}/metrics", headers=SCRAPER)).text
         for line in text.splitlines():
             if line.startswith("python_gc_collections_total{"):
                 figures["gc"] = figures.get("gc", 0.0) + float(line.split()[-1])

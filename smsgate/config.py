@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     opt_out_keywords: str = "STOP,BAJA,ALTO,CANCELAR,UNSUBSCRIBE"
     opt_in_keywords: str = "START,ALTA"
     webhooks_allow_private: bool = False
+    # GET /metrics answers only `Authorization: Bearer <this>`; empty: /metrics is off (404)
+    metrics_token: str = ""
     # seconds before each retry of a webhook delivery, in order; then it is failed
     webhook_retry_schedule: str = ",".join(str(s) for s in WEBHOOK_RETRY_SCHEDULE)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)

@@ -26,7 +26,9 @@ from sqlalchemy import func, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smsgate import observe
+from smsgate.errors import ApiError
 from smsgate.kit import clock
+from smsgate.kit.crypto import equal
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import Hub
 from smsgate.storage.db import Database
@@ -181,6 +183,21 @@ class RequestMetrics:
 
 @router.get("/metrics")
 async def metrics_endpoint(request: Request) -> Response:
+    """Every tenant's devices and queues: for the operator's scraper only, which sends
+    SMSGATE_METRICS_TOKEN as a bearer token; without the setting the endpoint is off."""
+    wanted = request.app.state.settings.metrics_token
+    if not wanted:
+        raise ApiError(
+            404, "metrics are off: set SMSGATE_METRICS_TOKEN to turn them on", "not_found"
+        )
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not equal(given.strip(), wanted):
+        raise ApiError(
+            401,
+            "send the metrics token: Authorization: Bearer <SMSGATE_METRICS_TOKEN>",
+            "unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     metrics: Metrics = request.app.state.metrics
     await metrics.refresh()
     body = generate_latest(metrics.registry) + generate_latest(observe.REGISTRY)

@@ -19,7 +19,7 @@ from smsgate.app import create_app
 from smsgate.config import Settings
 from smsgate.kit import clock
 from smsgate.storage import migrate
-from tests.factories import BASE_URL, User, signup
+from tests.factories import BASE_URL, METRICS_TOKEN, User, signup
 from tests.serving import free_port, pg_schema
 from tests.whatsapp import fake_graph
 from tests.whatsapp.fake_graph import FakeGraph
@@ -47,6 +47,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         default_plan="unlimited",  # billing tests choose their plans
         whatsapp_graph_url=f"http://127.0.0.1:{GRAPH_PORT}/v21.0",
         whatsapp_recipient_interval_seconds=0,  # pacing has its own tests
+        metrics_token=METRICS_TOKEN,
     )
     resolved = base.resolved()
     migrate.upgrade(resolved)

@@ -14,6 +14,8 @@ from smsgate.mobile.client import DeviceClient
 
 BASE_URL = "http://testserver"
 PASSWORD = "correct horse battery staple"
+METRICS_TOKEN = "metrics-" + secrets.token_hex(8)  # the suite's SMSGATE_METRICS_TOKEN
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # what the operator's scraper sends
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.factories import pair_phone, send
+from smsgate.app import create_app
+from tests.factories import SCRAPER, new_client, pair_phone, send
 
 
 async def test_metrics_report_requests_messages_queues_and_deliveries(make_user, client) -> None:
@@ -12,7 +13,7 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     await send(user, message="metrics 2", deviceId=phone.device_id)
     assert len(await phone.pull()) == 2  # two hand-overs, each observed
     await send(user, message="metrics 3")  # no phone has asked since: unclaimed
-    answer = await client.get("/metrics")
+    answer = await client.get("/metrics", headers=SCRAPER)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     text = answer.text
@@ -50,7 +51,7 @@ async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) ->
     sends_batched = 'smsgate_batch_size_sum{batcher="sends"}'
     send_batches = 'smsgate_batch_seconds_count{batcher="sends"}'
     reports_batched = 'smsgate_batch_size_sum{batcher="reports"}'
-    before = (await client.get("/metrics")).text
+    before = (await client.get("/metrics", headers=SCRAPER)).text
     await send(user, message="a")
     await send(user, message="b")
     pulled = await phone.pull()
@@ -60,7 +61,7 @@ async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) ->
         await phone.inbox([{"phoneNumber": "+5215512345678", "message": "hola"}])
         await deliver(app)
         assert len(receiver.requests) == 1
-    after = (await client.get("/metrics")).text
+    after = (await client.get("/metrics", headers=SCRAPER)).text
     assert _count(after, dispatched) - _count(before, dispatched) == 2
     assert _count(after, lagged) - _count(before, lagged) == 1
     # the two sends went through the send writer's batches (one each: they were sent in turn)
@@ -69,4 +70,24 @@ async def test_hand_overs_and_deliveries_are_observed(make_user, client, app) ->
     reported = _count(after, reports_batched)
     message = pulled[0]
     await phone.report(message["id"], "Sent", [(message["phoneNumbers"][0], "Sent", None)])
-    assert _count((await client.get("/metrics")).text, reports_batched) - reported == 1
+    assert (
+        _count((await client.get("/metrics", headers=SCRAPER)).text, reports_batched) - reported
+        == 1
+    )
+
+
+async def test_metrics_need_the_operators_token(client, settings, app) -> None:
+    """/metrics shows every tenant's devices and queues: only the operator's scraper sees it,
+    and without SMSGATE_METRICS_TOKEN it is off."""
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}):
+        refused = await client.get("/metrics", headers=headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    assert (await client.get("/metrics", headers=SCRAPER)).status_code == 200
+    off = create_app(settings.model_copy(update={"metrics_token": ""}))
+    try:
+        async with new_client(off) as other:
+            answer = await other.get("/metrics", headers=SCRAPER)
+            assert answer.status_code == 404 and "SMSGATE_METRICS_TOKEN" in answer.json()["error"]
+    finally:
+        await off.state.webhook_http.aclose()
+        await off.state.db.dispose()
