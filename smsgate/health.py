@@ -6,14 +6,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from smsgate import __version__
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import current_revision
 
-router = APIRouter()
+router = api_router()
 PING_TIMEOUT_SECONDS = 3.0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -29,12 +29,13 @@ from smsgate import observe
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
+from smsgate.kit.responses import api_router
 from smsgate.messages.models import messages_table
 from smsgate.mobile.hub import Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.models import Delivery
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 
 
 class Metrics:

@@ -69,3 +69,25 @@ async def test_a_client_chosen_message_id_in_any_script_is_a_valid_location(make
     )
     assert sent.status_code == 202, sent.text
     assert sent.headers["Location"] == "/api/3rdparty/v1/messages/cita-%C3%B1-%E5%8F%8E"
+
+
+async def test_answers_that_carry_secrets_are_never_cached(make_user) -> None:
+    user = await make_user()
+    key = await user.client.post("/api/keys", json={"name": "n"}, headers=user.auth)
+    device = await user.client.post("/api/devices/android", json={"name": "p"}, headers=user.auth)
+    hook = await user.client.post(
+        "/api/webhooks",
+        json={"url": "https://hooks.example.com/x", "events": ["sms:sent"]},
+        headers=user.auth,
+    )
+    secret = await user.client.get(f"/api/webhooks/{hook.json()['id']}/secret", headers=user.auth)
+    token = await user.client.post("/api/auth/token", json={}, headers=user.csrf_header)
+    refused = await user.client.get("/api/v1/messages")  # an error answer too
+    for answer in (key, device, hook, secret, token, refused):
+        assert answer.headers["Cache-Control"] == "no-store", answer.request.url
+    phone = await pair_phone(user)
+    settings = await phone.http.get(
+        phone.base_url + "/settings", headers={"Authorization": f"Bearer {phone.token}"}
+    )
+    assert settings.json()["webhooks"]["signing_key"]
+    assert settings.headers["Cache-Control"] == "no-store"

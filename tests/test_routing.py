@@ -49,3 +49,19 @@ async def test_a_late_route_is_still_reached(client) -> None:
     answer = await client.post("/api/3rdparty/v1/messages", json={})
     assert answer.status_code == 401
     assert (await client.get("/api/3rdparty/v1/nowhere")).status_code == 404
+
+
+def test_every_route_answers_with_the_apps_json_response(app) -> None:
+    """Routes are added to the app directly (app._add_routes), so the app's default response
+    class never reached them: 143 answered through the standard library's encoder without the
+    headers the app's own JSONResponse adds (Cache-Control: no-store). Each router now has it."""
+    from fastapi.routing import APIRoute
+
+    from smsgate.kit.responses import JSONResponse
+
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            kind = getattr(route.response_class, "value", route.response_class)
+            assert kind is JSONResponse or not issubclass(kind, JSONResponse.__bases__[0]), (
+                route.path
+            )

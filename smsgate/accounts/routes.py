@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from smsgate.accounts import schemas, scopes, service
 from smsgate.accounts.auth import (
@@ -17,9 +17,10 @@ from smsgate.accounts.auth import (
 )
 from smsgate.accounts.models import Account
 from smsgate.errors import ApiError
+from smsgate.kit.responses import api_router
 from smsgate.storage.db import DbSession, ReadSession
 
-router = APIRouter()
+router = api_router()
 
 
 def _client(request: Request) -> str:

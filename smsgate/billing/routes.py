@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from smsgate.accounts.auth import AppSettings, BillingScope
 from smsgate.accounts.service import get_account
 from smsgate.billing import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock
+from smsgate.kit.responses import api_router
 from smsgate.storage.db import ReadSession
 
-router = APIRouter(tags=["billing"])
+router = api_router(tags=["billing"])
 MAX_DAYS = 366
 
 

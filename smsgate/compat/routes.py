@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
@@ -38,7 +38,7 @@ from smsgate.errors import ApiError, bad_request
 from smsgate.health import database_state
 from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import JSONResponse, serve_lean
+from smsgate.kit.responses import JSONResponse, api_router, serve_lean
 from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES
@@ -49,7 +49,7 @@ from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
 
-router = APIRouter(prefix="/api/3rdparty/v1", tags=["compat"])
+router = api_router(prefix="/api/3rdparty/v1", tags=["compat"])
 
 # Their scopes onto ours.
 # bounds of numeric query parameters: past them a value means nothing (and would overflow the

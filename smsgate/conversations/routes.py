@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import phonenumbers
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,14 +18,14 @@ from smsgate.conversations import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
 from smsgate.messages.dispatch import REROUTE_SETTING
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 
-router = APIRouter(tags=["conversations"])
+router = api_router(tags=["conversations"])
 
 
 class ReplyIn(Input):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from smsgate.errors import ApiError, bad_request, describe_validation_error
 from smsgate.kit import clock, phones
 from smsgate.kit.crypto import equal
 from smsgate.kit.ids import is_id
+from smsgate.kit.responses import api_router
 from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.models import messages_table
@@ -39,7 +40,7 @@ from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import ConfigDict, Field
 from sqlalchemy import delete
 
@@ -12,6 +12,7 @@ from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
+from smsgate.kit.responses import api_router
 from smsgate.kit.schema import Input, json_body, parse
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table
@@ -19,7 +20,7 @@ from smsgate.mobile.hub import END_STREAM, MESSAGE_ENQUEUED, SETTINGS_UPDATED, E
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import service as whatsapp
 
-router = APIRouter(tags=["devices"])
+router = api_router(tags=["devices"])
 
 
 class AndroidIn(Input):

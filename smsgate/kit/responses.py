@@ -9,7 +9,7 @@ It is the app's default response class, so every route answers through it.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -20,10 +20,28 @@ from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+NO_STORE = (b"cache-control", b"no-store")
+
 
 class JSONResponse(_StarletteJSON):
+    """Every JSON answer also says `Cache-Control: no-store` unless its route chose otherwise:
+    an answer holds one account's data, and many hold secrets (API keys, tokens, pairing codes,
+    webhook secrets, a phone's signing key) that no shared or browser cache may keep."""
+
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        super().init_headers(headers)
+        if not headers or not any(name.lower() == "cache-control" for name in headers):
+            self.raw_headers.append(NO_STORE)
+
+
+def api_router(**options: Any) -> APIRouter:
+    """Every router of the app: its routes answer with JSONResponse above. (The app's own
+    `default_response_class` does not reach them: their routes are added to the app directly,
+    not included, see app._add_routes.)"""
+    return APIRouter(default_response_class=JSONResponse, **options)
 
 
 def serve_lean(router: APIRouter, endpoint: Callable[[Request], Awaitable[Response]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from sqlalchemy import select
 
 from smsgate.accounts import scopes
@@ -14,7 +14,13 @@ from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import JSONResponse, content_disposition, media_type, serve_lean
+from smsgate.kit.responses import (
+    JSONResponse,
+    api_router,
+    content_disposition,
+    media_type,
+    serve_lean,
+)
 from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
@@ -22,7 +28,7 @@ from smsgate.messages.schemas import SendRequest
 from smsgate.mobile.hub import MESSAGE_CANCELLED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 
-router = APIRouter()
+router = api_router()
 
 
 @router.post(

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from smsgate import logs
@@ -29,14 +29,14 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
 from smsgate.mobile.hub import END_STREAM, Hub
 from smsgate.storage.db import DbSession, ReadSession, commit
 
-router = APIRouter(prefix="/api/mobile/v1", tags=["mobile"])
+router = api_router(prefix="/api/mobile/v1", tags=["mobile"])
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 INGEST_EVENTS = (

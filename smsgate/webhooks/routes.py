@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
@@ -13,7 +13,7 @@ from pydantic.config import JsonDict
 from smsgate.accounts.auth import AppSettings, WebhooksScope
 from smsgate.errors import bad_request
 from smsgate.kit import clock
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
 from smsgate.storage import idempotency
 from smsgate.storage.db import DbSession, ReadSession
@@ -21,7 +21,7 @@ from smsgate.webhooks import payloads, service
 from smsgate.webhooks.events import CATALOG
 from smsgate.webhooks.signing import FORMATS
 
-router = APIRouter(tags=["webhooks"])
+router = api_router(tags=["webhooks"])
 
 
 _EVENT_NAMES: JsonDict = {"items": {"enum": list(CATALOG)}}

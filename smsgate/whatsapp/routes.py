@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import BackgroundTasks, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
@@ -13,7 +13,7 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
-from smsgate.kit.responses import JSONResponse
+from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json, storable
 from smsgate.messages import dispatch
 from smsgate.mobile import bodies
@@ -22,7 +22,7 @@ from smsgate.mobile.routes import MobileDevice
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import cloud, service
 
-router = APIRouter(tags=["whatsapp"])
+router = api_router(tags=["whatsapp"])
 
 
 @router.post("/api/devices/whatsapp", status_code=201)
