@@ -41,6 +41,7 @@ from smsgate.mobile.hub import Hub
 from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.openapi import install_openapi
+from smsgate.ops import docs
 from smsgate.ops.aliases import V1Aliases
 from smsgate.ops.limits import RequestLimits
 from smsgate.storage.db import Database
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Android phones and WhatsApp numbers behind one messaging REST API. "
         "Every `/api/<resource>` path below is also served as `/api/v1/<resource>`.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc without a CDN: ops/docs.py
+        redoc_url=None,
         default_response_class=JSONResponse,  # pydantic-core writes the JSON (kit/responses.py)
     )
     app.state.settings = settings
@@ -145,7 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compat_router,
         dashboard_router,
         metrics_router,
+        docs.router,
     )
+    docs.install(app)
     install_dashboard(app)
     install_openapi(app, settings)
     for route in app.router.routes:

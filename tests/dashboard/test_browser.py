@@ -208,3 +208,22 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await client.aclose()
+
+
+async def test_the_api_docs_render_from_this_server_alone(page: Any, live_server: str) -> None:
+    """/docs loaded Swagger UI from a CDN (unpinned, and blank offline): now every request the
+    page makes goes to this server, and the operations render."""
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((live_server, "data:", f"blob:{live_server}"))
+            else elsewhere.append(request.url)
+        ),
+    )
+    await page.goto(f"{live_server}/docs")
+    await page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = await page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/v1/send" in path for path in paths)
+    assert elsewhere == []
