@@ -35,7 +35,7 @@ from tests.factories import PASSWORD, unique_email
 from tests.serving import free_port, pg_schema, running_server, server_env
 
 SEED = "20261127"
-EXAMPLES = os.environ.get("SMSGATE_TEST_FUZZ_EXAMPLES", "10")
+EXAMPLES = os.environ.get("SMSGATE_TEST_FUZZ_EXAMPLES", "50")
 CHECKS = "not_a_server_error,ignored_auth,use_after_free,response_schema_conformance"
 MOBILE = "^/api/mobile/"
 EVENTS = "/api/mobile/v1/events"
