@@ -16,6 +16,10 @@ TEXT: dict[str, dict[str, str]] = {
     "logout": {"es": "Salir", "en": "Log out"},
     "login": {"es": "Entrar", "en": "Log in"},
     "signup": {"es": "Crear cuenta", "en": "Sign up"},
+    "form_expired": {
+        "es": "El formulario caducó; vuelve a escribir tus datos.",
+        "en": "This form expired; please enter your details again.",
+    },
     "email": {"es": "Correo", "en": "Email"},
     "password": {"es": "Contraseña", "en": "Password"},
     "name": {"es": "Nombre", "en": "Name"},

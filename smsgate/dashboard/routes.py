@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +30,7 @@ from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, bad_request, describe_validation_error
 from smsgate.kit import clock, phones
-from smsgate.kit.crypto import equal
+from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import api_router
 from smsgate.messages import service as messages
@@ -168,14 +171,52 @@ async def home(request: Request, session: ReadSession) -> Response:
     return _login_redirect()
 
 
+PRESESSION_COOKIE = "smsgate_presession"
+
+
+def _auth_page(
+    request: Request, settings: Settings, mode: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """The login or sign-up form, with its CSRF field tied to a pre-session cookie (kept if the
+    browser has one): a form posted from another site carries neither, so it cannot log a
+    browser into someone else's account (login CSRF)."""
+    presession = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(24)
+    title = "Login" if mode == "login" else "Sign up"
+    response = _page(
+        request,
+        "auth.html",
+        None,
+        status=status,
+        mode=mode,
+        title=title,
+        form_csrf=_presession_token(presession, settings),
+        **context,
+    )
+    response.set_cookie(
+        PRESESSION_COOKIE,
+        presession,
+        max_age=2 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=bool(settings.cookie_secure),
+        path="/",
+    )
+    return response
+
+
+def _presession_token(presession: str, settings: Settings) -> str:
+    key = derive_key(settings.secret_key, "dashboard/login-csrf")
+    return hmac.new(key, presession.encode(), hashlib.sha256).hexdigest()
+
+
 @router.get("/login")
-async def login_page(request: Request) -> HTMLResponse:
-    return _page(request, "auth.html", None, mode="login", title="Login")
+async def login_page(request: Request, settings: AppSettings) -> HTMLResponse:
+    return _auth_page(request, settings, "login")
 
 
 @router.get("/signup")
-async def signup_page(request: Request) -> HTMLResponse:
-    return _page(request, "auth.html", None, mode="signup", title="Sign up")
+async def signup_page(request: Request, settings: AppSettings) -> HTMLResponse:
+    return _auth_page(request, settings, "signup")
 
 
 @router.post("/login")
@@ -186,8 +227,13 @@ async def auth_form(
     settings: AppSettings,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     mode = "signup" if request.url.path == "/signup" else "login"
+    presession = request.cookies.get(PRESESSION_COOKIE, "")
+    if not presession or not equal(csrf, _presession_token(presession, settings)):
+        expired = translator(language(request)).form_expired
+        return _auth_page(request, settings, mode, status=403, error=expired, email=email)
     try:
         if mode == "signup":
             if not settings.signup_enabled:
@@ -208,8 +254,8 @@ async def auth_form(
     except ApiError as exc:
         if exc.keep_changes:
             await session.commit()  # a failed login still counts
-        return _page(
-            request, "auth.html", None, status=exc.status, mode=mode, error=exc.message, email=email
+        return _auth_page(
+            request, settings, mode, status=exc.status, error=exc.message, email=email
         )
     raw, _ = await accounts.start_session(session, account, settings)
     response = RedirectResponse("/dashboard", status_code=303)

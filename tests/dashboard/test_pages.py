@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tests.factories import PASSWORD, User, new_client, unique_email
+
+
+async def _auth_form(browser, path: str, data: dict) -> Any:
+    """Post the login or sign-up form as a browser does: after loading it (its CSRF field)."""
+    form = await browser.get(path)
+    return await browser.post(path, data={**data, "csrf": _csrf(form.text)})
 
 
 def _csrf(html: str) -> str:
@@ -16,7 +23,7 @@ def _csrf(html: str) -> str:
 async def _signed_up(browser, prefix: str) -> User:
     """Sign up through the pages and make a key on the keys page (English from here on)."""
     email = unique_email(prefix)
-    await browser.post("/signup", data={"email": email, "password": PASSWORD})
+    await _auth_form(browser, "/signup", {"email": email, "password": PASSWORD})
     page = await browser.get("/dashboard?lang=en")
     csrf = _csrf(page.text)
     made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
@@ -31,7 +38,7 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         login = await browser.get("/login", headers={"Accept-Language": "es-MX,es;q=0.9"})
         assert login.status_code == 200 and "Entrar" in login.text and 'lang="es"' in login.text
         email = unique_email("web")
-        signed = await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        signed = await _auth_form(browser, "/signup", {"email": email, "password": PASSWORD})
         assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
         assert "HttpOnly" in signed.headers["set-cookie"]
         overview = await browser.get("/dashboard?lang=en")
@@ -72,7 +79,7 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
 async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
     async with new_client(app) as browser:
         assert (await browser.get("/dashboard")).headers["location"] == "/login"
-        await browser.post("/signup", data={"email": unique_email("csrf"), "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": unique_email("csrf"), "password": PASSWORD})
         forged = await browser.post("/dashboard/keys", data={"name": "x", "csrf": "forged"})
         assert forged.status_code == 403
         assert forged.headers["content-type"].startswith("text/html")
@@ -99,7 +106,7 @@ async def test_every_dashboard_form_refuses_a_forged_or_missing_csrf(app) -> Non
     )
     assert len(posts) >= 10, posts
     async with new_client(app) as browser:
-        await browser.post("/signup", data={"email": unique_email("forge"), "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": unique_email("forge"), "password": PASSWORD})
         for path in posts:
             url = re.sub(r"\{[^}]+\}", "cmwzzzzzzzzzzzzzzzzzzzzzz", path)
             for form in ({"csrf": "forged", "name": "x"}, {"name": "x"}):
@@ -111,13 +118,13 @@ async def test_every_dashboard_form_refuses_a_forged_or_missing_csrf(app) -> Non
 async def test_wrong_password_shows_a_sentence(app) -> None:
     async with new_client(app) as browser:
         email = unique_email("bad")
-        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": email, "password": PASSWORD})
         browser.cookies.clear()
-        wrong = await browser.post(
-            "/login?lang=en", data={"email": email, "password": "nope nope nope"}
+        wrong = await _auth_form(
+            browser, "/login?lang=en", {"email": email, "password": "nope nope nope"}
         )
         assert wrong.status_code == 401 and "wrong email or password" in wrong.text
-        weak = await browser.post("/signup", data={"email": unique_email(), "password": "short"})
+        weak = await _auth_form(browser, "/signup", {"email": unique_email(), "password": "short"})
         assert weak.status_code == 400 and "at least 10 characters" in weak.text
 
 
@@ -158,7 +165,7 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
     from tests.webhooks.receiver import receiving
 
     async with new_client(app) as browser, receiving() as receiver:
-        await browser.post("/signup", data={"email": unique_email("hooks"), "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": unique_email("hooks"), "password": PASSWORD})
         csrf = _csrf((await browser.get("/dashboard/webhooks?lang=en")).text)
         created = await browser.post(
             "/dashboard/webhooks",
@@ -217,7 +224,7 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
 
     async with new_client(app) as browser:
         email = unique_email("pages")
-        await browser.post("/signup", data={"email": email, "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": email, "password": PASSWORD})
         page = await browser.get("/dashboard/billing?lang=en")
         assert page.status_code == 200 and "Last 30 days" in page.text
         csrf = _csrf(page.text)
@@ -289,7 +296,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
     from smsgate.mobile.client import DeviceClient
 
     async with new_client(app) as browser:
-        await browser.post("/signup", data={"email": unique_email("wa"), "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": unique_email("wa"), "password": PASSWORD})
         page = await browser.get("/dashboard/devices?lang=en")
         assert "Add WhatsApp line" in page.text
         csrf = _csrf(page.text)
@@ -368,8 +375,8 @@ async def test_messages_filters_paging_and_the_timeline(app) -> None:
         assert timeline.index("processing") < timeline.index("failed</strong>")
         stranger = await new_client(app).__aenter__()
         try:
-            await stranger.post(
-                "/signup", data={"email": unique_email("other"), "password": PASSWORD}
+            await _auth_form(
+                stranger, "/signup", {"email": unique_email("other"), "password": PASSWORD}
             )
             assert (await stranger.get(f"/dashboard/messages/{ids[0]}")).status_code == 404
         finally:
@@ -438,7 +445,7 @@ async def test_no_page_shows_a_python_repr(app) -> None:
     ("<built-in method copy of dict object at 0x...>") on every Copy button and as the API
     keys page's title."""
     async with new_client(app) as browser:
-        await browser.post("/signup", data={"email": unique_email("reprs"), "password": PASSWORD})
+        await _auth_form(browser, "/signup", {"email": unique_email("reprs"), "password": PASSWORD})
         csrf = _csrf((await browser.get("/dashboard")).text)
         for lang in ("es", "en"):
             pages = [
@@ -458,3 +465,26 @@ async def test_no_page_shows_a_python_repr(app) -> None:
                 assert found is None, (str(page.url), page.text[found.start() - 80 : found.end()])
             keys = await browser.get(f"/dashboard/keys?lang={lang}")
             assert f"<h1>{'Llaves API' if lang == 'es' else 'API keys'}</h1>" in keys.text
+
+
+async def test_a_login_form_posted_from_another_site_is_refused(app, make_user) -> None:
+    """Login CSRF: a page elsewhere posts the attacker's credentials to /login and the victim's
+    browser ends up in the attacker's account. The form now carries a token tied to a
+    pre-session cookie (SameSite=Strict), which a cross-site post has neither of."""
+    attacker = await make_user()
+    async with new_client(app) as victim:
+        forged = await victim.post("/login", data={"email": attacker.email, "password": PASSWORD})
+        assert forged.status_code == 403 and "smsgate_session" not in forged.cookies
+        assert (await victim.get("/dashboard")).headers["location"] == "/login"
+        with_a_stolen_token = await victim.post(
+            "/login",
+            data={"email": attacker.email, "password": PASSWORD, "csrf": "0" * 64},
+        )
+        assert with_a_stolen_token.status_code == 403
+        # the same form, loaded by the browser itself, logs in
+        form = await victim.get("/login")
+        assert "samesite=strict" in form.headers["set-cookie"].lower()
+        done = await victim.post(
+            "/login", data={"email": attacker.email, "password": PASSWORD, "csrf": _csrf(form.text)}
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/dashboard"
