@@ -122,26 +122,27 @@ async def current_principal(request: Request) -> Principal:
         principal = found
     request.state.principal = principal
     logs.account_id.set(principal.account_id)
-    await _rate_limit(request, principal)
+    await rate_limit(request, principal)
     return principal
 
 
-async def _rate_limit(request: Request, principal: Principal) -> None:
-    """Count the request against its credential's per-minute budget (the plan's)."""
+async def rate_limit(request: Request, principal: Principal) -> None:
+    """Count the request against the account's per-minute budget (the plan's): one for all its
+    API keys and access tokens together (minting more tokens or keys buys no more requests),
+    and one for its browser sessions (the dashboard, and API calls made with the cookie)."""
     settings = get_settings(request)
     plan = plans.get(principal.plan, settings.plans_file, settings.default_plan)
     if plan.requests_per_minute is None:
         return
     limiter = request.app.state.rate_limiter
-    decision = await limiter.hit(
-        f"{principal.kind}:{principal.credential_id}", plan.requests_per_minute
-    )
+    budget = "browser" if principal.kind == "session" else "api"
+    decision = await limiter.hit(f"{principal.account_id}:{budget}", plan.requests_per_minute)
     request.state.rate_limit = decision
     if not decision.allowed:
         raise ApiError(
             429,
-            f"this credential may make {decision.limit} requests a minute (plan {plan.name}); "
-            f"retry in {decision.retry_after} s",
+            f"this account may make {decision.limit} requests a minute through the {budget} "
+            f"(plan {plan.name}); retry in {decision.retry_after} s",
             "rate_limited",
             headers=decision.headers(),
         )

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from smsgate.accounts import scopes
 from smsgate.accounts import service as accounts
-from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, set_session_cookie
+from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, rate_limit, set_session_cookie
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
@@ -133,6 +133,7 @@ async def _viewer(request: Request, session: DbSession) -> Principal:
     principal = await _principal(request, session)
     if principal is None:
         raise LoginRequired
+    await rate_limit(request, principal)  # the account's browser budget, as the API's cookie
     return principal
 
 

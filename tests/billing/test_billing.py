@@ -295,7 +295,7 @@ channels = ["sms"]
 )
 
 
-async def test_api_rate_limit_per_credential(settings, tmp_path) -> None:
+async def test_api_rate_limit_per_account(settings, tmp_path) -> None:
     path = tmp_path / "limited.toml"
     path.write_text(LIMITED)
     app = create_app(
@@ -314,9 +314,21 @@ async def test_api_rate_limit_per_credential(settings, tmp_path) -> None:
             assert refused.json()["code"] == "rate_limited"
             assert int(refused.headers["Retry-After"]) >= 1
             assert "5 requests a minute" in refused.json()["error"]
-            # another credential of the same account has its own budget
-            session_calls = await client.get("/api/auth/me")
-            assert session_calls.status_code == 200
+            # a token minted by the session, like another key, shares the account's API budget
+            me = (await client.get("/api/auth/me")).json()  # the session cookie
+            again = await client.post(
+                "/api/auth/login", json={"email": me["email"], "password": PASSWORD}
+            )
+            minted = await client.post(
+                "/api/auth/token", json={}, headers={"X-CSRF-Token": again.json()["csrfToken"]}
+            )
+            assert minted.status_code == 201, minted.text
+            bearer = {"Authorization": f"Bearer {minted.json()['accessToken']}"}
+            assert (await client.get("/api/v1/messages", headers=bearer)).status_code == 429
+            # the browser (the session cookie, the dashboard) has a budget of its own, which
+            # the dashboard's pages count too
+            pages = [(await client.get("/dashboard")).status_code for _ in range(5)]
+            assert 429 in pages, pages
     finally:
         await app.state.send_writer.close()
         await app.state.webhook_http.aclose()
