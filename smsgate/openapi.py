@@ -98,8 +98,9 @@ SENDS = {
 
 _PLAN_LIMIT = "The plan allows no more of these (`plan_limit`): delete one or change plan."
 _SEND_REFUSED = {
-    "402": "The plan does not include the channel (`channel_not_in_plan`), or the send would "
-    "pass the period's message quota (`quota_exceeded`, with `used`, `limit`, `resetsAt`).",
+    "402": "The plan does not include the channel (`channel_not_in_plan`), the send would "
+    "pass the period's message quota (`quota_exceeded`, with `used`, `limit`, `resetsAt`), or "
+    "an MMS's media would pass the plan's storage (`storage_quota`).",
     "409": "The `externalId` was used for a different message (`idempotency_conflict`, with "
     "`messageId`).",
 }

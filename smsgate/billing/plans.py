@@ -14,7 +14,14 @@ log = logging.getLogger("smsgate.billing")
 
 DEFAULT_FILE = Path(__file__).parent / "plans.toml"
 CHANNELS = ("sms", "mms", "data", "whatsapp")
-LIMIT_FIELDS = ("messages_per_period", "devices", "webhooks", "api_keys", "requests_per_minute")
+LIMIT_FIELDS = (
+    "messages_per_period",
+    "devices",
+    "webhooks",
+    "api_keys",
+    "requests_per_minute",
+    "storage_mb",
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class Plan:
     webhooks: int | None
     api_keys: int | None
     requests_per_minute: int | None
+    storage_mb: int | None
     channels: tuple[str, ...]
 
     def limits(self) -> dict[str, Any]:
@@ -35,6 +43,7 @@ class Plan:
             "webhooks": self.webhooks,
             "apiKeys": self.api_keys,
             "requestsPerMinute": self.requests_per_minute,
+            "storageMb": self.storage_mb,
             "channels": list(self.channels),
         }
 

@@ -8,9 +8,12 @@ import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from smsgate.accounts.models import Account
+from smsgate.billing import plans
+from smsgate.config import Settings
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages.models import attachments_table
@@ -19,15 +22,43 @@ from smsgate.messages.schemas import Row
 MAX_PER_MESSAGE = 20
 
 
+MIB = 1024 * 1024
+
+
+async def stored_bytes(session: AsyncSession | AsyncConnection, account_id: str) -> int:
+    """The bytes of files the account keeps."""
+    a = attachments_table
+    total = await session.execute(
+        select(func.coalesce(func.sum(a.c.size), 0)).where(
+            a.c.account_id == account_id, a.c.data.is_not(None)
+        )
+    )
+    return int(total.scalar_one())
+
+
+async def room(session: AsyncSession, account_id: str, settings: Settings) -> int | None:
+    """Bytes of files the account may still keep under its plan's `storage_mb` (None: no
+    limit)."""
+    plan_id = (
+        await session.execute(select(Account.plan).where(Account.id == account_id))
+    ).scalar_one_or_none()
+    plan = plans.get(plan_id or "", settings.plans_file, settings.default_plan)
+    if plan.storage_mb is None:
+        return None
+    return max(0, plan.storage_mb * MIB - await stored_bytes(session, account_id))
+
+
 async def store(
     session: AsyncSession,
     account_id: str,
     message_id: str,
     parts: Iterable[Any],
     max_bytes: int,
+    room: int | None = None,
 ) -> int:
-    """Keep the parts a phone sent: `{contentType, name?, data (base64)}`; data over the cap
-    (or not valid base64) is dropped, its description kept."""
+    """Keep the parts a phone sent: `{contentType, name?, data (base64)}`; data over the cap,
+    past the account's `room` (its plan's storage), or not valid base64 is dropped, its
+    description kept."""
     rows = []
     for part in list(parts)[:MAX_PER_MESSAGE]:
         if not isinstance(part, Mapping):
@@ -42,8 +73,10 @@ async def store(
                 data = None
             if data is not None:
                 size = len(data)
-                if size > max_bytes:
+                if size > max_bytes or (room is not None and size > room):
                     data = None
+                elif room is not None:
+                    room -= size
         rows.append(
             {
                 "id": new_id(),

@@ -251,8 +251,9 @@ async def _keep_attachments(
     session: AsyncSession, account_id: str, message_id: str, parts: list[Any], settings: Settings
 ) -> None:
     if not await attachments.of_messages(session, [message_id]):  # once, even if re-sent
+        room = await attachments.room(session, account_id, settings)
         await attachments.store(
-            session, account_id, message_id, parts, settings.mms_attachment_max_bytes
+            session, account_id, message_id, parts, settings.mms_attachment_max_bytes, room
         )
 
 

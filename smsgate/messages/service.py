@@ -320,6 +320,29 @@ async def _fetch_media(
     return tuple(files)
 
 
+async def _check_storage(
+    database: Database,
+    account_id: str,
+    plan: plans.Plan,
+    files: Sequence[tuple[str | None, str, bytes]],
+) -> None:
+    """An MMS's media is kept with it: refused when it would pass the plan's storage."""
+    if plan.storage_mb is None:
+        return
+    async with database.reading() as session:
+        used = await attachments.stored_bytes(session, account_id)
+    wanted = sum(len(data) for _, _, data in files)
+    if used + wanted > plan.storage_mb * attachments.MIB:
+        raise ApiError(
+            402,
+            f"plan {plan.name} keeps {plan.storage_mb} MB of files and this account keeps "
+            f"{used / attachments.MIB:.1f} MB; this MMS's {wanted / attachments.MIB:.1f} MB do "
+            "not fit: delete old messages or change plan",
+            "storage_quota",
+            extra={"limitMb": plan.storage_mb, "usedBytes": used},
+        )
+
+
 def _check_line(device_type: str, device_id: str, channel: str) -> None:
     """WhatsApp goes only to WhatsApp lines, everything else only to Android phones."""
     if (channel == "whatsapp") != (device_type == "whatsapp"):
@@ -393,6 +416,7 @@ async def store_message(
         await _check_carrier(database, principal.account_id, request)
         if request.channel == "mms" and request.media_urls:
             files = await _fetch_media(database.settings, request.media_urls)
+            await _check_storage(database, principal.account_id, plan, files)
             prepared = PreparedMessage(
                 prepared.message, prepared.recipients, prepared.history, quota, files
             )

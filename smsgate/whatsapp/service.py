@@ -264,4 +264,7 @@ async def fetch_files(
             part["data"] = base64.b64encode(data).decode()
         async with database.transaction() as session:
             if not await attachments.of_messages(session, [file.message_id]):  # once
-                await attachments.store(session, file.account_id, file.message_id, [part], limit)
+                room = await attachments.room(session, file.account_id, settings)
+                await attachments.store(
+                    session, file.account_id, file.message_id, [part], limit, room
+                )

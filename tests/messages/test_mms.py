@@ -8,21 +8,25 @@ import asyncio
 import base64
 from typing import Any
 
+from smsgate.app import create_app
 from smsgate.mobile.client import DeviceClient
 from smsgate.mobile.simulator import SIMULATOR_CHANNELS, SimulatedPhone
-from tests.factories import BASE_URL, pair_phone, send
+from tests.factories import BASE_URL, pair_phone, send, signup
 from tests.serving import loopback_certificate, serving_asgi
 
 PICTURE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a JPEG's first bytes, then ~10 KB
 
 
 async def _media(scope: dict[str, Any], receive: Any, send_: Any) -> None:
-    """A small file server: /cita.jpg is the picture, /big.jpg is too big, the rest 404."""
+    """A small file server: /cita.jpg is the picture, /mid.jpg 400 KB, /big.jpg too big for
+    an MMS, the rest 404."""
     path = scope["path"]
     if path == "/cita.jpg":
         status, body = 200, PICTURE
     elif path == "/big.jpg":
         status, body = 200, b"\0" * (6 * 1024 * 1024)
+    elif path == "/mid.jpg":
+        status, body = 200, b"\0" * (400 * 1024)
     else:
         status, body = 404, b"no"
     await send_(
@@ -115,3 +119,66 @@ async def test_an_mms_reaches_a_phone_that_carries_it_with_its_media(
     assert shown.json()["state"] == "sent", shown.json()  # an MMS never reaches delivered
     assert simulated.media[second_id] == [("image/jpeg", PICTURE)]
     assert shown.json()["deviceId"] == simulated.client.device_id
+
+
+STORAGE_PLAN = """
+[plans.small]
+name = "Small"
+messages_per_period = -1
+devices = -1
+webhooks = -1
+api_keys = -1
+requests_per_minute = -1
+storage_mb = 1
+channels = ["sms", "mms", "data", "whatsapp"]
+"""
+
+
+async def test_files_are_kept_within_the_plans_storage(settings, tmp_path, monkeypatch) -> None:
+    """One tenant could store files without end (a request stored 210 MB). Received files past
+    the plan's storage_mb are described but not kept; an MMS whose media would pass it is
+    refused with 402 storage_quota."""
+    plans_file = tmp_path / "plans.toml"
+    plans_file.write_text(STORAGE_PLAN)
+    app = create_app(
+        settings.model_copy(update={"plans_file": str(plans_file), "default_plan": "small"})
+    )
+    try:
+        user = await signup(app)
+        phone = await pair_phone(user)
+        part = base64.b64encode(b"\x01" * 700 * 1024).decode()  # 700 KB each
+        await phone.inbox(
+            [
+                {
+                    "phoneNumber": "+5215512345678",
+                    "message": "fotos",
+                    "type": "mms",
+                    "attachments": [
+                        {"contentType": "image/jpeg", "name": f"{n}.jpg", "data": part}
+                        for n in (1, 2)
+                    ],
+                }
+            ]
+        )
+        [received] = (await user.client.get("/api/v1/inbox", headers=user.auth)).json()["data"]
+        shown = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
+        kept = [a["url"] is not None for a in shown.json()["attachments"]]
+        assert kept == [True, False]  # the second would pass 1 MB: described only
+        capable = await _mms_phone(user)
+        tls = loopback_certificate(tmp_path)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls / "cert.pem"))
+        async with serving_asgi(_media, tls=tls) as port:
+            refused = await send(
+                user,
+                channel="mms",
+                mediaUrls=[f"https://127.0.0.1:{port}/mid.jpg"],  # 700 + 400 KB: past 1 MB
+                deviceId=capable.device_id,
+            )
+        assert (refused.status_code, refused.json()["code"]) == (402, "storage_quota"), refused.text
+        listed = (await user.client.get("/api/v1/messages?direction=out", headers=user.auth)).json()
+        assert listed["data"] == []
+        await user.client.aclose()
+    finally:
+        await app.state.send_writer.close()
+        await app.state.webhook_http.aclose()
+        await app.state.db.dispose()
