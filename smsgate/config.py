@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     whatsapp_stalled_after_seconds: int = Field(default=900, ge=60)
 
     login_max_failures: int = Field(default=5, ge=1)
+    # requests with an API key or access token that does not exist (or no longer works), from
+    # one address, in any minute; past it, 429 instead of 401
+    bad_credentials_per_minute: int = Field(default=60, ge=1)
     login_lockout_seconds: int = Field(default=60, ge=1)
 
     @field_validator("default_region")

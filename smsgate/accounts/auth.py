@@ -103,7 +103,13 @@ async def _look_up(request: Request, credential: str, is_cookie: bool) -> Princi
 async def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if header is not None:
-        principal = await _look_up(request, _bearer(header), is_cookie=False)
+        credential = _bearer(header)
+        try:
+            principal = await _look_up(request, credential, is_cookie=False)
+        except ApiError as exc:
+            if exc.status == 401:
+                await _count_bad_credential(request)
+            raise
         assert principal is not None
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -124,6 +130,25 @@ async def current_principal(request: Request) -> Principal:
     logs.account_id.set(principal.account_id)
     await rate_limit(request, principal)
     return principal
+
+
+async def _count_bad_credential(request: Request) -> None:
+    """An address that keeps presenting keys or tokens that do not work is answered 429 past
+    SMSGATE_BAD_CREDENTIALS_PER_MINUTE (a guesser, or a client with a revoked key in a loop);
+    its good credentials are never counted."""
+    settings = get_settings(request)
+    address = request.client.host if request.client else "unknown"
+    decision = await request.app.state.rate_limiter.hit(
+        f"bad-credentials:{address}", settings.bad_credentials_per_minute
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "too many requests with a key or token that does not work; retry in "
+            f"{decision.retry_after} s",
+            "too_many_attempts",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
 
 
 async def rate_limit(request: Request, principal: Principal) -> None:

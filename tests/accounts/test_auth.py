@@ -289,3 +289,31 @@ async def test_guesses_spread_over_many_addresses_lock_the_account(make_user, ap
             "/api/auth/login", json={"email": user.email, "password": PASSWORD}
         )
         assert later.status_code == 200, later.text
+
+
+async def test_an_address_presenting_bad_keys_is_slowed_down(settings) -> None:
+    """Wrong keys and tokens were answered 401 without end; an address that keeps presenting
+    them now gets 429 and Retry-After, while a working key from it is never refused."""
+    from smsgate.app import create_app
+    from smsgate.kit.crypto import with_checksum
+    from tests.factories import new_client, signup
+
+    app = create_app(settings.model_copy(update={"bad_credentials_per_minute": 5}))
+    try:
+        user = await signup(app)
+        async with new_client(app) as guesser:
+            statuses = []
+            for _ in range(7):
+                guess = {"Authorization": f"Bearer {with_checksum('sk_', 32)}"}
+                wrong = await guesser.get("/api/v1/messages", headers=guess)
+                statuses.append(wrong.status_code)
+            assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429], statuses
+            assert int(wrong.headers["Retry-After"]) >= 1
+            assert wrong.json()["code"] == "too_many_attempts"
+            good = await guesser.get("/api/v1/messages", headers=user.auth)
+            assert good.status_code == 200
+        await user.client.aclose()
+    finally:
+        await app.state.send_writer.close()
+        await app.state.webhook_http.aclose()
+        await app.state.db.dispose()
