@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: run test sdk-test chaos screenshots lint format bench migrate migration clean help
@@ -16,17 +17,22 @@ help:
 	@echo "make format  ruff format + autofix"
 	@echo "make bench   run the benchmarks in bench/ (prints JSON)"
 
-$(STAMP): pyproject.toml
+# what the server needs (`make run`); the test and lint tools come on top (`make test`)
+$(RUNTIME): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "SMSGate needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/smsgate serve
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(BIN)/smsgate migrate
 
 test: $(STAMP)
