@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -374,10 +375,18 @@ async def add_device(
 
 
 @router.get("/dashboard/send")
-async def send_page(request: Request, session: ReadSession) -> Response:
+async def send_page(request: Request, session: ReadSession, sent: str = "") -> Response:
+    """The send form; with `sent`, after the form's redirect, the message just sent (a reload
+    shows it again and sends nothing)."""
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
-    return _page(request, "send.html", principal, page="send", title="Send", devices=found)
+    result = None
+    if sent and is_id(sent):
+        with contextlib.suppress(ApiError):  # not this account's, or deleted: the empty form
+            result = await messages.get_message(session, principal.account_id, sent)
+    return _page(
+        request, "send.html", principal, page="send", title="Send", devices=found, result=result
+    )
 
 
 @router.post("/dashboard/send")
@@ -416,6 +425,8 @@ async def send_form(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
         messages.announce(request.app.state.hub, principal.account_id, body, created)
+        # after a POST, a redirect: reloading the result must not send the message again
+        return RedirectResponse(f"/dashboard/send?sent={result['id']}", status_code=303)
     except (ValidationError, ApiError) as exc:
         error = _sentence(exc)
     return _page(

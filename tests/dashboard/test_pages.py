@@ -51,7 +51,7 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         assert "<svg" in paired.text and "/api/mobile/v1" in paired.text
         assert re.search(r"<code[^>]*>pt_[^<]+</code>", paired.text)
 
-        sent = await browser.post(
+        posted = await browser.post(
             "/dashboard/send",
             data={
                 "numbers": "+5215555555555\n55 1234 5678",
@@ -60,9 +60,15 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
                 "csrf": csrf,
             },
         )
-        assert sent.status_code == 200 and "Message accepted" in sent.text
+        # redirect after POST: the result is a page of its own, and reloading it sends nothing
+        assert posted.status_code == 303
+        assert posted.headers["location"].startswith("/dashboard/send?sent=c")
+        for _ in range(2):
+            sent = await browser.get(posted.headers["location"])
+            assert sent.status_code == 200 and "Message accepted" in sent.text
         listing = await browser.get("/dashboard/messages")
         assert "Hola desde la web" in listing.text and "+525512345678" in listing.text
+        assert listing.text.count("Hola desde la web") == 1
 
         bad = await browser.post(
             "/dashboard/send", data={"numbers": "+52 123", "message": "x", "csrf": csrf}
@@ -392,7 +398,9 @@ async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
         assert line.status_code == 201, line.text
         form = {"csrf": user.csrf, "numbers": "+5215512345678", "message": "hola"}
         sent = await browser.post(
-            "/dashboard/send", data={**form, "channel": "whatsapp", "priority": "100", "ttl": "600"}
+            "/dashboard/send",
+            data={**form, "channel": "whatsapp", "priority": "100", "ttl": "600"},
+            follow_redirects=True,
         )
         message_id = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", sent.text).group(1)
         stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
@@ -422,6 +430,7 @@ async def test_the_send_form_schedules_at_the_browser_s_local_time(app) -> None:
         sent = await browser.post(
             "/dashboard/send",
             data={**form, "schedule": local.strftime("%Y-%m-%dT%H:%M"), "utc_offset": "-360"},
+            follow_redirects=True,
         )
         message_id = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", sent.text).group(1)
         stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
