@@ -40,6 +40,27 @@ TEXT: dict[str, dict[str, str]] = {
         "switch “Cloud server” on.",
     },
     "server_url": {"es": "URL de la API", "en": "API URL"},
+    "reach_loopback": {
+        "es": "Un teléfono no puede llegar a {url}: es una dirección de esta misma computadora. "
+        "Pon un proxy con HTTPS delante del servidor (o un túnel, para una instalación en casa) "
+        "y define SMSGATE_PUBLIC_URL con esa dirección https:// (docs/operations.md).",
+        "en": "A phone cannot reach {url}: it is an address of this computer only. Put an HTTPS "
+        "proxy in front of the server (or a tunnel, for a home setup) and set "
+        "SMSGATE_PUBLIC_URL to that https:// address (docs/operations.md).",
+    },
+    "reach_http": {
+        "es": "La app de Android exige HTTPS y {url} es HTTP: pon un proxy con HTTPS delante del "
+        "servidor y define SMSGATE_PUBLIC_URL con la dirección https:// (docs/operations.md).",
+        "en": "The Android app requires HTTPS and {url} is plain HTTP: put an HTTPS proxy in "
+        "front of the server and set SMSGATE_PUBLIC_URL to its https:// address "
+        "(docs/operations.md).",
+    },
+    "reach_private": {
+        "es": "{url} es una dirección de tu red local: solo un teléfono conectado a esa misma red "
+        "podrá emparejarse.",
+        "en": "{url} is an address on your local network: only a phone on that same network "
+        "can pair.",
+    },
     "private_token": {"es": "Token privado", "en": "Private token"},
     "code": {"es": "Código", "en": "Code"},
     "recipients": {"es": "Destinatarios (uno por línea)", "en": "Recipients (one per line)"},

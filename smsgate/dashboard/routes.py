@@ -64,6 +64,9 @@ def _page(
     **context: Any,
 ) -> HTMLResponse:
     lang = language(request)
+    if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
+        public_url = request.app.state.settings.public_url
+        context["reach"] = devices.phone_reachability(public_url)
     response = templates.TemplateResponse(
         request,
         name,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import segno
 from sqlalchemy import or_, select, update
@@ -17,7 +19,7 @@ from smsgate.config import Settings
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog, LoginCode
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock
+from smsgate.kit import clock, safe_http
 from smsgate.kit.crypto import decrypt, encrypt, opaque_token, token_hash
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
@@ -143,6 +145,27 @@ class Pairing:
         payload = f'{{"serverUrl":"{self.server_url}","token":"{self.token}"}}'
         svg: str = segno.make(payload, error="m").svg_inline(scale=4)
         return svg
+
+
+def phone_reachability(public_url: str) -> str | None:
+    """Why a real phone could not pair with this server address, or None when it may:
+    "loopback" (this computer only), "http" (the Android app requires HTTPS), "private" (a
+    local-network address: only phones on that network, and still HTTPS)."""
+    parts = urlsplit(public_url)
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and (address.is_loopback or address.is_unspecified):
+        return "loopback"
+    if parts.scheme != "https":
+        return "http"
+    if address is not None and not safe_http.is_public(address):
+        return "private"
+    return None
 
 
 def issue_pairing(device: Device, settings: Settings) -> Pairing:

@@ -497,3 +497,27 @@ async def test_a_login_form_posted_from_another_site_is_refused(app, make_user) 
             "/login", data={"email": attacker.email, "password": PASSWORD, "csrf": _csrf(form.text)}
         )
         assert done.status_code == 303 and done.headers["location"] == "/dashboard"
+
+
+async def test_pairing_says_when_a_phone_cannot_reach_the_server(app) -> None:
+    """The add-phone page showed http://127.0.0.1:8000 as the server address without a word;
+    a pending phone had no way to see or renew its pairing."""
+    from smsgate.devices.service import phone_reachability
+
+    assert phone_reachability("http://127.0.0.1:8000") == "loopback"
+    assert phone_reachability("https://localhost") == "loopback"
+    assert phone_reachability("http://sms.example.com") == "http"
+    assert phone_reachability("https://192.168.1.20") == "private"
+    assert phone_reachability("https://sms.example.com") is None
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "pairing")
+        made = await browser.post("/dashboard/devices", data={"name": "Caja", "csrf": user.csrf})
+        assert "The Android app requires HTTPS and http://testserver" in made.text  # the suite's
+        device_id = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", made.text).group(1)
+        page = await browser.get(f"/dashboard/devices/{device_id}")
+        assert "New pairing token" in page.text and 'id="pair-code"' not in page.text
+        renewed = await browser.post(
+            f"/dashboard/devices/{device_id}/pairing", data={"csrf": user.csrf}
+        )
+        assert re.search(r'id="pair-code">\d{10}<', renewed.text), renewed.text[:500]
+        assert "requires HTTPS" in renewed.text and "<svg" in renewed.text
