@@ -23,7 +23,7 @@ from smsgate.storage import migrate
 from smsgate.storage.db import Database, WriteWhileReading
 from smsgate.webhooks import delivery
 from tests.conftest import TEST_DATABASE_URL
-from tests.factories import pair_phone, send
+from tests.factories import SCRAPER, pair_phone, send
 
 sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite's write lock")
 
@@ -202,6 +202,8 @@ async def test_every_get_route_that_only_reads_waits_for_no_lock(app: FastAPI, m
             headers = {} if path.startswith("/dashboard") else dict(user.auth)
             if path.startswith("/api/mobile/"):
                 headers = {"Authorization": f"Bearer {phone.token}"}
+            if path == "/metrics":
+                headers = dict(SCRAPER)  # the operator's scraper
             polled = user.client.get(url, headers=headers)
             try:
                 answer = await asyncio.wait_for(polled, timeout=10)
