@@ -16,6 +16,12 @@ TEXT: dict[str, dict[str, str]] = {
     "logout": {"es": "Salir", "en": "Log out"},
     "login": {"es": "Entrar", "en": "Log in"},
     "signup": {"es": "Crear cuenta", "en": "Sign up"},
+    "webhook_plain_http": {
+        "es": "Este webhook usa http://, no https://: los mensajes de tus clientes viajarán sin "
+        "cifrar hasta él. Usa https:// salvo que el receptor esté en tu propia red.",
+        "en": "This webhook uses http://, not https://: your customers' messages will travel to "
+        "it unencrypted. Use https:// unless the receiver is on your own network.",
+    },
     "form_expired": {
         "es": "El formulario caducó; vuelve a escribir tus datos.",
         "en": "This form expired; please enter your details again.",

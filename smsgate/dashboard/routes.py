@@ -732,7 +732,10 @@ async def _webhooks_page(
     principal: Principal,
     secret: str | None = None,
     error: str | None = None,
+    given: dict[str, Any] | None = None,
+    warning: str | None = None,
 ) -> HTMLResponse:
+    """The webhooks page; `given`: the new-webhook form's input, shown again with its error."""
     hooks = await webhooks.list_all(session, principal.account_id)
     recent = {}
     for hook in hooks:
@@ -750,6 +753,8 @@ async def _webhooks_page(
         catalog=list(CATALOG),
         secret=secret,
         error=error,
+        given=given or {},
+        warning=warning,
     )
 
 
@@ -766,9 +771,10 @@ async def create_webhook(
     session: DbSession,
     settings: AppSettings,
     url: Annotated[str, Form(max_length=2048)],
-    events: Annotated[list[str], Form()],
+    events: Annotated[list[str] | None, Form()] = None,  # none ticked: said on the page
     format: Annotated[str, Form()] = "native",
 ) -> Response:
+    events = events or []
     try:
         _, secret = await webhooks.create(
             session,
@@ -780,8 +786,12 @@ async def create_webhook(
             fmt=format,
         )
     except ApiError as exc:
-        return await _webhooks_page(request, session, principal, error=exc.message)
-    return await _webhooks_page(request, session, principal, secret=secret)
+        given = {"url": url, "events": events}
+        return await _webhooks_page(request, session, principal, error=exc.message, given=given)
+    # accepted (a receiver on the local network may be plain HTTP), but never silently
+    plain = url.strip().lower().startswith("http://")
+    warning = translator(language(request)).webhook_plain_http if plain else None
+    return await _webhooks_page(request, session, principal, secret=secret, warning=warning)
 
 
 @router.post("/dashboard/webhooks/{webhook_id}/edit")

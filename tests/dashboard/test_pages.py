@@ -521,3 +521,21 @@ async def test_pairing_says_when_a_phone_cannot_reach_the_server(app) -> None:
         )
         assert re.search(r'id="pair-code">\d{10}<', renewed.text), renewed.text[:500]
         assert "requires HTTPS" in renewed.text and "<svg" in renewed.text
+
+
+async def test_a_webhook_form_without_events_says_so_and_keeps_the_input(app) -> None:
+    """It answered a bare, unstyled "400" page and lost what was typed."""
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "hookform")
+        url = "https://hooks.example.com/citas"
+        answer = await browser.post("/dashboard/webhooks", data={"url": url, "csrf": user.csrf})
+        assert answer.status_code == 200
+        assert 'role="alert"' in answer.text and "give at least one event" in answer.text
+        assert f'value="{url}"' in answer.text and "<nav" in answer.text  # the page, not a stub
+        listed = await browser.get("/api/webhooks", headers=user.auth)
+        assert listed.json()["data"] == []
+        plain = await browser.post(
+            "/dashboard/webhooks",
+            data={"url": "http://hooks.example.com/x", "events": ["sms:sent"], "csrf": user.csrf},
+        )
+        assert "travel to it unencrypted" in plain.text  # accepted, but not silently
