@@ -13,6 +13,7 @@ from smsgate.billing import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock
 from smsgate.kit.responses import api_router
+from smsgate.messages import attachments
 from smsgate.storage.db import ReadSession
 
 router = api_router(tags=["billing"])
@@ -24,7 +25,8 @@ async def billing(
     principal: BillingScope, session: ReadSession, settings: AppSettings
 ) -> dict[str, Any]:
     account = await get_account(session, principal.account_id)
-    return await service.summary(session, account, settings)
+    stored = await attachments.stored_bytes(session, account.id)
+    return await service.summary(session, account, settings, stored)
 
 
 def _day(value: str | None, field: str, default: date) -> date:

@@ -61,7 +61,11 @@ async def ensure_room(
         )
 
 
-async def summary(session: AsyncSession, account: Account, settings: Settings) -> dict[str, Any]:
+async def summary(
+    session: AsyncSession, account: Account, settings: Settings, stored_bytes: int
+) -> dict[str, Any]:
+    """The plan, the period, what was used and what is left; `stored_bytes`: the files the
+    account keeps (messages.attachments.stored_bytes), against the plan's storage_mb."""
     plan = plans.get(account.plan, settings.plans_file, settings.default_plan)
     now = clock.now()
     start, end = plans.period(account.created_at, now)
@@ -92,12 +96,16 @@ async def summary(session: AsyncSession, account: Account, settings: Settings) -
             "devices": counts["devices"],
             "webhooks": counts["webhooks"],
             "apiKeys": counts["api_keys"],
+            "storageBytes": stored_bytes,
         },
         "remaining": {
             "messages": left(plan.messages_per_period, used),
             "devices": left(plan.devices, counts["devices"]),
             "webhooks": left(plan.webhooks, counts["webhooks"]),
             "apiKeys": left(plan.api_keys, counts["api_keys"]),
+            "storageBytes": left(
+                None if plan.storage_mb is None else plan.storage_mb * 1024 * 1024, stored_bytes
+            ),
         },
     }
 

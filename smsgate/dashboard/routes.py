@@ -34,8 +34,8 @@ from smsgate.kit import clock, phones
 from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import api_router
+from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
-from smsgate.messages import states
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.mobile.hub import SETTINGS_UPDATED, Event, Hub
@@ -301,7 +301,9 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
             )
         ).all()
     )
-    summary = await billing.summary(session, account, settings)
+    summary = await billing.summary(
+        session, account, settings, await attachments.stored_bytes(session, account.id)
+    )
     hooks = await webhooks.list_all(session, principal.account_id)
     return _page(
         request,
@@ -856,7 +858,9 @@ async def webhook_action(
 async def billing_page(request: Request, session: ReadSession, settings: AppSettings) -> Response:
     principal = await _viewer(request, session)
     account = await accounts.get_account(session, principal.account_id)
-    summary = await billing.summary(session, account, settings)
+    summary = await billing.summary(
+        session, account, settings, await attachments.stored_bytes(session, account.id)
+    )
     limits, usage = summary["plan"]["limits"], summary["usage"]
     bars = [
         ("messages", usage["messages"], limits["messagesPerPeriod"]),

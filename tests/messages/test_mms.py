@@ -164,6 +164,10 @@ async def test_files_are_kept_within_the_plans_storage(settings, tmp_path, monke
         shown = await user.client.get(f"/api/v1/messages/{received['id']}", headers=user.auth)
         kept = [a["url"] is not None for a in shown.json()["attachments"]]
         assert kept == [True, False]  # the second would pass 1 MB: described only
+        billing = (await user.client.get("/api/billing", headers=user.auth)).json()
+        assert billing["plan"]["limits"]["storageMb"] == 1
+        assert billing["usage"]["storageBytes"] == 700 * 1024
+        assert billing["remaining"]["storageBytes"] == 1024 * 1024 - 700 * 1024
         capable = await _mms_phone(user)
         tls = loopback_certificate(tmp_path)
         monkeypatch.setenv("SSL_CERT_FILE", str(tls / "cert.pem"))
