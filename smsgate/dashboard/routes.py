@@ -26,7 +26,7 @@ from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
 from smsgate.conversations.routes import AccountSettingsPatch, change_settings, settings_out
-from smsgate.dashboard.i18n import COOKIE, language, translator
+from smsgate.dashboard.i18n import COOKIE, LANGUAGES, language, translator
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, bad_request, describe_validation_error
@@ -67,11 +67,15 @@ def _page(
     if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
         public_url = request.app.state.settings.public_url
         context["reach"] = devices.phone_reachability(public_url)
+    # the language switch keeps the page's own query (a filter, a page of results)
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switch = {code: "?" + urlencode([*kept, ("lang", code)]) for code in LANGUAGES}
     response = templates.TemplateResponse(
         request,
         name,
         {
             "lang": lang,
+            "switch": switch,
             "t": translator(lang),
             "account": principal,
             "csrf": principal.csrf_token if principal else "",

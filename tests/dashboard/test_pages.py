@@ -539,3 +539,14 @@ async def test_a_webhook_form_without_events_says_so_and_keeps_the_input(app) ->
             data={"url": "http://hooks.example.com/x", "events": ["sms:sent"], "csrf": user.csrf},
         )
         assert "travel to it unencrypted" in plain.text  # accepted, but not silently
+
+
+async def test_the_language_switch_keeps_the_pages_query(app) -> None:
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "switch")
+        page = await browser.get("/dashboard/messages?state=failed")
+        assert 'href="?state=failed&amp;lang=es"' in page.text
+        made = await browser.post("/api/devices/android", json={"name": "p"}, headers=user.auth)
+        assert made.status_code == 201
+        rows = await browser.get("/dashboard/devices/rows")
+        assert "<td>—</td>" in rows.text and "<td>0</td>" not in rows.text  # not "SIM 0"
