@@ -36,6 +36,11 @@ class Plan:
     storage_mb: int | None
     channels: tuple[str, ...]
 
+    @property
+    def storage_bytes(self) -> int | None:
+        """`storage_mb` in bytes (None: no limit)."""
+        return None if self.storage_mb is None else self.storage_mb * 1024 * 1024
+
     def limits(self) -> dict[str, Any]:
         return {
             "messagesPerPeriod": self.messages_per_period,

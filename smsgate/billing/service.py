@@ -103,9 +103,7 @@ async def summary(
             "devices": left(plan.devices, counts["devices"]),
             "webhooks": left(plan.webhooks, counts["webhooks"]),
             "apiKeys": left(plan.api_keys, counts["api_keys"]),
-            "storageBytes": left(
-                None if plan.storage_mb is None else plan.storage_mb * 1024 * 1024, stored_bytes
-            ),
+            "storageBytes": left(plan.storage_bytes, stored_bytes),
         },
     }
 

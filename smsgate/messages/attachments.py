@@ -43,9 +43,9 @@ async def room(session: AsyncSession, account_id: str, settings: Settings) -> in
         await session.execute(select(Account.plan).where(Account.id == account_id))
     ).scalar_one_or_none()
     plan = plans.get(plan_id or "", settings.plans_file, settings.default_plan)
-    if plan.storage_mb is None:
+    if plan.storage_bytes is None:
         return None
-    return max(0, plan.storage_mb * MIB - await stored_bytes(session, account_id))
+    return max(0, plan.storage_bytes - await stored_bytes(session, account_id))
 
 
 async def store(

@@ -282,10 +282,10 @@ async def _check_carrier(database: Database, account_id: str, request: SendReque
             "the Android app (every released version) sends SMS and data SMS only; pair a "
             "phone whose app declares MMS, or send the text and a link by SMS"
         )
-    where = f"device {device_id}" if device_id else "no device of this account"
+    who = f"device {device_id} cannot" if device_id else "no device of this account can"
     raise ApiError(
         422,
-        f"channel: {where} can send {channel} messages; {needs}",
+        f"channel: {who} send {channel} messages; {needs}",
         "channel_unavailable",
         extra={"field": "channel"},
     )
@@ -327,12 +327,12 @@ async def _check_storage(
     files: Sequence[tuple[str | None, str, bytes]],
 ) -> None:
     """An MMS's media is kept with it: refused when it would pass the plan's storage."""
-    if plan.storage_mb is None:
+    if plan.storage_bytes is None:
         return
     async with database.reading() as session:
         used = await attachments.stored_bytes(session, account_id)
     wanted = sum(len(data) for _, _, data in files)
-    if used + wanted > plan.storage_mb * attachments.MIB:
+    if used + wanted > plan.storage_bytes:
         raise ApiError(
             402,
             f"plan {plan.name} keeps {plan.storage_mb} MB of files and this account keeps "

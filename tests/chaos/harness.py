@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -437,8 +438,6 @@ async def receiver_outage(
 
 
 def _texts(receiver: Receiver) -> Counter[str]:
-    import json
-
     return Counter(json.loads(r.body)["payload"]["message"] for r in receiver.requests)
 
 

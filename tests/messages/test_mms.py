@@ -58,6 +58,7 @@ async def test_a_channel_no_device_carries_is_refused(make_user) -> None:
     mms = await send(user, channel="mms", message="Hola", mediaUrls=["https://example.com/a.jpg"])
     assert mms.status_code == 422, mms.text
     assert (mms.json()["code"], mms.json()["field"]) == ("channel_unavailable", "channel")
+    assert "no device of this account can send mms" in mms.json()["error"]
     assert "SMS and data SMS only" in mms.json()["error"]
     whatsapp = await send(user, channel="whatsapp", message="Hola")
     assert (whatsapp.status_code, whatsapp.json()["code"]) == (422, "channel_unavailable")
@@ -68,7 +69,8 @@ async def test_a_channel_no_device_carries_is_refused(make_user) -> None:
         mediaUrls=["https://example.com/a.jpg"],
         deviceId=stock.device_id,
     )
-    assert pinned.status_code == 422 and stock.device_id in pinned.json()["error"]
+    assert pinned.status_code == 422
+    assert f"device {stock.device_id} cannot send mms" in pinned.json()["error"]
     listed = await user.client.get("/api/v1/messages", headers=user.auth)
     assert listed.json()["data"] == []  # nothing stored, nothing billed
     usage = (await user.client.get("/api/billing", headers=user.auth)).json()["usage"]
