@@ -100,7 +100,8 @@ async def _measure(requests: int) -> None:
     from send_throughput import _send_body
 
     from smsgate.accounts.cache import credentials
-    from smsgate.messages.writer import PreparedMessage, Stored
+    from smsgate.messages.sending.prepare import PreparedMessage
+    from smsgate.messages.sending.writer import Stored
 
     app = create_bench_app()
     credentials.ttl = 24 * 3600.0

@@ -33,7 +33,7 @@ from smsgate.logs import RequestIds
 from smsgate.logs import configure as configure_logs
 from smsgate.messages import dispatch
 from smsgate.messages.routes import router as messages_router
-from smsgate.messages.writer import SendWriter
+from smsgate.messages.sending.writer import SendWriter
 from smsgate.metrics import Metrics, RequestMetrics
 from smsgate.metrics import install as install_metrics
 from smsgate.metrics import router as metrics_router

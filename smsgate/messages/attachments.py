@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -117,31 +118,27 @@ async def of_messages(session: AsyncSession, message_ids: Sequence[str]) -> dict
     return found
 
 
-async def keep(
-    session: AsyncSession | AsyncConnection,
+def outgoing_rows(
     account_id: str,
     message_id: str,
     files: Sequence[tuple[str | None, str, bytes]],
-) -> None:
-    """Store the files of an MMS being sent (name, content type, bytes), fetched already."""
-    if files:
-        now = clock.now()
-        await session.execute(
-            insert(attachments_table),
-            [
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "message_id": message_id,
-                    "content_type": content_type[:200],
-                    "name": name[:255] if name else None,
-                    "size": len(data),
-                    "data": data,
-                    "created_at": now,
-                }
-                for name, content_type, data in files
-            ],
-        )
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The files of an MMS being sent (name, content type, bytes; fetched already) as rows of
+    the attachments table, written with the message (messages/sending/batch.py)."""
+    return [
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "message_id": message_id,
+            "content_type": content_type[:200],
+            "name": name[:255] if name else None,
+            "size": len(data),
+            "data": data,
+            "created_at": now,
+        }
+        for name, content_type, data in files
+    ]
 
 
 async def for_phone(

@@ -29,7 +29,8 @@ from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
-from smsgate.messages.writer import PreparedMessage, SendWriter, Stored
+from smsgate.messages.sending.prepare import PreparedMessage
+from smsgate.messages.sending.writer import SendWriter, Stored
 from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 

@@ -3,7 +3,7 @@
 Through aiosqlite and SQLAlchemy a transaction costs about 1.3 ms here (a thread hop per call);
 the same transaction on a plain sqlite3 connection costs about 10 µs. The send writer runs its
 whole batch as one function on such a connection, in a process of its own
-(messages/writerproc.py). Values are converted as SQLAlchemy's type processors for the dialect
+(messages/sending/). Values are converted as SQLAlchemy's type processors for the dialect
 would (faster encoders where those are slow, tested equal), so rows written here read back
 exactly like rows written through the ORM.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -61,6 +61,7 @@ class TableCodec:
             for column, type_ in zip(table.columns, types, strict=True)
         ]
         self._result = [type_.result_processor(dialect, None) for type_ in types]
+        self._result_of = dict(zip(self.columns, self._result, strict=True))
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """Every column must be given: no defaults are applied on this path."""
@@ -70,16 +71,20 @@ class TableCodec:
             values.append(process(value) if process is not None else value)
         return tuple(values)
 
-    def decode(self, values: tuple[Any, ...]) -> dict[str, Any]:
-        return {
-            name: (process(value) if process is not None else value)
-            for name, process, value in zip(self.columns, self._result, values, strict=True)
-        }
+    def decode(
+        self, values: tuple[Any, ...], columns: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """A row read by `select_sql` (or of `columns`, in their order) as SQLAlchemy reads it."""
+        row: dict[str, Any] = {}
+        for name, value in zip(columns or self.columns, values, strict=True):
+            process = self._result_of[name]
+            row[name] = process(value) if process is not None else value
+        return row
 
 
 class RawSqlite:
-    """One plain connection; `transaction(fn)` calls fn(connection) inside BEGIN IMMEDIATE.
-    Used by the send writer's child process (messages/writerproc.py), which owns it."""
+    """One plain connection; `transaction(fn)` awaits fn(connection) inside BEGIN IMMEDIATE.
+    Used by the send writer's child process (messages/sending/), which owns it."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -95,12 +100,15 @@ class RawSqlite:
             self._connection = connection
         return self._connection
 
-    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def transaction(self, fn: Callable[[sqlite3.Connection], Awaitable[T]]) -> T:
+        """fn(connection) inside BEGIN IMMEDIATE ... COMMIT. It is awaited for the batch
+        algorithm's sake, which is written once for both databases; on this connection every
+        call it makes is synchronous."""
         connection = self._connect()
         try:
             sqlitelock.begin_immediate(connection)
             try:
-                result = fn(connection)
+                result = await fn(connection)
                 connection.execute("COMMIT")
             except BaseException:
                 # SQLite may have rolled back already (a full disk, an I/O error): a ROLLBACK

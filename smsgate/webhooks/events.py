@@ -4,10 +4,10 @@ commit and the delivery)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -23,13 +23,11 @@ CATALOG: tuple[str, ...] = tuple(EVENTS)
 events_table: Table = Event.__table__  # type: ignore[assignment]
 deliveries_table: Table = Delivery.__table__  # type: ignore[assignment]
 webhooks_table: Table = Webhook.__table__  # type: ignore[assignment]
-_HOOKS = select(
-    webhooks_table.c.id,
-    webhooks_table.c.account_id,
-    webhooks_table.c.events,
-    webhooks_table.c.device_id,
-    webhooks_table.c.enabled,
-).where(webhooks_table.c.account_id.in_(bindparam("accounts", expanding=True)))
+# what delivery_rows reads of a webhook
+HOOK_COLUMNS = ("id", "account_id", "events", "device_id", "enabled")
+_HOOKS = select(*(webhooks_table.c[name] for name in HOOK_COLUMNS)).where(
+    webhooks_table.c.account_id.in_(bindparam("accounts", expanding=True))
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,19 @@ async def emit(session: AsyncSession | AsyncConnection, events: Sequence[NewEven
     if not events:
         return []
     now = clock.now()
-    rows = [
+    rows = event_rows(events, now)
+    await session.execute(insert(events_table), rows)
+    accounts = sorted({e.account_id for e in events})
+    hooks = (await session.execute(_HOOKS, {"accounts": accounts})).mappings().all()
+    deliveries = delivery_rows(rows, hooks, now)
+    if deliveries:
+        await session.execute(insert(deliveries_table), deliveries)
+    return [str(row["id"]) for row in rows]
+
+
+def event_rows(events: Sequence[NewEvent], now: datetime) -> list[dict[str, Any]]:
+    """The events as rows of the events table."""
+    return [
         {
             "id": new_id(),
             "account_id": e.account_id,
@@ -94,28 +104,29 @@ async def emit(session: AsyncSession | AsyncConnection, events: Sequence[NewEven
         }
         for e in events
     ]
-    await session.execute(insert(events_table), rows)
-    accounts = sorted({e.account_id for e in events})
-    hooks = (await session.execute(_HOOKS, {"accounts": accounts})).all()
-    deliveries = [
+
+
+def delivery_rows(
+    events: Sequence[Mapping[str, Any]], hooks: Sequence[Mapping[Any, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """One delivery per event and webhook of its account that wants it (`hooks`: rows with
+    HOOK_COLUMNS)."""
+    return [
         {
             "id": new_id(),
-            "account_id": row["account_id"],
-            "webhook_id": hook_id,
-            "event_id": row["id"],
+            "account_id": event["account_id"],
+            "webhook_id": hook["id"],
+            "event_id": event["id"],
             # a disabled webhook's events are kept for it, sent when it is enabled again
-            "status": "pending" if enabled else "held",
+            "status": "pending" if hook["enabled"] else "held",
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
         }
-        for row in rows
-        for hook_id, account_id, types, device_id, enabled in hooks
-        if account_id == row["account_id"]
-        and row["type"] in types
-        and (device_id is None or device_id == row["device_id"])
+        for event in events
+        for hook in hooks
+        if hook["account_id"] == event["account_id"]
+        and event["type"] in hook["events"]
+        and (hook["device_id"] is None or hook["device_id"] == event["device_id"])
     ]
-    if deliveries:
-        await session.execute(insert(deliveries_table), deliveries)
-    return [str(row["id"]) for row in rows]

@@ -10,22 +10,19 @@ import signal
 from functools import partial
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from smsgate.accounts.service import Principal
+from smsgate.messages.models import history_table, messages_table
 from smsgate.messages.schemas import SendRequest
+from smsgate.messages.sending import batch as batches
+from smsgate.messages.sending import process
+from smsgate.messages.sending.postgres import PostgresDriver
+from smsgate.messages.sending.process import WriterProcess
+from smsgate.messages.sending.sqlite import SqliteDriver
+from smsgate.messages.sending.writer import WRITER_APPLICATION_NAME, SendWriter, process_config
 from smsgate.messages.service import prepare_message
-from smsgate.messages.writer import (
-    WRITER_APPLICATION_NAME,
-    SendWriter,
-    _serve_postgresql,
-    _serve_sqlite,
-)
-from smsgate.messages.writerproc import WriterProcess
-from smsgate.storage.db import asyncpg_dsn
-from smsgate.storage.rawsqlite import RawSqlite
 from tests.factories import add_device
 from tests.serving import free_port
 
@@ -95,23 +92,23 @@ async def test_duplicates_inside_one_batch_make_one_message(app, make_user, copi
     assert len({r.row["id"] for r in results}) == 1
 
 
-async def test_fast_path_stores_what_the_sqlalchemy_path_stores(app, make_user) -> None:
-    """The batch path of each database (raw sqlite3 / asyncpg) and the SQLAlchemy Core path
-    (taken by sends to an opted-out number) leave identical column text behind."""
+async def test_the_writer_stores_what_sqlalchemy_stores(app, make_user) -> None:
+    """The send writer's driver (raw sqlite3 / asyncpg) leaves the column text SQLAlchemy
+    would: a send through the writer against rows written through the ORM (the inbound SMS
+    of a phone, and the opt-out's own history)."""
     user = await make_user()
-    added = await user.client.post(
-        "/api/opt-outs", json={"phoneNumber": "+5215555555556"}, headers=user.auth
+    through_writer, through_orm = (
+        prepare_message(user.account_id, "MX", _request(ttl=3600)) for _ in range(2)
     )
-    assert added.status_code == 201
-    ids = {}
-    for number in ("+5215555555555", "+5215555555556"):  # fast path, then the opted-out one
-        answer = await user.client.post(
-            "/api/v1/send",
-            json={"phoneNumbers": [number], "message": "Hola", "ttl": 3600},
-            headers=user.auth,
-        )
-        assert answer.status_code == 202, answer.text
-        ids[number] = answer.json()["id"]
+    writer = SendWriter(app.state.db)
+    try:
+        assert (await writer.store(through_writer)).created
+    finally:
+        await writer.close()
+    async with app.state.db.engine.begin() as conn:
+        await conn.execute(insert(messages_table), through_orm.message)
+        await conn.execute(insert(history_table), through_orm.history)
+    ids = {"writer": through_writer.message["id"], "orm": through_orm.message["id"]}
     columns = ", ".join(
         f"CAST({name} AS TEXT)"
         for name in ("media_urls", "template", "valid_until", "created_at", "is_encrypted")
@@ -120,7 +117,7 @@ async def test_fast_path_stores_what_the_sqlalchemy_path_stores(app, make_user) 
         select_row = text(f"SELECT {columns} FROM messages WHERE id = :id")  # noqa: S608
         fast, slow = [
             tuple((await conn.execute(select_row, {"id": i})).one())
-            for i in (ids["+5215555555555"], ids["+5215555555556"])
+            for i in (ids["writer"], ids["orm"])
         ]
         details = (
             await conn.execute(
@@ -128,14 +125,14 @@ async def test_fast_path_stores_what_the_sqlalchemy_path_stores(app, make_user) 
                     "SELECT DISTINCT CAST(details AS TEXT) FROM message_state_changes "
                     "WHERE message_id IN (:a, :b)"
                 ),
-                {"a": ids["+5215555555555"], "b": ids["+5215555555556"]},
+                {"a": ids["writer"], "b": ids["orm"]},
             )
         ).all()
     assert fast[:2] == slow[:2] == ("null", "null")  # JSON null, as SQLAlchemy stores None
     assert fast[4] == slow[4]
     # timestamps in the same text form (different instants; PostgreSQL trims fractions' zeros)
     assert [_shape(v) for v in fast[2:4]] == [_shape(v) for v in slow[2:4]]
-    assert len(details) == 1  # the history's JSON column alike in both paths
+    assert len(details) == 1  # the history's JSON column alike in both
 
 
 def _shape(value: str) -> str:
@@ -190,32 +187,54 @@ async def test_a_killed_writer_process_loses_no_send(app, make_user) -> None:
     assert sorted(m["id"] for m in listed) == sorted(s.row["id"] for s in stored)
 
 
-def _commit_then_die(connection, path: str) -> None:
-    """A writer process that commits its first batch and dies before answering."""
-    from smsgate.messages import writer
-
-    codecs = writer._SqliteCodecs(SQLiteDialect_aiosqlite())
-    batch = pickle.loads(connection.recv_bytes())  # noqa: S301 (our own parent)
-    RawSqlite(path).transaction(partial(writer._write_sqlite, codecs, batch))
+def _die_with_the_first_batch(connection, config) -> None:
+    """A writer process that takes its first batch, commits it (or not) and dies before
+    answering; the process started after it is the real one."""
+    marker, commits, real = config
+    if os.path.exists(marker):
+        process.serve(connection, real)
+        return
+    open(marker, "w").close()
+    batch, resubmitted = pickle.loads(connection.recv_bytes())  # noqa: S301 (our own parent)
+    if commits:
+        kind, where, _ = real
+        driver = SqliteDriver(*where) if kind == "sqlite" else PostgresDriver(*where)
+        work = partial(batches.write, batch=batch, resubmitted=resubmitted)
+        asyncio.run(driver.transaction(work))
     os._exit(1)
 
 
-async def test_a_batch_committed_by_a_writer_that_died_is_answered_once(app, make_user) -> None:
-    """The worst moment: the batch committed, the answer never came. The send is stored once
-    and answered as created, not written again."""
-    if app.state.db.dialect != "sqlite":
-        pytest.skip("the stand-in writer below writes SQLite")
+@pytest.mark.parametrize("commits", [True, False])
+async def test_a_batch_in_hand_of_a_writer_that_died_is_stored_and_answered_once(
+    app, make_user, tmp_path, commits
+) -> None:
+    """The worst moments: the batch committed and the answer never came, or it never
+    committed. The batch goes to a new writer process, marked resubmitted: each send is stored
+    once and answered as stored (a recipient on the opt-out list failed, as written)."""
     user = await make_user()
+    added = await user.client.post(
+        "/api/opt-outs", json={"phoneNumber": "+5215555555556"}, headers=user.auth
+    )
+    assert added.status_code == 201
     writer = SendWriter(app.state.db)
-    writer._process = WriterProcess(_commit_then_die, app.state.db.engine.url.database)
+    config = (str(tmp_path / "died"), commits, process_config(app.state.db))
+    writer._process = WriterProcess(_die_with_the_first_batch, config)
+    sends = [
+        prepare_message(user.account_id, "MX", _request()),
+        prepare_message(user.account_id, "MX", _request(phoneNumbers=["+5215555555556"])),
+    ]
     try:
-        prepared = prepare_message(user.account_id, "MX", _request())
-        stored = await writer.store(prepared)
+        stored = await asyncio.gather(*(writer.store(p) for p in sends))
     finally:
         await writer.close()
-    assert stored.created and stored.row["id"] == prepared.message["id"]
+    assert [s.created for s in stored] == [True, True]
+    assert [s.row["id"] for s in stored] == [p.message["id"] for p in sends]
+    assert [s.recipients[0]["state"] for s in stored] == ["processing", "failed"]
+    assert stored[1].recipients[0]["error"] == "opted_out"
     listed = (await user.client.get("/api/v1/messages", headers=user.auth)).json()["data"]
-    assert [m["id"] for m in listed] == [prepared.message["id"]]
+    assert sorted(m["id"] for m in listed) == sorted(p.message["id"] for p in sends)
+    states = {m["id"]: m["recipients"][0]["state"] for m in listed}
+    assert states[sends[1].message["id"]] == "failed"
 
 
 async def test_an_unreachable_postgresql_is_a_503_kind_of_error(app, make_user) -> None:
@@ -224,7 +243,8 @@ async def test_an_unreachable_postgresql_is_a_503_kind_of_error(app, make_user) 
     user = await make_user()
     writer = SendWriter(app.state.db)
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
-    writer._process = WriterProcess(_serve_postgresql, (nowhere, "", app.state.db.settings))
+    config = ("postgresql", (nowhere, ""), app.state.db.settings)
+    writer._process = WriterProcess(process.serve, config)
     try:
         with pytest.raises(OperationalError):
             await writer.store(prepare_message(user.account_id, "MX", _request()))
@@ -243,12 +263,8 @@ async def test_pinned_sends_are_in_their_threads_when_answered(app, make_user, t
     for writer_joins in (True, False):
         writer = SendWriter(app.state.db)
         if not writer_joins:
-            if app.state.db.dialect == "sqlite":
-                config: tuple = (app.state.db.engine.url.database, gone)
-                writer._process = WriterProcess(_serve_sqlite, config)
-            else:
-                config = (asyncpg_dsn(settings), settings.database_schema, gone)
-                writer._process = WriterProcess(_serve_postgresql, config)
+            kind, where, _ = process_config(app.state.db)
+            writer._process = WriterProcess(process.serve, (kind, where, gone))
         try:
             sends = [
                 prepare_message(

@@ -1,4 +1,4 @@
-"""The send writer's SQLite work in a child process of its own.
+"""The send writer's database work in a child process of its own.
 
 A thread was not enough: the sqlite3 module holds the interpreter lock for everything but the
 few microseconds SQLite itself runs, so the writer thread and the event loop together never used
@@ -11,13 +11,19 @@ or -1 and an 8-byte size, then a pickle); the answer is ("ok", result) or ("erro
 SQLAlchemy error's class name, its message, and the driver's error code: SQLite's
 `sqlite_errorcode` or PostgreSQL's `sqlstate`, so that a full disk is told from a lost
 connection in the parent as anywhere else). If the child dies mid-batch the caller gets
-`WriterDied` and must find out from the database what was committed.
+`WriterDied`; the send writer then hands the same batch to a new child, marked resubmitted, and
+the batch algorithm finds out what was committed (sending/batch.py).
+
+The child's loop (`serve`): each batch through the batch algorithm in one transaction of its
+database's driver (sending/sqlite.py or sending/postgres.py), then the threads of its pinned
+messages joined (`Joiner`), then the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import multiprocessing
 import os
 import pickle
@@ -30,6 +36,16 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from smsgate.config import Settings
+from smsgate.conversations.service import Joining
+from smsgate.messages.sending import batch as batches
+from smsgate.messages.sending import threads
+from smsgate.messages.sending.batch import Done
+from smsgate.messages.sending.postgres import PostgresDriver
+from smsgate.messages.sending.prepare import PreparedMessage
+from smsgate.messages.sending.sqlite import SqliteDriver
+from smsgate.storage.db import Database
+
 _METHODS = multiprocessing.get_all_start_methods()
 # forkserver: children forked from a small, clean server process (fast, and no copy of this
 # process's threads and sockets); spawn where there is none
@@ -37,7 +53,7 @@ _CONTEXT: Any = multiprocessing.get_context("forkserver" if "forkserver" in _MET
 if _CONTEXT.get_start_method() == "forkserver":
     # the fork server imports the writer once (children start in milliseconds, not a second),
     # and never the parent's __main__ (a command-line entry point)
-    _CONTEXT.set_forkserver_preload(["smsgate.messages.writer"])
+    _CONTEXT.set_forkserver_preload(["smsgate.messages.sending.process"])
 
 Serve = Callable[[Connection, Any], None]
 
@@ -228,3 +244,68 @@ def answer(connection: Connection, work: Callable[[Any], Any]) -> None:
         except Exception as exc:  # reported to the parent, which raises it
             reply = ("error", "DBAPIError", repr(exc), {})
         connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# what the child is told: ("sqlite", (path,), settings) or ("postgresql", (dsn, schema), settings)
+Config = tuple[str, tuple[str, ...], Settings]
+Payload = tuple[list[PreparedMessage], bool]  # a batch, and whether it is resubmitted
+
+
+def serve(connection: Connection, config: Config) -> None:
+    """The writer process's loop: each batch in one transaction of the database's driver, then
+    its pinned messages' threads (`Joiner`), then the answer."""
+    kind, where, settings = config
+    driver = SqliteDriver(*where) if kind == "sqlite" else PostgresDriver(*where)
+    loop = asyncio.new_event_loop()
+    joiner = Joiner(settings)
+
+    async def write(payload: Payload) -> Done:
+        batch, resubmitted = payload
+        work = functools.partial(batches.write, batch=batch, resubmitted=resubmitted)
+        done = await driver.transaction(work)
+        if pinned := joiner.pinned(batch, done):
+            await joiner.join(pinned, done)
+        return done
+
+    try:
+        answer(connection, lambda payload: loop.run_until_complete(write(payload)))
+    finally:
+        loop.run_until_complete(driver.close())
+        loop.run_until_complete(joiner.close())
+        loop.close()
+
+
+class Joiner:
+    """The writer process joins the threads of the pinned messages it has just committed, in a
+    transaction of its own on a SQLAlchemy connection of its own (conversations.join, as
+    everywhere else), before it answers: in the API process the join cost more of the event
+    loop than the rest of a send. A failure is reported in the answer, and the API process
+    then joins those messages itself (SendWriter._join_threads)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._database: Database | None = None
+
+    @staticmethod
+    def pinned(batch: list[PreparedMessage], done: Done) -> dict[str, list[Joining]]:
+        """By device, the recipients of the batch's new messages pinned to one."""
+        return threads.joinings(
+            done.written.get(p.message["id"], (p.message, p.recipients))
+            for p in batch
+            if p.message["id"] in done.created
+        )
+
+    async def join(self, by_device: dict[str, list[Joining]], done: Done) -> None:
+        """Join them (`pinned`'s answer), recording in `done` what was joined or why not."""
+        if self._database is None:  # made in the loop it runs in
+            self._database = Database(self._settings)
+        try:
+            await threads.join(self._database, by_device)
+        except Exception as exc:
+            done.join_error = f"{type(exc).__name__}: {exc}"
+            return
+        done.joined = {j.message_id for joinings in by_device.values() for j in joinings}
+
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.dispose()
