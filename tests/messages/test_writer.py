@@ -19,10 +19,10 @@ from smsgate.messages.schemas import SendRequest
 from smsgate.messages.sending import batch as batches
 from smsgate.messages.sending import process
 from smsgate.messages.sending.postgres import PostgresDriver
+from smsgate.messages.sending.prepare import prepare_message
 from smsgate.messages.sending.process import WriterProcess
 from smsgate.messages.sending.sqlite import SqliteDriver
 from smsgate.messages.sending.writer import WRITER_APPLICATION_NAME, SendWriter, process_config
-from smsgate.messages.service import prepare_message
 from tests.factories import add_device
 from tests.serving import free_port
 
