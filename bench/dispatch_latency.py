@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Server, database_arguments, percentile, publish, server
 
-from smsgate.mobile.client import DeviceClient
+from smsgate.agents.phone import DeviceClient
 
 
 async def _pair(http: httpx.AsyncClient, srv: Server, index: int) -> DeviceClient:

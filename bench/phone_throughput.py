@@ -37,8 +37,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SCRAPER, Server, database_arguments, percentile, publish, server
 
-from smsgate.mobile.client import DeviceClient, MobileError
-from smsgate.mobile.simulator import SimulatedPhone
+from smsgate.agents.phone import DeviceClient, MobileError
+from smsgate.agents.simulator import SimulatedPhone
 
 _SENDERS = [f"+52155{n:08d}" for n in random.Random(7).sample(range(10**8), 2_000)]
 

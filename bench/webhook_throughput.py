@@ -29,7 +29,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Server, database_arguments, free_port, percentile, publish, server
 
-from smsgate.mobile.client import DeviceClient
+from smsgate.agents.phone import DeviceClient
 
 
 class Receiver:

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from smsgate import __version__, observe
+from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
 from smsgate.billing.ratelimit import limiter_for
 from smsgate.billing.routes import router as billing_router
@@ -26,24 +26,25 @@ from smsgate.dashboard.routes import install as install_dashboard
 from smsgate.dashboard.routes import router as dashboard_router
 from smsgate.devices.routes import router as devices_router
 from smsgate.errors import install_error_handlers
-from smsgate.health import router as health_router
+from smsgate.kit import observe
 from smsgate.kit.batching import Batcher
+from smsgate.kit.logs import RequestIds
+from smsgate.kit.logs import configure as configure_logs
 from smsgate.kit.responses import JSONResponse
-from smsgate.logs import RequestIds
-from smsgate.logs import configure as configure_logs
 from smsgate.messages import dispatch
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.sending.writer import SendWriter
-from smsgate.metrics import Metrics, RequestMetrics
-from smsgate.metrics import install as install_metrics
-from smsgate.metrics import router as metrics_router
-from smsgate.mobile.hub import Hub
-from smsgate.mobile.pgnotify import PgBridge
 from smsgate.mobile.routes import router as mobile_router
-from smsgate.openapi import install_openapi
+from smsgate.notify.hub import Hub
+from smsgate.notify.pgnotify import PgBridge
 from smsgate.ops import docs
 from smsgate.ops.aliases import V1Aliases
+from smsgate.ops.health import router as health_router
 from smsgate.ops.limits import RequestLimits
+from smsgate.ops.metrics import Metrics, RequestMetrics
+from smsgate.ops.metrics import install as install_metrics
+from smsgate.ops.metrics import router as metrics_router
+from smsgate.ops.openapi import install_openapi
 from smsgate.storage.db import Database
 from smsgate.storage.migrate import head_revision
 from smsgate.webhooks.routes import router as webhooks_router

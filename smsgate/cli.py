@@ -17,7 +17,7 @@ from smsgate.accounts import service as accounts
 from smsgate.config import Settings, get_settings
 from smsgate.errors import ApiError
 from smsgate.kit.clock import iso
-from smsgate.logs import configure as configure_logs
+from smsgate.kit.logs import configure as configure_logs
 from smsgate.storage import migrate as migrations
 from smsgate.storage.db import Database
 
@@ -238,8 +238,8 @@ def device_simulate(
     password: Annotated[str | None, typer.Option(help="Account password, for phones 2..N")] = None,
 ) -> None:
     """Run simulated phones against a server until interrupted."""
-    from smsgate.mobile.client import DeviceClient
-    from smsgate.mobile.simulator import SIMULATOR_CHANNELS, SimulatedPhone
+    from smsgate.agents.phone import DeviceClient
+    from smsgate.agents.simulator import SIMULATOR_CHANNELS, SimulatedPhone
 
     base = server.rstrip("/")
     if not base.endswith("/api/mobile/v1"):
@@ -296,8 +296,8 @@ def whatsapp_bridge(
     """Run a web WhatsApp line: link it by QR code, then send and receive through it."""
     from pathlib import Path
 
-    from smsgate.mobile.client import DeviceClient
-    from smsgate.whatsapp.web import Bridge, NeonizeSession, SimulatedSession, WebSession
+    from smsgate.agents.phone import DeviceClient
+    from smsgate.agents.whatsapp_web import Bridge, NeonizeSession, SimulatedSession, WebSession
 
     base = server.rstrip("/")
     if not base.endswith("/api/mobile/v1"):

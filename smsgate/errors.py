@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smsgate import logs
+from smsgate.kit import logs
 from smsgate.kit.responses import JSONResponse
 
 log = logging.getLogger("smsgate.errors")

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from smsgate.mobile.client import DeviceClient
+from smsgate.agents.phone import DeviceClient
 
 Frame = tuple[str, Any]
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from smsgate.agents.phone import DeviceClient
 from smsgate.devices.models import Device
-from smsgate.mobile.client import DeviceClient
 
 BASE_URL = "http://testserver"
 PASSWORD = "correct horse battery staple"

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from smsgate import __version__, health
+from smsgate import __version__
 from smsgate.app import create_app
+from smsgate.ops import health
 from tests.factories import PASSWORD, unique_email
 from tests.serving import free_port, loopback_certificate, running_server, server_env
 

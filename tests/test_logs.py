@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from smsgate import logs
+from smsgate.kit import logs
 
 
 async def test_requests_get_an_id_and_keep_a_given_one(client) -> None:

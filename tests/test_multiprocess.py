@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from smsgate.mobile.client import DeviceClient
-from smsgate.mobile.simulator import SimulatedPhone
+from smsgate.agents.phone import DeviceClient
+from smsgate.agents.simulator import SimulatedPhone
 from tests.factories import PASSWORD, unique_email
 from tests.serving import free_port
 from tests.webhooks.receiver import receiving

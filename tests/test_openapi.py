@@ -1,4 +1,4 @@
-"""/openapi.json tells the truth about credentials, errors and links (smsgate/openapi.py)."""
+"""/openapi.json tells the truth about credentials, errors and links (smsgate/ops/openapi.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jsonschema_rs
 
-from smsgate.answers import RESPONSES
+from smsgate.ops.answers import RESPONSES
 from tests.factories import PASSWORD, new_client, pair_phone, send
 
 DUMMY_ID = "cnotarealid00000000000000"
@@ -129,7 +129,7 @@ def _answer_checker(spec: dict[str, Any]) -> Callable[[str, str, httpx.Response]
 
 
 async def test_answers_have_the_documented_shapes(make_user) -> None:
-    """Every operation whose answer the document describes (smsgate/answers.py) answers in that
+    """Every operation whose answer the document describes (smsgate/ops/answers.py) answers in that
     shape exactly, with no field it does not describe (reliability checklist 32: a key's hash
     or a webhook's secret would show up here)."""
     user = await make_user()

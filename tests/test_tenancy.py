@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smsgate.storage.models import metadata
+from smsgate.models import metadata
 from tests.factories import add_device, send
 
 # Tables that exist before or outside any account.

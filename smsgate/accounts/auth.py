@@ -12,13 +12,13 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate import logs
 from smsgate.accounts import scopes, service, tokens
 from smsgate.accounts.cache import credentials
 from smsgate.accounts.service import Principal
 from smsgate.billing import plans
 from smsgate.config import Settings
 from smsgate.errors import ApiError
+from smsgate.kit import logs
 from smsgate.kit.crypto import equal
 from smsgate.storage.db import Database
 
@@ -178,7 +178,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 async def session_principal(principal: CurrentPrincipal) -> Principal:
     """Routes only a person logged in may use (the OpenAPI document lists `session` alone for
-    every route that depends on this: smsgate/openapi.py)."""
+    every route that depends on this: smsgate/ops/openapi.py)."""
     if principal.kind != "session":
         raise ApiError(
             403,

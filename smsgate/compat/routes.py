@@ -31,11 +31,11 @@ from smsgate.accounts.auth import current_principal
 from smsgate.accounts.service import Principal
 from smsgate.compat import bodies
 from smsgate.config import Settings
+from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
-from smsgate.health import database_state
 from smsgate.kit import clock, schema
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router, serve_lean
@@ -44,7 +44,8 @@ from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES
 from smsgate.messages.models import history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest
-from smsgate.mobile.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
+from smsgate.ops.health import database_state
 from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
@@ -474,10 +475,8 @@ async def remove_device(
 ) -> Response:
     """204 even for an unknown id, as the reference answers."""
     _need(principal, "devices:delete")
-    from smsgate.devices.routes import delete_device
-
     try:
-        await delete_device(device_id, request, principal, session)
+        await removal.delete_device(session, request.app.state.hub, principal.account_id, device_id)
     except ApiError as exc:
         if exc.status != 404:
             raise

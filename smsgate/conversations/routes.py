@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any
 
-import phonenumbers
 from fastapi import Query, Request
 from pydantic import ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts import cache
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
+from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.service import get_account
 from smsgate.conversations import service
 from smsgate.errors import bad_request
@@ -21,9 +18,8 @@ from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
 from smsgate.messages import service as messages
-from smsgate.messages.dispatch import REROUTE_SETTING
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.storage.db import DbSession, ReadSession, after_commit
+from smsgate.storage.db import DbSession, ReadSession
 
 router = api_router(tags=["conversations"])
 
@@ -52,12 +48,6 @@ class OptOutIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"phoneNumber": "+5215555555555"}]})
 
     phone_number: str = Field(max_length=64)
-
-
-class AccountSettingsPatch(Input):
-    opt_out_bypass_expedited: bool | None = None
-    reroute_stalled: bool | None = None
-    allowed_countries: list[str] | None = Field(default=None, max_length=250)
 
 
 @router.get("/api/v1/inbox")
@@ -241,15 +231,6 @@ async def remove_opt_out(
     return {"phoneNumber": number, "optedOut": False}
 
 
-def settings_out(account: Any) -> dict[str, Any]:
-    stored = account.settings or {}
-    return {
-        "optOutBypassExpedited": bool(stored.get("optOutBypassExpedited")),
-        "allowedCountries": stored.get("allowedCountries") or [account.region],
-        REROUTE_SETTING: bool(stored.get(REROUTE_SETTING)),
-    }
-
-
 @router.get("/api/account/settings")
 async def account_settings(principal: CurrentPrincipal, session: ReadSession) -> dict[str, Any]:
     return settings_out(await get_account(session, principal.account_id))
@@ -262,31 +243,3 @@ async def patch_account_settings(
     account = await get_account(session, principal.account_id)
     await change_settings(session, account, body)
     return settings_out(account)
-
-
-async def change_settings(session: AsyncSession, account: Any, body: AccountSettingsPatch) -> None:
-    """Apply the preferences given (the API's PATCH and the dashboard's account page)."""
-    current = dict(account.settings or {})
-    if body.opt_out_bypass_expedited is not None:
-        current["optOutBypassExpedited"] = body.opt_out_bypass_expedited
-    if body.reroute_stalled is not None:
-        current[REROUTE_SETTING] = body.reroute_stalled
-    if body.allowed_countries is not None:
-        chosen = []
-        for index, code in enumerate(body.allowed_countries):
-            code = code.strip().upper()
-            if code not in phonenumbers.SUPPORTED_REGIONS:
-                raise bad_request(
-                    f'allowedCountries[{index}]: "{code}" is not a two-letter country code',
-                    field=f"allowedCountries[{index}]",
-                )
-            chosen.append(code)
-        if not chosen:
-            raise bad_request(
-                "allowedCountries: give at least one country", field="allowedCountries"
-            )
-        current["allowedCountries"] = sorted(set(chosen))
-    account.settings = current
-    await session.flush()
-    forget = partial(cache.forget_account, account.id)
-    after_commit(session, forget)  # the send path reads these from the credential cache

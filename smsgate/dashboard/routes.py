@@ -20,13 +20,14 @@ from sqlalchemy import func, select
 from smsgate.accounts import scopes
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, rate_limit, set_session_cookie
+from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
-from smsgate.conversations.routes import AccountSettingsPatch, change_settings, settings_out
 from smsgate.dashboard.i18n import COOKIE, LANGUAGES, language, translator
+from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, bad_request, describe_validation_error
@@ -38,7 +39,7 @@ from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.mobile.hub import SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
@@ -1038,9 +1039,7 @@ async def delete_device_form(
         return await _device_page(
             request, session, principal, device_id, error="tick the box to confirm"
         )
-    from smsgate.devices.routes import delete_device
-
-    await delete_device(device_id, request, principal, session)
+    await removal.delete_device(session, request.app.state.hub, principal.account_id, device_id)
     return RedirectResponse("/dashboard/devices", status_code=303)
 
 

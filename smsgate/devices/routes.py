@@ -6,17 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 from pydantic import ConfigDict, Field
-from sqlalchemy import delete
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
-from smsgate.devices import service
+from smsgate.devices import removal, service
 from smsgate.devices import settings as device_settings
-from smsgate.devices.models import Device
 from smsgate.kit.responses import api_router
 from smsgate.kit.schema import Input, json_body, parse
-from smsgate.messages import dispatch
-from smsgate.messages.models import messages_table
-from smsgate.mobile.hub import END_STREAM, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 from smsgate.whatsapp import service as whatsapp
 
@@ -128,20 +124,5 @@ async def delete_device(
 ) -> dict[str, Any]:
     """The token stops working at once; messages it had not acknowledged go back to the queue,
     and those pinned to it fail with error `device_deleted`."""
-    device = await service.get_device(session, principal.account_id, device_id)
-    m = messages_table
-    await dispatch.fail_messages(
-        session, m.c.device_id == device.id, "device_deleted", limit=10_000
-    )
-    await dispatch.unassign(session, device.id)
-    await session.execute(delete(Device).where(Device.id == device.id))
-    service.device_types.forget(device.id)
-    hub = _hub(request)
-    account_id = device.account_id
-
-    def woken() -> None:
-        hub.publish(account_id, device_id, Event(END_STREAM))  # its open streams end now
-        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))  # the others take its messages
-
-    after_commit(session, woken)
+    await removal.delete_device(session, _hub(request), principal.account_id, device_id)
     return {"id": device_id, "deleted": True}

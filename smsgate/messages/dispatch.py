@@ -32,12 +32,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.models import Account
+from smsgate.accounts.preferences import REROUTE_STALLED
 from smsgate.conversations import service as conversations
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
+from smsgate.kit.observe import DISPATCH_SECONDS
 from smsgate.kit.schema import storable
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
@@ -48,7 +50,6 @@ from smsgate.messages.models import (
     recipients_table,
 )
 from smsgate.messages.schemas import Row
-from smsgate.observe import DISPATCH_SECONDS
 from smsgate.storage.db import Database
 from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_type
 
@@ -778,7 +779,6 @@ async def apply_early_statuses(
 T = TypeVar("T")
 STALLED_BATCH = 200
 STALLED_PASSES = 50  # at most 10,000 messages a run: the next run goes on
-REROUTE_SETTING = "rerouteStalled"
 accounts_table = cast(Table, Account.__table__)
 
 
@@ -798,7 +798,7 @@ def _reroutable() -> Any:
     pinned to one, of an account that turned `rerouteStalled` on."""
     m = messages_table
     flagged = select(accounts_table.c.id).where(
-        accounts_table.c.settings[REROUTE_SETTING].as_boolean() == true()
+        accounts_table.c.settings[REROUTE_STALLED].as_boolean() == true()
     )
     return and_(
         m.c.channel.in_(ANDROID_CHANNELS),

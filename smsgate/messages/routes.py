@@ -25,7 +25,7 @@ from smsgate.kit.schema import openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
-from smsgate.mobile.hub import MESSAGE_CANCELLED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
 
 router = api_router()

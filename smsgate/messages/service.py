@@ -26,7 +26,7 @@ from smsgate.messages.models import history_row, history_table, messages_table, 
 from smsgate.messages.schemas import Row, SendRequest, message_out
 from smsgate.messages.sending.prepare import PreparedMessage, prepare_message
 from smsgate.messages.sending.writer import SendWriter, Stored
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 
 sequential = abuse.SequentialGuard()  # per process

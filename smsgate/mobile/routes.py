@@ -15,16 +15,16 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
-from smsgate import logs
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import AppSettings
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
+from smsgate.devices.auth import DeviceAuth, unauthorized
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -33,7 +33,7 @@ from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
-from smsgate.mobile.hub import END_STREAM, Hub
+from smsgate.notify.hub import END_STREAM, Hub
 from smsgate.storage.db import DbSession, ReadSession, commit
 
 router = api_router(prefix="/api/mobile/v1", tags=["mobile"])
@@ -48,28 +48,11 @@ INGEST_EVENTS = (
 )
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, message, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
-
-
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current_device(request: Request, session: DbSession) -> Device:
-    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("send the device token as Authorization: Bearer <token>")
-    device = await devices.device_by_token(session, token.strip())
-    if device is None:
-        raise _unauthorized("unknown or revoked device token; register the device again")
-    await devices.mark_seen(session, device)
-    logs.account_id.set(device.account_id)
-    logs.device_id.set(device.id)
-    return device
-
-
-MobileDevice = Annotated[Device, Depends(current_device)]
+MobileDevice = DeviceAuth
 
 
 def _hub(request: Request) -> Hub:
@@ -113,12 +96,12 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
         )
         result = await devices.add_registered_device(session, account.id, body, agent, settings)
     else:
-        raise _unauthorized(
+        raise unauthorized(
             "registration needs the pairing token (Private Token), a pairing or login code, or "
             "the account's email and password"
         )
     if result is None:
-        raise _unauthorized("this pairing token or code is unknown, used or expired")
+        raise unauthorized("this pairing token or code is unknown, used or expired")
     device, token = result
     account = await accounts.get_account(session, device.account_id)
     await session.flush()
@@ -129,10 +112,10 @@ def _basic(credential: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(credential, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise _unauthorized("malformed Basic credentials") from exc
+        raise unauthorized("malformed Basic credentials") from exc
     email, sep, password = decoded.partition(":")
     if not sep:
-        raise _unauthorized("malformed Basic credentials")
+        raise unauthorized("malformed Basic credentials")
     return email, password
 
 
@@ -308,7 +291,7 @@ async def post_logs(request: Request, device: MobileDevice, session: DbSession) 
 async def login_code(request: Request, session: DbSession, settings: AppSettings) -> dict[str, Any]:
     scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "basic":
-        raise _unauthorized("send the account's email and password as Basic credentials")
+        raise unauthorized("send the account's email and password as Basic credentials")
     email, password = _basic(credential.strip())
     account = await accounts.login(
         session, email=email, password=password, client=_client(request), settings=settings

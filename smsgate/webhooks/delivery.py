@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.billing import usage
 from smsgate.config import WEBHOOK_RETRY_SCHEDULE, Settings
 from smsgate.kit import clock, safe_http
-from smsgate.observe import WEBHOOK_LAG_SECONDS
+from smsgate.kit.observe import WEBHOOK_LAG_SECONDS
 from smsgate.storage.db import Database
 from smsgate.webhooks import appformat, signing
 from smsgate.webhooks.models import Delivery, DeliveryAttempt, Event, Webhook

@@ -10,17 +10,16 @@ from fastapi.responses import PlainTextResponse
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
 from smsgate.devices import service as devices
+from smsgate.devices.auth import DeviceAuth
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json, storable
 from smsgate.messages import dispatch
-from smsgate.mobile import bodies
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
-from smsgate.mobile.routes import MobileDevice
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
-from smsgate.whatsapp import cloud, service
+from smsgate.whatsapp import bodies, cloud, service
 
 router = api_router(tags=["whatsapp"])
 
@@ -118,7 +117,7 @@ async def receive_webhook(
 
 
 @router.post("/api/mobile/v1/whatsapp/session", openapi_extra=bodies.SESSION)
-async def bridge_session(request: Request, device: MobileDevice, session: DbSession) -> Any:
+async def bridge_session(request: Request, device: DeviceAuth, session: DbSession) -> Any:
     """Extension of the mobile protocol for `smsgate whatsapp bridge`: its session state
     (`pairing` with the QR text, `connected`, `disconnected`, `logged_out`)."""
     body = await json_body(request)
@@ -136,7 +135,7 @@ async def bridge_session(request: Request, device: MobileDevice, session: DbSess
 
 @router.post("/api/mobile/v1/whatsapp/statuses", openapi_extra=bodies.STATUSES)
 async def bridge_statuses(
-    request: Request, device: MobileDevice, session: DbSession
+    request: Request, device: DeviceAuth, session: DbSession
 ) -> dict[str, int]:
     """Extension for the bridge: receipts by the provider's message id
     (`[{"providerMessageId", "state": "Delivered" | "Failed", "error"?}]`)."""

@@ -23,7 +23,7 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.messages import dispatch
-from smsgate.mobile.hub import Hub
+from smsgate.notify.hub import Hub
 from smsgate.storage.db import Database
 from smsgate.whatsapp import cloud, lines, service
 

@@ -15,7 +15,7 @@ from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.kit import clock
 from smsgate.messages import dispatch, states
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage import idempotency
 from smsgate.storage.db import Database
 from smsgate.webhooks.delivery import deliver_forever

@@ -236,7 +236,7 @@ async def test_concurrent_device_creation_takes_the_last_place_once(tiny_app) ->
 
 
 async def test_billing_shape_inbound_metering_and_tenancy(tiny_app) -> None:
-    from smsgate.mobile.client import DeviceClient
+    from smsgate.agents.phone import DeviceClient
 
     async with _account(tiny_app) as (client, auth), _account(tiny_app) as (other, other_auth):
         created = await client.post("/api/devices/android", json={"name": "a"}, headers=auth)

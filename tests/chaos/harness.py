@@ -28,7 +28,7 @@ import asyncpg
 import httpx
 from sqlalchemy import make_url
 
-from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.agents.phone import DeviceClient, MobileError
 from tests.serving import free_port, serving_asgi
 from tests.webhooks.receiver import Receiver
 

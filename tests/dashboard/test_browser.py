@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from smsgate.agents.phone import DeviceClient
+from smsgate.agents.simulator import SimulatedPhone
 from smsgate.kit import clock, segments
-from smsgate.mobile.client import DeviceClient
-from smsgate.mobile.simulator import SimulatedPhone
 from tests.factories import PASSWORD, unique_email
 from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import deliver

@@ -299,7 +299,7 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
 
 async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
     """Create a cloud line and a web line, update credentials, see the QR while pairing."""
-    from smsgate.mobile.client import DeviceClient
+    from smsgate.agents.phone import DeviceClient
 
     async with new_client(app) as browser:
         await _auth_form(browser, "/signup", {"email": unique_email("wa"), "password": PASSWORD})

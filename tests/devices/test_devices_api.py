@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.agents.phone import DeviceClient, MobileError
 from tests.factories import pair_phone
 
 

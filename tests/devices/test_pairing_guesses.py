@@ -8,9 +8,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from smsgate.agents.phone import MobileError
 from smsgate.devices.service import PAIRING_CODE_LENGTH
 from smsgate.kit import clock
-from smsgate.mobile.client import MobileError
 from tests.factories import BASE_URL, PASSWORD, pair_phone
 
 ATTACKER = ("198.51.100.7", 40000)

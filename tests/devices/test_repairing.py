@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.agents.phone import DeviceClient, MobileError
 from tests.events import listening, until
 from tests.factories import BASE_URL, pair_phone
 

@@ -8,9 +8,9 @@ import asyncio
 import base64
 from typing import Any
 
+from smsgate.agents.phone import DeviceClient
+from smsgate.agents.simulator import SIMULATOR_CHANNELS, SimulatedPhone
 from smsgate.app import create_app
-from smsgate.mobile.client import DeviceClient
-from smsgate.mobile.simulator import SIMULATOR_CHANNELS, SimulatedPhone
 from tests.factories import BASE_URL, pair_phone, send, signup
 from tests.serving import loopback_certificate, serving_asgi
 

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from smsgate.mobile.simulator import SimulatedPhone
+from smsgate.agents.simulator import SimulatedPhone
 from tests.events import listening, until
 from tests.factories import pair_phone, send
 

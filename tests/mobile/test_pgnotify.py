@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from smsgate.mobile.hub import MESSAGE_ENQUEUED, Event, Hub
-from smsgate.mobile.pgnotify import CHANNEL, PgBridge
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.notify.pgnotify import CHANNEL, PgBridge
 from smsgate.storage.db import asyncpg_dsn
 
 

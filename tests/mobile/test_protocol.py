@@ -6,7 +6,7 @@ import base64
 import re
 from datetime import UTC, datetime, timedelta
 
-from smsgate.mobile.client import USER_AGENT, DeviceClient, MobileError
+from smsgate.agents.phone import USER_AGENT, DeviceClient, MobileError
 from tests.factories import PASSWORD, pair_phone, send
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

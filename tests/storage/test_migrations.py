@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
 
-from smsgate.storage.models import metadata
+from smsgate.models import metadata
 
 
 async def test_models_and_migrations_agree(app: FastAPI) -> None:

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import jsonschema_rs
 
+from smsgate.agents.phone import DeviceClient, MobileError
+from smsgate.agents.whatsapp_web import Bridge, SimulatedSession
 from smsgate.kit import clock
-from smsgate.mobile.client import DeviceClient, MobileError
 from smsgate.whatsapp.lines import Pacer
-from smsgate.whatsapp.web import Bridge, SimulatedSession
 from tests.factories import pair_phone, send
 from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import _hook, _ingest, _produce_every_event, deliver

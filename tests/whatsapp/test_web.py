@@ -9,9 +9,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.agents.phone import DeviceClient, MobileError
+from smsgate.agents.whatsapp_web import Bridge, SimulatedSession
 from smsgate.whatsapp.lines import Pacer
-from smsgate.whatsapp.web import Bridge, SimulatedSession
 from tests.factories import send
 from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import _hook, deliver

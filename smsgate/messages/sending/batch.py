@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from smsgate.accounts.models import Account
+from smsgate.accounts.preferences import OPT_OUT_BYPASS_EXPEDITED
 from smsgate.billing import usage
 from smsgate.billing.usage import Quota
 from smsgate.conversations.models import OptOut
@@ -272,7 +273,7 @@ async def _apply_opt_outs(
     accounts = await store.rows(
         _accounts, {"id": sorted({a for a, _ in opted})}, ("id", "settings")
     )
-    bypass = {a["id"] for a in accounts if (a["settings"] or {}).get("optOutBypassExpedited")}
+    bypass = {a["id"] for a in accounts if (a["settings"] or {}).get(OPT_OUT_BYPASS_EXPEDITED)}
     failures: dict[str, list[NewEvent]] = {}
     for prepared in batch:
         message = prepared.message

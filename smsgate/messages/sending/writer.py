@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import OperationalError
 
-from smsgate import observe
 from smsgate.errors import ApiError
+from smsgate.kit import observe
 from smsgate.kit.batching import Batcher
 from smsgate.messages.schemas import Row
 from smsgate.messages.sending import batch as batches

@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from smsgate.config import Settings, get_settings
+from smsgate.models import metadata
 from smsgate.storage.db import make_engine
-from smsgate.storage.models import metadata
 
 config = context.config
 

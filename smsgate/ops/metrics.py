@@ -25,13 +25,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smsgate import observe
 from smsgate.errors import ApiError
-from smsgate.kit import clock
+from smsgate.kit import clock, observe
 from smsgate.kit.crypto import equal
 from smsgate.kit.responses import api_router
 from smsgate.messages.models import messages_table
-from smsgate.mobile.hub import Hub
+from smsgate.notify.hub import Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.models import Delivery
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from smsgate.agents.phone import DeviceClient, MobileError
 from smsgate.kit import clock
-from smsgate.mobile.client import DeviceClient, MobileError
 from smsgate.whatsapp import cloud
 from smsgate.whatsapp.lines import Outcome, Outgoing, Pacer, serve_once
 

@@ -2,7 +2,7 @@
 
 Each open `GET /events` stream subscribes here. In one process, publishing puts the event on the
 streams' queues; with several processes on PostgreSQL the same events travel through
-LISTEN/NOTIFY (`smsgate.mobile.pgnotify`).
+LISTEN/NOTIFY (`smsgate.notify.pgnotify`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from smsgate.mobile.client import DeviceClient, MobileError
+from smsgate.agents.phone import DeviceClient, MobileError
 
 log = logging.getLogger("smsgate.simulator")
 

@@ -25,10 +25,10 @@ from typing import Any
 import asyncpg
 
 from smsgate.config import Settings
-from smsgate.mobile.hub import Event, Hub
+from smsgate.notify.hub import Event, Hub
 from smsgate.storage.db import asyncpg_dsn
 
-log = logging.getLogger("smsgate.mobile.pgnotify")
+log = logging.getLogger("smsgate.notify.pgnotify")
 
 CHANNEL = "smsgate_wake"
 RECONNECT_SECONDS = 2.0

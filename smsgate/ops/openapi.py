@@ -7,7 +7,7 @@ from each created resource to the operations that use its id (so generated clien
 stateful testers can follow them); describes errors as the API sends them: a 400 with
 `{"error", "code", "field"}` (`{"message"}` on the third-party API), not FastAPI's default 422
 validation shape, which this API never sends (422 is only the anti-abuse refusal of a send); and
-gives the main answers their exact shapes (smsgate/answers.py).
+gives the main answers their exact shapes (smsgate/ops/answers.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute
 
 from smsgate.accounts.auth import SESSION_COOKIE, session_principal
-from smsgate.answers import RESPONSES
 from smsgate.config import Settings
 from smsgate.errors import COMPAT_PREFIX
+from smsgate.ops.answers import RESPONSES
 
 SCHEMES: dict[str, dict[str, Any]] = {
     "apiKey": {
@@ -283,7 +283,7 @@ def _describe_answer(
     model: type[BaseModel],
     schemas: dict[str, Any],
 ) -> None:
-    """The operation's success answers take the model's shape (smsgate/answers.py), which joins
+    """The operation's success answers take the model's shape (smsgate/ops/answers.py), which joins
     the document's schemas with the models it uses."""
     refs, defs = models_json_schema(
         [(model, "serialization")], ref_template="#/components/schemas/{model}"

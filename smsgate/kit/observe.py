@@ -1,6 +1,6 @@
 """Measurements taken where things happen (a claim, a delivery), in this process, for /metrics.
 
-The rest of /metrics is read from the database on each scrape (smsgate/metrics.py); these are
+The rest of /metrics is read from the database on each scrape (smsgate/ops/metrics.py); these are
 histograms that only the process doing the work can observe. Each process reports its own.
 """
 

@@ -1,0 +1,69 @@
+"""Account-wide preferences (`accounts.settings`, a JSON column): their names, what the API
+shows of them, and the one function that changes them (the API's PATCH and the dashboard's
+account page both call it). Other domains read a preference by its name here."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import phonenumbers
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.accounts import cache
+from smsgate.accounts.models import Account
+from smsgate.errors import bad_request
+from smsgate.kit.schema import Input
+from smsgate.storage.db import after_commit
+
+# sends with priority >= 100 pass the account's opt-out list
+OPT_OUT_BYPASS_EXPEDITED = "optOutBypassExpedited"
+# a message a phone took and never reported on goes to another phone of the account
+REROUTE_STALLED = "rerouteStalled"
+ALLOWED_COUNTRIES = "allowedCountries"
+
+
+class AccountSettingsPatch(Input):
+    opt_out_bypass_expedited: bool | None = None
+    reroute_stalled: bool | None = None
+    allowed_countries: list[str] | None = Field(default=None, max_length=250)
+
+
+def settings_out(account: Account) -> dict[str, Any]:
+    stored = account.settings or {}
+    return {
+        OPT_OUT_BYPASS_EXPEDITED: bool(stored.get(OPT_OUT_BYPASS_EXPEDITED)),
+        ALLOWED_COUNTRIES: stored.get(ALLOWED_COUNTRIES) or [account.region],
+        REROUTE_STALLED: bool(stored.get(REROUTE_STALLED)),
+    }
+
+
+async def change_settings(
+    session: AsyncSession, account: Account, body: AccountSettingsPatch
+) -> None:
+    """Apply the preferences given."""
+    current = dict(account.settings or {})
+    if body.opt_out_bypass_expedited is not None:
+        current[OPT_OUT_BYPASS_EXPEDITED] = body.opt_out_bypass_expedited
+    if body.reroute_stalled is not None:
+        current[REROUTE_STALLED] = body.reroute_stalled
+    if body.allowed_countries is not None:
+        chosen = []
+        for index, code in enumerate(body.allowed_countries):
+            code = code.strip().upper()
+            if code not in phonenumbers.SUPPORTED_REGIONS:
+                raise bad_request(
+                    f'allowedCountries[{index}]: "{code}" is not a two-letter country code',
+                    field=f"allowedCountries[{index}]",
+                )
+            chosen.append(code)
+        if not chosen:
+            raise bad_request(
+                "allowedCountries: give at least one country", field="allowedCountries"
+            )
+        current[ALLOWED_COUNTRIES] = sorted(set(chosen))
+    account.settings = current
+    await session.flush()
+    forget = partial(cache.forget_account, account.id)
+    after_commit(session, forget)  # the send path reads these from the credential cache
