@@ -52,6 +52,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check smsgate tests bench
 	$(BIN)/ruff check smsgate tests bench
 	$(BIN)/mypy smsgate
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format smsgate tests bench
