@@ -17,14 +17,26 @@ class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
     __tablename__ = "conversations"
     account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
+        # a thread per line, subscriber and family (the constraint on the contact as written,
+        # from before, is implied by it: migration 0016 keeps it rather than rebuild the table)
         UniqueConstraint("account_id", "device_id", "sim_key", "contact", "family"),
+        Index(
+            "ix_conversations_account_id_device_id_sim_key_subscriber_family",
+            "account_id",
+            "device_id",
+            "sim_key",
+            "subscriber",
+            "family",
+            unique=True,
+        ),
         Index("ix_conversations_activity", "account_id", "last_message_id"),
     )
 
     device_id: Mapped[str] = mapped_column(String(25), ForeignKey("devices.id", ondelete="CASCADE"))
     # 0 while the SIM is unknown (a single-SIM phone, or the phone chose it); else 1..3
     sim_key: Mapped[int] = mapped_column(Integer, default=0)
-    contact: Mapped[str] = mapped_column(String(512))
+    contact: Mapped[str] = mapped_column(String(512))  # as the thread's first message wrote it
+    subscriber: Mapped[str] = mapped_column(String(512))  # its key (kit.phones.subscriber)
     family: Mapped[str] = mapped_column(String(10))
     display_name: Mapped[str | None] = mapped_column(String(200), default=None)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -39,9 +51,15 @@ class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
 class OptOut(CreatedMixin, TenantMixin, Base):
     __tablename__ = "opt_outs"
     account_index = False  # an index or unique constraint below starts with account_id
-    __table_args__ = (UniqueConstraint("account_id", "phone_number"),)
+    # one entry per subscriber (kit.phones.subscriber): +52 1 55… and +52 55… are one person
+    # (the constraint on the number as written is implied by it; see Conversation)
+    __table_args__ = (
+        UniqueConstraint("account_id", "phone_number"),
+        Index("ix_opt_outs_account_id_subscriber", "account_id", "subscriber", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(25), primary_key=True)
-    phone_number: Mapped[str] = mapped_column(String(512))
+    phone_number: Mapped[str] = mapped_column(String(512))  # as it was first written
+    subscriber: Mapped[str] = mapped_column(String(512))
     source: Mapped[str] = mapped_column(String(20), default="api")
     keyword: Mapped[str | None] = mapped_column(String(40), default=None)

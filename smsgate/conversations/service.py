@@ -15,7 +15,7 @@ from sqlalchemy.sql.dml import Insert
 from smsgate.config import Settings
 from smsgate.conversations.models import Conversation, OptOut
 from smsgate.errors import bad_request, not_found
-from smsgate.kit import clock
+from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import states
 from smsgate.messages.models import messages_table, recipients_table
@@ -46,7 +46,7 @@ class Joining:
     display_name: str | None = None
 
 
-_Line = tuple[str, str, str]  # account, contact, family
+_Line = tuple[str, str, str]  # account, subscriber (kit.phones.subscriber), family
 
 
 @dataclass(slots=True)
@@ -63,11 +63,11 @@ class _Thread:
 
 _c, _r = conversations_table, recipients_table  # for the statements below
 _THREADS = select(
-    _c.c.id, _c.c.account_id, _c.c.contact, _c.c.family, _c.c.sim_key, _c.c.last_message_id
+    _c.c.id, _c.c.account_id, _c.c.subscriber, _c.c.family, _c.c.sim_key, _c.c.last_message_id
 ).where(
     _c.c.device_id == bindparam("device"),
     _c.c.account_id.in_(bindparam("accounts", expanding=True)),
-    _c.c.contact.in_(bindparam("contacts", expanding=True)),
+    _c.c.subscriber.in_(bindparam("contacts", expanding=True)),
 )
 _ADOPT = (
     update(_c)
@@ -113,7 +113,7 @@ def _new_threads(session: AsyncSession) -> Insert:
         "account_id",
         "device_id",
         "sim_key",
-        "contact",
+        "subscriber",
         "family",
     )
 
@@ -133,11 +133,17 @@ async def join(
     message becomes the newest that joined it."""
     if not joinings:
         return {}
-    lines = {(j.account_id, j.contact, FAMILIES.get(j.channel, "sms")) for j in joinings}
-    threads = await _threads(session, device_id, lines)
+    # a thread is the subscriber's (+52 1 55… and +52 55… are one person); a new one shows the
+    # contact as its first message wrote it
+    written: dict[_Line, str] = {}
+    for j in joinings:
+        line = (j.account_id, phones.subscriber(j.contact), FAMILIES.get(j.channel, "sms"))
+        written.setdefault(line, j.contact)
+    threads = await _threads(session, device_id, set(written))
     chosen: list[_Thread] = []
     for joining in joinings:
-        line = (joining.account_id, joining.contact, FAMILIES.get(joining.channel, "sms"))
+        family = FAMILIES.get(joining.channel, "sms")
+        line = (joining.account_id, phones.subscriber(joining.contact), family)
         thread = await _thread_for(session, threads.setdefault(line, []), joining.sim_number)
         thread.last = max(thread.last, joining.message_id)
         if joining.display_name and thread.name is None:
@@ -150,7 +156,7 @@ async def join(
     made = {(line, t.sim_key): t for line, known in threads.items() for t in known if t.new}
     # a thread this join inserts is inserted whole (name, unread count, last message): only the
     # threads that existed (or that another transaction made first) are updated below
-    inserted = await _make(session, device_id, made) if made else set()
+    inserted = await _make(session, device_id, made, written) if made else set()
     existing = {t.id: t for t in chosen if id(t) not in inserted}
     names = {tid: t.name for tid, t in sorted(existing.items()) if t.name}
     if names:
@@ -212,7 +218,10 @@ async def _adopt(session: AsyncSession, thread_id: str, sim: int) -> bool:
 
 
 async def _make(
-    session: AsyncSession, device_id: str, made: dict[tuple[_Line, int], _Thread]
+    session: AsyncSession,
+    device_id: str,
+    made: dict[tuple[_Line, int], _Thread],
+    written: dict[_Line, str],
 ) -> set[int]:
     """Insert the threads this join started, each whole: its name, unread count and last
     message. Returns the threads (by `id()`) that it inserted. Another transaction may have made
@@ -223,7 +232,7 @@ async def _make(
     for _ in range(3):
         now = clock.now()
         rows = []
-        for ((account, contact, family), sim_key), thread in sorted(made.items()):
+        for ((account, key, family), sim_key), thread in sorted(made.items()):
             last = _last_message(thread.newest)
             rows.append(
                 {
@@ -231,7 +240,8 @@ async def _make(
                     "account_id": account,
                     "device_id": device_id,
                     "sim_key": sim_key,
-                    "contact": contact,
+                    "contact": written[(account, key, family)],
+                    "subscriber": key,
                     "family": family,
                     "display_name": thread.name,
                     "unread_count": thread.unread,
@@ -267,7 +277,7 @@ async def _make(
 async def _threads(
     session: AsyncSession, device_id: str, lines: set[_Line]
 ) -> dict[_Line, list[_Thread]]:
-    """Every thread of these lines (a contact on this device, any SIM)."""
+    """Every thread of these lines (a subscriber on this device, any SIM)."""
     accounts = sorted({account for account, _, _ in lines})
     contacts = sorted({contact for _, contact, _ in lines})
     found: dict[_Line, list[_Thread]] = {}
@@ -280,8 +290,8 @@ async def _threads(
                 "contacts": contacts[start : start + CHUNK],
             },
         )
-        for thread_id, account, contact, family, sim_key, last in rows.all():
-            line = (account, contact, family)
+        for thread_id, account, key, family, sim_key, last in rows.all():
+            line = (account, key, family)
             if line in lines:
                 found.setdefault(line, []).append(_Thread(thread_id, sim_key, last or ""))
     return found
@@ -568,11 +578,12 @@ async def add_opt_out(
             opt_outs_table,  # type: ignore[arg-type]
             session.get_bind().dialect.name,
             "account_id",
-            "phone_number",
+            "subscriber",
         ).values(
             id=new_id(),
             account_id=account_id,
             phone_number=number,
+            subscriber=phones.subscriber(number),
             source=source,
             keyword=keyword,
             created_at=clock.now(),
@@ -582,7 +593,9 @@ async def add_opt_out(
 
 async def remove_opt_out(session: AsyncSession, account_id: str, number: str) -> bool:
     gone = await session.execute(
-        delete(OptOut).where(OptOut.account_id == account_id, OptOut.phone_number == number)
+        delete(OptOut).where(
+            OptOut.account_id == account_id, OptOut.subscriber == phones.subscriber(number)
+        )
     )
     return bool(gone.rowcount)  # type: ignore[attr-defined]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
@@ -83,3 +84,51 @@ def region_of(e164: str) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.region_code_for_number(parsed)
+
+
+# --- one subscriber, several spellings -------------------------------------------------------
+#
+# Some countries' numbers reach the same subscriber written two ways. Mexico dropped the '1'
+# that once followed +52 for mobiles (2019): +52 1 55 1234 5678 and +52 55 1234 5678 are one
+# person, and customers' systems hold both. Every comparison of numbers (opt-outs, threads,
+# filters, the dedupe of a send's recipients, the sequential-number guard) compares subscriber
+# keys; the number itself is kept and returned as it was written.
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Numbers `variant` + `digits` digits are the subscriber `canonical` + the same digits."""
+
+    country: str
+    canonical: str
+    variant: str
+    digits: int
+
+
+EQUIVALENCES = (Equivalence("MX", "+52", "+521", 10),)
+
+
+def subscriber(number: str) -> str:
+    """The subscriber key of a normalized number: its E.164 form without a country's legacy
+    spelling (for Mexico, without the mobile '1'). Anything else (a short code, a sender's
+    name, an encrypted number) is its own key."""
+    for rule in EQUIVALENCES:
+        if (
+            len(number) == len(rule.variant) + rule.digits
+            and number.startswith(rule.variant)
+            and number[len(rule.variant) :].isdigit()
+        ):
+            return rule.canonical + number[len(rule.variant) :]
+    return number
+
+
+def spellings(number: str) -> tuple[str, ...]:
+    """Every way the subscriber of `number` may be stored: its key first, then its variants
+    (what a filter on the number as written must match)."""
+    key = subscriber(number)
+    forms = [key]
+    for rule in EQUIVALENCES:
+        rest = key[len(rule.canonical) :]
+        if key.startswith(rule.canonical) and len(rest) == rule.digits and rest.isdigit():
+            forms.append(rule.variant + rest)
+    return tuple(forms)

@@ -19,7 +19,7 @@ from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, safe_http
+from smsgate.kit import clock, phones, safe_http
 from smsgate.kit.ids import is_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
@@ -159,7 +159,7 @@ async def store_message(
     if not request.is_encrypted:
         numbers = [r["phone_number"] for r in prepared.recipients]
         abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))
-        sequential.check(principal.account_id, numbers)
+        sequential.check(principal.account_id, [phones.subscriber(n) for n in numbers])
     period_start, resets_at, day = usage.buckets(principal.anchor, prepared.message["created_at"])
     quota = Quota(
         principal.account_id,
@@ -351,7 +351,10 @@ async def list_messages(
     if filters.phone_number:
         r = recipients_table
         query = query.where(
-            exists().where(r.c.message_id == m.c.id, r.c.phone_number == filters.phone_number)
+            exists().where(
+                r.c.message_id == m.c.id,
+                r.c.phone_number.in_(phones.spellings(filters.phone_number)),
+            )
         )
     if cursor:
         query = query.where(m.c.id < cursor)

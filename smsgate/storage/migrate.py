@@ -27,6 +27,11 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
 
 
+def downgrade(settings: Settings, revision: str) -> None:
+    """Undo migrations down to `revision` (tests of a migration's data changes)."""
+    command.downgrade(alembic_config(settings), revision)
+
+
 def head_revision(settings: Settings) -> str | None:
     return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
 

@@ -19,7 +19,7 @@ from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError, bad_request
-from smsgate.kit import clock
+from smsgate.kit import clock, phones
 from smsgate.kit.crypto import decrypt, encrypt
 from smsgate.kit.schema import Input
 from smsgate.messages import attachments, dispatch, inbound
@@ -122,7 +122,7 @@ async def within_window(session: AsyncSession, device: Device, number: str) -> b
     query = select(
         exists().where(
             r.c.account_id == device.account_id,
-            r.c.phone_number == number,
+            r.c.phone_number.in_(phones.spellings(number)),
             r.c.message_id == m.c.id,
             m.c.device_id == device.id,
             m.c.direction == "in",

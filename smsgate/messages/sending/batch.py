@@ -22,7 +22,7 @@ from smsgate.billing import usage
 from smsgate.billing.usage import Quota
 from smsgate.conversations.models import OptOut
 from smsgate.errors import ApiError
-from smsgate.kit import clock
+from smsgate.kit import clock, phones
 from smsgate.kit.ids import new_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
@@ -252,7 +252,7 @@ async def _apply_opt_outs(
     """Fail, before any phone sees them, the recipients on their account's opt-out list (unless
     the account lets priority >= 100 through); return their failure events by message."""
     pairs = {
-        (p.message["account_id"], r["phone_number"])
+        (p.message["account_id"], phones.subscriber(r["phone_number"]))
         for p in batch
         if not p.message["is_encrypted"]
         for r in p.recipients
@@ -263,11 +263,11 @@ async def _apply_opt_outs(
         _opt_outs,
         {
             "account_id": sorted({a for a, _ in pairs}),
-            "phone_number": sorted({n for _, n in pairs}),
+            "subscriber": sorted({n for _, n in pairs}),
         },
-        ("account_id", "phone_number"),
+        ("account_id", "subscriber"),
     )
-    opted = {(row["account_id"], row["phone_number"]) for row in found} & pairs
+    opted = {(row["account_id"], row["subscriber"]) for row in found} & pairs
     if not opted:
         return {}
     accounts = await store.rows(
@@ -283,7 +283,7 @@ async def _apply_opt_outs(
         if account in bypass and message["priority"] >= EXPEDITED_PRIORITY:
             continue
         for recipient in prepared.recipients:
-            if (account, recipient["phone_number"]) not in opted:
+            if (account, phones.subscriber(recipient["phone_number"])) not in opted:
                 continue
             recipient["state"], recipient["error"] = states.FAILED, OPTED_OUT
             prepared.history.append(_history(message, recipient["phone_number"], states.FAILED))

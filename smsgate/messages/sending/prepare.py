@@ -53,7 +53,7 @@ def _request_hash(request: SendRequest) -> str:
 
 
 def _recipients(request: SendRequest, region: str, validate: bool = True) -> list[str]:
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}
     for index, raw in enumerate(request.phone_numbers):
         field = f"phoneNumbers[{index}]"
         if request.is_encrypted:
@@ -70,8 +70,9 @@ def _recipients(request: SendRequest, region: str, validate: bool = True) -> lis
                 if validate or not kept:
                     raise bad_request(f"{field}: {exc}", "invalid_phone_number", field) from exc
                 number = kept  # as the phone itself would dial it
-        seen.setdefault(number, None)
-    return list(seen)
+        # one subscriber once, as first written (+52 1 55… and +52 55… are one person)
+        seen.setdefault(phones.subscriber(number), number)
+    return list(seen.values())
 
 
 def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
