@@ -16,6 +16,7 @@ from smsgate.accounts import scopes as scope_names
 from smsgate.accounts import service as accounts
 from smsgate.config import Settings, get_settings
 from smsgate.errors import ApiError
+from smsgate.kit import i18n
 from smsgate.kit.clock import iso
 from smsgate.kit.logs import configure as configure_logs
 from smsgate.storage import migrate as migrations
@@ -53,7 +54,7 @@ def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_main())
     except ApiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {i18n.render(exc.message, i18n.from_environment())}", err=True)
         raise typer.Exit(1) from exc
 
 

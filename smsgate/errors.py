@@ -13,26 +13,28 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smsgate.kit import logs
+from smsgate.kit import i18n, logs
+from smsgate.kit.i18n import Text, t
 from smsgate.kit.responses import JSONResponse
 
 log = logging.getLogger("smsgate.errors")
 
 
 class ApiError(Exception):
-    """An error a client can act on: its message is shown to them as it is."""
+    """An error a client can act on: its message (a catalog Text, or plain text) is shown to
+    them in their language (Accept-Language on the API; the dashboard's language there)."""
 
     def __init__(
         self,
         status: int,
-        message: str,
+        message: str | Text,
         code: str,
         *,
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
         keep_changes: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(str(message))
         self.keep_changes = keep_changes
         self.status = status
         self.message = message
@@ -44,7 +46,7 @@ class ApiError(Exception):
 UNSTORABLE = "unstorable_text"  # the pydantic error of a body holding NUL or a lone surrogate
 # character_not_in_repertoire, untranslatable_character: text PostgreSQL cannot store
 _UNSTORABLE = frozenset({"22021", "22P05"})
-UNSTORABLE_TEXT = (
+UNSTORABLE_TEXT = t(
     "a value in the request contains the NUL character (\\u0000), which cannot be stored; remove it"
 )
 
@@ -55,8 +57,8 @@ UNSTORABLE_TEXT = (
 _UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
 _DISK_FULL = "53100"
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
-STORAGE_FULL = "the server's storage is full; nothing was saved. Retry later"
-UNAVAILABLE = "the database is unavailable; retry shortly"
+STORAGE_FULL = t("the server's storage is full; nothing was saved. Retry later")
+UNAVAILABLE = t("the database is unavailable; retry shortly")
 
 
 def storage_is_full(exc: BaseException) -> bool:
@@ -67,7 +69,7 @@ def storage_is_full(exc: BaseException) -> bool:
     return state == _DISK_FULL or getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
 
 
-def database_fault(exc: BaseException) -> tuple[str, str] | None:
+def database_fault(exc: BaseException) -> tuple[Text, str] | None:
     """(message, code) when a database error says the server cannot serve now (a 503) rather
     than that the request was wrong; logged by name. None for any other error."""
     orig = getattr(exc, "orig", None) or exc
@@ -86,18 +88,39 @@ def database_fault(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def bad_request(message: str, code: str = "validation_error", field: str | None = None) -> ApiError:
+def bad_request(
+    message: str | Text, code: str = "validation_error", field: str | None = None
+) -> ApiError:
     return ApiError(400, message, code, extra={"field": field} if field else None)
+
+
+# what a 404 names, in the catalog
+THINGS = {
+    "account": t("account"),
+    "api key": t("api key"),
+    "attachment": t("attachment"),
+    "conversation": t("conversation"),
+    "delivery": t("delivery"),
+    "device": t("device"),
+    "message": t("message"),
+    "webhook": t("webhook"),
+    "whatsapp line": t("whatsapp line"),
+}
 
 
 def not_found(what: str, field: str | None = None) -> ApiError:
     """404; `field` names the body's field that referred to it (a send's deviceId)."""
     return ApiError(
-        404, f"{what} not found", "not_found", extra={"field": field} if field else None
+        404,
+        t("{what} not found", what=THINGS.get(what, what)),
+        "not_found",
+        extra={"field": field} if field else None,
     )
 
 
-def error_body(message: str, code: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    message: str | Text, code: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message, "code": code}
     if extra:
         body.update(extra)
@@ -116,26 +139,46 @@ def field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
+_INTEGER = t("must be an integer")
+_BOOLEAN = t("must be true or false")
+_OBJECT = t("must be an object")
+_DATETIME = t("must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z")
 _TYPE_MESSAGES = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be an object",
-    "model_type": "must be an object",
-    "model_attributes_type": "must be an object",
-    "datetime_parsing": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
-    "datetime_type": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
-    "datetime_from_date_parsing": "must be an ISO-8601 date and time such as 2026-01-01T00:00:00Z",
+    "missing": t("is required"),
+    "extra_forbidden": t("is not a known field"),
+    "int_type": _INTEGER,
+    "int_parsing": _INTEGER,
+    "int_from_float": _INTEGER,
+    "bool_type": _BOOLEAN,
+    "bool_parsing": _BOOLEAN,
+    "string_type": t("must be a string"),
+    "list_type": t("must be a list"),
+    "dict_type": _OBJECT,
+    "model_type": _OBJECT,
+    "model_attributes_type": _OBJECT,
+    "datetime_parsing": _DATETIME,
+    "datetime_type": _DATETIME,
+    "datetime_from_date_parsing": _DATETIME,
+    "float_type": t("must be a number"),
+    "float_parsing": t("must be a number"),
+    "url_parsing": t("must be a URL"),
+    "url_type": t("must be a URL"),
+    "url_scheme": t("must be an http or https URL"),
+}
+# the kinds whose limit is in the error's context
+_BOUNDED = {
+    "string_too_long": ("max_length", t("must have at most {limit} characters")),
+    "string_too_short": ("min_length", t("must have at least {limit} characters")),
+    "too_long": ("max_length", t("must have at most {limit} items")),
+    "too_short": ("min_length", t("must have at least {limit} items")),
+    "greater_than_equal": ("ge", t("must be greater than or equal to {limit}")),
+    "greater_than": ("gt", t("must be greater than {limit}")),
+    "less_than_equal": ("le", t("must be less than or equal to {limit}")),
+    "less_than": ("lt", t("must be less than {limit}")),
 }
 
 
-def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
+def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str | Text]:
     """One pydantic error as (field, sentence)."""
     loc = tuple(err.get("loc", ()))
     field = field_path(loc)
@@ -146,42 +189,64 @@ def describe_validation_error(err: Mapping[str, Any]) -> tuple[str, str]:
         joined = (
             f"{field}.{inner}" if field and inner and not inner.startswith("[") else field + inner
         )
-        return joined, str(ctx.get("what", "cannot be stored"))
+        what = ctx.get("what")
+        return joined, what if isinstance(what, Text | str) else t("cannot be stored")
     if kind == "json_invalid":
-        return "", "request body is not valid JSON"
+        return "", t("request body is not valid JSON")
     if kind in ("model_attributes_type", "model_type") and not field:
-        return "", "request body must be a JSON object"
+        return "", t("request body must be a JSON object")
     if kind == "missing" and not field:
-        return "", "request body is required"
-    text = _TYPE_MESSAGES.get(kind)
-    if text is None:
-        text = str(err.get("msg", "is invalid"))
-        if text.startswith("Value error, "):
-            text = text[len("Value error, ") :]
-        ctx = err.get("ctx") or {}
-        if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-            text = text.replace("Input should be", "must be")
-        elif kind in ("string_too_long", "too_long") or kind in ("string_too_short", "too_short"):
-            text = text.replace("String should have", "must have").replace(
-                "List should have", "must have"
-            )
-        elif kind == "literal_error" and "expected" in ctx:
-            text = f"must be one of {ctx['expected']}"
-        else:
-            text = text.replace("Input should be", "must be")
+        return "", t("request body is required")
+    known = _TYPE_MESSAGES.get(kind)
+    if known is not None:
+        return field, known
+    ctx = err.get("ctx") or {}
+    if kind in _BOUNDED and _BOUNDED[kind][0] in ctx:
+        name, message = _BOUNDED[kind]
+        return field, Text(message.msgid, {"limit": ctx[name]})
+    if kind in ("literal_error", "enum") and "expected" in ctx:
+        return field, t("must be one of {expected}", expected=ctx["expected"])
+    if kind == "value_error" and isinstance(ctx.get("error"), ValueError):
+        reason = ctx["error"].args[0] if ctx["error"].args else None
+        if isinstance(reason, Text):
+            return field, reason
+    # a kind without words of ours: pydantic's English, shaped like ours
+    text = str(err.get("msg", "is invalid"))
+    if text.startswith("Value error, "):
+        text = text[len("Value error, ") :]
+    text = text.replace("Input should be", "must be")
     return field, text
+
+
+def with_field(field: str, text: str | Text) -> Text:
+    """A validation error's sentence: "field: what is wrong"."""
+    return t("{field}: {reason}", field=field, reason=text)
 
 
 COMPAT_PREFIX = "/api/3rdparty/"
 DASHBOARD_PREFIX = "/dashboard"
 
 
+def language(request: Request) -> str:
+    """The language of a request's words: the dashboard's choice (?lang=, its cookie) on its
+    pages; elsewhere Accept-Language (es, es-MX, es-419… give Spanish), English by default."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return i18n.chosen(
+            request.query_params.get("lang"),
+            request.cookies.get(i18n.COOKIE),
+            request.headers.get("accept-language", ""),
+            default="es",
+        )
+    return i18n.from_header(request.headers.get("accept-language", ""))
+
+
 def _answer(
     request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """Our error shape; `{"message": ...}` on the compat API (what its clients parse); a small
-    page for the dashboard's browser pages."""
+    """Our error shape, its words in the request's language; `{"message": ...}` on the compat
+    API (what its clients parse); a small page for the dashboard's browser pages."""
     path = request.url.path
+    body["error"] = i18n.render(body["error"], language(request))
     if path.startswith(COMPAT_PREFIX):
         body = {"message": body["error"]}
     elif path.startswith(DASHBOARD_PREFIX):
@@ -204,18 +269,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
-        field, text = describe_validation_error(errors[0]) if errors else ("", "invalid request")
-        message = f"{field}: {text}" if field else text
+        field, text = describe_validation_error(errors[0]) if errors else ("", t("invalid request"))
+        message = with_field(field, text) if field else text
         extra: dict[str, Any] = {"field": field} if field else {}
         return _answer(request, error_body(message, "validation_error", extra), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            body = error_body("no such endpoint; the API's reference is at /docs", "not_found")
+            body = error_body(t("no such endpoint; the API's reference is at /docs"), "not_found")
         elif exc.status_code == 405:
             body = error_body(
-                "this endpoint does not accept that HTTP method", "method_not_allowed"
+                t("this endpoint does not accept that HTTP method"), "method_not_allowed"
             )
         else:
             body = error_body(str(exc.detail), "http_error")
@@ -231,14 +296,14 @@ def install_error_handlers(app: FastAPI) -> None:
             # (bodies are checked before; a query or path parameter may still carry one)
             return _answer(request, error_body(UNSTORABLE_TEXT, "validation_error"), 400)
         log.exception("database error", exc_info=exc)
-        return _answer(request, error_body("internal error", "internal_error"), 500)
+        return _answer(request, error_body(t("internal error"), "internal_error"), 500)
 
     @app.exception_handler(OSError)
     async def _unreachable(request: Request, exc: OSError) -> Response:
         # A refused or timed-out connection (the database is down) surfaces as a plain OSError.
         log.error("dependency unreachable: %s", exc)
         body = error_body(
-            "the database or another service this server needs is unreachable; retry shortly",
+            t("the database or another service this server needs is unreachable; retry shortly"),
             "service_unavailable",
         )
         return _answer(request, body, 503, {"Retry-After": "5"})
@@ -249,5 +314,5 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette answers a crash from outside every middleware, ours too: the request's id,
         # which its log lines carry, is added here, so the user can quote it
         rid = request.scope.get(logs.SCOPE_KEY)
-        body = error_body("internal error", "internal_error")
+        body = error_body(t("internal error"), "internal_error")
         return _answer(request, body, 500, {"X-Request-ID": rid} if rid else None)

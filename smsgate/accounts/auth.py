@@ -20,13 +20,14 @@ from smsgate.config import Settings
 from smsgate.errors import ApiError
 from smsgate.kit import logs
 from smsgate.kit.crypto import equal
+from smsgate.kit.i18n import Text, t
 from smsgate.storage.db import Database
 
 SESSION_COOKIE = "smsgate_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_NO_CREDENTIALS = (
+_NO_CREDENTIALS = t(
     "authentication required: send Authorization: Bearer sk_... (an API key) or "
     "Bearer at_... (an access token), or log in"
 )
@@ -53,7 +54,7 @@ def get_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-def _unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+def _unauthorized(message: str | Text, code: str = "unauthorized") -> ApiError:
     return ApiError(401, message, code, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -61,16 +62,20 @@ def _bearer(header: str) -> str:
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
-        raise _unauthorized("unsupported Authorization header: use Bearer sk_... or Bearer at_...")
+        raise _unauthorized(
+            t("unsupported Authorization header: use Bearer sk_... or Bearer at_...")
+        )
     if value.startswith(tokens.REFRESH_PREFIX):
         raise _unauthorized(
-            "a refresh token cannot authorize requests; exchange it for an access token at "
-            "POST /api/auth/token/refresh",
+            t(
+                "a refresh token cannot authorize requests; exchange it for an access token at "
+                "POST /api/auth/token/refresh"
+            ),
             "invalid_token",
         )
     if not value.startswith((service.KEY_PREFIX, tokens.ACCESS_PREFIX)):
         raise _unauthorized(
-            "unknown credential: API keys start with sk_ and access tokens with at_"
+            t("unknown credential: API keys start with sk_ and access tokens with at_")
         )
     return value
 
@@ -121,8 +126,11 @@ async def current_principal(request: Request) -> Principal:
             if not sent or found.csrf_token is None or not equal(sent, found.csrf_token):
                 raise ApiError(
                     403,
-                    f"missing or wrong {CSRF_HEADER} header: send the csrfToken from the login "
-                    "answer",
+                    t(
+                        "missing or wrong {csrf_header} header: send the csrfToken from the login "
+                        "answer",
+                        csrf_header=CSRF_HEADER,
+                    ),
                     "csrf_failed",
                 )
         principal = found
@@ -144,8 +152,11 @@ async def _count_bad_credential(request: Request) -> None:
     if not decision.allowed:
         raise ApiError(
             429,
-            "too many requests with a key or token that does not work; retry in "
-            f"{decision.retry_after} s",
+            t(
+                "too many requests with a key or token that does not work; retry in {retry_after} "
+                "s",
+                retry_after=decision.retry_after,
+            ),
             "too_many_attempts",
             headers={"Retry-After": str(decision.retry_after)},
         )
@@ -166,8 +177,14 @@ async def rate_limit(request: Request, principal: Principal) -> None:
     if not decision.allowed:
         raise ApiError(
             429,
-            f"this account may make {decision.limit} requests a minute through the {budget} "
-            f"(plan {plan.name}); retry in {decision.retry_after} s",
+            t(
+                "this account may make {limit} requests a minute through the {budget} (plan "
+                "{plan_name}); retry in {retry_after} s",
+                limit=decision.limit,
+                budget=budget,
+                plan_name=plan.name,
+                retry_after=decision.retry_after,
+            ),
             "rate_limited",
             headers=decision.headers(),
         )
@@ -182,7 +199,10 @@ async def session_principal(principal: CurrentPrincipal) -> Principal:
     if principal.kind != "session":
         raise ApiError(
             403,
-            "only a logged-in session may do this (POST /api/auth/login), not an API key or token",
+            t(
+                "only a logged-in session may do this (POST /api/auth/login), not an API key or "
+                "token"
+            ),
             "session_required",
         )
     return principal
@@ -205,7 +225,7 @@ def require_scope(principal: Principal, name: str) -> Principal:
     if name not in principal.scopes:
         raise ApiError(
             403,
-            f'this credential lacks the "{name}" scope; create a key or token with it',
+            t('this credential lacks the "{name}" scope; create a key or token with it', name=name),
             "insufficient_scope",
         )
     return principal

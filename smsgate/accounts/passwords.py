@@ -7,6 +7,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from smsgate.errors import bad_request
+from smsgate.kit.i18n import t
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256
@@ -19,16 +20,32 @@ _DUMMY_HASH = _hasher.hash("smsgate-dummy-password-for-timing")
 def check_rules(password: str, email: str, field: str = "password") -> None:
     if len(password) < MIN_LENGTH:
         raise bad_request(
-            f"{field}: must be at least {MIN_LENGTH} characters long", "weak_password", field
+            t(
+                "{field}: must be at least {min_length} characters long",
+                field=field,
+                min_length=MIN_LENGTH,
+            ),
+            "weak_password",
+            field,
         )
     if len(password) > MAX_LENGTH:
         raise bad_request(
-            f"{field}: must be at most {MAX_LENGTH} characters long", "weak_password", field
+            t(
+                "{field}: must be at most {max_length} characters long",
+                field=field,
+                max_length=MAX_LENGTH,
+            ),
+            "weak_password",
+            field,
         )
     if len(set(password)) < 4:
-        raise bad_request(f"{field}: use at least 4 different characters", "weak_password", field)
+        raise bad_request(
+            t("{field}: use at least 4 different characters", field=field), "weak_password", field
+        )
     if password.strip().lower() == email.strip().lower():
-        raise bad_request(f"{field}: must not be your email address", "weak_password", field)
+        raise bad_request(
+            t("{field}: must not be your email address", field=field), "weak_password", field
+        )
 
 
 async def hash_password(password: str) -> str:

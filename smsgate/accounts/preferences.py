@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.accounts import cache
 from smsgate.accounts.models import Account
 from smsgate.errors import bad_request
+from smsgate.kit.i18n import t
 from smsgate.kit.schema import Input
 from smsgate.storage.db import after_commit
 
@@ -54,13 +55,17 @@ async def change_settings(
             code = code.strip().upper()
             if code not in phonenumbers.SUPPORTED_REGIONS:
                 raise bad_request(
-                    f'allowedCountries[{index}]: "{code}" is not a two-letter country code',
+                    t(
+                        'allowedCountries[{index}]: "{code}" is not a two-letter country code',
+                        index=index,
+                        code=code,
+                    ),
                     field=f"allowedCountries[{index}]",
                 )
             chosen.append(code)
         if not chosen:
             raise bad_request(
-                "allowedCountries: give at least one country", field="allowedCountries"
+                t("allowedCountries: give at least one country"), field="allowedCountries"
             )
         current[ALLOWED_COUNTRIES] = sorted(set(chosen))
     account.settings = current

@@ -17,6 +17,7 @@ from smsgate.accounts.auth import (
 )
 from smsgate.accounts.models import Account
 from smsgate.errors import ApiError
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import api_router
 from smsgate.storage.db import DbSession, ReadSession
 
@@ -41,7 +42,7 @@ async def signup(
 ) -> dict[str, Any]:
     if not settings.signup_enabled:
         raise ApiError(
-            403, "sign-up is disabled on this server; ask its operator", "signup_disabled"
+            403, t("sign-up is disabled on this server; ask its operator"), "signup_disabled"
         )
     account = await service.create_account(
         session,
@@ -121,7 +122,7 @@ async def create_key(
 ) -> dict[str, Any]:
     chosen = scopes.parse(body.scopes)
     if not chosen <= principal.scopes:
-        raise ApiError(403, "a key cannot carry scopes its creator lacks", "insufficient_scope")
+        raise ApiError(403, t("a key cannot carry scopes its creator lacks"), "insufficient_scope")
     key, raw = await service.create_key(
         session, principal.account_id, body.name.strip(), chosen, settings
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from smsgate.errors import bad_request
+from smsgate.kit.i18n import t
 
 SEND = "messages:send"
 READ_MESSAGES = "messages:read"
@@ -32,12 +33,20 @@ def parse(requested: Iterable[str] | None, field: str = "scopes") -> frozenset[s
         if scope not in ALL:
             known = ", ".join(ALL)
             raise bad_request(
-                f'{field}[{index}]: unknown scope "{scope}"; known scopes: {known}',
+                t(
+                    '{field}[{index}]: unknown scope "{scope}"; known scopes: {known}',
+                    field=field,
+                    index=index,
+                    scope=scope,
+                    known=known,
+                ),
                 "invalid_scope",
                 f"{field}[{index}]",
             )
     if not chosen:
-        raise bad_request(f"{field}: give at least one scope", "invalid_scope", field)
+        raise bad_request(
+            t("{field}: give at least one scope", field=field), "invalid_scope", field
+        )
     return frozenset(chosen)
 
 

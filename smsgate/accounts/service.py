@@ -24,6 +24,7 @@ from smsgate.config import Settings
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock
 from smsgate.kit.crypto import checksum_ok, opaque_token, token_hash, with_checksum
+from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import is_id, new_id
 from smsgate.storage.db import after_commit
 from smsgate.storage.tenancy import of_account, owned
@@ -60,7 +61,9 @@ def normalize_email(raw: str, field: str = "email") -> str:
         return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise bad_request(
-            f'{field}: "{raw}" is not a valid email address', "invalid_email", field
+            t('{field}: "{raw}" is not a valid email address', field=field, raw=raw),
+            "invalid_email",
+            field,
         ) from exc
 
 
@@ -78,7 +81,9 @@ async def create_account(
     existing = await session.execute(select(Account.id).where(Account.email == email))
     if existing.first() is not None:
         raise ApiError(
-            409, f"an account with email {email} already exists; log in instead", "email_taken"
+            409,
+            t("an account with email {email} already exists; log in instead", email=email),
+            "email_taken",
         )
     account = Account(
         email=email,
@@ -167,11 +172,11 @@ async def login(
         await throttle.succeeded(session, rules[:1])
         if account.suspended_at is not None:
             raise ApiError(
-                403, "this account is suspended; contact the operator", "account_suspended"
+                403, t("this account is suspended; contact the operator"), "account_suspended"
             )
         return account
     await throttle.failed(session, rules)
-    raise ApiError(401, "wrong email or password", "invalid_credentials", keep_changes=True)
+    raise ApiError(401, t("wrong email or password"), "invalid_credentials", keep_changes=True)
 
 
 def _forget_cached(session: AsyncSession, account_id: str) -> None:
@@ -205,7 +210,7 @@ async def change_password(
         await throttle.failed(session, rules)
         raise ApiError(
             403,
-            "currentPassword: is not your current password",
+            t("currentPassword: is not your current password"),
             "invalid_credentials",
             keep_changes=True,
         )
@@ -319,7 +324,12 @@ def check_access_ttl(ttl: int | None, settings: Settings) -> int:
         return settings.access_token_ttl_seconds
     if not MIN_ACCESS_TTL <= ttl <= MAX_ACCESS_TTL:
         raise bad_request(
-            f"ttl: must be between {MIN_ACCESS_TTL} and {MAX_ACCESS_TTL} seconds", field="ttl"
+            t(
+                "ttl: must be between {min_access_ttl} and {max_access_ttl} seconds",
+                min_access_ttl=MIN_ACCESS_TTL,
+                max_access_ttl=MAX_ACCESS_TTL,
+            ),
+            field="ttl",
         )
     return ttl
 
@@ -361,7 +371,7 @@ async def _revoke_family(session: AsyncSession, account_id: str, family_id: str)
 async def refresh_tokens(session: AsyncSession, raw: str, settings: Settings) -> TokenPair:
     """Rotate: the presented token stops working; presenting a used one kills its family."""
     invalid = ApiError(
-        401, "this refresh token is invalid or expired; log in again", "invalid_token"
+        401, t("this refresh token is invalid or expired; log in again"), "invalid_token"
     )
     if not raw.startswith(tokens.REFRESH_PREFIX):
         raise invalid
@@ -386,8 +396,10 @@ async def refresh_tokens(session: AsyncSession, raw: str, settings: Settings) ->
         await _revoke_family(session, row.account_id, row.family_id)
         raise ApiError(
             401,
-            "this refresh token was already used; every token of its family is now revoked, "
-            "log in again",
+            t(
+                "this refresh token was already used; every token of its family is now revoked, "
+                "log in again"
+            ),
             "token_reused",
             keep_changes=True,
         )
@@ -440,7 +452,7 @@ async def revoke_token(
             await session.flush()
         return
     raise bad_request(
-        "token: give an access token (at_...) or a refresh token (rt_...)", field="token"
+        t("token: give an access token (at_...) or a refresh token (rt_...)"), field="token"
     )
 
 
@@ -521,14 +533,14 @@ def _countries(account: Account) -> frozenset[str]:
     return frozenset(chosen) if chosen else frozenset({account.region})
 
 
-def _unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+def _unauthorized(message: str | Text, code: str = "unauthorized") -> ApiError:
     return ApiError(401, message, code, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _active_account(session: AsyncSession, account_id: str) -> Account:
     account = await session.get(Account, account_id)
     if account is None or account.suspended_at is not None:
-        raise _unauthorized("this credential's account no longer exists or is suspended")
+        raise _unauthorized(t("this credential's account no longer exists or is suspended"))
     return account
 
 
@@ -555,7 +567,9 @@ async def principal_from_password(
             _verified.clear()
         _verified[key] = account.password_hash
     elif account.suspended_at is not None:
-        raise ApiError(403, "this account is suspended; contact the operator", "account_suspended")
+        raise ApiError(
+            403, t("this account is suspended; contact the operator"), "account_suspended"
+        )
     return Principal(
         account.id,
         frozenset(scopes.ALL),
@@ -571,12 +585,12 @@ async def principal_from_password(
 async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
     if not checksum_ok(raw, KEY_PREFIX, KEY_BODY_LENGTH):
         raise _unauthorized(
-            "this API key is malformed (its checksum does not match); copy it again in full",
+            t("this API key is malformed (its checksum does not match); copy it again in full"),
             "invalid_api_key",
         )
     key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == token_hash(raw)))).scalar()
     if key is None or key.revoked_at is not None:
-        raise _unauthorized("this API key is unknown or was revoked", "invalid_api_key")
+        raise _unauthorized(t("this API key is unknown or was revoked"), "invalid_api_key")
     account = await _active_account(session, key.account_id)
     now = clock.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
@@ -602,11 +616,11 @@ async def principal_from_access_token(
         select(RevokedToken.token_id).where(RevokedToken.token_id.in_(ids)).limit(1)
     )
     if revoked.first() is not None:
-        raise _unauthorized("this access token was revoked", "invalid_token")
+        raise _unauthorized(t("this access token was revoked"), "invalid_token")
     account = await _active_account(session, claims.account_id)
     if claims.epoch != account.token_epoch:
         raise _unauthorized(
-            "this access token was issued before a password change; request a new one",
+            t("this access token was issued before a password change; request a new one"),
             "invalid_token",
         )
     return Principal(

@@ -11,6 +11,7 @@ import phonenumbers
 
 from smsgate.errors import ApiError
 from smsgate.kit import phones
+from smsgate.kit.i18n import t
 
 SEQUENTIAL_WINDOW = 60.0
 SEQUENTIAL_LIMIT = 20  # distinct numbers sharing all but the last two digits, per minute
@@ -42,17 +43,27 @@ def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
         if region not in allowed:
             raise ApiError(
                 422,
-                f"phoneNumbers[{index}]: {number} is in {region}, a country this account does "
-                f"not send to ({', '.join(sorted(allowed))}); add it with PATCH "
-                '/api/account/settings {"allowedCountries": [...]}',
+                t(
+                    "phoneNumbers[{index}]: {number} is in {region}, a country this account does "
+                    "not send to ({value}); add it with PATCH /api/account/settings "
+                    '{{"allowedCountries": [...]}}',
+                    index=index,
+                    number=number,
+                    region=region,
+                    value=", ".join(sorted(allowed)),
+                ),
                 "destination_not_allowed",
                 extra={"field": f"phoneNumbers[{index}]"},
             )
         if premium:
             raise ApiError(
                 422,
-                f"phoneNumbers[{index}]: {number} is a premium-rate number; SMSGate does not "
-                "send to those",
+                t(
+                    "phoneNumbers[{index}]: {number} is a premium-rate number; SMSGate does not "
+                    "send to those",
+                    index=index,
+                    number=number,
+                ),
                 "premium_rate_number",
                 extra={"field": f"phoneNumbers[{index}]"},
             )
@@ -81,9 +92,13 @@ class SequentialGuard:
                 if len(seen) >= self.limit:
                     raise ApiError(
                         422,
-                        f"too many different numbers starting {key[1]} in the last minute "
-                        f"({len(seen)}); this looks like SMS pumping, so sending is paused for "
-                        "that range",
+                        t(
+                            "too many different numbers starting {prefix} in the last minute "
+                            "({count}); this looks like SMS pumping, so sending is paused for that "
+                            "range",
+                            prefix=key[1],
+                            count=len(seen),
+                        ),
                         "sequential_numbers",
                     )
             seen[number] = now

@@ -12,6 +12,7 @@ from smsgate.accounts.service import get_account
 from smsgate.billing import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import api_router
 from smsgate.messages import attachments
 from smsgate.storage.db import ReadSession
@@ -35,7 +36,9 @@ def _day(value: str | None, field: str, default: date) -> date:
     try:
         return date.fromisoformat(value[:10])
     except ValueError as exc:
-        raise bad_request(f"{field}: must be a date such as 2026-11-01", field=field) from exc
+        raise bad_request(
+            t("{field}: must be a date such as 2026-11-01", field=field), field=field
+        ) from exc
 
 
 @router.get("/api/billing/usage")
@@ -47,14 +50,16 @@ async def usage_by_day(
     granularity: str = "day",
 ) -> dict[str, Any]:
     if granularity != "day":
-        raise bad_request('granularity: only "day" is supported', field="granularity")
+        raise bad_request(t('granularity: only "day" is supported'), field="granularity")
     today = clock.now().date()
     last = _day(to, "to", today)
     first = _day(from_, "from", last - timedelta(days=29))
     if first > last:
-        raise bad_request("from: must not be after to", field="from")
+        raise bad_request(t("from: must not be after to"), field="from")
     if (last - first).days >= MAX_DAYS:
-        raise bad_request(f"from/to: at most {MAX_DAYS} days at once", field="from")
+        raise bad_request(
+            t("from/to: at most {max_days} days at once", max_days=MAX_DAYS), field="from"
+        )
     return {
         "granularity": "day",
         "data": await service.daily(session, principal.account_id, first, last),

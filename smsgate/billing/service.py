@@ -14,6 +14,7 @@ from smsgate.config import Settings
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError, not_found
 from smsgate.kit import clock
+from smsgate.kit.i18n import t
 from smsgate.webhooks.models import Webhook
 
 LABELS = {"devices": "devices", "webhooks": "webhooks", "api_keys": "API keys"}
@@ -54,8 +55,14 @@ async def ensure_room(
     if used >= limit:
         raise ApiError(
             402,
-            f"plan {plan.name} allows {limit} {LABELS[kind]} and this account has {used}; "
-            "delete one or change plan",
+            t(
+                "plan {plan_name} allows {limit} {value} and this account has {used}; delete one "
+                "or change plan",
+                plan_name=plan.name,
+                limit=limit,
+                value=LABELS[kind],
+                used=used,
+            ),
             "plan_limit",
             extra={"limit": limit, "used": used},
         )

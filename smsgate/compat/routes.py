@@ -37,6 +37,7 @@ from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device, DeviceLog
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock, schema
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router, serve_lean
 from smsgate.messages import service as messages
@@ -81,7 +82,7 @@ async def _basic_principal(request: Request, credential: str) -> Principal:
     try:
         raw = base64.b64decode(credential, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(401, "malformed Basic credentials", "unauthorized") from exc
+        raise ApiError(401, t("malformed Basic credentials"), "unauthorized") from exc
     try:
         decoded = raw.decode()
     except UnicodeDecodeError:
@@ -118,7 +119,7 @@ async def compat_principal(request: Request) -> Principal:
         request.state.principal = principal
         return principal
     if scheme.lower() != "bearer":
-        raise ApiError(401, "send Basic email:password or a Bearer token", "unauthorized")
+        raise ApiError(401, t("send Basic email:password or a Bearer token"), "unauthorized")
     return await current_principal(request)
 
 
@@ -128,13 +129,15 @@ Caller = Annotated[Principal, Depends(compat_principal)]
 async def _object(request: Request) -> dict[str, Any]:
     body = schema.parse_json(await request.body())
     if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
+        raise bad_request(t("request body must be a JSON object"))
     return body
 
 
 def _need(principal: Principal, their_scope: str) -> None:
     if SCOPES[their_scope] not in principal.scopes:
-        raise ApiError(403, f"scope required: {their_scope}", "insufficient_scope")
+        raise ApiError(
+            403, t("scope required: {their_scope}", their_scope=their_scope), "insufficient_scope"
+        )
 
 
 # --- health ---------------------------------------------------------------------------------
@@ -248,14 +251,14 @@ async def _find(session: DbSession, account_id: str, message_id: str) -> Row:
     if row is None:
         row = (await session.execute(query.where(m.c.external_id == message_id))).mappings().first()
     if row is None:
-        raise ApiError(404, "message not found", "not_found")
+        raise ApiError(404, t("message not found"), "not_found")
     return row
 
 
 def _send_request(body: dict[str, Any]) -> SendRequest:
     contents = [k for k in ("message", "textMessage", "dataMessage", "mmsMessage") if body.get(k)]
     if len(contents) != 1:
-        raise bad_request("give exactly one of message, textMessage and dataMessage")
+        raise bad_request(t("give exactly one of message, textMessage and dataMessage"))
     fields: dict[str, Any] = {
         "phoneNumbers": body.get("phoneNumbers"),
         "priority": body.get("priority") or 0,
@@ -263,11 +266,11 @@ def _send_request(body: dict[str, Any]) -> SendRequest:
         "isEncrypted": bool(body.get("isEncrypted", False)),
     }
     if contents[0] == "mmsMessage":
-        raise bad_request("mmsMessage: MMS through this API is not supported; use /api/v1/send")
+        raise bad_request(t("mmsMessage: MMS through this API is not supported; use /api/v1/send"))
     if contents[0] == "dataMessage":
         data = body["dataMessage"]
         if not isinstance(data, dict):
-            raise bad_request("dataMessage: must be an object")
+            raise bad_request(t("dataMessage: must be an object"))
         fields |= {"channel": "data", "message": data.get("data"), "port": data.get("port")}
     elif contents[0] == "textMessage":
         text = body["textMessage"]
@@ -333,7 +336,9 @@ async def send(request: Request) -> JSONResponse:
             found = await devices.list_devices(session, principal.account_id)
         active = [d.id for d in found if d.last_seen_at is not None and d.last_seen_at >= since]
         if not active:
-            raise bad_request(f"no device was active within {deviceActiveWithin} hours")
+            raise bad_request(
+                t("no device was active within {hours} hours", hours=deviceActiveWithin)
+            )
         send_request = send_request.model_copy(update={"device_id": secrets.choice(active)})
     stored = await messages.store_message(
         database,
@@ -391,7 +396,7 @@ async def list_messages(
 ) -> list[dict[str, Any]]:
     _need(principal, "messages:list")
     if sort not in ("created_at", "-created_at"):
-        raise bad_request('sort: must be "created_at" or "-created_at"', field="sort")
+        raise bad_request(t('sort: must be "created_at" or "-created_at"'), field="sort")
     m = messages_table
     query = select(m).where(m.c.account_id == principal.account_id, m.c.direction == "out")
     if from_ is not None:
@@ -403,7 +408,7 @@ async def list_messages(
     if state:
         ours = APP_STATES.get(state)
         if ours is None:
-            raise bad_request(f'state: unknown state "{state}"', field="state")
+            raise bad_request(t('state: unknown state "{state}"', state=state), field="state")
         query = query.where(m.c.state == ours)
         if state == "Pending":
             query = query.where(m.c.handed_at.is_(None))
@@ -431,7 +436,7 @@ async def cancel(
         _, device_id = await messages.cancel_message(session, principal.account_id, row["id"])
     except ApiError as exc:
         if exc.code == "not_cancellable":
-            raise ApiError(409, "message is not pending", "not_cancellable") from exc
+            raise ApiError(409, t("message is not pending"), "not_cancellable") from exc
         raise
     if device_id is not None:
         hub: Hub = request.app.state.hub
@@ -508,12 +513,14 @@ async def issue_token(request: Request, principal: Caller, session: DbSession) -
     body = await _object(request)
     requested = body.get("scopes")
     if not isinstance(requested, list) or not requested:
-        raise bad_request("scopes: give at least one scope", field="scopes")
+        raise bad_request(t("scopes: give at least one scope"), field="scopes")
     if not all(isinstance(s, str) for s in requested):
-        raise bad_request("scopes: a list of scope names (strings)", "invalid_scope", "scopes")
+        raise bad_request(t("scopes: a list of scope names (strings)"), "invalid_scope", "scopes")
     unknown = [s for s in requested if s not in SCOPES]
     if unknown:
-        raise bad_request(f"scopes: unknown scope {unknown[0]}", "invalid_scope", "scopes")
+        raise bad_request(
+            t("scopes: unknown scope {scope}", scope=unknown[0]), "invalid_scope", "scopes"
+        )
     chosen = frozenset(SCOPES[s] for s in requested) & principal.scopes
     settings: Settings = request.app.state.settings
     ttl = body.get("ttl") if isinstance(body.get("ttl"), int) else 0
@@ -528,7 +535,7 @@ async def refresh_token(request: Request, session: DbSession) -> dict[str, Any]:
     """Bearer <refresh token>; the presented token stops working (rotation)."""
     scheme, _, raw = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
-        raise ApiError(401, "send the refresh token as Authorization: Bearer", "unauthorized")
+        raise ApiError(401, t("send the refresh token as Authorization: Bearer"), "unauthorized")
     settings: Settings = request.app.state.settings
     pair = await accounts.refresh_tokens(session, raw.strip(), settings)
     return _token_out(pair)
@@ -595,15 +602,19 @@ async def upsert_webhook(request: Request, principal: Caller, session: DbSession
     body = await _object(request)
     url, event = body.get("url"), body.get("event")
     if not isinstance(url, str) or not url.startswith("https://"):
-        raise bad_request("url: must start with https://", field="url")
+        raise bad_request(t("url: must start with https://"), field="url")
     if event not in WEBHOOK_EVENTS:
         raise bad_request(
-            f'event: "{event}" is not one SMSGate sends; use one of {", ".join(WEBHOOK_EVENTS)}',
+            t(
+                'event: "{event}" is not one SMSGate sends; use one of {value}',
+                event=event,
+                value=", ".join(WEBHOOK_EVENTS),
+            ),
             field="event",
         )
     client_id = body.get("id")
     if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 36):
-        raise bad_request("id: must be a string of 1 to 36 characters", field="id")
+        raise bad_request(t("id: must be a string of 1 to 36 characters"), field="id")
     device_id = _device_id(body)
     settings: Settings = request.app.state.settings
     existing = await _hook_by(session, principal.account_id, client_id) if client_id else None
@@ -662,7 +673,7 @@ async def inbox(
     if type_:
         channels = [c for c, t in INBOX_TYPES.items() if t == type_]
         if not channels:
-            raise bad_request(f'type: unknown type "{type_}"', field="type")
+            raise bad_request(t('type: unknown type "{type}"', type=type_), field="type")
         query = query.where(m.c.channel.in_(channels))
     if from_ is not None:
         query = query.where(m.c.created_at >= clock.as_utc(from_))
@@ -702,7 +713,7 @@ def _device_id(body: dict[str, Any]) -> str | None:
     """A body's optional deviceId; a 400 when it is not a string."""
     device_id = body.get("deviceId")
     if device_id is not None and not isinstance(device_id, str):
-        raise bad_request("deviceId: must be a device id (a string)", field="deviceId")
+        raise bad_request(t("deviceId: must be a device id (a string)"), field="deviceId")
     return device_id
 
 
@@ -711,11 +722,13 @@ def _time(body: dict[str, Any], name: str) -> datetime:
     naming the field when it is missing or not a time."""
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise bad_request(f"{name}: give an RFC 3339 time", field=name)
+        raise bad_request(t("{name}: give an RFC 3339 time", name=name), field=name)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise bad_request(f'{name}: "{value[:40]}" is not an RFC 3339 time', field=name) from exc
+        raise bad_request(
+            t('{name}: "{value}" is not an RFC 3339 time', name=name, value=value[:40]), field=name
+        ) from exc
     return clock.as_utc(parsed)
 
 
@@ -724,14 +737,15 @@ async def _export(request: Request, principal: Principal, session: DbSession) ->
     body = await _object(request)
     since, until = _time(body, "since"), _time(body, "until")
     if until <= since:
-        raise bad_request("until: must be after since", field="until")
+        raise bad_request(t("until: must be after since"), field="until")
     device_id = _device_id(body)
     if device_id:
         await devices.get_device(session, principal.account_id, device_id)
     types = body.get("messageTypes") or ["SMS"]
     if not isinstance(types, list) or not all(t in bodies.INCOMING_TYPES for t in types):
         raise bad_request(
-            f"messageTypes: a list of {', '.join(bodies.INCOMING_TYPES)}", field="messageTypes"
+            t("messageTypes: a list of {value}", value=", ".join(bodies.INCOMING_TYPES)),
+            field="messageTypes",
         )
     quiet = body.get("webhookDelivery") == "Disabled" or body.get("triggerWebhooks") is False
     data = {  # as the app reads them: RFC 3339 times, a comma list, "true" or "false"
@@ -828,7 +842,9 @@ def _document_to_fields(document: dict[str, Any]) -> dict[str, Any]:
                 fields[field] = value
     if not fields:
         known = ", ".join(f"{section}.{key}" for section, key in device_settings.APP_KEYS.values())
-        raise bad_request(f"no setting this API changes was given; it changes {known}")
+        raise bad_request(
+            t("no setting this API changes was given; it changes {known}", known=known)
+        )
     return fields
 
 

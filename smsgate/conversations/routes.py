@@ -14,6 +14,7 @@ from smsgate.accounts.service import get_account
 from smsgate.conversations import service
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
@@ -63,7 +64,7 @@ async def inbox(
 ) -> dict[str, Any]:
     """Received messages, newest first (SMS, MMS, data SMS, WhatsApp)."""
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     if device_id is not None:
         from smsgate.devices.service import get_device
 
@@ -98,7 +99,7 @@ async def list_conversations(
     archived: bool = False,
 ) -> dict[str, Any]:
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     page, next_cursor = await service.list_page(
         session,
         principal.account_id,
@@ -144,7 +145,7 @@ async def conversation_messages(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     conversation = await service.get(session, principal.account_id, conversation_id)
     rows, next_cursor = await service.messages_page(session, conversation, limit, cursor)
     return {
@@ -211,7 +212,9 @@ def _number(raw: str, region: str) -> str:
     try:
         return phones.normalize(raw, region)
     except phones.InvalidPhoneNumber as exc:
-        raise bad_request(f"phoneNumber: {exc}", "invalid_phone_number", "phoneNumber") from exc
+        raise bad_request(
+            t("phoneNumber: {exc}", exc=exc), "invalid_phone_number", "phoneNumber"
+        ) from exc
 
 
 @router.post("/api/opt-outs", status_code=201)
@@ -227,7 +230,9 @@ async def remove_opt_out(
 ) -> dict[str, Any]:
     number = _number(phone_number, principal.region)
     if not await service.remove_opt_out(session, principal.account_id, number):
-        raise bad_request(f"{number} is not on the opt-out list", "not_found", "phoneNumber")
+        raise bad_request(
+            t("{number} is not on the opt-out list", number=number), "not_found", "phoneNumber"
+        )
     return {"phoneNumber": number, "optedOut": False}
 
 

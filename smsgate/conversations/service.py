@@ -16,6 +16,7 @@ from smsgate.config import Settings
 from smsgate.conversations.models import Conversation, OptOut
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id, new_id
 from smsgate.messages import states
 from smsgate.messages.models import messages_table, recipients_table
@@ -604,7 +605,7 @@ async def list_opt_outs(
     session: AsyncSession, account_id: str, limit: int, cursor: str | None
 ) -> tuple[list[OptOut], str | None]:
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     query = of_account(select(OptOut), OptOut, account_id)
     if cursor:
         query = query.where(OptOut.id < cursor)

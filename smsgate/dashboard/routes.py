@@ -30,9 +30,10 @@ from smsgate.dashboard.i18n import COOKIE, LANGUAGES, language, translator
 from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.errors import ApiError, bad_request, describe_validation_error
-from smsgate.kit import clock, phones
+from smsgate.errors import ApiError, bad_request, describe_validation_error, with_field
+from smsgate.kit import clock, i18n, phones
 from smsgate.kit.crypto import derive_key, equal
+from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import api_router
 from smsgate.messages import attachments, states
@@ -49,12 +50,13 @@ router = api_router(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def _sentence(exc: ValidationError | ApiError) -> str:
-    """What a form shows for a refused input: the same words as the API's error."""
+def _sentence(exc: ValidationError | ApiError) -> str | Text:
+    """What a form shows for a refused input: the same words as the API's error (rendered in
+    the page's language by `_page`)."""
     if isinstance(exc, ApiError):
         return exc.message
     field, text = describe_validation_error(exc.errors()[0])
-    return f"{field}: {text}" if field else text
+    return with_field(field, text) if field else text
 
 
 def _page(
@@ -65,6 +67,8 @@ def _page(
     **context: Any,
 ) -> HTMLResponse:
     lang = language(request)
+    # an error or notice from the catalog, in the page's language
+    context = {k: i18n.render(v, lang) if isinstance(v, Text) else v for k, v in context.items()}
     if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
         public_url = request.app.state.settings.public_url
         context["reach"] = devices.phone_reachability(public_url)
@@ -171,7 +175,7 @@ Poster = Annotated[Principal, Depends(_poster)]
 
 def _check_csrf(principal: Principal, csrf: str) -> None:
     if not principal.csrf_token or not equal(csrf, principal.csrf_token):
-        raise ApiError(403, "this form expired; reload the page and try again", "csrf_failed")
+        raise ApiError(403, t("this form expired; reload the page and try again"), "csrf_failed")
 
 
 @router.get("/")
@@ -247,7 +251,7 @@ async def auth_form(
     try:
         if mode == "signup":
             if not settings.signup_enabled:
-                raise ApiError(403, "sign-up is disabled on this server", "signup_disabled")
+                raise ApiError(403, t("sign-up is disabled on this server"), "signup_disabled")
             account = await accounts.create_account(
                 session,
                 email=email,
@@ -469,7 +473,7 @@ def _local_time(value: str, offset_minutes: str) -> str:
         zone = timezone(timedelta(minutes=minutes))
     except ValueError as exc:
         raise bad_request(
-            "scheduleAt: use a date and time like 2026-11-28T09:30", field="scheduleAt"
+            t("scheduleAt: use a date and time like 2026-11-28T09:30"), field="scheduleAt"
         ) from exc
     return at.replace(tzinfo=zone).isoformat()
 
@@ -664,7 +668,7 @@ async def _conversations_page(
     session: DbSession,
     principal: Principal,
     conversation_id: str | None,
-    error: str | None = None,
+    error: str | Text | None = None,
 ) -> HTMLResponse:
     query = request.query_params.get("q")
     current = None
@@ -738,7 +742,7 @@ async def _webhooks_page(
     session: DbSession,
     principal: Principal,
     secret: str | None = None,
-    error: str | None = None,
+    error: str | Text | None = None,
     given: dict[str, Any] | None = None,
     warning: str | None = None,
 ) -> HTMLResponse:
@@ -855,7 +859,7 @@ async def webhook_action(
         await session.delete(hook)
         await session.flush()
     else:
-        raise ApiError(404, "no such action", "not_found")
+        raise ApiError(404, t("no such action"), "not_found")
     return await _webhooks_page(request, session, principal, secret=secret)
 
 
@@ -899,7 +903,7 @@ async def _device_page(
     principal: Principal,
     device_id: str,
     notice: str | None = None,
-    error: str | None = None,
+    error: str | Text | None = None,
     pairing: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     device = await devices.get_device(session, principal.account_id, device_id)

@@ -10,20 +10,21 @@ from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import logs
+from smsgate.kit.i18n import Text, t
 from smsgate.storage.db import DbSession
 
 
-def unauthorized(message: str) -> ApiError:
+def unauthorized(message: str | Text) -> ApiError:
     return ApiError(401, message, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
 async def current_device(request: Request, session: DbSession) -> Device:
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("send the device token as Authorization: Bearer <token>")
+        raise unauthorized(t("send the device token as Authorization: Bearer <token>"))
     device = await devices.device_by_token(session, token.strip())
     if device is None:
-        raise unauthorized("unknown or revoked device token; register the device again")
+        raise unauthorized(t("unknown or revoked device token; register the device again"))
     await devices.mark_seen(session, device)
     logs.account_id.set(device.account_id)
     logs.device_id.set(device.id)

@@ -21,6 +21,7 @@ from smsgate.devices.models import Device, DeviceLog, LoginCode
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, safe_http
 from smsgate.kit.crypto import decrypt, encrypt, opaque_token, token_hash
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks.events import NewEvent, emit
@@ -237,7 +238,10 @@ def apply_declared(
 def _declared_channels(value: object) -> list[str]:
     if not isinstance(value, list) or not value or any(c not in PHONE_CHANNELS for c in value):
         raise bad_request(
-            f"channels: a list of the channels this phone carries, of {', '.join(PHONE_CHANNELS)}",
+            t(
+                "channels: a list of the channels this phone carries, of {value}",
+                value=", ".join(PHONE_CHANNELS),
+            ),
             field="channels",
         )
     return sorted(set(value), key=PHONE_CHANNELS.index)
@@ -295,7 +299,7 @@ async def pair(
         await throttle.failed(session, rules)
         raise ApiError(
             401,
-            "this pairing token or code is unknown, used or expired",
+            t("this pairing token or code is unknown, used or expired"),
             "unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
             keep_changes=True,
@@ -467,9 +471,11 @@ async def list_logs(
 ) -> tuple[list[DeviceLog], str | None]:
     await get_device(session, account_id, device_id)
     if level is not None and level not in LOG_LEVELS:
-        raise bad_request(f"level: must be one of {', '.join(LOG_LEVELS)}", field="level")
+        raise bad_request(
+            t("level: must be one of {value}", value=", ".join(LOG_LEVELS)), field="level"
+        )
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     query = of_account(select(DeviceLog), DeviceLog, account_id).where(
         DeviceLog.device_id == device_id
     )
@@ -649,7 +655,9 @@ def require_pairable(device: Device) -> None:
     if device.type != "android" and device.provider != "web":
         raise ApiError(
             409,
-            "only Android phones and web WhatsApp lines are paired; a cloud line uses its "
-            "Cloud API credentials",
+            t(
+                "only Android phones and web WhatsApp lines are paired; a cloud line uses its "
+                "Cloud API credentials"
+            ),
             "wrong_device_type",
         )

@@ -7,6 +7,8 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import overload
 
+from smsgate.kit.i18n import t
+
 _offset = timedelta(0)
 
 
@@ -70,7 +72,9 @@ def zoned_filter(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise bad_request(f"{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field)
+        raise bad_request(
+            t("{field}: needs a time zone, such as 2026-01-01T00:00:00Z", field=field), field=field
+        )
     return as_utc(value)
 
 

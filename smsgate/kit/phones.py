@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from smsgate.kit.i18n import t
+
 MAX_INPUT_LENGTH = 32
 _LEGACY_MX = re.compile(r"\+521\d{10}")
 
@@ -26,7 +28,7 @@ def normalize(raw: str, region: str) -> str:
     """
     text = raw.strip()
     if not text or len(text) > MAX_INPUT_LENGTH:
-        raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number')
+        raise InvalidPhoneNumber(t('"{raw}" is not a valid phone number', raw=raw))
     # +521 and ten digits is never valid as written (Mexican numbers have ten digits since
     # 2019), so check the number without the '1' first: one parse instead of two
     if _LEGACY_MX.fullmatch(text):
@@ -36,7 +38,7 @@ def normalize(raw: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number') from exc
+        raise InvalidPhoneNumber(t('"{raw}" is not a valid phone number', raw=raw)) from exc
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if (kind := phonenumbers.number_type(parsed)) != _UNKNOWN:
         return _keep(e164, parsed, kind)
@@ -44,7 +46,7 @@ def normalize(raw: str, region: str) -> str:
         without_one = phonenumbers.parse("+52" + e164[4:], None)
         if (kind := phonenumbers.number_type(without_one)) != _UNKNOWN:
             return _keep(e164, without_one, kind)
-    raise InvalidPhoneNumber(f'"{raw}" is not a valid phone number')
+    raise InvalidPhoneNumber(t('"{raw}" is not a valid phone number', raw=raw))
 
 
 # A number is valid exactly when libphonenumber finds it a type (is_valid_number is that same

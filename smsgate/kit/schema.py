@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from smsgate.errors import UNSTORABLE, ApiError
+from smsgate.kit.i18n import Text, t
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -22,7 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
+def _unstorable_at(value: Any, path: str) -> tuple[str, Text] | None:
     """The path (as error messages name fields: `phoneNumbers[1]`) of the first string holding
     unstorable text, and what it holds; None when there is none."""
     if isinstance(value, str):
@@ -44,10 +45,13 @@ def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _what(char: str) -> str:
+def _what(char: str) -> Text:
     if char == "\x00":
-        return "contains the NUL character (\\u0000), which cannot be stored"
-    return f"contains a lone UTF-16 surrogate (\\u{ord(char):04x}), which is not a character"
+        return t("contains the NUL character (\\u0000), which cannot be stored")
+    return t(
+        "contains a lone UTF-16 surrogate (\\u{code}), which is not a character",
+        code=f"{ord(char):04x}",
+    )
 
 
 def parse_json(raw: bytes) -> Any:
@@ -56,9 +60,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except RecursionError as exc:
-        raise ApiError(400, "request body nests too deeply", "validation_error") from exc
+        raise ApiError(400, t("request body nests too deeply"), "validation_error") from exc
     except ValueError as exc:
-        raise ApiError(400, "request body is not valid JSON", "validation_error") from exc
+        raise ApiError(400, t("request body is not valid JSON"), "validation_error") from exc
 
 
 class Input(BaseModel):

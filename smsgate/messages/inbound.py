@@ -15,6 +15,7 @@ from smsgate.conversations import service as conversations
 from smsgate.devices.models import Device
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import new_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
@@ -195,14 +196,17 @@ async def from_agent(
     """POST /api/mobile/v1/inbox from our own agents (simulator, bridges)."""
     field = f"messages[{index}]"
     if not isinstance(item, Mapping):
-        raise bad_request(f"{field}: must be an object", field=field)
+        raise bad_request(t("{field}: must be an object", field=field), field=field)
     sender = item.get("phoneNumber")
     if not isinstance(sender, str) or not sender.strip():
-        raise bad_request(f"{field}.phoneNumber: is required", field=f"{field}.phoneNumber")
+        raise bad_request(
+            t("{field}.phoneNumber: is required", field=field), field=f"{field}.phoneNumber"
+        )
     kind = item.get("type", "sms")
     if kind not in ("sms", "data", "mms", "whatsapp"):
         raise bad_request(
-            f"{field}.type: must be sms, data, mms or whatsapp", field=f"{field}.type"
+            t("{field}.type: must be sms, data, mms or whatsapp", field=field),
+            field=f"{field}.type",
         )
     content = item.get("message")
     source = item.get("id") or new_id()
@@ -242,7 +246,14 @@ def _number_in(item: Mapping[str, Any], key: str, low: int, high: int, field: st
     number = _whole(value, low, high)
     if value is not None and number is None:
         raise bad_request(
-            f"{field}.{key}: must be a whole number from {low} to {high}", field=f"{field}.{key}"
+            t(
+                "{field}.{key}: must be a whole number from {low} to {high}",
+                field=field,
+                key=key,
+                low=low,
+                high=high,
+            ),
+            field=f"{field}.{key}",
         )
     return number
 

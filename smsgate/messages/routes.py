@@ -13,6 +13,7 @@ from smsgate.accounts.auth import ReadMessagesScope, SendScope, authorize
 from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import (
     JSONResponse,
@@ -68,13 +69,21 @@ async def list_messages(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     if direction is not None and direction not in ("in", "out"):
-        raise bad_request(f'direction: must be "in" or "out", not "{direction}"', field="direction")
+        raise bad_request(
+            t('direction: must be "in" or "out", not "{direction}"', direction=direction),
+            field="direction",
+        )
     if state is not None and state not in states.ALL:
         raise bad_request(
-            f'state: must be one of {", ".join(states.ALL)}, not "{state}"', field="state"
+            t(
+                'state: must be one of {value}, not "{state}"',
+                value=", ".join(states.ALL),
+                state=state,
+            ),
+            field="state",
         )
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     if device_id is not None:
         await get_device(session, principal.account_id, device_id)
     number = None
@@ -82,7 +91,9 @@ async def list_messages(
         try:
             number = phones.normalize(phone_number, principal.region)
         except phones.InvalidPhoneNumber as exc:
-            raise bad_request(f"phoneNumber: {exc}", "invalid_phone_number", "phoneNumber") from exc
+            raise bad_request(
+                t("phoneNumber: {exc}", exc=exc), "invalid_phone_number", "phoneNumber"
+            ) from exc
     filters = service.MessageFilter(
         direction=direction,
         state=state,

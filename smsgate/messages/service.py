@@ -20,6 +20,7 @@ from smsgate.devices import service as devices
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, safe_http
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
@@ -39,16 +40,20 @@ async def _check_carrier(database: Database, account_id: str, request: SendReque
     if await devices.can_carry(database, account_id, channel, device_id):
         return
     if channel == "whatsapp":
-        needs = "add a WhatsApp line first (POST /api/devices/whatsapp)"
+        needs = t("add a WhatsApp line first (POST /api/devices/whatsapp)")
     else:
-        needs = (
+        needs = t(
             "the Android app (every released version) sends SMS and data SMS only; pair a "
             "phone whose app declares MMS, or send the text and a link by SMS"
         )
-    who = f"device {device_id} cannot" if device_id else "no device of this account can"
+    who = (
+        t("device {device_id} cannot", device_id=device_id)
+        if device_id
+        else t("no device of this account can")
+    )
     raise ApiError(
         422,
-        f"channel: {who} send {channel} messages; {needs}",
+        t("channel: {who} send {channel} messages; {needs}", who=who, channel=channel, needs=needs),
         "channel_unavailable",
         extra={"field": "channel"},
     )
@@ -74,7 +79,7 @@ async def _fetch_media(
             except safe_http.FetchFailed as exc:
                 raise ApiError(
                     422,
-                    f"mediaUrls[{index}]: {url[:200]} {exc}",
+                    t("mediaUrls[{index}]: {value} {exc}", index=index, value=url[:200], exc=exc),
                     "media_unavailable",
                     extra={"field": f"mediaUrls[{index}]"},
                 ) from exc
@@ -98,9 +103,15 @@ async def _check_storage(
     if used + wanted > plan.storage_bytes:
         raise ApiError(
             402,
-            f"plan {plan.name} keeps {plan.storage_mb} MB of files and this account keeps "
-            f"{used / attachments.MIB:.1f} MB; this MMS's {wanted / attachments.MIB:.1f} MB do "
-            "not fit: delete old messages or change plan",
+            t(
+                "plan {plan_name} keeps {storage_mb} MB of files and this account keeps "
+                "{value:.1f} MB; this MMS's {value2:.1f} MB do not fit: delete old messages or "
+                "change plan",
+                plan_name=plan.name,
+                storage_mb=plan.storage_mb,
+                value=used / attachments.MIB,
+                value2=wanted / attachments.MIB,
+            ),
             "storage_quota",
             extra={"limitMb": plan.storage_mb, "usedBytes": used},
         )
@@ -109,10 +120,17 @@ async def _check_storage(
 def _check_line(device_type: str, device_id: str, channel: str) -> None:
     """WhatsApp goes only to WhatsApp lines, everything else only to Android phones."""
     if (channel == "whatsapp") != (device_type == "whatsapp"):
-        what = "a WhatsApp line" if device_type == "whatsapp" else "an Android phone"
-        needs = "a WhatsApp line" if channel == "whatsapp" else "an Android phone"
+        line, phone = t("a WhatsApp line"), t("an Android phone")
+        what = line if device_type == "whatsapp" else phone
+        needs = line if channel == "whatsapp" else phone
         raise bad_request(
-            f"deviceId: {device_id} is {what}; {channel} messages need {needs}",
+            t(
+                "deviceId: {device_id} is {what}; {channel} messages need {needs}",
+                device_id=device_id,
+                what=what,
+                channel=channel,
+                needs=needs,
+            ),
             "wrong_device_type",
             "deviceId",
         )
@@ -149,8 +167,12 @@ async def store_message(
     if request.channel not in plan.channels:
         raise ApiError(
             402,
-            f"plan {plan.name} does not include {request.channel} messages; "
-            f"it includes {', '.join(plan.channels)}",
+            t(
+                "plan {plan_name} does not include {channel} messages; it includes {value}",
+                plan_name=plan.name,
+                channel=request.channel,
+                value=", ".join(plan.channels),
+            ),
             "channel_not_in_plan",
         )
     prepared = prepare_message(
@@ -194,8 +216,12 @@ async def store_message(
     if not stored.created and stored.row["request_hash"] != prepared.message["request_hash"]:
         raise ApiError(
             409,
-            f'externalId "{request.external_id}" was already used for a different message '
-            f"({stored.row['id']}); use a new externalId or repeat the original request exactly",
+            t(
+                'externalId "{external_id}" was already used for a different message ({id}); use '
+                "a new externalId or repeat the original request exactly",
+                external_id=request.external_id,
+                id=stored.row["id"],
+            ),
             "idempotency_conflict",
             extra={"messageId": stored.row["id"]},
         )
@@ -316,7 +342,7 @@ async def cancel_message(
     if requested is None:
         raise ApiError(
             409,
-            f"this message can no longer be cancelled: it is {row['state']}",
+            t("this message can no longer be cancelled: it is {state}", state=row["state"]),
             "not_cancellable",
         )
     return await get_message(session, account_id, message_id), str(requested)

@@ -29,6 +29,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
 from smsgate.kit.crypto import equal
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
@@ -67,7 +68,7 @@ def _hub(request: Request) -> Hub:
 async def register(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", "validation_error")
+        raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
     credential = credential.strip()
     agent = request.headers.get("user-agent")
@@ -97,11 +98,13 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
         result = await devices.add_registered_device(session, account.id, body, agent, settings)
     else:
         raise unauthorized(
-            "registration needs the pairing token (Private Token), a pairing or login code, or "
-            "the account's email and password"
+            t(
+                "registration needs the pairing token (Private Token), a pairing or login code, "
+                "or the account's email and password"
+            )
         )
     if result is None:
-        raise unauthorized("this pairing token or code is unknown, used or expired")
+        raise unauthorized(t("this pairing token or code is unknown, used or expired"))
     device, token = result
     account = await accounts.get_account(session, device.account_id)
     await session.flush()
@@ -112,10 +115,10 @@ def _basic(credential: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(credential, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise unauthorized("malformed Basic credentials") from exc
+        raise unauthorized(t("malformed Basic credentials")) from exc
     email, sep, password = decoded.partition(":")
     if not sep:
-        raise unauthorized("malformed Basic credentials")
+        raise unauthorized(t("malformed Basic credentials"))
     return email, password
 
 
@@ -123,9 +126,9 @@ def _basic(credential: str) -> tuple[str, str]:
 async def update_device(request: Request, device: MobileDevice) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", "validation_error")
+        raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     if body.get("id") not in (None, device.id):
-        raise ApiError(403, "this token belongs to another device", "forbidden")
+        raise ApiError(403, t("this token belongs to another device"), "forbidden")
     devices.apply_declared(device, body, request.headers.get("user-agent"), registering=False)
     return Response(status_code=204)
 
@@ -152,7 +155,7 @@ async def pull_messages(
 ) -> JSONResponse:
     order = order.lower()
     if order not in ("lifo", "fifo"):
-        raise ApiError(400, 'order: must be "lifo" or "fifo"', "validation_error")
+        raise ApiError(400, t('order: must be "lifo" or "fifo"'), "validation_error")
     return JSONResponse(await dispatch.pull(session, device, order))
 
 
@@ -230,19 +233,19 @@ async def ingest(
     raw = await request.body()
     device = await session.get(Device, device_id) if device_id else None
     if device is None or device.token_hash is None:
-        raise ApiError(404, "device not found", "not_found")
+        raise ApiError(404, t("device not found"), "not_found")
     stamp = request.headers.get("x-timestamp", "")
     given = request.headers.get("x-signature", "")
     key = devices.signing_key(device, settings).encode()
     expected = hmac.new(key, raw + stamp.encode(), hashlib.sha256).hexdigest()
     if not key or not hmac.compare_digest(expected, given.lower()):
-        raise ApiError(401, "bad X-Signature for this device", "bad_signature")
+        raise ApiError(401, t("bad X-Signature for this device"), "bad_signature")
     try:
         skew = abs(time.time() - int(stamp))
     except ValueError as exc:
-        raise ApiError(401, "X-Timestamp must be Unix seconds", "bad_signature") from exc
+        raise ApiError(401, t("X-Timestamp must be Unix seconds"), "bad_signature") from exc
     if skew > SIGNATURE_TOLERANCE_SECONDS:
-        raise ApiError(401, "X-Timestamp is too far from now", "bad_signature")
+        raise ApiError(401, t("X-Timestamp is too far from now"), "bad_signature")
     envelope = parse_json(raw)
     await devices.mark_seen(session, device)
     if isinstance(envelope, dict):
@@ -261,7 +264,7 @@ async def post_inbox(
     body = await json_body(request)
     items = body.get("messages") if isinstance(body, dict) else body
     if not isinstance(items, list):
-        raise ApiError(400, "messages: must be a list", "validation_error")
+        raise ApiError(400, t("messages: must be a list"), "validation_error")
     ids = [
         await inbound.from_agent(session, device, item, index, settings)
         for index, item in enumerate(items)
@@ -291,7 +294,7 @@ async def post_logs(request: Request, device: MobileDevice, session: DbSession) 
 async def login_code(request: Request, session: DbSession, settings: AppSettings) -> dict[str, Any]:
     scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "basic":
-        raise unauthorized("send the account's email and password as Basic credentials")
+        raise unauthorized(t("send the account's email and password as Basic credentials"))
     email, password = _basic(credential.strip())
     account = await accounts.login(
         session, email=email, password=password, client=_client(request), settings=settings
@@ -306,10 +309,10 @@ async def change_password(
 ) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", "validation_error")
+        raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     current, new = body.get("currentPassword"), body.get("newPassword")
     if not isinstance(current, str) or not isinstance(new, str):
-        raise ApiError(400, "currentPassword and newPassword are required", "validation_error")
+        raise ApiError(400, t("currentPassword and newPassword are required"), "validation_error")
     account = await accounts.get_account(session, device.account_id)
     try:
         await accounts.change_password(session, account, current, new, None, settings)

@@ -35,6 +35,7 @@ from smsgate.config import Settings
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock
 from smsgate.kit.crypto import decrypt, encrypt
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin
 from smsgate.storage.db import rollback
@@ -66,8 +67,13 @@ def key_of(request: Request) -> str | None:
         return None
     if not key or len(key) > MAX_LENGTH or not _FORMAT.fullmatch(key):
         raise bad_request(
-            f"{HEADER}: must be 1 to {MAX_LENGTH} visible ASCII characters (no spaces), "
-            f"such as a UUID; got {len(key)} characters",
+            t(
+                "{header}: must be 1 to {max_length} visible ASCII characters (no spaces), such "
+                "as a UUID; got {count} characters",
+                header=HEADER,
+                max_length=MAX_LENGTH,
+                count=len(key),
+            ),
             "invalid_idempotency_key",
             HEADER,
         )
@@ -99,8 +105,12 @@ async def replay(
     if record.fingerprint != print_:
         raise ApiError(
             409,
-            f'{HEADER} "{key}" was already used for a different request; use a new key, or '
-            "repeat the original request exactly",
+            t(
+                '{header} "{key}" was already used for a different request; use a new key, or '
+                "repeat the original request exactly",
+                header=HEADER,
+                key=key,
+            ),
             "idempotency_conflict",
         )
     return Response(
@@ -146,7 +156,13 @@ async def remember(
         earlier = await replay(session, account_id, key, print_, settings)
         if earlier is None:  # the other request's record is gone already: let the client retry
             raise ApiError(
-                409, f'{HEADER} "{key}" is in use by a concurrent request; retry', "conflict"
+                409,
+                t(
+                    '{header} "{key}" is in use by a concurrent request; retry',
+                    header=HEADER,
+                    key=key,
+                ),
+                "conflict",
             ) from None
         return earlier
     return answer

@@ -13,6 +13,7 @@ from pydantic.config import JsonDict
 from smsgate.accounts.auth import AppSettings, WebhooksScope
 from smsgate.errors import bad_request
 from smsgate.kit import clock
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
 from smsgate.storage import idempotency
@@ -219,7 +220,7 @@ async def replay(
     for name, value in (("since", since), ("until", until)):
         if value.tzinfo is None:
             raise bad_request(
-                f"{name}: needs a time zone, such as 2026-01-01T00:00:00Z", field=name
+                t("{name}: needs a time zone, such as 2026-01-01T00:00:00Z", name=name), field=name
             )
     count = await service.replay(session, hook, clock.as_utc(since), clock.as_utc(until))
     return {"queued": count}

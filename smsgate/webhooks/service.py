@@ -14,6 +14,7 @@ from smsgate.devices.service import get_device
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, safe_http
 from smsgate.kit.crypto import decrypt, encrypt
+from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id, new_id
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks import signing
@@ -31,10 +32,10 @@ MAX_REPLAY = 10_000
 async def check_url(url: str, settings: Settings, field: str = "url") -> str:
     url = url.strip()
     if len(url) > 2048:
-        raise bad_request(f"{field}: at most 2048 characters", "invalid_url", field)
+        raise bad_request(t("{field}: at most 2048 characters", field=field), "invalid_url", field)
     if any(ord(c) < 0x21 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in url):
         raise bad_request(
-            f"{field}: holds a space or a control character; percent-encode it",
+            t("{field}: holds a space or a control character; percent-encode it", field=field),
             "invalid_url",
             field,
         )
@@ -47,17 +48,25 @@ async def check_url(url: str, settings: Settings, field: str = "url") -> str:
             else "; a self-hosted server reaches its own network once its operator sets "
             "SMSGATE_WEBHOOKS_ALLOW_PRIVATE=true"
         )
-        raise bad_request(f'{field}: "{url[:200]}" {exc}{hint}', "invalid_url", field) from exc
+        raise bad_request(
+            t('{field}: "{value}" {exc}{hint}', field=field, value=url[:200], exc=exc, hint=hint),
+            "invalid_url",
+            field,
+        ) from exc
     return url
 
 
 def check_events(events: list[str]) -> list[str]:
     if not events:
-        raise bad_request("events: give at least one event", "invalid_event", "events")
+        raise bad_request(t("events: give at least one event"), "invalid_event", "events")
     for index, name in enumerate(events):
         if name not in CATALOG:
             raise bad_request(
-                f'events[{index}]: unknown event "{name}"; see GET /api/webhooks/events',
+                t(
+                    'events[{index}]: unknown event "{name}"; see GET /api/webhooks/events',
+                    index=index,
+                    name=name,
+                ),
                 "invalid_event",
                 f"events[{index}]",
             )
@@ -67,7 +76,12 @@ def check_events(events: list[str]) -> list[str]:
 def check_format(fmt: str) -> str:
     if fmt not in signing.FORMATS:
         raise bad_request(
-            f'format: must be one of {", ".join(signing.FORMATS)}, not "{fmt}"', field="format"
+            t(
+                'format: must be one of {value}, not "{fmt}"',
+                value=", ".join(signing.FORMATS),
+                fmt=fmt,
+            ),
+            field="format",
         )
     return fmt
 
@@ -110,7 +124,7 @@ async def change(
     creation. Re-enabling clears the failure count; disabling records that the owner did."""
     if "url" in given:
         if given["url"] is None:
-            raise bad_request("url: cannot be null", field="url")
+            raise bad_request(t("url: cannot be null"), field="url")
         hook.url = await check_url(given["url"], settings)
     if "events" in given:
         hook.events = check_events(given["events"] or [])
@@ -158,7 +172,11 @@ async def rotate(
 ) -> str:
     if not 0 <= overlap_seconds <= MAX_OVERLAP_SECONDS:
         raise bad_request(
-            f"overlapSeconds: must be between 0 and {MAX_OVERLAP_SECONDS}", field="overlapSeconds"
+            t(
+                "overlapSeconds: must be between 0 and {max_overlap_seconds}",
+                max_overlap_seconds=MAX_OVERLAP_SECONDS,
+            ),
+            field="overlapSeconds",
         )
     secret = signing.new_secret()
     if overlap_seconds:
@@ -177,9 +195,11 @@ async def deliveries(
     session: AsyncSession, hook: Webhook, status: str | None, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Delivery, Event, list[DeliveryAttempt]]], str | None]:
     if status is not None and status not in DELIVERY_STATUSES:
-        raise bad_request(f"status: must be one of {', '.join(DELIVERY_STATUSES)}", field="status")
+        raise bad_request(
+            t("status: must be one of {value}", value=", ".join(DELIVERY_STATUSES)), field="status"
+        )
     if cursor is not None and not is_id(cursor):
-        raise bad_request("cursor: is not a cursor this API returned", field="cursor")
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
     query = (
         select(Delivery, Event)
         .join(Event, Event.id == Delivery.event_id)
@@ -261,7 +281,7 @@ async def test(session: AsyncSession, hook: Webhook) -> str:
 async def replay(session: AsyncSession, hook: Webhook, since: datetime, until: datetime) -> int:
     """Deliver again, once, every event of the range this webhook subscribes to."""
     if until <= since:
-        raise bad_request("until: must be after since", field="until")
+        raise bad_request(t("until: must be after since"), field="until")
     query = (
         of_account(select(Event.id, Event.type, Event.device_id), Event, hook.account_id)
         .where(Event.created_at >= since, Event.created_at < until, Event.type.in_(hook.events))
@@ -275,7 +295,8 @@ async def replay(session: AsyncSession, hook: Webhook, since: datetime, until: d
     ]
     if len(found) > MAX_REPLAY:
         raise bad_request(
-            f"the range holds more than {MAX_REPLAY} events; narrow it", field="since"
+            t("the range holds more than {max_replay} events; narrow it", max_replay=MAX_REPLAY),
+            field="since",
         )
     now = clock.now()
     if found:

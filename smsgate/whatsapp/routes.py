@@ -14,6 +14,7 @@ from smsgate.devices.auth import DeviceAuth
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import equal
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json, storable
 from smsgate.messages import dispatch
@@ -47,7 +48,7 @@ async def qr(
     """The QR code a web line's bridge is showing, to scan from WhatsApp > Linked devices."""
     device = await devices.get_device(session, principal.account_id, device_id)
     if device.provider != "web":
-        raise ApiError(409, "only web WhatsApp lines are linked by QR code", "wrong_device_type")
+        raise ApiError(409, t("only web WhatsApp lines are linked by QR code"), "wrong_device_type")
     link = device.link or {}
     code = devices.link_qr(device)
     if code is None:
@@ -59,7 +60,7 @@ async def qr(
             if state == "connected"
             else f"the session is {state}; the bridge shows a new QR code when it restarts"
         )
-        raise ApiError(404, f"no QR code to show: {hint}", "qr_not_available")
+        raise ApiError(404, t("no QR code to show: {hint}", hint=hint), "qr_not_available")
     svg = devices.qr_svg(code)
     if format == "svg":
         return Response(svg, media_type="image/svg+xml")
@@ -72,7 +73,7 @@ async def qr(
 async def _cloud_line(session: DbSession, device_id: str) -> Device:
     device = await session.get(Device, device_id) if device_id else None
     if device is None or device.provider != "cloud":
-        raise ApiError(404, "no WhatsApp cloud line has this id", "not_found")
+        raise ApiError(404, t("no WhatsApp cloud line has this id"), "not_found")
     return device
 
 
@@ -85,9 +86,9 @@ async def verify_webhook(
     query = request.query_params
     expected = service.credentials(device, settings).verify_token
     if query.get("hub.mode") != "subscribe" or not expected:
-        raise ApiError(403, "not a subscription request for this line", "forbidden")
+        raise ApiError(403, t("not a subscription request for this line"), "forbidden")
     if not equal(query.get("hub.verify_token", ""), expected):
-        raise ApiError(403, "hub.verify_token is not this line's verifyToken", "forbidden")
+        raise ApiError(403, t("hub.verify_token is not this line's verifyToken"), "forbidden")
     return query.get("hub.challenge", "")
 
 
@@ -101,11 +102,11 @@ async def receive_webhook(
     secret = service.credentials(device, settings).app_secret
     if not cloud.signature_ok(secret, raw, request.headers.get("x-hub-signature-256")):
         raise ApiError(
-            401, "X-Hub-Signature-256 does not match this line's appSecret", "bad_signature"
+            401, t("X-Hub-Signature-256 does not match this line's appSecret"), "bad_signature"
         )
     payload = parse_json(raw)
     if not isinstance(payload, dict):
-        raise ApiError(400, "request body must be a JSON object", "validation_error")
+        raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     files: list[service.PendingMedia] = []
     counts = await service.receive_cloud_webhook(session, device, payload, settings, files)
     if files:  # fetched after the answer (Meta wants it fast), once the messages are committed
@@ -122,7 +123,7 @@ async def bridge_session(request: Request, device: DeviceAuth, session: DbSessio
     (`pairing` with the QR text, `connected`, `disconnected`, `logged_out`)."""
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", "validation_error")
+        raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     out = await service.report_session(
         session, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
     )
@@ -141,7 +142,7 @@ async def bridge_statuses(
     (`[{"providerMessageId", "state": "Delivered" | "Failed", "error"?}]`)."""
     body = await json_body(request)
     if not isinstance(body, list):
-        raise ApiError(400, "request body must be a list of statuses", "validation_error")
+        raise ApiError(400, t("request body must be a list of statuses"), "validation_error")
     applied = 0
     for item in body[:500]:
         provider_id = item.get("providerMessageId") if isinstance(item, dict) else None

@@ -21,6 +21,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.crypto import decrypt, encrypt
+from smsgate.kit.i18n import t
 from smsgate.kit.schema import Input
 from smsgate.messages import attachments, dispatch, inbound
 from smsgate.messages.models import messages_table, recipients_table
@@ -57,7 +58,7 @@ def credentials(device: Device, settings: Settings) -> cloud.Credentials:
 def set_credentials(device: Device, patch: CloudCredentials, settings: Settings) -> None:
     if device.provider != "cloud":
         raise bad_request(
-            "only cloud lines have Cloud API credentials; a web line is paired by QR code",
+            t("only cloud lines have Cloud API credentials; a web line is paired by QR code"),
             "wrong_device_type",
         )
     current = credentials(device, settings)
@@ -98,7 +99,7 @@ async def create_line(
     else:
         if body.model_dump(exclude_none=True).keys() - {"name", "provider"}:
             raise bad_request(
-                "a web line takes no Cloud API credentials; it is linked by scanning a QR code",
+                t("a web line takes no Cloud API credentials; it is linked by scanning a QR code"),
                 field="provider",
             )
         device.link = {"state": "pairing", "qr": None, "at": clock.iso(clock.now())}
@@ -142,11 +143,13 @@ async def report_session(
 
     connected -> online (device:online); disconnected / logged_out -> offline (device:offline)."""
     if device.type != "whatsapp" or device.provider != "web":
-        raise ApiError(409, "only web WhatsApp lines report a session", "wrong_device_type")
+        raise ApiError(409, t("only web WhatsApp lines report a session"), "wrong_device_type")
     if state not in SESSION_STATES:
-        raise bad_request(f"state: must be one of {', '.join(SESSION_STATES)}", field="state")
+        raise bad_request(
+            t("state: must be one of {value}", value=", ".join(SESSION_STATES)), field="state"
+        )
     if qr is not None and (not isinstance(qr, str) or len(qr) > 4096):
-        raise bad_request("qr: must be the QR code's text, at most 4096 characters", field="qr")
+        raise bad_request(t("qr: must be the QR code's text, at most 4096 characters"), field="qr")
     before = (device.link or {}).get("state")
     link: dict[str, Any] = {"state": state, "qr": qr if state == "pairing" else None}
     if isinstance(phone, str) and phone:

@@ -89,7 +89,7 @@ async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
         forged = await browser.post("/dashboard/keys", data={"name": "x", "csrf": "forged"})
         assert forged.status_code == 403
         assert forged.headers["content-type"].startswith("text/html")
-        assert "this form expired" in forged.text
+        assert "este formulario caducó" in forged.text  # the dashboard speaks Spanish first
         keys = await browser.get("/dashboard/keys")
         assert "<td>x</td>" not in keys.text  # the forged form created no key
 
@@ -118,7 +118,7 @@ async def test_every_dashboard_form_refuses_a_forged_or_missing_csrf(app) -> Non
             for form in ({"csrf": "forged", "name": "x"}, {"name": "x"}):
                 answer = await browser.post(url, data=form)
                 assert answer.status_code == 403, (path, form, answer.status_code)
-                assert "this form expired" in answer.text, path
+                assert "este formulario caducó" in answer.text, path
 
 
 async def test_wrong_password_shows_a_sentence(app) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from smsgate.billing.usage import Quota
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones, segments
+from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import new_id
 from smsgate.messages import states
 from smsgate.messages.models import history_row
@@ -59,7 +60,8 @@ def _recipients(request: SendRequest, region: str, validate: bool = True) -> lis
         if request.is_encrypted:
             if not raw or len(raw) > 512:
                 raise bad_request(
-                    f"{field}: an encrypted number must be 1 to 512 characters", field=field
+                    t("{field}: an encrypted number must be 1 to 512 characters", field=field),
+                    field=field,
                 )
             number = raw
         else:
@@ -68,7 +70,9 @@ def _recipients(request: SendRequest, region: str, validate: bool = True) -> lis
             except phones.InvalidPhoneNumber as exc:
                 kept = "".join(ch for ch in raw if ch.isdigit() or ch in "+*#")
                 if validate or not kept:
-                    raise bad_request(f"{field}: {exc}", "invalid_phone_number", field) from exc
+                    raise bad_request(
+                        t("{field}: {exc}", field=field, exc=exc), "invalid_phone_number", field
+                    ) from exc
                 number = kept  # as the phone itself would dial it
         # one subscriber once, as first written (+52 1 55… and +52 55… are one person)
         seen.setdefault(phones.subscriber(number), number)
@@ -80,53 +84,73 @@ def _check_content(request: SendRequest) -> tuple[str | None, int | None]:
     channel, text = request.channel, request.message
     if request.media_urls is not None and channel not in ("mms", "whatsapp"):
         raise bad_request(
-            f'mediaUrls: only the "mms" and "whatsapp" channels carry media, not "{channel}"',
+            t(
+                'mediaUrls: only the "mms" and "whatsapp" channels carry media, not "{channel}"',
+                channel=channel,
+            ),
             field="mediaUrls",
         )
     if request.template is not None and channel != "whatsapp":
         raise bad_request(
-            f'template: only "whatsapp" messages use templates, not "{channel}"', field="template"
+            t('template: only "whatsapp" messages use templates, not "{channel}"', channel=channel),
+            field="template",
         )
     if request.port is not None and channel != "data":
-        raise bad_request('port: only "data" messages have a port', field="port")
+        raise bad_request(t('port: only "data" messages have a port'), field="port")
     if channel == "data":
         if not text:
             raise bad_request(
-                "message: a data message needs its payload in base64", field="message"
+                t("message: a data message needs its payload in base64"), field="message"
             )
         if not request.is_encrypted:
             try:
                 payload = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise bad_request("message: is not valid base64", field="message") from exc
+                raise bad_request(t("message: is not valid base64"), field="message") from exc
             if not 1 <= len(payload) <= MAX_DATA_BYTES:
                 raise bad_request(
-                    f"message: a data message carries 1 to {MAX_DATA_BYTES} bytes, "
-                    f"this one {len(payload)}",
+                    t(
+                        "message: a data message carries 1 to {max_data_bytes} bytes, this one "
+                        "{count}",
+                        max_data_bytes=MAX_DATA_BYTES,
+                        count=len(payload),
+                    ),
                     field="message",
                 )
         return text, request.port or DEFAULT_DATA_PORT
     if channel == "whatsapp" and (request.template is not None or request.media_urls):
         _check_whatsapp_extras(request)
     elif channel == "mms":
-        _check_media_urls(request.media_urls, "an mms message")
+        _check_media_urls(request.media_urls, t("an mms message"))
     elif text is None or not text.strip():
-        raise bad_request(f"message: is required for {channel} messages", field="message")
+        raise bad_request(
+            t("message: is required for {channel} messages", channel=channel), field="message"
+        )
     if text is not None:
         limit = MAX_ENCRYPTED_LENGTH if request.is_encrypted else MAX_TEXT_LENGTH[channel]
         if len(text) > limit:
             raise bad_request(
-                f"message: at most {limit} characters for {channel}, this one has {len(text)}",
+                t(
+                    "message: at most {limit} characters for {channel}, this one has {count}",
+                    limit=limit,
+                    channel=channel,
+                    count=len(text),
+                ),
                 field="message",
             )
     return text, None
 
 
-def _check_media_urls(urls: list[str] | None, what: str) -> None:
+def _check_media_urls(urls: list[str] | None, what: Text) -> None:
     if not urls:
-        raise bad_request(f"mediaUrls: {what} needs at least one media URL", field="mediaUrls")
+        raise bad_request(
+            t("mediaUrls: {what} needs at least one media URL", what=what), field="mediaUrls"
+        )
     if len(urls) > MAX_MEDIA_URLS:
-        raise bad_request(f"mediaUrls: at most {MAX_MEDIA_URLS} URLs", field="mediaUrls")
+        raise bad_request(
+            t("mediaUrls: at most {max_media_urls} URLs", max_media_urls=MAX_MEDIA_URLS),
+            field="mediaUrls",
+        )
     for index, url in enumerate(urls):
         _check_media_url(url, f"mediaUrls[{index}]")
 
@@ -137,16 +161,22 @@ def _check_whatsapp_extras(request: SendRequest) -> None:
     if request.template is not None:
         if request.media_urls or request.message:
             raise bad_request(
-                "template: a template message carries its content in the template; "
-                "leave out message and mediaUrls (put values in template.components)",
+                t(
+                    "template: a template message carries its content in the template; leave out "
+                    "message and mediaUrls (put values in template.components)"
+                ),
                 field="template",
             )
         return
-    _check_media_urls(request.media_urls, "a media message")
+    _check_media_urls(request.media_urls, t("a media message"))
     if request.message is not None and len(request.message) > MAX_CAPTION_LENGTH:
         raise bad_request(
-            f"message: a media caption has at most {MAX_CAPTION_LENGTH} characters, "
-            f"this one has {len(request.message)}",
+            t(
+                "message: a media caption has at most {max_caption_length} characters, this one "
+                "has {count}",
+                max_caption_length=MAX_CAPTION_LENGTH,
+                count=len(request.message),
+            ),
             field="message",
         )
 
@@ -154,26 +184,36 @@ def _check_whatsapp_extras(request: SendRequest) -> None:
 def _check_media_url(url: str, field: str) -> None:
     parts = urlsplit(url)
     if len(url) > MAX_URL_LENGTH or parts.scheme != "https" or not parts.hostname:
-        raise bad_request(f'{field}: "{url[:100]}" is not an https URL', field=field)
+        raise bad_request(
+            t('{field}: "{value}" is not an https URL', field=field, value=url[:100]), field=field
+        )
 
 
 def _valid_until(request: SendRequest, now: datetime) -> datetime | None:
     if request.ttl is not None and request.valid_until is not None:
         raise bad_request(
-            "ttl and validUntil cannot be used together; send one of them", field="ttl"
+            t("ttl and validUntil cannot be used together; send one of them"), field="ttl"
         )
     if request.ttl is not None:
         if request.ttl > MAX_TTL_SECONDS:
-            raise bad_request(f"ttl: at most {MAX_TTL_SECONDS} seconds (30 days)", field="ttl")
+            raise bad_request(
+                t(
+                    "ttl: at most {max_ttl_seconds} seconds (30 days)",
+                    max_ttl_seconds=MAX_TTL_SECONDS,
+                ),
+                field="ttl",
+            )
         return now + timedelta(seconds=request.ttl)
     if request.valid_until is not None:
         if request.valid_until.tzinfo is None:
             raise bad_request(
-                "validUntil: needs a time zone, such as 2026-01-01T00:00:00Z", field="validUntil"
+                t("validUntil: needs a time zone, such as 2026-01-01T00:00:00Z"), field="validUntil"
             )
         value = clock.as_utc(request.valid_until)
         if value <= now:
-            raise bad_request(f"validUntil: {clock.iso(value)} is in the past", field="validUntil")
+            raise bad_request(
+                t("validUntil: {value} is in the past", value=clock.iso(value)), field="validUntil"
+            )
         return value.replace(microsecond=value.microsecond // 1000 * 1000)
     return None
 
@@ -187,18 +227,25 @@ def _schedule_at(
         return None
     if request.schedule_at.tzinfo is None:
         raise bad_request(
-            "scheduleAt: needs a time zone, such as 2026-01-01T09:00:00-06:00", field="scheduleAt"
+            t("scheduleAt: needs a time zone, such as 2026-01-01T09:00:00-06:00"),
+            field="scheduleAt",
         )
     value = clock.as_utc(request.schedule_at)
     value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     if value <= now:
-        raise bad_request(f"scheduleAt: {clock.iso(value)} is in the past", field="scheduleAt")
+        raise bad_request(
+            t("scheduleAt: {value} is in the past", value=clock.iso(value)), field="scheduleAt"
+        )
     if value > now + MAX_SCHEDULE_AHEAD:
-        raise bad_request("scheduleAt: at most a year ahead", field="scheduleAt")
+        raise bad_request(t("scheduleAt: at most a year ahead"), field="scheduleAt")
     if valid_until is not None and value >= valid_until:
         raise bad_request(
-            f"scheduleAt: {clock.iso(value)} is not before the message expires "
-            f"({clock.iso(valid_until)}); schedule it earlier or let it live longer",
+            t(
+                "scheduleAt: {value} is not before the message expires ({value2}); schedule it "
+                "earlier or let it live longer",
+                value=clock.iso(value),
+                value2=clock.iso(valid_until),
+            ),
             field="scheduleAt",
         )
     return value
