@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import Field
@@ -23,12 +24,50 @@ OPT_OUT_BYPASS_EXPEDITED = "optOutBypassExpedited"
 # a message a phone took and never reported on goes to another phone of the account
 REROUTE_STALLED = "rerouteStalled"
 ALLOWED_COUNTRIES = "allowedCountries"
+# the account's time zone (IANA name): every time the dashboard shows, and its day, is in it
+TIME_ZONE = "timeZone"
+# a new account's zone, from its region (the capital's); elsewhere UTC until the owner picks one
+DEFAULT_ZONES = {
+    "MX": "America/Mexico_City",
+    "GT": "America/Guatemala",
+    "SV": "America/El_Salvador",
+    "HN": "America/Tegucigalpa",
+    "NI": "America/Managua",
+    "CR": "America/Costa_Rica",
+    "PA": "America/Panama",
+    "CO": "America/Bogota",
+    "PE": "America/Lima",
+    "EC": "America/Guayaquil",
+    "VE": "America/Caracas",
+    "BO": "America/La_Paz",
+    "CL": "America/Santiago",
+    "AR": "America/Argentina/Buenos_Aires",
+    "UY": "America/Montevideo",
+    "PY": "America/Asuncion",
+    "DO": "America/Santo_Domingo",
+    "ES": "Europe/Madrid",
+}
 
 
 class AccountSettingsPatch(Input):
     opt_out_bypass_expedited: bool | None = None
     reroute_stalled: bool | None = None
     allowed_countries: list[str] | None = Field(default=None, max_length=250)
+    time_zone: str | None = Field(default=None, max_length=64)
+
+
+def time_zone_of(account: Account) -> str:
+    """The account's time zone: its choice, or its region's."""
+    chosen = (account.settings or {}).get(TIME_ZONE)
+    return str(chosen) if chosen else DEFAULT_ZONES.get(account.region, "UTC")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo of a stored name (UTC for one this machine no longer knows)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def settings_out(account: Account) -> dict[str, Any]:
@@ -37,6 +76,7 @@ def settings_out(account: Account) -> dict[str, Any]:
         OPT_OUT_BYPASS_EXPEDITED: bool(stored.get(OPT_OUT_BYPASS_EXPEDITED)),
         ALLOWED_COUNTRIES: stored.get(ALLOWED_COUNTRIES) or [account.region],
         REROUTE_STALLED: bool(stored.get(REROUTE_STALLED)),
+        TIME_ZONE: time_zone_of(account),
     }
 
 
@@ -68,6 +108,19 @@ async def change_settings(
                 t("allowedCountries: give at least one country"), field="allowedCountries"
             )
         current[ALLOWED_COUNTRIES] = sorted(set(chosen))
+    if body.time_zone is not None:
+        name = body.time_zone.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise bad_request(
+                t(
+                    'timeZone: "{zone}" is not an IANA time zone, such as America/Mexico_City',
+                    zone=name,
+                ),
+                field="timeZone",
+            ) from None
+        current[TIME_ZONE] = name
     account.settings = current
     await session.flush()
     forget = partial(cache.forget_account, account.id)

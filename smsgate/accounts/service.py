@@ -11,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.accounts import cache, passwords, scopes, throttle, tokens
+from smsgate.accounts import cache, passwords, preferences, scopes, throttle, tokens
 from smsgate.accounts.models import (
     Account,
     ApiKey,
@@ -51,6 +51,7 @@ class Principal:
     plan: str = ""
     anchor: datetime | None = None  # the account's creation: its billing periods start then
     countries: frozenset[str] = frozenset()  # where it may send; empty: its own region
+    time_zone: str = "UTC"  # the account's (IANA name): the dashboard's times are in it
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -579,6 +580,7 @@ async def principal_from_password(
         plan=account.plan,
         anchor=account.created_at,
         countries=_countries(account),
+        time_zone=preferences.time_zone_of(account),
     )
 
 
@@ -604,6 +606,7 @@ async def principal_from_key(session: AsyncSession, raw: str) -> Principal:
         plan=account.plan,
         anchor=account.created_at,
         countries=_countries(account),
+        time_zone=preferences.time_zone_of(account),
     )
 
 
@@ -633,6 +636,7 @@ async def principal_from_access_token(
         plan=account.plan,
         anchor=account.created_at,
         countries=_countries(account),
+        time_zone=preferences.time_zone_of(account),
     )
 
 
@@ -654,4 +658,5 @@ async def principal_from_session(session: AsyncSession, raw: str) -> Principal |
         plan=account.plan,
         anchor=account.created_at,
         countries=_countries(account),
+        time_zone=preferences.time_zone_of(account),
     )

@@ -6,10 +6,13 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from smsgate.accounts import scopes
+from smsgate.accounts import preferences, scopes
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, rate_limit, set_session_cookie
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
@@ -50,6 +53,23 @@ router = api_router(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+def when(value: str | datetime | None, part: str = "full", *, zone: ZoneInfo, lang: str) -> str:
+    """A stored time (ISO text or datetime, UTC) as the account reads it: in its time zone,
+    in the page language's date order, labelled with the zone's abbreviation (16:57 CST).
+    `part`: "full", "date" or "time". "—" for none."""
+    if not value:
+        return "—"
+    at = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(zone)
+    day = local.strftime("%d/%m/%Y" if lang == "es" else "%Y-%m-%d")
+    if part == "date":
+        return day
+    clock_time = f"{local:%H:%M} {local.tzname()}"
+    return clock_time if part == "time" else f"{day} {clock_time}"
+
+
 def _sentence(exc: ValidationError | ApiError) -> str | Text:
     """What a form shows for a refused input: the same words as the API's error (rendered in
     the page's language by `_page`)."""
@@ -79,9 +99,8 @@ def _page(
         request,
         name,
         {
-            "lang": lang,
+            **_words(lang, principal),
             "switch": switch,
-            "t": translator(lang),
             "account": principal,
             "csrf": principal.csrf_token if principal else "",
             **context,
@@ -109,12 +128,23 @@ def _protect(response: Response) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
-def _fragment(request: Request, name: str, final: bool = False, **context: Any) -> HTMLResponse:
+def _words(lang: str, principal: Principal | None) -> dict[str, Any]:
+    """What every template reads: the words, and `when` (times in the account's zone)."""
+    zone_name = principal.time_zone if principal else "UTC"
+    return {
+        "lang": lang,
+        "t": translator(lang),
+        "when": partial(when, zone=preferences.zone(zone_name), lang=lang),
+        "zone": zone_name,
+    }
+
+
+def _fragment(
+    request: Request, principal: Principal, name: str, final: bool = False, **context: Any
+) -> HTMLResponse:
     """A piece of a page for app.js to swap in (data-live); `final` stops the refreshing."""
     lang = language(request)
-    response = templates.TemplateResponse(
-        request, name, {"lang": lang, "t": translator(lang), **context}
-    )
+    response = templates.TemplateResponse(request, name, {**_words(lang, principal), **context})
     _protect(response)
     if final:
         response.headers["X-Live-Final"] = "1"
@@ -300,7 +330,9 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         for status in ("online", "offline", "pending")
     }
     m = messages_table
-    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    # "today" is the account's day, from its midnight
+    local = clock.now().astimezone(preferences.zone(principal.time_zone))
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
     today: dict[str, int] = dict(
         (
             await session.execute(
@@ -354,7 +386,9 @@ async def device_rows(request: Request, session: ReadSession) -> Response:
     """The devices table's rows, refreshed by the page every few seconds (live status)."""
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
-    return _fragment(request, "_device_rows.html", devices=[devices.device_out(d) for d in found])
+    return _fragment(
+        request, principal, "_device_rows.html", devices=[devices.device_out(d) for d in found]
+    )
 
 
 @router.post("/dashboard/devices")
@@ -415,7 +449,6 @@ async def send_form(
     priority: Annotated[str, Form()] = "0",
     ttl: Annotated[str, Form()] = "",
     schedule: Annotated[str, Form(max_length=40)] = "",
-    utc_offset: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
@@ -432,7 +465,7 @@ async def send_form(
         if ttl.strip():
             fields["ttl"] = int(ttl) if ttl.strip().isdigit() else ttl
         if schedule.strip():
-            fields["scheduleAt"] = _local_time(schedule.strip(), utc_offset.strip())
+            fields["scheduleAt"] = _local_time(schedule.strip(), principal.time_zone)
         body = SendRequest.model_validate(fields)
         await session.commit()  # the send path uses its own transactions
         result, created = await messages.queue_message(
@@ -464,18 +497,18 @@ async def send_form(
     )
 
 
-def _local_time(value: str, offset_minutes: str) -> str:
-    """A datetime-local field's value (2026-11-28T09:30) at the browser's UTC offset in minutes
-    (none without JavaScript: UTC), as an ISO time with its zone."""
+def _local_time(value: str, zone_name: str) -> str:
+    """A datetime-local field's value (2026-11-28T09:30) in the account's time zone, as an ISO
+    time with its offset."""
     try:
         at = datetime.fromisoformat(value)
-        minutes = int(offset_minutes) if offset_minutes else 0
-        zone = timezone(timedelta(minutes=minutes))
+        if at.tzinfo is not None:
+            raise ValueError("a local time, without a zone")
     except ValueError as exc:
         raise bad_request(
             t("scheduleAt: use a date and time like 2026-11-28T09:30"), field="scheduleAt"
         ) from exc
-    return at.replace(tzinfo=zone).isoformat()
+    return at.replace(tzinfo=preferences.zone(zone_name)).isoformat()
 
 
 def _day(value: str, field: str, end: bool = False) -> datetime | None:
@@ -547,6 +580,7 @@ async def message_recipients(message_id: str, request: Request, session: ReadSes
     message = await messages.get_message(session, principal.account_id, message_id)
     return _fragment(
         request,
+        principal,
         "_recipients.html",
         final=message["state"] in states.FINAL,
         message=message,
@@ -633,7 +667,7 @@ async def thread_fragment(conversation_id: str, request: Request, session: ReadS
     """The open thread's messages, refreshed by the page: new replies and states appear."""
     principal = await _viewer(request, session)
     _, thread = await _thread(request, session, principal, conversation_id)
-    return _fragment(request, "_thread.html", thread=thread)
+    return _fragment(request, principal, "_thread.html", thread=thread)
 
 
 async def _threads(request: Request, session: DbSession, principal: Principal) -> list[Any]:
@@ -657,6 +691,7 @@ async def threads_fragment(request: Request, session: ReadSession) -> Response:
     current = request.query_params.get("current")
     return _fragment(
         request,
+        principal,
         "_threads.html",
         threads=await _threads(request, session, principal),
         current={"id": current} if current else None,
@@ -1064,6 +1099,7 @@ def _account_page(request: Request, principal: Principal, account: Any, **shown:
         title="Account",
         email=account.email,
         prefs=settings_out(account),
+        zones=sorted({*preferences.DEFAULT_ZONES.values(), "UTC"}),
         **shown,
     )
 
@@ -1075,13 +1111,23 @@ async def account_settings_form(
     session: DbSession,
     reroute_stalled: Annotated[str | None, Form(alias="rerouteStalled", max_length=8)] = None,
     bypass: Annotated[str | None, Form(alias="optOutBypassExpedited", max_length=8)] = None,
+    time_zone: Annotated[str | None, Form(alias="timeZone", max_length=64)] = None,
 ) -> Response:
-    """The account's sending preferences (unchecked boxes are not sent: off)."""
+    """The account's preferences (unchecked boxes are not sent: off)."""
     account = await accounts.get_account(session, principal.account_id)
     chosen = AccountSettingsPatch.model_validate(
-        {"rerouteStalled": reroute_stalled is not None, "optOutBypassExpedited": bypass is not None}
+        {
+            "rerouteStalled": reroute_stalled is not None,
+            "optOutBypassExpedited": bypass is not None,
+            "timeZone": time_zone,
+        }
     )
-    await change_settings(session, account, chosen)
+    try:
+        await change_settings(session, account, chosen)
+    except ApiError as exc:  # refused before anything changed
+        return _account_page(request, principal, account, error=exc.message)
+    # this page already shows the new zone (the credential cache forgets the old after commit)
+    principal = replace(principal, time_zone=preferences.time_zone_of(account))
     return _account_page(request, principal, account, notice=translator(language(request))["saved"])
 
 

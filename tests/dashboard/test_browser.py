@@ -54,7 +54,9 @@ async def page() -> AsyncIterator[Any]:
         context = await browser.new_context(
             viewport={"width": 1200, "height": 800},
             locale="es-MX",
-            timezone_id="America/Mexico_City",  # UTC-6 all year: the schedule field reads it
+            # far from the account's zone (America/Mexico_City): the pages and the schedule field
+            # follow the account, not the computer they are read on
+            timezone_id="Asia/Tokyo",
         )
         tab = await context.new_page()
         try:
@@ -135,7 +137,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         assert await page.evaluate("() => window.__xss === undefined")
         assert await page.get_by_text("<script>window.__xss = 1</script>").count() >= 1
 
-        # a scheduled send, typed in the browser's own time (Mexico City, UTC-6)
+        # a scheduled send, typed in the account's time (Mexico City, UTC-6, from its region)
         await page.goto(f"{base}/dashboard/send")
         local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, second=0, microsecond=0)
         await page.fill("#numbers", CUSTOMER)
@@ -147,6 +149,9 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         stored = await page.request.get(f"{base}/api/v1/messages/{scheduled.group(1)}")
         utc = local + timedelta(hours=6)
         assert (await stored.json())["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
+        # and the page shows it back in that time, labelled
+        await page.goto(f"{base}/dashboard/messages/{scheduled.group(1)}")
+        assert f"{local:%Y-%m-%d %H:%M} CST" in await page.content()
 
         # the customer answers; the answer is in Conversations; reply from the chat
         await client.inbox([{"phoneNumber": CUSTOMER, "message": "Gracias, ¿a qué hora?"}])

@@ -415,35 +415,71 @@ async def test_the_send_form_takes_channel_priority_and_ttl(app) -> None:
         assert "Last 30 days" in overview.text and 'role="img"' in overview.text
 
 
-async def test_the_send_form_schedules_at_the_browser_s_local_time(app) -> None:
+async def test_times_are_the_account_s_own_and_the_schedule_is_read_in_them(app) -> None:
+    """A Mexican account's dashboard shows every time in America/Mexico_City (labelled CST),
+    reads a scheduled send's time in it, and follows the owner's choice of another zone."""
     from datetime import timedelta
 
     from smsgate.kit import clock
 
     async with new_client(app) as browser:
         user = await _signed_up(browser, "schedule")
+        prefs = (await browser.get("/api/account/settings", headers=user.auth)).json()
+        assert prefs["timeZone"] == "America/Mexico_City"  # from the account's region
         page = await browser.get("/dashboard/send")
-        assert 'type="datetime-local"' in page.text and "data-utc-offset" in page.text
-        # what the page's script sends from Mexico City: the local time and UTC-6 in minutes
+        assert 'type="datetime-local"' in page.text and "(America/Mexico_City)" in page.text
         local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, second=0, microsecond=0)
         form = {"csrf": user.csrf, "numbers": "+5215512345678", "message": "mañana"}
         sent = await browser.post(
             "/dashboard/send",
-            data={**form, "schedule": local.strftime("%Y-%m-%dT%H:%M"), "utc_offset": "-360"},
+            data={**form, "schedule": local.strftime("%Y-%m-%dT%H:%M")},
             follow_redirects=True,
         )
         message_id = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", sent.text).group(1)
         stored = (await browser.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
-        utc = local + timedelta(hours=6)
-        assert stored["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
-        # the pages say when it will go
+        utc = local + timedelta(hours=6)  # Mexico City: UTC-6 all year since 2022
+        assert stored["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")  # the API: UTC
         shown = await browser.get(f"/dashboard/messages/{message_id}")
-        assert "Scheduled for" in shown.text and stored["scheduleAt"] in shown.text
+        assert "Scheduled for" in shown.text
+        assert f"{local:%Y-%m-%d %H:%M} CST" in shown.text
         listed = await browser.get("/dashboard/messages")
-        assert f"Scheduled for {utc.strftime('%Y-%m-%d %H:%M')} UTC" in listed.text
+        assert f"Scheduled for {local:%Y-%m-%d %H:%M} CST" in listed.text
+        spanish = await browser.get("/dashboard/messages?lang=es")
+        assert f"{local:%d/%m/%Y %H:%M} CST" in spanish.text  # the date as Mexico writes it
+        await browser.get("/dashboard?lang=en")
         for bad in ({"schedule": "mañana"}, {"schedule": "2020-01-01T09:00"}):
             refused = await browser.post("/dashboard/send", data={**form, **bad})
             assert 'role="alert"' in refused.text and "scheduleAt" in refused.text, bad
+        # the owner moves the account to Bogotá (UTC-5): the same send shows an hour later
+        moved = await browser.post(
+            "/dashboard/account/settings",
+            data={"csrf": user.csrf, "timeZone": "America/Bogota"},
+        )
+        assert moved.status_code == 200 and 'role="status"' in moved.text
+        shown = await browser.get(f"/dashboard/messages/{message_id}")
+        assert f"{local + timedelta(hours=1):%Y-%m-%d %H:%M} -05" in shown.text
+        wrong = await browser.post(
+            "/dashboard/account/settings",
+            data={"csrf": user.csrf, "timeZone": "Mars/Olympus"},
+        )
+        assert 'role="alert"' in wrong.text and "Mars/Olympus" in wrong.text
+        kept = (await browser.get("/api/account/settings", headers=user.auth)).json()
+        assert kept["timeZone"] == "America/Bogota"
+
+
+async def test_the_time_zone_setting_in_the_api(make_user) -> None:
+    user = await make_user()
+    refused = await user.client.patch(
+        "/api/account/settings",
+        json={"timeZone": "Mars/Olympus"},
+        headers={**user.auth, "Accept-Language": "es-MX"},
+    )
+    assert refused.status_code == 400 and refused.json()["field"] == "timeZone"
+    assert "no es una zona horaria IANA" in refused.json()["error"]
+    changed = await user.client.patch(
+        "/api/account/settings", json={"timeZone": "America/Tijuana"}, headers=user.auth
+    )
+    assert changed.status_code == 200 and changed.json()["timeZone"] == "America/Tijuana"
 
 
 PYTHON_REPRS = re.compile(r"built-in method|object at 0x|<function |<bound method ")

@@ -3,7 +3,6 @@
 //  - data-live="URL" data-every="S": the element's content is reloaded from URL every S seconds
 //    (an HTML fragment); the server answers "X-Live-Final: 1" when nothing will change any more
 //  - data-copy="SELECTOR": a button that copies the text of SELECTOR to the clipboard
-//  - data-utc-offset="SELECTOR": a hidden input given the browser's UTC offset on submit
 (function () {
   "use strict";
   var GSM = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡" +
@@ -71,21 +70,7 @@
     });
   }
 
-  // data-utc-offset="SELECTOR" on a hidden input: on submit, the browser's UTC offset (minutes)
-  // at the local time in SELECTOR (a datetime-local input), so the server reads it as meant
-  function offsets() {
-    document.querySelectorAll("input[data-utc-offset]").forEach(function (hidden) {
-      var form = hidden.form;
-      var source = document.querySelector(hidden.getAttribute("data-utc-offset"));
-      if (!form || !source) { return; }
-      form.addEventListener("submit", function () {
-        var at = source.value ? new Date(source.value) : new Date();
-        hidden.value = String(-at.getTimezoneOffset());
-      });
-    });
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
-    counters(); live(); copies(); offsets();
+    counters(); live(); copies();
   });
 })();
