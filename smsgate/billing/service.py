@@ -17,7 +17,7 @@ from smsgate.kit import clock
 from smsgate.kit.i18n import t
 from smsgate.webhooks.models import Webhook
 
-LABELS = {"devices": "devices", "webhooks": "webhooks", "api_keys": "API keys"}
+LABELS = {"devices": t("devices"), "webhooks": t("webhooks"), "api_keys": t("API keys")}
 
 
 async def _counts(session: AsyncSession, account_id: str) -> dict[str, int]:

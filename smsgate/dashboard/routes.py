@@ -29,7 +29,7 @@ from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
-from smsgate.dashboard.i18n import COOKIE, LANGUAGES, language, translator
+from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translator
 from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
@@ -128,12 +128,26 @@ def _protect(response: Response) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
+def say(words: Words, kind: str, value: str | None) -> str:
+    """A stored value (a state, an error code, a channel, a log level) in the page's words:
+    its catalog entry `kind_value`, or the value itself (a phone's own error text)."""
+    if not value:
+        return ""
+    try:
+        return words[f"{kind}_{value}"]
+    except KeyError:
+        return value
+
+
 def _words(lang: str, principal: Principal | None) -> dict[str, Any]:
-    """What every template reads: the words, and `when` (times in the account's zone)."""
+    """What every template reads: the words, `say` (stored values in words) and `when` (times
+    in the account's zone)."""
     zone_name = principal.time_zone if principal else "UTC"
+    words = translator(lang)
     return {
         "lang": lang,
-        "t": translator(lang),
+        "t": words,
+        "say": partial(say, words),
         "when": partial(when, zone=preferences.zone(zone_name), lang=lang),
         "zone": zone_name,
     }
@@ -907,10 +921,11 @@ async def billing_page(request: Request, session: ReadSession, settings: AppSett
     )
     limits, usage = summary["plan"]["limits"], summary["usage"]
     bars = [
+        # each bar named by its word (t.messages …)
         ("messages", usage["messages"], limits["messagesPerPeriod"]),
         ("devices", usage["devices"], limits["devices"]),
         ("webhooks", usage["webhooks"], limits["webhooks"]),
-        ("API keys", usage["apiKeys"], limits["apiKeys"]),
+        ("keys", usage["apiKeys"], limits["apiKeys"]),
     ]
     return _page(
         request,

@@ -1,0 +1,74 @@
+"""The dashboard in Spanish, entirely: every page of a Mexican account that has sent,
+received, failed, logged and delivered, read in Spanish, holds none of the UI's English words
+(the catalog's English for each of them), nor an English state, level or channel."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from smsgate.kit import i18n
+from tests.factories import pair_phone, send, signup
+
+
+def _english_words() -> set[str]:
+    """The UI's English texts that read differently in Spanish: a page in Spanish shows none."""
+    english, spanish = i18n.named_words("en"), i18n.named_words("es")
+    found = set()
+    for name, text in english.items():
+        if text in spanish[name] or len(text) < 4 or "{" in text:
+            # a word both languages write alike (SMS, WhatsApp), a name the Spanish quotes
+            # (Meta's "Access token"), or a fragment
+            continue
+        found.add(text)
+    return found
+
+
+def _visible_text(page: str) -> str:
+    """A page's words: not its scripts, nor the identifiers it shows as code (an event's
+    name, sms:delivered, is the API's, in every language)."""
+    page = re.sub(r"(?s)<(script|style|code)\b.*?</\1>", " ", page)
+    page = re.sub(r"(?s)<[^>]+>", " ", page)  # attributes (values, ids) are not read
+    return html.unescape(page)
+
+
+async def test_every_page_in_spanish_holds_no_english(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user, name="Mostrador")
+    sent = (await send(user, phoneNumbers=["+5215511112222"], message="Su cita")).json()
+    await phone.pull()
+    await phone.report(sent["id"], "Delivered", [("+5215511112222", "Delivered", None)])
+    failed = (await send(user, phoneNumbers=["+5215533334444"], message="Recordatorio")).json()
+    await phone.pull()
+    await phone.report(failed["id"], "Failed", [("+5215533334444", "Failed", "sin señal")])
+    await phone.inbox([{"phoneNumber": "+5215511112222", "message": "Gracias", "id": "g1"}])
+    await phone.inbox([{"phoneNumber": "+5215599990000", "message": "BAJA", "id": "b1"}])
+    opted = (await send(user, phoneNumbers=["+5215599990000"], message="Promo")).json()
+    threads = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
+    pages = [
+        "/dashboard",
+        "/dashboard/devices",
+        f"/dashboard/devices/{phone.device_id}",
+        "/dashboard/send",
+        "/dashboard/messages",
+        *(f"/dashboard/messages/{m['id']}" for m in (sent, failed, opted)),
+        "/dashboard/conversations",
+        f"/dashboard/conversations/{threads[0]['id']}",
+        "/dashboard/keys",
+        "/dashboard/webhooks",
+        "/dashboard/billing",
+        "/dashboard/account",
+    ]
+    english = _english_words()
+    assert len(english) > 80
+    states = re.compile(r"\b(processing|delivered|failed|received|opted_out|info|warn)\b")
+    for path in pages:
+        answer = await user.client.get(path, params={"lang": "es"})
+        assert answer.status_code == 200, (path, answer.status_code)
+        text = _visible_text(answer.text)
+        left = sorted(word for word in english if re.search(rf"\b{re.escape(word)}\b", text))
+        assert not left, f"{path} shows English: {left}"
+        assert not states.search(text), f"{path}: {states.search(text)}"
+    # the words a failure is told in: its state in Spanish, the phone's own reason as it came
+    shown = _visible_text((await user.client.get(f"/dashboard/messages/{failed['id']}")).text)
+    assert "fallido" in shown and "sin señal" in shown
