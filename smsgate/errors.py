@@ -33,8 +33,11 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
         keep_changes: bool = False,
+        for_people: Text | None = None,
     ) -> None:
         super().__init__(str(message))
+        # the same error told to someone on the dashboard, where an API path means nothing
+        self.for_people = for_people
         self.keep_changes = keep_changes
         self.status = status
         self.message = message
@@ -263,7 +266,10 @@ def _answer(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        body = error_body(exc.message, exc.code, exc.extra)
+        shown = exc.message
+        if exc.for_people is not None and request.url.path.startswith(DASHBOARD_PREFIX):
+            shown = exc.for_people
+        body = error_body(shown, exc.code, exc.extra)
         return _answer(request, body, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -54,6 +54,13 @@ def check_destinations(numbers: Iterable[str], allowed: frozenset[str]) -> None:
                 ),
                 "destination_not_allowed",
                 extra={"field": f"phoneNumbers[{index}]"},
+                for_people=t(
+                    "{number} is in {region}, a country this account does not send to "
+                    "({value}); add the country on the Account page",
+                    number=number,
+                    region=region,
+                    value=", ".join(sorted(allowed)),
+                ),
             )
         if premium:
             raise ApiError(

@@ -74,7 +74,7 @@ def _sentence(exc: ValidationError | ApiError) -> str | Text:
     """What a form shows for a refused input: the same words as the API's error (rendered in
     the page's language by `_page`)."""
     if isinstance(exc, ApiError):
-        return exc.message
+        return exc.for_people or exc.message
     field, text = describe_validation_error(exc.errors()[0])
     return with_field(field, text) if field else text
 
@@ -313,7 +313,7 @@ async def auth_form(
         if exc.keep_changes:
             await session.commit()  # a failed login still counts
         return _auth_page(
-            request, settings, mode, status=exc.status, error=exc.message, email=email
+            request, settings, mode, status=exc.status, error=_sentence(exc), email=email
         )
     raw, _ = await accounts.start_session(session, account, settings)
     response = RedirectResponse("/dashboard", status_code=303)
@@ -421,7 +421,7 @@ async def add_device(
         )
         pairing = devices.pairing_out(issued)
     except ApiError as exc:
-        error = exc.message
+        error = _sentence(exc)
     found = await devices.list_devices(session, principal.account_id)
     return _page(
         request,
@@ -847,7 +847,7 @@ async def create_webhook(
         )
     except ApiError as exc:
         given = {"url": url, "events": events}
-        return await _webhooks_page(request, session, principal, error=exc.message, given=given)
+        return await _webhooks_page(request, session, principal, error=_sentence(exc), given=given)
     # accepted (a receiver on the local network may be plain HTTP), but never silently
     plain = url.strip().lower().startswith("http://")
     warning = translator(language(request)).webhook_plain_http if plain else None
@@ -870,7 +870,7 @@ async def edit_webhook(
         await webhooks.change(session, hook, settings, given)
     except ApiError as exc:
         await session.rollback()
-        return await _webhooks_page(request, session, principal, error=exc.message)
+        return await _webhooks_page(request, session, principal, error=_sentence(exc))
     return await _webhooks_page(request, session, principal)
 
 
@@ -1140,7 +1140,7 @@ async def account_settings_form(
     try:
         await change_settings(session, account, chosen)
     except ApiError as exc:  # refused before anything changed
-        return _account_page(request, principal, account, error=exc.message)
+        return _account_page(request, principal, account, error=_sentence(exc))
     # this page already shows the new zone (the credential cache forgets the old after commit)
     principal = replace(principal, time_zone=preferences.time_zone_of(account))
     return _account_page(request, principal, account, notice=translator(language(request))["saved"])
@@ -1163,7 +1163,7 @@ async def password_form(
         )
         notice = translator(language(request))["password_changed"]
     except ApiError as exc:
-        error = exc.message
+        error = _sentence(exc)
     return _account_page(
         request, principal, account, notice=notice, error=error, status=200 if notice else 400
     )

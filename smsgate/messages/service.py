@@ -56,6 +56,13 @@ async def _check_carrier(database: Database, account_id: str, request: SendReque
         t("channel: {who} send {channel} messages; {needs}", who=who, channel=channel, needs=needs),
         "channel_unavailable",
         extra={"field": "channel"},
+        for_people=t(
+            "{who} send {channel} messages; add a WhatsApp line on the Devices page first",
+            who=who,
+            channel=channel,
+        )
+        if channel == "whatsapp"
+        else None,
     )
 
 

@@ -72,3 +72,25 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
     # the words a failure is told in: its state in Spanish, the phone's own reason as it came
     shown = _visible_text((await user.client.get(f"/dashboard/messages/{failed['id']}")).text)
     assert "fallido" in shown and "sin señal" in shown
+
+
+async def test_an_error_on_the_dashboard_names_no_api_path(app) -> None:
+    """The API's error says which call fixes it; the same refusal on the send form says which
+    page does, in the page's language."""
+    user = await signup(app)  # sends to MX and US
+    csrf = user.csrf
+    cases = [
+        ({"numbers": "+573001234567", "message": "hola"}, "Cuenta"),  # Colombia: not allowed
+        ({"numbers": "+5215511112222", "message": "hola", "channel": "whatsapp"}, "Dispositivos"),
+    ]
+    for fields, page_name in cases:
+        answer = await user.client.post(
+            "/dashboard/send", data={"csrf": csrf, **fields}, params={"lang": "es"}
+        )
+        text = _visible_text(answer.text)
+        alert = re.search(r'role="alert"[^>]*>([^<]*)<', answer.text)
+        assert alert, answer.text
+        assert "/api/" not in alert.group(1) and page_name in alert.group(1), alert.group(1)
+        assert "/api/" not in text
+    api = await send(user, phoneNumbers=["+573001234567"])
+    assert api.status_code == 422 and "PATCH /api/account/settings" in api.json()["error"]
