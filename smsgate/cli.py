@@ -18,6 +18,7 @@ from smsgate.config import Settings, get_settings
 from smsgate.errors import ApiError
 from smsgate.kit import i18n
 from smsgate.kit.clock import iso
+from smsgate.kit.i18n import Text, t
 from smsgate.kit.logs import configure as configure_logs
 from smsgate.storage import migrate as migrations
 from smsgate.storage.db import Database
@@ -54,8 +55,13 @@ def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_main())
     except ApiError as exc:
-        typer.echo(f"error: {i18n.render(exc.message, i18n.from_environment())}", err=True)
+        _say(t("error: {reason}", reason=exc.message), err=True)
         raise typer.Exit(1) from exc
+
+
+def _say(text: Text, err: bool = False) -> None:
+    """A line for the person at the terminal, in their language (LANG: es_MX.UTF-8 …)."""
+    typer.echo(i18n.render(text, i18n.from_environment()), err=err)
 
 
 @app.command()
@@ -69,7 +75,7 @@ def migrate() -> None:
     """Apply pending database migrations."""
     settings = get_settings()
     migrations.upgrade(settings)
-    typer.echo(f"database at {migrations.head_revision(settings)}")
+    _say(t("database at {revision}", revision=migrations.head_revision(settings)))
 
 
 @app.command()
@@ -108,9 +114,14 @@ def serve(
     if not no_migrate:
         migrations.upgrade(settings)
     scheme = "https" if settings.ssl_certfile else "http"
-    typer.echo(
-        f"SMSGate {__version__} on {scheme}://{settings.host}:{settings.port} "
-        f"({_db_label(settings)}); phones use {settings.public_url}/api/mobile/v1"
+    _say(
+        t(
+            "SMSGate {version} on {url} ({database}); phones use {public_url}/api/mobile/v1",
+            version=__version__,
+            url=f"{scheme}://{settings.host}:{settings.port}",
+            database=_db_label(settings),
+            public_url=settings.public_url,
+        )
     )
     uvicorn.run(
         "smsgate.app:create_app",
@@ -184,14 +195,18 @@ def accounts_set_plan(
 
         known = plans.load(settings.plans_file)
         if plan not in known:
-            raise ApiError(400, f"no plan {plan}; the plans are {', '.join(known)}", "bad_plan")
+            raise ApiError(
+                400,
+                t("no plan {plan}; the plans are {known}", plan=plan, known=", ".join(known)),
+                "bad_plan",
+            )
         found = await accounts.find_account(session, account)
         if found is None:
-            raise ApiError(404, f"no account {account}", "not_found")
+            raise ApiError(404, t("no account {account}", account=account), "not_found")
         await accounts.set_plan(session, found, plan)
 
     _run(work)
-    typer.echo(f"{account}: plan {plan}")
+    _say(t("{account}: plan {plan}", account=account, plan=plan))
 
 
 @keys_app.command("create")
@@ -207,7 +222,7 @@ def keys_create(
     async def work(session: AsyncSession, settings: Settings) -> str:
         found = await accounts.find_account(session, account)
         if found is None:
-            raise ApiError(404, f"no account {account}", "not_found")
+            raise ApiError(404, t("no account {account}", account=account), "not_found")
         created = await accounts.create_key(
             session, found.id, name, scope_names.parse(scope), settings
         )
@@ -246,7 +261,7 @@ def device_simulate(
     if not base.endswith("/api/mobile/v1"):
         base += "/api/mobile/v1"
     if count > 1 and (login is None or password is None):
-        typer.echo("error: --count above 1 needs --login and --password", err=True)
+        _say(t("error: --count above 1 needs --login and --password"), err=True)
         raise typer.Exit(1)
 
     async def main() -> None:
@@ -265,7 +280,7 @@ def device_simulate(
                     name=f"smsgate/simulator-{index + 1}",
                     channels=SIMULATOR_CHANNELS,
                 )
-            typer.echo(f"phone {index + 1}: device {registration.id}")
+            _say(t("phone {number}: device {device}", number=index + 1, device=registration.id))
             phones.append(
                 SimulatedPhone(
                     client,
@@ -313,11 +328,11 @@ def whatsapp_bridge(
             registration = await client.register(pairing_token=token, name="smsgate/whatsapp")
             token_file.write_text(registration.token)
             token_file.chmod(0o600)
-            typer.echo(f"paired: line {registration.id}")
+            _say(t("paired: line {line}", line=registration.id))
         elif token_file.exists():
             client.token = token_file.read_text().strip()
         else:
-            typer.echo("error: first start needs --token (the line's pairing token)", err=True)
+            _say(t("error: first start needs --token (the line's pairing token)"), err=True)
             raise typer.Exit(1)
         session: WebSession
         if simulate:
@@ -326,7 +341,7 @@ def whatsapp_bridge(
             try:
                 session = NeonizeSession(str(folder / "whatsapp-session.db"))
             except RuntimeError as exc:
-                typer.echo(f"error: {exc}", err=True)
+                _say(t("error: {reason}", reason=exc), err=True)
                 raise typer.Exit(1) from exc
         try:
             await Bridge(client, session).run()

@@ -101,6 +101,8 @@ def bad_request(
 THINGS = {
     "account": t("account"),
     "api key": t("api key"),
+    "API key": t("api key"),
+    "token": t("token"),
     "attachment": t("attachment"),
     "conversation": t("conversation"),
     "delivery": t("delivery"),

@@ -11,9 +11,12 @@ from smsgate.config import Settings
 from tests.factories import PASSWORD, unique_email
 
 
-def _smsgate(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def _smsgate(
+    settings: Settings, *args: str, lang: str = "C.UTF-8"
+) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES")},
+        "LANG": lang,  # the CLI speaks the terminal's language
         "SMSGATE_DATA_DIR": str(settings.data_dir),
         "SMSGATE_DATABASE_URL": settings.database_url,
         "SMSGATE_DATABASE_SCHEMA": settings.database_schema,
@@ -83,3 +86,22 @@ def test_a_new_embedded_database_is_private(tmp_path) -> None:
     files = [data / "smsgate.db", data / "secret_key", *data.glob("smsgate.db-*")]
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_cli_errors_speak_the_terminal_s_language(settings) -> None:
+    missing = _smsgate(
+        settings, "keys", "create", "--account", "nadie@example.com", lang="es_MX.UTF-8"
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: no existe la cuenta nadie@example.com"
+    weak = _smsgate(
+        settings,
+        "accounts",
+        "create",
+        "--email",
+        unique_email(),
+        "--password",
+        "x",
+        lang="es_MX.UTF-8",
+    )
+    assert "password: debe tener al menos 10 caracteres" in weak.stderr

@@ -37,7 +37,7 @@ def _marked() -> dict[str, str]:
     return found
 
 
-SAME_IN_BOTH = {"webhook", "webhooks"}
+SAME_IN_BOTH = {"webhook", "webhooks", "token", "{account}: plan {plan}", "error: {reason}"}
 
 
 def _fields_out(words: str) -> str:

@@ -164,7 +164,7 @@ async def login(
     """Check credentials; after repeated failures refuse for a growing time (429), per address
     and per account."""
     rules = login_rules(email, client, settings)
-    await throttle.check(session, rules, "logins")
+    await throttle.check(session, rules, t("logins"))
     account = (
         await session.execute(select(Account).where(Account.email == email.strip().lower()))
     ).scalar()
@@ -206,7 +206,7 @@ async def change_password(
     password counts as a failed guess at the account (a stolen session or device token must not
     search the password through here)."""
     rules = [throttle.Rule(f"account|{account.email}", *_account_limits(settings))]
-    await throttle.check(session, rules, "password checks")
+    await throttle.check(session, rules, t("password checks"))
     if not await passwords.verify_password(account.password_hash, current):
         await throttle.failed(session, rules)
         raise ApiError(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.accounts.models import LoginThrottle
 from smsgate.errors import ApiError
 from smsgate.kit import clock
+from smsgate.kit.i18n import Text, t
 
 WINDOW = timedelta(minutes=15)
 MAX_LOCKOUT = timedelta(hours=1)
@@ -30,16 +31,16 @@ class Rule:
     lockout_seconds: int  # the first lockout; each further failure doubles it
 
 
-def too_many(wait: int, what: str) -> ApiError:
+def too_many(wait: int, what: Text) -> ApiError:
     return ApiError(
         429,
-        f"too many failed {what}; try again in {wait} seconds",
+        t("too many failed {what}; try again in {wait} seconds", what=what, wait=wait),
         "too_many_attempts",
         headers={"Retry-After": str(wait)},
     )
 
 
-async def check(session: AsyncSession, rules: Iterable[Rule], what: str) -> None:
+async def check(session: AsyncSession, rules: Iterable[Rule], what: Text) -> None:
     """429 while any of the keys is locked out."""
     now = clock.now()
     waits = []

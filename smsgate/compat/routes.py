@@ -871,7 +871,8 @@ async def _apply_settings(
         )
         merged = device_settings.merged({}, patch)
     except (ValueError, ValidationError) as exc:
-        raise bad_request(f"invalid settings: {exc}".splitlines()[0]) from exc
+        reason = str(exc).splitlines()[0]
+        raise bad_request(t("invalid settings: {reason}", reason=reason)) from exc
     account.settings = {**(account.settings or {}), "deviceSettings": merged}
     hub: Hub = request.app.state.hub
     for device in _phones(await devices.list_devices(session, principal.account_id)):

@@ -290,7 +290,7 @@ async def pair(
     (`code`). Wrong ones are throttled per address and for everyone (429 with Retry-After),
     so the codes cannot be searched."""
     rules = pairing_rules(client)
-    await throttle.check(session, rules, "pairing attempts")
+    await throttle.check(session, rules, t("pairing attempts"))
     if kind == "bearer":
         result = await pair_with_token(session, credential, body, user_agent, settings)
     else:

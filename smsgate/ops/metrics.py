@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smsgate.errors import ApiError
 from smsgate.kit import clock, observe
 from smsgate.kit.crypto import equal
+from smsgate.kit.i18n import t
 from smsgate.kit.responses import api_router
 from smsgate.messages.models import messages_table
 from smsgate.notify.hub import Hub
@@ -194,7 +195,7 @@ async def metrics_endpoint(request: Request) -> Response:
     if scheme.lower() != "bearer" or not equal(given.strip(), wanted):
         raise ApiError(
             401,
-            "send the metrics token: Authorization: Bearer <SMSGATE_METRICS_TOKEN>",
+            t("send the metrics token: Authorization: Bearer <SMSGATE_METRICS_TOKEN>"),
             "unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
         )
