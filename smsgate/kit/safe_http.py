@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from smsgate.kit.i18n import t
+
 EXCERPT_BYTES = 2048
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -58,13 +60,13 @@ def check_url_shape(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an http(s) URL, or UnsafeTarget saying what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeTarget("must be an http:// or https:// URL with a host")
+        raise UnsafeTarget(t("must be an http:// or https:// URL with a host"))
     if parts.username or parts.password:
-        raise UnsafeTarget("must not carry a user name or password")
+        raise UnsafeTarget(t("must not carry a user name or password"))
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise UnsafeTarget("has an invalid port") from exc
+        raise UnsafeTarget(t("has an invalid port")) from exc
     return parts.scheme, parts.hostname, port
 
 
@@ -78,7 +80,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UnsafeTarget(f"the host {host} does not resolve") from exc
+        raise UnsafeTarget(t("the host {host} does not resolve", host=host)) from exc
     found: list[IPAddress] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
@@ -102,13 +104,16 @@ async def safe_addresses(
             raise
         addresses = []
     if not addresses and must_resolve:
-        raise UnsafeTarget(f"the host {host} does not resolve")
+        raise UnsafeTarget(t("the host {host} does not resolve", host=host))
     if not allow_private:
         for address in addresses:
             if not is_public(address):
                 raise UnsafeTarget(
-                    f"points to {address}, which is not a public address (loopback, private, "
-                    "link-local or reserved targets are refused)"
+                    t(
+                        "points to {address}, which is not a public address (loopback, private, "
+                        "link-local or reserved targets are refused)",
+                        address=address,
+                    )
                 )
     return scheme, host, port, addresses
 
@@ -162,20 +167,26 @@ async def fetch(
                 follow_redirects=False,
             ) as response:
                 if response.status_code != 200:
-                    raise FetchFailed(f"answered HTTP {response.status_code}")
+                    raise FetchFailed(
+                        t("answered HTTP {status_code}", status_code=response.status_code)
+                    )
                 data = bytearray()
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > max_bytes:
-                        raise FetchFailed(f"is larger than {max_bytes} bytes")
+                        raise FetchFailed(
+                            t("is larger than {max_bytes} bytes", max_bytes=max_bytes)
+                        )
                 kind = response.headers.get("content-type", "application/octet-stream")
                 return bytes(data), kind.split(";", 1)[0].strip() or "application/octet-stream"
     except UnsafeTarget as exc:
         raise FetchFailed(str(exc)) from exc
     except TimeoutError as exc:
-        raise FetchFailed(f"did not arrive within {time_limit:g} s") from exc
+        raise FetchFailed(
+            t("did not arrive within {time_limit:g} s", time_limit=time_limit)
+        ) from exc
     except httpx.HTTPError as exc:
-        raise FetchFailed(f"could not be fetched ({type(exc).__name__})") from exc
+        raise FetchFailed(t("could not be fetched ({name})", name=type(exc).__name__)) from exc
 
 
 def _retry_after(value: str | None) -> float | None:

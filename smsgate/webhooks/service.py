@@ -45,8 +45,10 @@ async def check_url(url: str, settings: Settings, field: str = "url") -> str:
         hint = (
             ""
             if settings.webhooks_allow_private
-            else "; a self-hosted server reaches its own network once its operator sets "
-            "SMSGATE_WEBHOOKS_ALLOW_PRIVATE=true"
+            else t(
+                "; a self-hosted server reaches its own network once its operator sets "
+                "SMSGATE_WEBHOOKS_ALLOW_PRIVATE=true"
+            )
         )
         raise bad_request(
             t('{field}: "{value}" {exc}{hint}', field=field, value=url[:200], exc=exc, hint=hint),
