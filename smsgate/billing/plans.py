@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -85,16 +85,17 @@ def get(plan_id: str, path: str = "", default: str = "free") -> Plan:
     return plans.get(default) or next(iter(plans.values()))
 
 
-def period(anchor: datetime, now: datetime) -> tuple[datetime, datetime]:
+def period(anchor: datetime, now: datetime, zone: tzinfo = UTC) -> tuple[datetime, datetime]:
     """The monthly period containing `now`, starting on the anchor's day of the month (the
-    last day in shorter months), at midnight UTC."""
-    day = anchor.day
+    last day in shorter months), at midnight in `zone` (the account's time zone)."""
+    day = anchor.astimezone(zone).day
+    now = now.astimezone(zone)
 
     def start_of(year: int, month: int) -> datetime:
         import calendar
 
         last = calendar.monthrange(year, month)[1]
-        return datetime(year, month, min(day, last), tzinfo=UTC)
+        return datetime(year, month, min(day, last), tzinfo=zone)
 
     start = start_of(now.year, now.month)
     if start > now:

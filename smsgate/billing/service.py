@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.accounts import preferences
 from smsgate.accounts.models import Account, ApiKey
 from smsgate.billing import plans, usage
 from smsgate.config import Settings
@@ -75,7 +76,9 @@ async def summary(
     account keeps (messages.attachments.stored_bytes), against the plan's storage_mb."""
     plan = plans.get(account.plan, settings.plans_file, settings.default_plan)
     now = clock.now()
-    start, end = plans.period(account.created_at, now)
+    start, end = plans.period(
+        account.created_at, now, preferences.zone(preferences.time_zone_of(account))
+    )
     metered = await usage.read_period(session, account.id, start.date().isoformat())
     counts = await _counts(session, account.id)
     by_channel = {

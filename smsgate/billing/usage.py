@@ -9,15 +9,18 @@ together pass the quota.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import String, bindparam, text
+from sqlalchemy import JSON, String, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from smsgate.accounts import preferences
 from smsgate.billing import plans
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -62,16 +65,28 @@ class Quota:
     counts: dict[str, int]
 
 
-def buckets(anchor: datetime | None, now: datetime) -> tuple[str, datetime, str]:
-    """(period start, period end, day) of `now` for an account created on `anchor`."""
-    return _buckets((anchor or now).day, now.date())
+def buckets(anchor: datetime | None, now: datetime, zone: str = "UTC") -> tuple[str, datetime, str]:
+    """(period start, period end, day) of `now` for an account created on `anchor`, whose
+    days and months are those of its time zone (an IANA name): a Mexico City account's day
+    starts at 06:00 UTC. The period end is a UTC instant."""
+    where = _zone(zone)
+    return _buckets((anchor or now).astimezone(where).day, now.astimezone(where).date(), zone)
 
 
 @lru_cache(maxsize=4096)  # every send asks; the answer changes once a day per anchor day
-def _buckets(anchor_day: int, today: date) -> tuple[str, datetime, str]:
-    midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    start, end = plans.period(datetime(2000, 1, anchor_day, tzinfo=UTC), midnight)
-    return start.date().isoformat(), end, today.isoformat()
+def _buckets(anchor_day: int, today: date, zone: str) -> tuple[str, datetime, str]:
+    where = _zone(zone)
+    midnight = datetime(today.year, today.month, today.day, tzinfo=where)
+    start, end = plans.period(datetime(2000, 1, anchor_day, tzinfo=where), midnight, where)
+    return start.date().isoformat(), end.astimezone(UTC), today.isoformat()
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def increments(
@@ -137,34 +152,40 @@ async def add(
     session: AsyncSession | AsyncConnection, account_id: str, counts: Mapping[str, int]
 ) -> None:
     """Count usage in the caller's transaction (received messages, webhook deliveries)."""
-    anchor = (await anchors(session, [account_id])).get(account_id)
-    start, _, day = buckets(anchor, clock.now())
+    anchor, zone = (await anchors(session, [account_id])).get(account_id, (None, "UTC"))
+    start, _, day = buckets(anchor, clock.now(), zone)
     rows = in_lock_order(increments(account_id, start, day, counts))
     if rows:
         await session.execute(text(UPSERT), rows)
 
 
 _ANCHORS = (
-    text("SELECT id, created_at FROM accounts WHERE id IN :ids")
+    text("SELECT id, created_at, region, settings FROM accounts WHERE id IN :ids")
     .bindparams(bindparam("ids", expanding=True))
-    .columns(id=String(), created_at=UTCDateTime())
+    .columns(id=String(), created_at=UTCDateTime(), region=String(), settings=JSON())
 )
-_anchors: dict[str, datetime] = {}
+ANCHOR_TTL = 60.0  # seconds a process keeps an account's time zone (its owner may change it)
+_anchors: dict[str, tuple[datetime, str, float]] = {}
 
 
 async def anchors(
     session: AsyncSession | AsyncConnection, account_ids: Iterable[str]
-) -> dict[str, datetime]:
-    """The accounts' creation times, which their billing periods count from. One never
-    changes, so each process reads it once per account (an unknown account is left out)."""
+) -> dict[str, tuple[datetime, str]]:
+    """The accounts' creation times, which their billing periods count from, and their time
+    zones, whose days they count in. Each process reads them once a minute per account (an
+    unknown account is left out)."""
     wanted = set(account_ids)
-    missing = sorted(wanted - _anchors.keys())
+    now = time.monotonic()
+    missing = sorted(a for a in wanted if a not in _anchors or now - _anchors[a][2] > ANCHOR_TTL)
     if missing:
         found = (await session.execute(_ANCHORS, {"ids": missing})).all()
         if len(_anchors) > 100_000:  # a bound on the memory, far above a server's accounts
             _anchors.clear()
-        _anchors.update((account_id, created_at) for account_id, created_at in found)
-    return {account_id: _anchors[account_id] for account_id in wanted if account_id in _anchors}
+        for account_id, created_at, region, settings in found:
+            chosen = (settings or {}).get(preferences.TIME_ZONE)
+            zone = str(chosen) if chosen else preferences.DEFAULT_ZONES.get(region, "UTC")
+            _anchors[account_id] = (created_at, zone, now)
+    return {a: _anchors[a][:2] for a in wanted if a in _anchors}
 
 
 async def read_period(session: AsyncSession, account_id: str, period_start: str) -> dict[str, int]:

@@ -370,13 +370,13 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         devices=counts,
         today=today,
         billing=summary,
-        **await _last_30_days(session, account.id),
+        **await _last_30_days(session, account.id, principal.time_zone),
     )
 
 
-async def _last_30_days(session: DbSession, account_id: str) -> dict[str, Any]:
-    """What _chart.html draws: messages per day, and the tallest day."""
-    today = clock.now().date()
+async def _last_30_days(session: DbSession, account_id: str, zone: str) -> dict[str, Any]:
+    """What _chart.html draws: messages per day (the account's days), and the tallest day."""
+    today = clock.now().astimezone(preferences.zone(zone)).date()
     days = await billing.daily(session, account_id, today - timedelta(days=29), today)
     return {"days": days, "peak": max([1, *(d["messages"] for d in days)])}
 
@@ -935,7 +935,7 @@ async def billing_page(request: Request, session: ReadSession, settings: AppSett
         title="Billing",
         billing=summary,
         bars=bars,
-        **await _last_30_days(session, account.id),
+        **await _last_30_days(session, account.id, principal.time_zone),
     )
 
 

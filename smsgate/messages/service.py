@@ -189,7 +189,9 @@ async def store_message(
         numbers = [r["phone_number"] for r in prepared.recipients]
         abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))
         sequential.check(principal.account_id, [phones.subscriber(n) for n in numbers])
-    period_start, resets_at, day = usage.buckets(principal.anchor, prepared.message["created_at"])
+    period_start, resets_at, day = usage.buckets(
+        principal.anchor, prepared.message["created_at"], principal.time_zone
+    )
     quota = Quota(
         principal.account_id,
         plan.name,
