@@ -21,7 +21,8 @@ import pytest
 
 from smsgate.agents.phone import DeviceClient
 from smsgate.agents.simulator import SimulatedPhone
-from smsgate.kit import clock, segments
+from smsgate.kit import clock, i18n, segments
+from tests.dashboard.words import english_words, visible_text
 from tests.factories import PASSWORD, unique_email
 from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import deliver
@@ -66,9 +67,11 @@ async def page() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where the pages' pictures go: the documentation's folder only when asked."""
-    return DOC_SHOTS if os.environ.get("SMSGATE_TEST_SCREENSHOTS") == "1" else tmp_path
+def shots(tmp_path: Path, lang: str) -> Path:
+    """Where the pages' pictures go: the documentation's folder only when asked, and only from
+    the Spanish run (the README shows the dashboard its customers read)."""
+    asked = os.environ.get("SMSGATE_TEST_SCREENSHOTS") == "1"
+    return DOC_SHOTS if asked and lang == "es" else tmp_path
 
 
 async def shot(page: Page, folder: Path, name: str) -> None:
@@ -88,7 +91,16 @@ async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> 
         await asyncio.sleep(0.3)
 
 
-async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
+@pytest.fixture(params=["es", "en"])
+def lang(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang) -> None:
+    """The whole day, once in Spanish and once in English: the steps find the page's words in
+    the catalog, and the Spanish run fails on any English word of the UI it meets."""
+    words = i18n.named_words(lang)
+    english = english_words()
     base = live_server
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -99,8 +111,15 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/dashboard")
-    await page.goto(f"{base}/dashboard?lang=en")  # the switch; English from here on
-    assert "Overview" in await page.content()
+    await page.goto(f"{base}/dashboard?lang={lang}")  # the switch; this language from here on
+    assert words["overview"] in await page.content()
+
+    async def in_its_language() -> None:
+        """The page shows none of the UI's English words (the Spanish run)."""
+        if lang == "es":
+            text = visible_text(await page.content())
+            left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
+            assert not left, f"{page.url} shows English: {left}"
 
     # add a phone; a simulated phone pairs with the token the page shows
     await page.goto(f"{base}/dashboard/devices")
@@ -114,10 +133,12 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
     running = asyncio.get_running_loop().create_task(phone.run())
     try:
         # no reload: the devices table refreshes itself (data-live) and shows the phone online
-        await page.locator("tbody[data-live] >> text=Online").wait_for(timeout=15_000)
+        await page.locator(f"tbody[data-live] >> text={words['online']}").wait_for(timeout=15_000)
         await shot(page, shots, "04-devices")
+        await in_its_language()
         await page.goto(f"{base}/dashboard/devices/{client.device_id}")
         await shot(page, shots, "05-device")
+        await in_its_language()
 
         # send, then watch it delivered; the body is shown as text, never run
         await page.goto(f"{base}/dashboard/send")
@@ -130,10 +151,13 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
             assert counted == f"{info.units} · {info.encoding} · {info.segments} SMS", sample
         await page.click("form[action='/dashboard/send'] button[type=submit]")
         # the result's recipients update in place until the message is delivered
-        await page.locator("[data-live] >> text=delivered").wait_for(timeout=15_000)
+        delivered = words["state_delivered"]
+        await page.locator(f"[data-live] >> text={delivered}").wait_for(timeout=15_000)
         await shot(page, shots, "06-send")
-        await until_text(page, f"{base}/dashboard/messages", ">delivered<")
+        await in_its_language()
+        await until_text(page, f"{base}/dashboard/messages", f">{delivered}<")
         await shot(page, shots, "07-messages")
+        await in_its_language()
         assert await page.evaluate("() => window.__xss === undefined")
         assert await page.get_by_text("<script>window.__xss = 1</script>").count() >= 1
 
@@ -151,7 +175,9 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         assert (await stored.json())["scheduleAt"] == utc.strftime("%Y-%m-%dT%H:%M:00.000Z")
         # and the page shows it back in that time, labelled
         await page.goto(f"{base}/dashboard/messages/{scheduled.group(1)}")
-        assert f"{local:%Y-%m-%d %H:%M} CST" in await page.content()
+        day = f"{local:%d/%m/%Y}" if lang == "es" else f"{local:%Y-%m-%d}"
+        assert f"{day} {local:%H:%M} CST" in await page.content()
+        await in_its_language()
 
         # the customer answers; the answer is in Conversations; reply from the chat
         await client.inbox([{"phoneNumber": CUSTOMER, "message": "Gracias, ¿a qué hora?"}])
@@ -159,12 +185,13 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         await page.click(f"a:has-text('{CUSTOMER}')")
         assert "Gracias, ¿a qué hora?" in await page.content()
         await page.fill("#reply", "Entre 2 y 4 pm")
-        await page.click("button:has-text('Send')")
+        await page.click(f"button:has-text('{words['send']}')")
         assert "Entre 2 y 4 pm" in await page.content()
         # the customer writes again: the open thread shows it without a reload
         await client.inbox([{"phoneNumber": CUSTOMER, "message": "Perfecto, gracias"}])
         await page.locator("[data-live] >> text=Perfecto, gracias").wait_for(timeout=15_000)
         await shot(page, shots, "08-conversation")
+        await in_its_language()
         assert await page.evaluate("() => window.__xss === undefined")
 
         # a webhook, its test delivery and the log of it
@@ -174,11 +201,13 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
             await page.check("input[value='sms:received']")
             await page.click("form[action='/dashboard/webhooks'] button[type=submit]")
             assert "whsec_" in await page.content()  # the secret, shown once on creation
-            await page.click("button:has-text('Test')")
+            await page.click(f"button:has-text('{words['test']}')")
             await deliver(app)
             assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
-            await until_text(page, f"{base}/dashboard/webhooks", ">succeeded<")
+            succeeded = words["delivery_succeeded"]
+            await until_text(page, f"{base}/dashboard/webhooks", f">{succeeded}<")
             await shot(page, shots, "09-webhooks")
+            await in_its_language()
 
         # an API key: shown once, works, revoked, stops working
         await page.goto(f"{base}/dashboard/keys")
@@ -186,10 +215,11 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         await page.click("form[action='/dashboard/keys'] button[type=submit]")
         key = (await page.locator("code", has_text="sk_").first.inner_text()).strip()
         await shot(page, shots, "10-keys")
+        await in_its_language()
         async with httpx.AsyncClient(base_url=base) as http:
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 200
-            await page.click("button[aria-label='Revoke ci']")
+            await page.click(f"button[aria-label='{words['revoke']} ci']")
             await asyncio.sleep(1.1)  # past the credential cache's second
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 401
@@ -201,6 +231,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots) -> None:
         ]:
             await page.goto(base + path)
             await shot(page, shots, name)
+            await in_its_language()
         # a phone-sized screen: nothing wider than the viewport
         await page.set_viewport_size({"width": 390, "height": 844})
         await page.goto(f"{base}/dashboard/messages")

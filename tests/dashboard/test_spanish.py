@@ -4,32 +4,10 @@ received, failed, logged and delivered, read in Spanish, holds none of the UI's 
 
 from __future__ import annotations
 
-import html
 import re
 
-from smsgate.kit import i18n
+from tests.dashboard.words import english_words, visible_text
 from tests.factories import pair_phone, send, signup
-
-
-def _english_words() -> set[str]:
-    """The UI's English texts that read differently in Spanish: a page in Spanish shows none."""
-    english, spanish = i18n.named_words("en"), i18n.named_words("es")
-    found = set()
-    for name, text in english.items():
-        if text in spanish[name] or len(text) < 4 or "{" in text:
-            # a word both languages write alike (SMS, WhatsApp), a name the Spanish quotes
-            # (Meta's "Access token"), or a fragment
-            continue
-        found.add(text)
-    return found
-
-
-def _visible_text(page: str) -> str:
-    """A page's words: not its scripts, nor the identifiers it shows as code (an event's
-    name, sms:delivered, is the API's, in every language)."""
-    page = re.sub(r"(?s)<(script|style|code)\b.*?</\1>", " ", page)
-    page = re.sub(r"(?s)<[^>]+>", " ", page)  # attributes (values, ids) are not read
-    return html.unescape(page)
 
 
 async def test_every_page_in_spanish_holds_no_english(app) -> None:
@@ -59,18 +37,18 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
         "/dashboard/billing",
         "/dashboard/account",
     ]
-    english = _english_words()
+    english = english_words()
     assert len(english) > 80
     states = re.compile(r"\b(processing|delivered|failed|received|opted_out|info|warn)\b")
     for path in pages:
         answer = await user.client.get(path, params={"lang": "es"})
         assert answer.status_code == 200, (path, answer.status_code)
-        text = _visible_text(answer.text)
+        text = visible_text(answer.text)
         left = sorted(word for word in english if re.search(rf"\b{re.escape(word)}\b", text))
         assert not left, f"{path} shows English: {left}"
         assert not states.search(text), f"{path}: {states.search(text)}"
     # the words a failure is told in: its state in Spanish, the phone's own reason as it came
-    shown = _visible_text((await user.client.get(f"/dashboard/messages/{failed['id']}")).text)
+    shown = visible_text((await user.client.get(f"/dashboard/messages/{failed['id']}")).text)
     assert "fallido" in shown and "sin señal" in shown
 
 
@@ -87,7 +65,7 @@ async def test_an_error_on_the_dashboard_names_no_api_path(app) -> None:
         answer = await user.client.post(
             "/dashboard/send", data={"csrf": csrf, **fields}, params={"lang": "es"}
         )
-        text = _visible_text(answer.text)
+        text = visible_text(answer.text)
         alert = re.search(r'role="alert"[^>]*>([^<]*)<', answer.text)
         assert alert, answer.text
         assert "/api/" not in alert.group(1) and page_name in alert.group(1), alert.group(1)
