@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, Select, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -449,24 +449,34 @@ async def messages_page(
 ) -> tuple[list[tuple[Any, Any]], str | None]:
     """The thread's messages, newest first, each with this thread's recipient row; new
     messages arrive above page one, so walking the cursor never skips or repeats one."""
-    m, r = messages_table, recipients_table
-    query = (
-        select(m, r.c.id.label("recipient_row_id"))
-        .join(r, r.c.message_id == m.c.id)
-        .where(r.c.conversation_id == conversation.id, m.c.account_id == conversation.account_id)
-    )
-    if cursor:
-        query = query.where(m.c.id < cursor)
-    rows = (await session.execute(query.order_by(m.c.id.desc()).limit(limit + 1))).mappings().all()
+    query = thread_query(conversation.id, conversation.account_id, cursor, limit + 1)
+    rows = (await session.execute(query)).mappings().all()
     page = rows[:limit]
     recipient_ids = [row["recipient_row_id"] for row in page]
     recipients = {}
     if recipient_ids:
+        r = recipients_table
         found = await session.execute(select(r).where(r.c.id.in_(recipient_ids)))
         recipients = {row["id"]: row for row in found.mappings().all()}
     return [(row, recipients[row["recipient_row_id"]]) for row in page], (
         page[-1]["id"] if len(rows) > limit else None
     )
+
+
+def thread_query(
+    conversation_id: str, account_id: str, cursor: str | None, limit: int
+) -> Select[Any]:
+    """A page of a thread's messages, newest first: driven from the recipients' index on
+    (conversation, message), in its order, whatever the size of the tables (#32)."""
+    m, r = messages_table, recipients_table
+    query = (
+        select(m, r.c.id.label("recipient_row_id"))
+        .select_from(r.join(m, m.c.id == r.c.message_id))
+        .where(r.c.conversation_id == conversation_id, m.c.account_id == account_id)
+    )
+    if cursor:
+        query = query.where(r.c.message_id < cursor)
+    return query.order_by(r.c.message_id.desc()).limit(limit)
 
 
 def _in_thread(conversation: Conversation) -> Any:
@@ -476,7 +486,8 @@ def _in_thread(conversation: Conversation) -> Any:
 
 async def _newest(session: AsyncSession, conversation: Conversation) -> str | None:
     """The id of the thread's newest message (None: it has none)."""
-    newest = select(func.max(messages_table.c.id)).where(_in_thread(conversation))
+    r = recipients_table
+    newest = select(func.max(r.c.message_id)).where(r.c.conversation_id == conversation.id)
     found: str | None = (await session.execute(newest)).scalar()
     return found
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     RowMapping,
+    Select,
     Table,
     and_,
     bindparam,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
@@ -52,6 +54,11 @@ from smsgate.messages.models import (
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database
 from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_type
+
+# "still processing", written as a literal: the partial index ix_messages_processing applies
+# where the query's own text says state = 'processing' (with a bound parameter, which could be
+# any state, a PostgreSQL generic plan, used after a statement's fifth run, could not use it)
+PROCESSING_ONLY = messages_table.c.state == literal_column("'processing'")
 
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100
@@ -580,22 +587,19 @@ async def _record(session: AsyncSession, transitions: Sequence[Transition]) -> N
     )
 
 
+def unacknowledged(condition: Any, limit: int) -> Select[Any]:
+    """Messages still processing that no phone acknowledged, matching `condition` (expired,
+    pinned to a deleted device): from the partial index of the queue (#32)."""
+    m = messages_table
+    return select(m).where(PROCESSING_ONLY, m.c.acknowledged_at.is_(None), condition).limit(limit)
+
+
 async def fail_messages(
     session: AsyncSession, condition: Any, error: str, limit: int = 500
 ) -> list[Transition]:
     """Fail unacknowledged `processing` messages matching `condition` (expiry, device deleted)."""
     m, r = messages_table, recipients_table
-    rows = (
-        (
-            await session.execute(
-                select(m)
-                .where(m.c.state == states.PROCESSING, m.c.acknowledged_at.is_(None), condition)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
-    )
+    rows = (await session.execute(unacknowledged(condition, limit))).mappings().all()
     now = clock.now()
     transitions: list[Transition] = []
     for row in rows:
@@ -655,7 +659,7 @@ async def scheduled_due(session: AsyncSession, after: datetime, upto: datetime) 
         .where(
             m.c.schedule_at > after,
             m.c.schedule_at <= upto,
-            m.c.state == states.PROCESSING,
+            PROCESSING_ONLY,
             m.c.assigned_device_id.is_(None),
         )
         .distinct()
@@ -677,7 +681,7 @@ async def release_unacknowledged(session: AsyncSession, offline_after: timedelta
             await session.execute(
                 update(m)
                 .where(
-                    m.c.state == states.PROCESSING,
+                    PROCESSING_ONLY,
                     m.c.acknowledged_at.is_(None),
                     m.c.assigned_device_id.in_(silent),
                     m.c.handed_at < cutoff,
@@ -787,7 +791,7 @@ def _stalled(channels: tuple[str, ...], acknowledged_before: datetime) -> Any:
     m = messages_table
     return and_(
         m.c.channel.in_(channels),
-        m.c.state == states.PROCESSING,
+        PROCESSING_ONLY,
         m.c.acknowledged_at < acknowledged_before,
         m.c.assigned_device_id.is_not(None),
     )

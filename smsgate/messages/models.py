@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +32,15 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
         UniqueConstraint("account_id", "external_id"),
         Index("ix_messages_account_id_id", "account_id", "id"),
         Index("ix_messages_queue", "account_id", "state", "acknowledged_at"),
+        # the periodic jobs' messages (all accounts, only those still being sent): a year of
+        # history is never walked to find them (#32). Their queries name the state literally
+        # (dispatch.PROCESSING_ONLY), so that PostgreSQL's generic plans use it too.
+        Index(
+            "ix_messages_processing",
+            "acknowledged_at",
+            sqlite_where=text("state = 'processing'"),
+            postgresql_where=text("state = 'processing'"),
+        ),
     )
 
     direction: Mapped[str] = mapped_column(String(3), default="out")
@@ -72,6 +82,8 @@ class MessageRecipient(IdMixin, TenantMixin, Base):
     account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
         Index("ix_message_recipients_account_id_phone_number", "account_id", "phone_number"),
+        # a thread's messages in id order, whatever the size of the table (#32)
+        Index("ix_message_recipients_conversation_id_message_id", "conversation_id", "message_id"),
     )
 
     message_id: Mapped[str] = mapped_column(
@@ -84,7 +96,7 @@ class MessageRecipient(IdMixin, TenantMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     # the thread this recipient's copy belongs to (known once the line is: see conversations/)
     conversation_id: Mapped[str | None] = mapped_column(
-        String(25), ForeignKey("conversations.id", ondelete="SET NULL"), default=None, index=True
+        String(25), ForeignKey("conversations.id", ondelete="SET NULL"), default=None
     )
     # the id the provider gave this copy (a WhatsApp "wamid"), to match its status callbacks
     provider_message_id: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
