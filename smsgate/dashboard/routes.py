@@ -525,15 +525,18 @@ def _local_time(value: str, zone_name: str) -> str:
     return at.replace(tzinfo=preferences.zone(zone_name)).isoformat()
 
 
-def _day(value: str, field: str, end: bool = False) -> datetime | None:
-    """A date from the filter form (YYYY-MM-DD, UTC); `end` gives the next midnight."""
+def _day(value: str, field: str, zone: str, end: bool = False) -> datetime | None:
+    """A date from the filter form (YYYY-MM-DD), the account's day: its midnight in its time
+    zone; `end` gives the next midnight."""
     if not value:
         return None
     try:
-        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value, "%Y-%m-%d")
     except ValueError as exc:
-        raise ValueError(f"{field}: use a date like 2026-11-27") from exc
-    return day + timedelta(days=1) if end else day
+        raise ValueError(t("{field}: use a date like 2026-11-27", field=field)) from exc
+    if end:
+        day += timedelta(days=1)
+    return day.replace(tzinfo=preferences.zone(zone)).astimezone(UTC)
 
 
 @router.get("/dashboard/messages")
@@ -547,7 +550,7 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
         for name in ("direction", "state", "device", "number", "since", "until")
     }
     cursor = query.get("cursor") or None
-    error = None
+    error: str | Text | None = None
     data: list[dict[str, Any]] = []
     next_cursor = None
     try:
@@ -557,16 +560,17 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
             state=form["state"] if form["state"] in states.ALL else None,
             device_id=form["device"] or None,
             phone_number=number,
-            since=_day(form["since"], "since"),
-            until=_day(form["until"], "until", end=True),
+            since=_day(form["since"], "since", principal.time_zone),
+            until=_day(form["until"], "until", principal.time_zone, end=True),
         )
         if cursor is not None and not is_id(cursor):
-            raise ValueError("this page link is broken; start from the first page")
+            raise ValueError(t("this page link is broken; start from the first page"))
         data, next_cursor = await messages.list_messages(
             session, principal.account_id, filters, 50, cursor
         )
     except (ValueError, phones.InvalidPhoneNumber) as exc:
-        error = str(exc)
+        reason = exc.args[0] if exc.args else ""
+        error = reason if isinstance(reason, Text) else str(exc)  # in the page's language
     found = await devices.list_devices(session, principal.account_id)
     keep = {name: value for name, value in form.items() if value}
     return _page(

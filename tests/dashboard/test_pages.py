@@ -586,3 +586,33 @@ async def test_the_language_switch_keeps_the_pages_query(app) -> None:
         assert made.status_code == 201
         rows = await browser.get("/dashboard/devices/rows")
         assert "<td>—</td>" in rows.text and "<td>0</td>" not in rows.text  # not "SIM 0"
+
+
+async def test_the_message_filter_reads_dates_as_the_account_s_days(app) -> None:
+    """A send at 23:30 in Mexico City is that day's there, though UTC is already on the next:
+    the dashboard's date filter finds it on the account's day; a bad date is told in Spanish."""
+    from datetime import UTC, datetime
+
+    from smsgate.billing import usage
+    from smsgate.kit import clock
+
+    mexico = usage._zone("America/Mexico_City")
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "days")
+        today = clock.now().astimezone(mexico).date()
+        evening = datetime(today.year, today.month, today.day, 23, 30, tzinfo=mexico)
+        clock.advance(evening.astimezone(UTC) - clock.now())
+        sent = await browser.post(
+            "/api/v1/send",
+            json={"phoneNumbers": ["+5215512345678"], "message": "noche"},
+            headers=user.auth,
+        )
+        assert sent.status_code == 202, sent.text
+        local, utc = today.isoformat(), clock.now().date().isoformat()
+        assert local != utc
+        found = await browser.get("/dashboard/messages", params={"since": local, "until": local})
+        assert sent.json()["id"] in found.text
+        other = await browser.get("/dashboard/messages", params={"since": utc, "until": utc})
+        assert sent.json()["id"] not in other.text
+        bad = await browser.get("/dashboard/messages", params={"since": "ayer", "lang": "es"})
+        assert 'role="alert"' in bad.text and "usa una fecha como 2026-11-27" in bad.text
