@@ -23,18 +23,24 @@ from smsgate.kit.logs import configure as configure_logs
 from smsgate.storage import migrate as migrations
 from smsgate.storage.db import Database
 
+
+def _h(text: Text) -> str:
+    """A help text, in the terminal's language (LANG)."""
+    return i18n.render(text, i18n.from_environment())
+
+
 app = typer.Typer(
-    help="SMSGate: a self-hostable SMS, MMS and WhatsApp gateway.", no_args_is_help=True
+    help=_h(t("SMSGate: a self-hostable SMS, MMS and WhatsApp gateway.")), no_args_is_help=True
 )
 accounts_app = typer.Typer(
-    help="Create and list accounts, change their plan.", no_args_is_help=True
+    help=_h(t("Create and list accounts, change their plan.")), no_args_is_help=True
 )
-keys_app = typer.Typer(help="Create API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help=_h(t("Create API keys.")), no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
-device_app = typer.Typer(help="Simulated phones.", no_args_is_help=True)
+device_app = typer.Typer(help=_h(t("Simulated phones.")), no_args_is_help=True)
 app.add_typer(device_app, name="device")
-whatsapp_app = typer.Typer(help="WhatsApp web lines.", no_args_is_help=True)
+whatsapp_app = typer.Typer(help=_h(t("WhatsApp web lines.")), no_args_is_help=True)
 app.add_typer(whatsapp_app, name="whatsapp")
 
 T = TypeVar("T")
@@ -64,13 +70,13 @@ def _say(text: Text, err: bool = False) -> None:
     typer.echo(i18n.render(text, i18n.from_environment()), err=err)
 
 
-@app.command()
+@app.command(help=_h(t("Print the version.")))
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
 
 
-@app.command()
+@app.command(help=_h(t("Apply pending database migrations.")))
 def migrate() -> None:
     """Apply pending database migrations."""
     settings = get_settings()
@@ -78,21 +84,24 @@ def migrate() -> None:
     _say(t("database at {revision}", revision=migrations.head_revision(settings)))
 
 
-@app.command()
+@app.command(help=_h(t("Start the HTTP server (applies pending migrations first).")))
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [SMSGATE_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [SMSGATE_PORT]")] = None,
+    host: Annotated[str | None, typer.Option(help=_h(t("Address to bind [SMSGATE_HOST]")))] = None,
+    port: Annotated[int | None, typer.Option(help=_h(t("Port [SMSGATE_PORT]")))] = None,
     database_url: Annotated[
-        str | None, typer.Option("--database-url", help="[SMSGATE_DATABASE_URL]")
+        str | None, typer.Option("--database-url", help=_h(t("[SMSGATE_DATABASE_URL]")))
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="API processes")] = 1,
-    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip migrations")] = False,
+    workers: Annotated[int, typer.Option(min=1, help=_h(t("API processes")))] = 1,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help=_h(t("Skip migrations")))
+    ] = False,
     ssl_certfile: Annotated[
         str | None,
-        typer.Option(help="Serve HTTPS with this certificate (PEM) [SMSGATE_SSL_CERTFILE]"),
+        typer.Option(help=_h(t("Serve HTTPS with this certificate (PEM) [SMSGATE_SSL_CERTFILE]"))),
     ] = None,
     ssl_keyfile: Annotated[
-        str | None, typer.Option(help="The certificate's private key (PEM) [SMSGATE_SSL_KEYFILE]")
+        str | None,
+        typer.Option(help=_h(t("The certificate's private key (PEM) [SMSGATE_SSL_KEYFILE]"))),
     ] = None,
 ) -> None:
     """Start the HTTP server (applies pending migrations first)."""
@@ -144,14 +153,17 @@ def _db_label(settings: Settings) -> str:
     return "PostgreSQL"
 
 
-@accounts_app.command("create")
+@accounts_app.command("create", help=_h(t("Create an account.")))
 def accounts_create(
-    email: Annotated[str, typer.Option(help="Login email")],
+    email: Annotated[str, typer.Option(help=_h(t("Login email")))],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help=_h(t("Password"))
+        ),
     ],
-    name: Annotated[str, typer.Option(help="Display name")] = "",
-    plan: Annotated[str | None, typer.Option(help="Plan id [SMSGATE_DEFAULT_PLAN]")] = None,
+    name: Annotated[str, typer.Option(help=_h(t("Display name")))] = "",
+    plan: Annotated[str | None, typer.Option(help=_h(t("Plan id [SMSGATE_DEFAULT_PLAN]")))] = None,
 ) -> None:
     """Create an account."""
 
@@ -169,7 +181,7 @@ def accounts_create(
     typer.echo(_run(work))
 
 
-@accounts_app.command("list")
+@accounts_app.command("list", help=_h(t("List accounts: id, email, plan, created.")))
 def accounts_list() -> None:
     """List accounts: id, email, plan, created."""
 
@@ -183,10 +195,10 @@ def accounts_list() -> None:
         typer.echo(line)
 
 
-@accounts_app.command("set-plan")
+@accounts_app.command("set-plan", help=_h(t("Change an account's plan.")))
 def accounts_set_plan(
-    account: Annotated[str, typer.Argument(help="Account email or id")],
-    plan: Annotated[str, typer.Argument(help="Plan id")],
+    account: Annotated[str, typer.Argument(help=_h(t("Account email or id")))],
+    plan: Annotated[str, typer.Argument(help=_h(t("Plan id")))],
 ) -> None:
     """Change an account's plan."""
 
@@ -209,12 +221,15 @@ def accounts_set_plan(
     _say(t("{account}: plan {plan}", account=account, plan=plan))
 
 
-@keys_app.command("create")
+@keys_app.command("create", help=_h(t("Create an API key and print it (shown only this once).")))
 def keys_create(
-    account: Annotated[str, typer.Option(help="Account email or id")],
-    name: Annotated[str, typer.Option(help="A name to recognise the key by")] = "cli",
+    account: Annotated[str, typer.Option(help=_h(t("Account email or id")))],
+    name: Annotated[str, typer.Option(help=_h(t("A name to recognise the key by")))] = "cli",
     scope: Annotated[
-        list[str] | None, typer.Option(help=f"Limit to these scopes: {', '.join(scope_names.ALL)}")
+        list[str] | None,
+        typer.Option(
+            help=_h(t("Limit to these scopes: {scopes}", scopes=", ".join(scope_names.ALL)))
+        ),
     ] = None,
 ) -> None:
     """Create an API key and print it (shown only this once)."""
@@ -231,27 +246,43 @@ def keys_create(
     typer.echo(_run(work))
 
 
-@device_app.command("simulate")
+@device_app.command(
+    "simulate", help=_h(t("Run simulated phones against a server until interrupted."))
+)
 def device_simulate(
-    server: Annotated[str, typer.Option(help="The server's base URL, e.g. http://127.0.0.1:8000")],
-    token: Annotated[str, typer.Option(help="A pairing token from POST /api/devices/android")],
+    server: Annotated[
+        str, typer.Option(help=_h(t("The server's base URL, e.g. http://127.0.0.1:8000")))
+    ],
+    token: Annotated[
+        str, typer.Option(help=_h(t("A pairing token from POST /api/devices/android")))
+    ],
     count: Annotated[
         int,
         typer.Option(
             min=1,
-            help="Phones to simulate (the first pairs with "
-            "the token, the rest sign in with a login code)",
+            help=_h(
+                t(
+                    "Phones to simulate (the first pairs with the token, the rest sign in with "
+                    "a login code)"
+                )
+            ),
         ),
     ] = 1,
     fail_rate: Annotated[
-        float, typer.Option(min=0, max=1, help="Share of recipients that fail")
+        float, typer.Option(min=0, max=1, help=_h(t("Share of recipients that fail")))
     ] = 0.0,
     delivery_delay: Annotated[
-        float, typer.Option(min=0, help="Seconds from sent to delivered")
+        float, typer.Option(min=0, help=_h(t("Seconds from sent to delivered")))
     ] = 1.0,
-    inbound_rate: Annotated[float, typer.Option(min=0, help="Received messages per second")] = 0.0,
-    login: Annotated[str | None, typer.Option(help="Account email, to add phones 2..N")] = None,
-    password: Annotated[str | None, typer.Option(help="Account password, for phones 2..N")] = None,
+    inbound_rate: Annotated[
+        float, typer.Option(min=0, help=_h(t("Received messages per second")))
+    ] = 0.0,
+    login: Annotated[
+        str | None, typer.Option(help=_h(t("Account email, to add phones 2..N")))
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help=_h(t("Account password, for phones 2..N")))
+    ] = None,
 ) -> None:
     """Run simulated phones against a server until interrupted."""
     from smsgate.agents.phone import DeviceClient
@@ -295,18 +326,25 @@ def device_simulate(
         asyncio.run(main())
 
 
-@whatsapp_app.command("bridge")
+@whatsapp_app.command(
+    "bridge",
+    help=_h(t("Run a web WhatsApp line: link it by QR code, then send and receive through it.")),
+)
 def whatsapp_bridge(
-    server: Annotated[str, typer.Option(help="The server's base URL, e.g. http://127.0.0.1:8000")],
+    server: Annotated[
+        str, typer.Option(help=_h(t("The server's base URL, e.g. http://127.0.0.1:8000")))
+    ],
     state_dir: Annotated[
-        str, typer.Option(help="Where the line's device token and WhatsApp session are kept")
+        str, typer.Option(help=_h(t("Where the line's device token and WhatsApp session are kept")))
     ] = "./data/whatsapp-bridge",
     token: Annotated[
         str | None,
-        typer.Option(help="The line's pairing token (pt_...), needed on the first start only"),
+        typer.Option(
+            help=_h(t("The line's pairing token (pt_...), needed on the first start only"))
+        ),
     ] = None,
     simulate: Annotated[
-        bool, typer.Option(help="Use a simulated WhatsApp session (links after 5 s)")
+        bool, typer.Option(help=_h(t("Use a simulated WhatsApp session (links after 5 s)")))
     ] = False,
 ) -> None:
     """Run a web WhatsApp line: link it by QR code, then send and receive through it."""
@@ -352,7 +390,15 @@ def whatsapp_bridge(
         asyncio.run(main())
 
 
-@app.command()
+@app.command(
+    help=_h(
+        t(
+            "Run the background work only (periodic jobs, webhook delivery, WhatsApp "
+            "cloud lines) in this process. SIGTERM or Ctrl-C stops it gracefully: work "
+            "in flight is finished first."
+        )
+    )
+)
 def worker() -> None:
     """Run the background work only (periodic jobs, webhook delivery, WhatsApp cloud lines)
     in this process. SIGTERM or Ctrl-C stops it gracefully: work in flight is finished first."""

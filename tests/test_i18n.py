@@ -37,7 +37,14 @@ def _marked() -> dict[str, str]:
     return found
 
 
-SAME_IN_BOTH = {"webhook", "webhooks", "token", "{account}: plan {plan}", "error: {reason}"}
+SAME_IN_BOTH = {
+    "webhook",
+    "webhooks",
+    "token",
+    "{account}: plan {plan}",
+    "error: {reason}",
+    "[SMSGATE_DATABASE_URL]",
+}
 
 
 def _fields_out(words: str) -> str:
