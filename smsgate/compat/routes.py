@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -47,7 +48,7 @@ from smsgate.messages.models import history_table, messages_table, recipients_ta
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.ops.health import database_state
-from smsgate.storage.db import Database, DbSession, ReadSession
+from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.models import Webhook
 
@@ -185,20 +186,32 @@ def _their_state(state: str, handed: bool, cancelling: bool) -> str:
 
 
 async def _state_of(session: DbSession, row: Row, include_content: bool = False) -> dict[str, Any]:
+    return (await _states_of(session, [row], include_content))[0]
+
+
+async def _states_of(
+    session: DbSession, rows: Sequence[Row], include_content: bool = False
+) -> list[dict[str, Any]]:
+    """The MessageStates of a page of messages: two queries for the whole page."""
+    if not rows:
+        return []
     r, h = recipients_table, history_table
-    recipients = (
-        (await session.execute(select(r).where(r.c.message_id == row["id"]).order_by(r.c.position)))
-        .mappings()
-        .all()
+    ids = [row["id"] for row in rows]
+    recipients: dict[str, list[Row]] = {i: [] for i in ids}
+    found = await session.execute(
+        select(r).where(r.c.message_id.in_(ids)).order_by(r.c.message_id, r.c.position)
     )
-    history = (
-        await session.execute(
-            select(h.c.state, h.c.created_at)
-            .where(h.c.message_id == row["id"], h.c.phone_number.is_(None))
-            .order_by(h.c.id)
-        )
-    ).all()
-    return _state(row, recipients, [(state, at) for state, at in history], include_content)
+    for recipient in found.mappings():
+        recipients[recipient["message_id"]].append(recipient)
+    history: dict[str, list[tuple[str, datetime]]] = {i: [] for i in ids}
+    changes = await session.execute(
+        select(h.c.message_id, h.c.state, h.c.created_at)
+        .where(h.c.message_id.in_(ids), h.c.phone_number.is_(None))
+        .order_by(h.c.id)
+    )
+    for message_id, state, at in changes.all():
+        history[message_id].append((state, at))
+    return [_state(row, recipients[row["id"]], history[row["id"]], include_content) for row in rows]
 
 
 def _state(
@@ -422,7 +435,7 @@ async def list_messages(
         .all()
     )
     response.headers["X-Total-Count"] = str(total)
-    return [await _state_of(session, row, includeContent) for row in rows]
+    return await _states_of(session, rows, includeContent)
 
 
 @router.delete("/messages/{message_id}")
@@ -438,11 +451,10 @@ async def cancel(
         if exc.code == "not_cancellable":
             raise ApiError(409, t("message is not pending"), "not_cancellable") from exc
         raise
-    if device_id is not None:
+    if device_id is not None:  # the phone hears of it once the cancel is committed
         hub: Hub = request.app.state.hub
-        hub.publish(
-            principal.account_id, device_id, Event(MESSAGE_CANCELLED, {"messageId": row["id"]})
-        )
+        event = Event(MESSAGE_CANCELLED, {"messageId": row["id"]})
+        after_commit(session, partial(hub.publish, principal.account_id, device_id, event))
     fresh = await _find(session, principal.account_id, row["id"])
     return await _state_of(session, fresh)
 
@@ -877,7 +889,9 @@ async def _apply_settings(
     hub: Hub = request.app.state.hub
     for device in _phones(await devices.list_devices(session, principal.account_id)):
         device.settings = dict(merged)
-        hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
+        # each phone reads its new settings once they are committed
+        woken = partial(hub.publish, principal.account_id, device.id, Event(SETTINGS_UPDATED))
+        after_commit(session, woken)
     await session.flush()
     return _fields_to_document(merged)
 

@@ -44,7 +44,7 @@ from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.notify.hub import SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import Database, DbSession, ReadSession
+from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
@@ -1012,7 +1012,8 @@ async def device_settings_form(
         return await _device_page(request, session, principal, device_id, error=_sentence(exc))
     await session.flush()
     hub: Hub = request.app.state.hub
-    hub.publish(principal.account_id, device.id, Event(SETTINGS_UPDATED))
+    woken = partial(hub.publish, principal.account_id, device.id, Event(SETTINGS_UPDATED))
+    after_commit(session, woken)  # the phone reads its settings once they are committed
     lang = language(request)
     return await _device_page(
         request, session, principal, device_id, notice=translator(lang)["saved"]
