@@ -128,6 +128,21 @@ def _protect(response: Response) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
+def tally(words: Words, message: dict[str, Any]) -> str:
+    """A send to several numbers whose recipients ended differently, in words: "2 de 3
+    entregados · 1 fallido"; "" when they all share the message's state."""
+    recipients = message.get("recipients") or []
+    found = {r["state"] for r in recipients}
+    if len(recipients) < 2 or len(found) < 2:
+        return ""
+    delivered = sum(1 for r in recipients if r["state"] == states.DELIVERED)
+    failed = sum(1 for r in recipients if r["state"] == states.FAILED)
+    parts = [words["tally_delivered"].format(n=delivered, total=len(recipients))]
+    if failed:
+        parts.append(words["tally_failed"].format(n=failed))
+    return " · ".join(parts)
+
+
 def say(words: Words, kind: str, value: str | None) -> str:
     """A stored value (a state, an error code, a channel, a log level) in the page's words:
     its catalog entry `kind_value`, or the value itself (a phone's own error text)."""
@@ -148,6 +163,7 @@ def _words(lang: str, principal: Principal | None) -> dict[str, Any]:
         "lang": lang,
         "t": words,
         "say": partial(say, words),
+        "tally": partial(tally, words),
         "when": partial(when, zone=preferences.zone(zone_name), lang=lang),
         "zone": zone_name,
     }
@@ -557,7 +573,11 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
         number = phones.normalize(form["number"], principal.region) if form["number"] else None
         filters = messages.MessageFilter(
             direction=form["direction"] if form["direction"] in ("in", "out") else None,
-            state=form["state"] if form["state"] in states.ALL else None,
+            # "failed" finds every message with a failed recipient, partly delivered ones too
+            state=form["state"]
+            if form["state"] in states.ALL and form["state"] != states.FAILED
+            else None,
+            recipient_state=states.FAILED if form["state"] == states.FAILED else None,
             device_id=form["device"] or None,
             phone_number=number,
             since=_day(form["since"], "since", principal.time_zone),

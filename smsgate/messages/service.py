@@ -363,6 +363,9 @@ class MessageFilter:
     state: str | None = None
     device_id: str | None = None
     phone_number: str | None = None
+    # messages with at least one recipient in this state (a send where one of three failed is
+    # "delivered" as a whole, and still has a failure to see)
+    recipient_state: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -392,6 +395,15 @@ def messages_query(
                 select(r.c.message_id).where(
                     r.c.account_id == account_id,
                     r.c.phone_number.in_(phones.spellings(filters.phone_number)),
+                )
+            )
+        )
+    if filters.recipient_state:
+        r = recipients_table
+        query = query.where(
+            m.c.id.in_(
+                select(r.c.message_id).where(
+                    r.c.account_id == account_id, r.c.state == filters.recipient_state
                 )
             )
         )

@@ -72,3 +72,23 @@ async def test_an_error_on_the_dashboard_names_no_api_path(app) -> None:
         assert "/api/" not in text
     api = await send(user, phoneNumbers=["+573001234567"])
     assert api.status_code == 422 and "PATCH /api/account/settings" in api.json()["error"]
+
+
+async def test_a_partly_failed_send_says_so_and_is_found_by_the_failed_filter(app) -> None:
+    """Two of three delivered and one failed: the message is "delivered" as a whole, and the
+    dashboard says "2 de 3 entregados · fallidos: 1" and lists it under the failed filter."""
+    user = await signup(app)
+    phone = await pair_phone(user)
+    numbers = ["+5215511110001", "+5215511110002", "+5215511110003"]
+    sent = (await send(user, phoneNumbers=numbers, message="Recordatorio")).json()
+    other = (await send(user, phoneNumbers=["+5215511110004"], message="Otro")).json()
+    await phone.pull()
+    outcomes = [(numbers[0], "Delivered", None), (numbers[1], "Delivered", None)]
+    await phone.report(sent["id"], "Delivered", [*outcomes, (numbers[2], "Failed", "sin señal")])
+    await phone.report(other["id"], "Delivered", [("+5215511110004", "Delivered", None)])
+    listed = await user.client.get("/dashboard/messages", params={"lang": "es"})
+    assert "2 de 3 entregados · fallidos: 1" in visible_text(listed.text)
+    failed = await user.client.get("/dashboard/messages", params={"state": "failed"})
+    assert sent["id"] in failed.text and other["id"] not in failed.text
+    shown = await user.client.get(f"/dashboard/messages/{sent['id']}")
+    assert "2 de 3 entregados · fallidos: 1" in visible_text(shown.text)
