@@ -181,6 +181,34 @@ def accounts_create(
     typer.echo(_run(work))
 
 
+@accounts_app.command(
+    "reset-password",
+    help=_h(t("Set a new password for an account; every session and token is signed out.")),
+)
+def accounts_reset_password(
+    account: Annotated[str, typer.Argument(help=_h(t("Account email or id")))],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help=_h(t("New password"))
+        ),
+    ],
+) -> None:
+    async def work(session: AsyncSession, settings: Settings) -> None:
+        found = await accounts.find_account(session, account)
+        if found is None:
+            raise ApiError(404, t("no account {account}", account=account), "not_found")
+        await accounts.set_password(session, found, password)
+
+    _run(work)
+    _say(
+        t(
+            "{account}: password changed; every session and token was signed out",
+            account=account,
+        )
+    )
+
+
 @accounts_app.command("list", help=_h(t("List accounts: id, email, plan, created.")))
 def accounts_list() -> None:
     """List accounts: id, email, plan, created."""

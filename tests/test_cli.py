@@ -105,3 +105,33 @@ def test_cli_errors_speak_the_terminal_s_language(settings) -> None:
         lang="es_MX.UTF-8",
     )
     assert "password: debe tener al menos 10 caracteres" in weak.stderr
+
+
+async def test_an_operator_resets_a_forgotten_password(settings, client) -> None:
+    """The owner forgot the password: the operator sets a new one from the command line; the
+    old one and every session and token stop working, the new one logs in."""
+    email = unique_email("reset")
+    created = _smsgate(settings, "accounts", "create", "--email", email, "--password", PASSWORD)
+    assert created.returncode == 0, created.stderr
+    login = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    token = await client.post(
+        "/api/auth/token",
+        json={"scopes": ["messages:read"]},
+        headers={"X-CSRF-Token": login.json()["csrfToken"]},
+    )
+    assert token.status_code == 201, token.text
+    access = token.json()["accessToken"]
+    new = "otra-clave-segura-2026"
+    reset = _smsgate(settings, "accounts", "reset-password", email, "--password", new)
+    assert reset.returncode == 0, reset.stderr
+    assert "password changed" in reset.stdout
+    client.cookies.clear()
+    old = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert old.status_code == 401
+    fresh = await client.post("/api/auth/login", json={"email": email, "password": new})
+    assert fresh.status_code == 200, fresh.text
+    revoked = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {access}"})
+    assert revoked.status_code == 401
+    weak = _smsgate(settings, "accounts", "reset-password", email, "--password", "x")
+    assert weak.returncode == 1 and "password: must be at least" in weak.stderr

@@ -215,7 +215,19 @@ async def change_password(
             "invalid_credentials",
             keep_changes=True,
         )
-    passwords.check_rules(new, account.email, "newPassword")
+    await set_password(session, account, new, keep_session_id, field="newPassword")
+
+
+async def set_password(
+    session: AsyncSession,
+    account: Account,
+    new: str,
+    keep_session_id: str | None = None,
+    field: str = "password",
+) -> None:
+    """Set a new password (it must pass the rules) and sign out every session but
+    `keep_session_id` and every token: the owner's change, or an operator's reset."""
+    passwords.check_rules(new, account.email, field)
     account.password_hash = await passwords.hash_password(new)
     account.token_epoch += 1
     _forget_cached(session, account.id)
