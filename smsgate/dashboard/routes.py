@@ -43,7 +43,7 @@ from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.notify.hub import SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
@@ -578,6 +578,7 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
             if form["state"] in states.ALL and form["state"] != states.FAILED
             else None,
             recipient_state=states.FAILED if form["state"] == states.FAILED else None,
+            scheduled=form["state"] == "scheduled",
             device_id=form["device"] or None,
             phone_number=number,
             since=_day(form["since"], "since", principal.time_zone),
@@ -627,9 +628,24 @@ async def message_recipients(message_id: str, request: Request, session: ReadSes
 
 @router.get("/dashboard/messages/{message_id}")
 async def message_page(message_id: str, request: Request, session: ReadSession) -> Response:
-    """One message: its recipients and its state history as a timeline."""
+    """One message: its recipients and its state history as a timeline; what can be done with
+    it (cancel while no phone sent it, resend to the numbers that failed)."""
     principal = await _viewer(request, session)
+    return await _message_page(request, session, principal, message_id)
+
+
+_DONE = {"cancelled": "cancelled_notice", "cancelling": "cancel_requested_notice"}
+
+
+async def _message_page(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    message_id: str,
+    error: str | Text | None = None,
+) -> HTMLResponse:
     message = await messages.get_message(session, principal.account_id, message_id)
+    done = _DONE.get(request.query_params.get("done", ""))
     return _page(
         request,
         "message.html",
@@ -637,7 +653,68 @@ async def message_page(message_id: str, request: Request, session: ReadSession) 
         page="messages",
         title=message["id"],
         message=message,
+        cancellable=message["direction"] == "out"
+        and message["state"] == states.PROCESSING
+        and not message.get("cancelRequested"),
+        resendable=_resendable(message),
+        notice=translator(language(request))[done] if done else None,
+        error=error,
     )
+
+
+def _resendable(message: dict[str, Any]) -> list[str]:
+    """The numbers a sent message failed to reach, when it can be sent again as it was."""
+    if message["direction"] != "out" or message.get("isEncrypted"):
+        return []
+    return [r["phoneNumber"] for r in message["recipients"] if r["state"] == states.FAILED]
+
+
+@router.post("/dashboard/messages/{message_id}/cancel")
+async def cancel_form(
+    message_id: str, principal: Poster, request: Request, session: DbSession
+) -> Response:
+    """Cancel a send no phone has sent yet (a scheduled reminder, one still queued)."""
+    try:
+        _, device_id = await messages.cancel_message(session, principal.account_id, message_id)
+    except ApiError as exc:
+        return await _message_page(request, session, principal, message_id, _sentence(exc))
+    if device_id is not None:  # a phone holds it: it is asked, once this commits
+        hub: Hub = request.app.state.hub
+        event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
+        after_commit(session, partial(hub.publish, principal.account_id, device_id, event))
+    done = "cancelling" if device_id is not None else "cancelled"
+    return RedirectResponse(f"/dashboard/messages/{message_id}?done={done}", status_code=303)
+
+
+@router.post("/dashboard/messages/{message_id}/resend")
+async def resend_form(
+    message_id: str, principal: Poster, request: Request, session: DbSession
+) -> Response:
+    """The same message again, to the numbers it failed to reach: a new send."""
+    message = await messages.get_message(session, principal.account_id, message_id)
+    numbers = _resendable(message)
+    if not numbers:
+        error = t("this message has no failed number to send to again")
+        return await _message_page(request, session, principal, message_id, error)
+    fields: dict[str, Any] = {
+        "channel": message["channel"],
+        "phoneNumbers": numbers,
+        "message": message["message"],
+        "priority": message["priority"],
+    }
+    for name in ("mediaUrls", "template", "port"):
+        if message.get(name):
+            fields[name] = message[name]
+    try:
+        body = SendRequest.model_validate(fields)
+        await session.commit()  # the send path uses its own transactions
+        result, created = await messages.queue_message(
+            request.app.state.db, request.app.state.send_writer, principal, body
+        )
+    except (ValidationError, ApiError) as exc:
+        return await _message_page(request, session, principal, message_id, _sentence(exc))
+    messages.announce(request.app.state.hub, principal.account_id, body, created)
+    return RedirectResponse(f"/dashboard/messages/{result['id']}", status_code=303)
 
 
 async def _keys_page(

@@ -366,6 +366,7 @@ class MessageFilter:
     # messages with at least one recipient in this state (a send where one of three failed is
     # "delivered" as a whole, and still has a failure to see)
     recipient_state: str | None = None
+    scheduled: bool = False  # only sends waiting for their scheduleAt
     since: datetime | None = None
     until: datetime | None = None
 
@@ -398,6 +399,8 @@ def messages_query(
                 )
             )
         )
+    if filters.scheduled:
+        query = query.where(m.c.state == states.PROCESSING, m.c.schedule_at > clock.now())
     if filters.recipient_state:
         r = recipients_table
         query = query.where(

@@ -616,3 +616,71 @@ async def test_the_message_filter_reads_dates_as_the_account_s_days(app) -> None
         assert sent.json()["id"] not in other.text
         bad = await browser.get("/dashboard/messages", params={"since": "ayer", "lang": "es"})
         assert 'role="alert"' in bad.text and "usa una fecha como 2026-11-27" in bad.text
+
+
+async def test_scheduled_sends_are_listed_and_cancelled_and_failures_sent_again(app) -> None:
+    """The day's reminders are scheduled: the owner lists them, cancels one; a send that failed
+    for one number goes again to that number only, from its page."""
+    from datetime import timedelta
+
+    from smsgate.kit import clock
+    from tests.factories import pair_phone
+
+    async with new_client(app) as browser:
+        user = await _signed_up(browser, "scheduled")
+        later = clock.iso(clock.now() + timedelta(days=1))
+        reminder = await browser.post(
+            "/api/v1/send",
+            json={
+                "phoneNumbers": ["+5215512340001"],
+                "message": "Cita mañana",
+                "scheduleAt": later,
+            },
+            headers=user.auth,
+        )
+        now = await browser.post(
+            "/api/v1/send",
+            json={"phoneNumbers": ["+5215512340002"], "message": "Hoy"},
+            headers=user.auth,
+        )
+        reminder_id, now_id = reminder.json()["id"], now.json()["id"]
+        listed = await browser.get("/dashboard/messages", params={"state": "scheduled"})
+        assert reminder_id in listed.text and now_id not in listed.text
+        assert f'action="/dashboard/messages/{reminder_id}/cancel"' in listed.text
+        cancelled = await browser.post(
+            f"/dashboard/messages/{reminder_id}/cancel", data={"csrf": user.csrf}
+        )
+        assert cancelled.status_code == 303
+        shown = await browser.get(cancelled.headers["location"])
+        assert "The send was cancelled" in shown.text
+        stored = await browser.get(f"/api/v1/messages/{reminder_id}", headers=user.auth)
+        assert stored.json()["state"] == "cancelled"
+        again = await browser.post(
+            f"/dashboard/messages/{reminder_id}/cancel", data={"csrf": user.csrf}
+        )
+        assert again.status_code == 200 and 'role="alert"' in again.text  # said, not a 409 page
+
+        phone = await pair_phone(user)
+        numbers = ["+5215512340003", "+5215512340004"]
+        pair = await browser.post(
+            "/api/v1/send",
+            json={"phoneNumbers": numbers, "message": "Su pedido"},
+            headers=user.auth,
+        )
+        pair_id = pair.json()["id"]
+        await phone.pull()
+        await phone.report(
+            pair_id, "Delivered", [(numbers[0], "Delivered", None), (numbers[1], "Failed", "x")]
+        )
+        page = await browser.get(f"/dashboard/messages/{pair_id}")
+        assert f'action="/dashboard/messages/{pair_id}/resend"' in page.text
+        resent = await browser.post(
+            f"/dashboard/messages/{pair_id}/resend", data={"csrf": user.csrf}
+        )
+        assert resent.status_code == 303
+        new_id = resent.headers["location"].rsplit("/", 1)[-1]
+        fresh = (await browser.get(f"/api/v1/messages/{new_id}", headers=user.auth)).json()
+        assert [r["phoneNumber"] for r in fresh["recipients"]] == [numbers[1]]
+        assert fresh["message"] == "Su pedido"
+        pulled = await phone.pull()
+        assert [m["phoneNumbers"] for m in pulled if m["id"] == new_id] == [[numbers[1]]]
