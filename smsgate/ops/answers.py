@@ -218,6 +218,9 @@ class AccountSettings(Output):
     opt_out_bypass_expedited: bool
     allowed_countries: list[str]
     reroute_stalled: bool
+    time_zone: str = Field(
+        description="The account's IANA time zone: the dashboard's times and the usage days"
+    )
 
 
 # --- the phones' API (docs/android-app-protocol.md): fields are absent rather than null, so
