@@ -19,6 +19,7 @@ from smsgate import __version__
 from smsgate.accounts.routes import router as accounts_router
 from smsgate.billing.ratelimit import limiter_for
 from smsgate.billing.routes import router as billing_router
+from smsgate.campaigns.routes import router as campaigns_router
 from smsgate.compat.routes import router as compat_router
 from smsgate.config import Settings, get_settings
 from smsgate.conversations.routes import router as conversations_router
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         devices_router,
         webhooks_router,
         conversations_router,
+        campaigns_router,
         billing_router,
         compat_router,
         dashboard_router,

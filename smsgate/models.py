@@ -2,6 +2,7 @@
 
 from smsgate.accounts import models as accounts_models
 from smsgate.billing import models as billing_models
+from smsgate.campaigns import models as campaigns_models
 from smsgate.conversations import models as conversations_models
 from smsgate.devices import models as devices_models
 from smsgate.messages import models as messages_models
@@ -14,6 +15,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "billing_models",
+    "campaigns_models",
     "conversations_models",
     "devices_models",
     "idempotency",

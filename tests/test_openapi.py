@@ -188,6 +188,35 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     await call("delete", opt_out, "/api/opt-outs/%2B5215599999999", headers=auth)
     await call("get", "/api/account/settings", headers=auth)
     await call("patch", "/api/account/settings", json={"rerouteStalled": True}, headers=auth)
+    # contacts, templates and a campaign (whose messages carry its id)
+    ana = {"phoneNumber": "+525511112222", "name": "Ana", "tags": ["vip"]}
+    contact = await call("post", "/api/contacts", json=ana, headers=auth)
+    await call("get", "/api/contacts", headers=auth)
+    person = "/api/contacts/{contact_id}"
+    one = f"/api/contacts/{contact['id']}"
+    await call("get", person, one, headers=auth)
+    await call("patch", person, one, json={"fields": {"ciudad": "CDMX"}}, headers=auth)
+    sheet = {"file": ("c.csv", b"phoneNumber,nombre\n+525533334444,Luis\nx,y\n", "text/csv")}
+    await call("post", "/api/contacts/import", files=sheet, headers=auth)
+    text = {"name": "cita", "message": "Hola {nombre}"}
+    template = await call("post", "/api/templates", json=text, headers=auth)
+    await call("get", "/api/templates", headers=auth)
+    model, named = "/api/templates/{template_id}", f"/api/templates/{template['id']}"
+    await call("get", model, named, headers=auth)
+    await call("patch", model, named, json={"name": "cita 2"}, headers=auth)
+    rows = {"rows": [{"nombre": "Ana"}, {"nombre": ""}]}
+    await call("post", f"{model}/preview", f"{named}/preview", json=rows, headers=auth)
+    people = [{"phoneNumber": "+525544445555", "nombre": "Eva"}, {"phoneNumber": "x"}]
+    body = {"name": "c", "templateId": template["id"], "recipients": people}
+    campaign = await call("post", "/api/campaigns", json=body, headers=auth)
+    await call("get", "/api/campaigns", headers=auth)
+    await call("get", "/api/v1/messages", headers=auth)
+    run, this = "/api/campaigns/{campaign_id}", f"/api/campaigns/{campaign['id']}"
+    await call("get", run, this, headers=auth)
+    await call("post", f"{run}/recipients", f"{this}/recipients", files=sheet, headers=auth)
+    await call("post", f"{run}/cancel", f"{this}/cancel", headers=auth)
+    await call("delete", model, named, headers=auth)
+    await call("delete", person, one, headers=auth)
 
     assert problems == []
     account_api = {op for op in RESPONSES if not op[1].startswith("/api/mobile/")}

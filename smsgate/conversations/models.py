@@ -1,12 +1,13 @@
-"""Conversations and the opt-out list."""
+"""Conversations, contacts and the opt-out list."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from smsgate.kit import clock
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
 
 
@@ -63,3 +64,19 @@ class OptOut(CreatedMixin, TenantMixin, Base):
     subscriber: Mapped[str] = mapped_column(String(512))
     source: Mapped[str] = mapped_column(String(20), default="api")
     keyword: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class Contact(IdMixin, CreatedMixin, TenantMixin, Base):
+    """A person the account writes to: one per subscriber (kit.phones.subscriber), the number
+    kept as written. Whether they opted out is read from the opt-outs, never copied here."""
+
+    __tablename__ = "contacts"
+    account_index = False  # the unique constraint below starts with account_id
+    __table_args__ = (UniqueConstraint("account_id", "subscriber"),)
+
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    phone_number: Mapped[str] = mapped_column(String(512))
+    subscriber: Mapped[str] = mapped_column(String(512))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

@@ -11,9 +11,9 @@ from pydantic import ConfigDict, Field
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.service import get_account
-from smsgate.conversations import service
-from smsgate.errors import bad_request
-from smsgate.kit import clock, phones
+from smsgate.conversations import contacts, service
+from smsgate.errors import ApiError, bad_request
+from smsgate.kit import clock, phones, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router
@@ -109,16 +109,15 @@ async def list_conversations(
         query=q.strip() if q else None,
         archived=archived,
     )
-    return {"data": [service.conversation_out(c) for c in page], "nextCursor": next_cursor}
+    return {"data": await service.threads_out(session, page), "nextCursor": next_cursor}
 
 
 @router.get("/api/conversations/{conversation_id}")
 async def get_conversation(
     conversation_id: str, principal: ReadMessagesScope, session: ReadSession
 ) -> dict[str, Any]:
-    return service.conversation_out(
-        await service.get(session, principal.account_id, conversation_id)
-    )
+    found = await service.get(session, principal.account_id, conversation_id)
+    return (await service.threads_out(session, [found]))[0]
 
 
 @router.patch("/api/conversations/{conversation_id}")
@@ -133,7 +132,7 @@ async def patch_conversation(
     if "archived" in given and body.archived is not None:
         conversation.archived_at = clock.now() if body.archived else None
     await session.flush()
-    return service.conversation_out(conversation)
+    return (await service.threads_out(session, [conversation]))[0]
 
 
 @router.get("/api/conversations/{conversation_id}/messages")
@@ -194,7 +193,7 @@ async def mark_read(
 ) -> dict[str, Any]:
     conversation = await service.get(session, principal.account_id, conversation_id)
     updated = await service.mark_read(session, conversation, (body or ReadIn()).up_to)
-    return service.conversation_out(updated)
+    return (await service.threads_out(session, [updated]))[0]
 
 
 @router.get("/api/opt-outs")
@@ -248,3 +247,141 @@ async def patch_account_settings(
     account = await get_account(session, principal.account_id)
     await change_settings(session, account, body)
     return settings_out(account)
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+class ContactIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ana López", "phoneNumber": "+525512345678", "tags": ["pacientes"]}
+            ]
+        }
+    )
+
+    phone_number: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=contacts.MAX_TAGS)
+    fields: dict[str, str] = Field(default_factory=dict, max_length=contacts.MAX_FIELDS)
+
+
+class ContactPatch(Input):
+    phone_number: str | None = Field(default=None, min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=contacts.MAX_TAGS)
+    fields: dict[str, str] | None = Field(default=None, max_length=contacts.MAX_FIELDS)
+
+
+@router.post("/api/contacts", status_code=201)
+async def create_contact(
+    body: ContactIn, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    contact = await contacts.create(
+        session,
+        principal.account_id,
+        principal.region,
+        phone_number=body.phone_number,
+        name=body.name,
+        tags=body.tags,
+        fields=body.fields,
+    )
+    return (await contacts.shown(session, [contact]))[0]
+
+
+@router.get("/api/contacts")
+async def list_contacts(
+    principal: ReadMessagesScope,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+) -> dict[str, Any]:
+    if cursor is not None and not is_id(cursor):
+        raise bad_request(t("cursor: is not a cursor this API returned"), field="cursor")
+    found, next_cursor = await contacts.page(session, principal.account_id, tag, limit, cursor)
+    return {"data": await contacts.shown(session, found), "nextCursor": next_cursor}
+
+
+@router.get("/api/contacts/{contact_id}")
+async def get_contact(
+    contact_id: str, principal: ReadMessagesScope, session: ReadSession
+) -> dict[str, Any]:
+    contact = await contacts.get_contact(session, principal.account_id, contact_id)
+    return (await contacts.shown(session, [contact]))[0]
+
+
+@router.patch("/api/contacts/{contact_id}")
+async def patch_contact(
+    contact_id: str, body: ContactPatch, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    contact = await contacts.get_contact(session, principal.account_id, contact_id)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    await contacts.update(session, contact, principal.region, changes)
+    return (await contacts.shown(session, [contact]))[0]
+
+
+@router.delete("/api/contacts/{contact_id}")
+async def delete_contact(
+    contact_id: str, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    contact = await contacts.get_contact(session, principal.account_id, contact_id)
+    await session.delete(contact)
+    return {"id": contact_id, "deleted": True}
+
+
+_IMPORT_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV or XLSX",
+                        },
+                        "tags": {"type": "string", "description": "comma-separated, for every row"},
+                        "dryRun": {"type": "string", "enum": ["true", "false"]},
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/api/contacts/import", openapi_extra=_IMPORT_FORM)
+async def import_contacts(
+    request: Request, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    """Contacts from a spreadsheet (first row: column names; one of them phoneNumber, and
+    optionally name/nombre and tags; the other columns become fields). `dryRun=true` shows what
+    would happen and changes nothing."""
+    fields, upload = await sheets.read_form(request)
+    phone_column = upload.key(sheets.PHONE_COLUMNS)
+    if phone_column is None:
+        raise ApiError(
+            422,
+            t(
+                "file: no phoneNumber column; the first row names the columns (it has: {value})",
+                value=", ".join(upload.columns) or "-",
+            ),
+            "missing_phone_column",
+            extra={"field": "file"},
+        )
+    return await contacts.import_rows(
+        session,
+        principal.account_id,
+        principal.region,
+        upload.rows,
+        phone_column=phone_column,
+        name_column=upload.key(sheets.NAME_COLUMNS),
+        tags_column=upload.key(("tags", "etiquetas")),
+        tags=contacts.clean_tags(fields.get("tags", "").split(",")),
+        dry_run=fields.get("dryRun", "").strip().lower() in ("true", "1", "yes", "sí", "si"),
+    )

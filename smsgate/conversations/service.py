@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
+from smsgate.conversations import contacts
 from smsgate.conversations.models import Conversation, OptOut
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
@@ -536,11 +537,12 @@ async def mark_read(
     return conversation
 
 
-def conversation_out(conversation: Conversation) -> dict[str, Any]:
+def conversation_out(conversation: Conversation, contact_name: str | None = None) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "contact": conversation.contact,
         "displayName": conversation.display_name,
+        "contactName": contact_name,
         "deviceId": conversation.device_id,
         "simNumber": conversation.sim_key or None,
         "channel": conversation.family,
@@ -553,6 +555,16 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "archived": conversation.archived_at is not None,
         "createdAt": clock.iso(conversation.created_at),
     }
+
+
+async def threads_out(
+    session: AsyncSession, threads: Sequence[Conversation]
+) -> list[dict[str, Any]]:
+    """Threads as the API shows them, each with its contact's name (one query)."""
+    if not threads:
+        return []
+    names = await contacts.names(session, threads[0].account_id, [c.subscriber for c in threads])
+    return [conversation_out(c, names.get(c.subscriber)) for c in threads]
 
 
 # --- opt-outs -------------------------------------------------------------------------------

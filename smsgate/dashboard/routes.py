@@ -796,7 +796,7 @@ async def _threads(request: Request, session: DbSession, principal: Principal) -
         query=query.strip() if query else None,
         archived=False,
     )
-    return [conversations.conversation_out(c) for c in page]
+    return await conversations.threads_out(session, page)
 
 
 @router.get("/dashboard/conversations/list", include_in_schema=False)
@@ -825,7 +825,7 @@ async def _conversations_page(
     thread: list[dict[str, Any]] = []
     if conversation_id:
         found, thread = await _thread(request, session, principal, conversation_id)  # read on open
-        current = conversations.conversation_out(found)
+        current = (await conversations.threads_out(session, [found]))[0]
     keep = {"q": query or "", **({"current": conversation_id} if conversation_id else {})}
     return _page(
         request,

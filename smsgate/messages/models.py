@@ -75,6 +75,9 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # the campaign it is part of (campaigns/): no foreign key, a campaign is never deleted
+    # before its account, whose cascade takes both
+    campaign_id: Mapped[str | None] = mapped_column(String(25), default=None, index=True)
 
 
 class MessageRecipient(IdMixin, TenantMixin, Base):

@@ -112,6 +112,8 @@ def message_out(
     }
     if row.get("cancel_requested_at") is not None:
         out["cancelRequested"] = True
+    if row.get("campaign_id") is not None:
+        out["campaignId"] = row["campaign_id"]
     if row["direction"] == "in":
         for outbound_only in INBOUND_OMITS:  # a received message has none of these
             del out[outbound_only]

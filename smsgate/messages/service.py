@@ -166,6 +166,7 @@ async def store_message(
     request: SendRequest,
     *,
     validate_numbers: bool = True,
+    campaign_id: str | None = None,
 ) -> Stored:
     """Accept a send: validate, check the device, store once (group commit). Returns the
     stored rows: the new message and its recipients as written, or a replay's original (a 409
@@ -185,6 +186,8 @@ async def store_message(
     prepared = prepare_message(
         principal.account_id, principal.region, request, validate_numbers=validate_numbers
     )
+    if campaign_id is not None:
+        prepared.message["campaign_id"] = campaign_id
     if not request.is_encrypted:
         numbers = [r["phone_number"] for r in prepared.recipients]
         abuse.check_destinations(numbers, principal.countries or frozenset({principal.region}))

@@ -169,6 +169,7 @@ class Message(Output):
     encoding: Literal["GSM-7", "UCS-2"] | None
     segments: int | None
     cancel_requested: bool | None = None
+    campaign_id: str | None = Field(default=None, description="The campaign it is part of.")
     sender: str | None = Field(default=None, description="Received messages: who sent it.")
     media_urls: list[str] | None = None
     attachments: list[Attachment] | None = None
@@ -187,6 +188,7 @@ class Conversation(Output):
     id: str
     contact: str = Field(description="The other party's number (E.164, or as the network gave it).")
     display_name: str | None
+    contact_name: str | None = Field(description="The name of the contact with this number.")
     device_id: str
     sim_number: int | None
     channel: Literal["sms", "whatsapp"]
@@ -221,6 +223,94 @@ class AccountSettings(Output):
     time_zone: str = Field(
         description="The account's IANA time zone: the dashboard's times and the usage days"
     )
+
+
+class Contact(Output):
+    id: str
+    name: str | None
+    phone_number: str = Field(description="As written when added.")
+    tags: list[str]
+    fields: dict[str, str]
+    opted_out: bool = Field(description="On the opt-out list (read from it when shown).")
+    created_at: Time
+    updated_at: Time
+
+
+class Deleted(Output):
+    id: str
+    deleted: bool
+
+
+class RejectedRow(Output):
+    row: int = Field(description="The file's row (its header is row 1), or the item's (from 1).")
+    phone_number: str
+    reason: str = Field(
+        description="invalid_phone_number, opted_out, duplicate, missing_variable, "
+        "destination_not_allowed, or the send path's refusal code (quota_exceeded, …)."
+    )
+
+
+class ImportPreview(Output):
+    row: int
+    phone_number: str
+    name: str | None
+    tags: list[str]
+    fields: dict[str, str]
+
+
+class ContactImport(Output):
+    total: int
+    created: int
+    updated: int
+    rejected: list[RejectedRow]
+    preview: list[ImportPreview] = Field(description="The first three rows as they are read.")
+    dry_run: bool
+
+
+class TemplateBinding(Output):
+    name: str
+    language: str
+
+
+class MessageTemplate(Output):
+    id: str
+    name: str
+    message: str = Field(description="The text, with {variables}.")
+    channel: Literal["sms", "whatsapp"]
+    whatsapp_template: TemplateBinding | None
+    variables: list[str]
+    created_at: Time
+    updated_at: Time
+
+
+class PreviewRow(Output):
+    row: int
+    message: str | None = Field(description="The text the row sends; null: variables missing.")
+    encoding: Literal["GSM-7", "UCS-2"] | None = None
+    segments: int | None = None
+    length: int | None = None
+    missing: list[str] | None = None
+
+
+class Preview(Output):
+    data: list[PreviewRow]
+
+
+class Campaign(Output):
+    id: str
+    name: str
+    state: Literal["scheduled", "sending", "done", "cancelled"]
+    channel: Literal["sms", "whatsapp"]
+    message: str | None
+    template_id: str | None
+    device_ids: list[str]
+    total: int = Field(description="Rows received, every upload.")
+    accepted: int = Field(description="Messages created.")
+    rejected: list[RejectedRow]
+    counts: dict[str, int] = Field(description="Recipients by state.")
+    created_at: Time
+    schedule_at: Time | None
+    finished_at: Time | None
 
 
 # --- the phones' API (docs/android-app-protocol.md): fields are absent rather than null, so
@@ -340,6 +430,23 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("post", "/api/opt-outs"): (("201",), OptOutChange),
     ("delete", "/api/opt-outs/{phone_number}"): (("200",), OptOutChange),
     ("get", "/api/account/settings"): (("200",), AccountSettings),
+    ("post", "/api/contacts"): (("201",), Contact),
+    ("get", "/api/contacts"): (("200",), Page[Contact]),
+    ("get", "/api/contacts/{contact_id}"): (("200",), Contact),
+    ("patch", "/api/contacts/{contact_id}"): (("200",), Contact),
+    ("delete", "/api/contacts/{contact_id}"): (("200",), Deleted),
+    ("post", "/api/contacts/import"): (("200",), ContactImport),
+    ("post", "/api/templates"): (("201",), MessageTemplate),
+    ("get", "/api/templates"): (("200",), Page[MessageTemplate]),
+    ("get", "/api/templates/{template_id}"): (("200",), MessageTemplate),
+    ("patch", "/api/templates/{template_id}"): (("200",), MessageTemplate),
+    ("delete", "/api/templates/{template_id}"): (("200",), Deleted),
+    ("post", "/api/templates/{template_id}/preview"): (("200",), Preview),
+    ("post", "/api/campaigns"): (("201",), Campaign),
+    ("get", "/api/campaigns"): (("200",), Page[Campaign]),
+    ("get", "/api/campaigns/{campaign_id}"): (("200",), Campaign),
+    ("post", "/api/campaigns/{campaign_id}/recipients"): (("200",), Campaign),
+    ("post", "/api/campaigns/{campaign_id}/cancel"): (("200",), Campaign),
     ("patch", "/api/account/settings"): (("200",), AccountSettings),
     ("post", "/api/mobile/v1/device"): (("201",), Registered),
     ("get", "/api/mobile/v1/device"): (("200",), DeviceInfo),

@@ -11,8 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smsgate.errors import COMPAT_PREFIX, error_body
 from smsgate.kit.responses import JSONResponse
 
-# the phones' routes that carry received MMS with their attachments (base64 in JSON)
-ATTACHMENT_PATHS = ("/api/mobile/v1/ingest/", "/api/mobile/v1/inbox")
+# the routes that carry files: the phones' received MMS with their attachments (base64 in
+# JSON), and the spreadsheets of campaigns and contact imports
+ATTACHMENT_PATHS = (
+    "/api/mobile/v1/ingest/",
+    "/api/mobile/v1/inbox",
+    "/api/campaigns",
+    "/api/contacts/import",
+)
 
 
 class RequestLimits:

@@ -100,7 +100,22 @@ class WebhookDisabled(TypedDict):
     disabledAt: Time
 
 
-Payload = Outbound | Inbound | MmsDownloaded | Ping | Presence | WebhookDisabled
+@with_config(_CLOSED)
+class CampaignFinished(TypedDict):
+    """A campaign finished: `done` (no message of it still processing) or `cancelled`; its
+    recipients by state, and how many rows were rejected."""
+
+    campaignId: str
+    name: str
+    state: Literal["done", "cancelled"]
+    total: int
+    accepted: int
+    rejected: int
+    counts: dict[str, int]
+    finishedAt: Time | None
+
+
+Payload = Outbound | Inbound | MmsDownloaded | Ping | Presence | WebhookDisabled | CampaignFinished
 
 # event -> (what happened, its payload's type)
 EVENTS: dict[str, tuple[str, Any]] = {
@@ -121,6 +136,10 @@ EVENTS: dict[str, tuple[str, Any]] = {
         "another webhook of the account was disabled (failing for days, 410 Gone); its events "
         "are held until it is enabled again",
         WebhookDisabled,
+    ),
+    "campaign:finished": (
+        "a campaign finished: every message of it was sent or failed, or it was cancelled",
+        CampaignFinished,
     ),
 }
 

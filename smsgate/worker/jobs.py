@@ -11,6 +11,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from smsgate.accounts import service as accounts
+from smsgate.campaigns import service as campaigns
 from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.kit import clock
@@ -78,6 +79,7 @@ async def run_jobs(app: FastAPI) -> None:
     for account_id in woken:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
     await _wake_for_scheduled(app, database, hub)
+    await campaigns.finish(database)
     async with database.transaction() as session:
         await accounts.prune_expired(session)
         await retention.prune(session, settings)

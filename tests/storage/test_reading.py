@@ -180,7 +180,17 @@ async def test_every_get_route_that_only_reads_waits_for_no_lock(app: FastAPI, m
     # the thread is read once it has been opened: the page's refreshes then only read
     opened = await user.client.get(f"/dashboard/conversations/{threads[0]['id']}")
     assert opened.status_code == 200, opened.text
+    made = {}
+    for kind, body in (
+        ("contact", {"phoneNumber": "+525512345678", "name": "Ana"}),
+        ("template", {"name": "cita", "message": "Hola {nombre}"}),
+        ("campaign", {"name": "c", "message": "hola", "recipients": [{"phoneNumber": "no"}]}),
+    ):
+        answer = await user.client.post(f"/api/{kind}s", json=body, headers=user.auth)
+        assert answer.status_code == 201, answer.text
+        made[f"{kind}_id"] = answer.json()["id"]
     ids = {
+        **made,
         "message_id": sent.json()["id"],
         "attachment_id": "none",
         "device_id": phone.device_id,

@@ -13,6 +13,7 @@ import jsonschema_rs
 
 from smsgate.agents.phone import DeviceClient, MobileError
 from smsgate.agents.whatsapp_web import Bridge, SimulatedSession
+from smsgate.campaigns import service as campaigns
 from smsgate.kit import clock
 from smsgate.whatsapp.lines import Pacer
 from tests.factories import pair_phone, send
@@ -97,6 +98,11 @@ async def test_every_delivered_payload_matches_its_catalog_entry(
             with contextlib.suppress(asyncio.CancelledError, MobileError):
                 await task
             await client.aclose()
+        # a campaign whose one row is refused is done at once: campaign:finished
+        empty = {"name": "vacía", "message": "hola", "recipients": [{"phoneNumber": "no"}]}
+        made = await user.client.post("/api/campaigns", json=empty, headers=user.auth)
+        assert made.status_code == 201, made.text
+        assert await campaigns.finish(app.state.db) == 1
         await user.client.post(
             f"/api/webhooks/{(await _hook_ids(user))[-1]}/test", headers=user.auth
         )
@@ -115,7 +121,7 @@ async def test_every_delivered_payload_matches_its_catalog_entry(
         assert not errors, (event, payload, errors)
         seen.add(event)
     assert seen == set(every), set(every) - seen
-    assert len(every) == 14  # the reference's 13 and webhook:disabled
+    assert len(every) == 15  # the reference's 13, webhook:disabled and campaign:finished
 
 
 async def _hook_ids(user) -> list[str]:

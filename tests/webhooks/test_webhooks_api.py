@@ -23,6 +23,7 @@ CATALOG = {
     "device:online",
     "device:offline",
     "webhook:disabled",
+    "campaign:finished",
 }
 
 

@@ -296,6 +296,7 @@ def prepare_message(
         "handed_at": None,
         "acknowledged_at": None,
         "cancel_requested_at": None,
+        "campaign_id": None,
     }
     recipients = [
         {

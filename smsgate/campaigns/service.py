@@ -1,0 +1,608 @@
+"""Campaigns: one text (or template) sent to many rows, each with its variables.
+
+Each accepted row becomes one message through the one send path (messages.service.store_message:
+the same validation, quota, opt-outs and group commit as POST /api/v1/send), carrying the
+campaign's id, at CAMPAIGN_PRIORITY: below an interactive send's default, so that phones take
+single sends first and a big campaign never holds them back. Its externalId is the campaign's id
+and the row's subscriber (`<campaign id>:+5255…`), so a row uploaded again is never sent twice.
+
+A row is rejected, with its row number and a stable reason, when its number is invalid, opted
+out, a duplicate (in the upload or the campaign already), outside the account's countries, or
+when it leaves a variable of the text empty; any refusal of the send path (quota, pumping guard)
+is reported the same way with that refusal's code. Nothing is dropped silently.
+
+States: scheduled (a future scheduleAt) -> sending -> done (no message still processing), or
+cancelled (what no phone had taken is cancelled). `campaign:finished` is emitted on done and
+on cancel (worker/jobs.py runs `finish`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.accounts.preferences import zone
+from smsgate.accounts.service import Principal
+from smsgate.campaigns import templates
+from smsgate.campaigns.models import Campaign, Template
+from smsgate.conversations import contacts
+from smsgate.devices.service import device_types
+from smsgate.errors import ApiError, bad_request, not_found
+from smsgate.kit import clock, phones, sheets
+from smsgate.kit.i18n import t
+from smsgate.kit.ids import new_id
+from smsgate.kit.sheets import Upload
+from smsgate.messages import states
+from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
+from smsgate.messages.schemas import SendRequest
+from smsgate.messages.sending.writer import MAX_BATCH, SendWriter
+from smsgate.messages.service import store_message
+from smsgate.storage.db import Database
+from smsgate.webhooks import events
+from smsgate.webhooks.events import NewEvent
+
+CAMPAIGN_PRIORITY = -10  # below a send's default (0): single sends are taken first
+SCHEDULED, SENDING, DONE, CANCELLED = "scheduled", "sending", "done", "cancelled"
+CAMPAIGN_STATES = (SCHEDULED, SENDING, DONE, CANCELLED)
+CHANNELS = ("sms", "whatsapp")
+FINISHED_EVENT = "campaign:finished"
+# rejection reasons of the rows themselves (the send path's refusals add their own codes)
+INVALID, OPTED_OUT, DUPLICATE, MISSING = (
+    "invalid_phone_number",
+    "opted_out",
+    "duplicate",
+    "missing_variable",
+)
+
+campaigns_table: Table = Campaign.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a campaign sends, when and through which devices."""
+
+    name: str
+    text: str | None = None
+    template_id: str | None = None
+    schedule_at: datetime | None = None
+    device_ids: tuple[str, ...] = ()
+    channel: str = "sms"
+    tag: str | None = None  # recipients: the account's contacts with this tag
+
+
+def schedule_in_zone(value: datetime | None, time_zone: str) -> datetime | None:
+    """A scheduleAt without an offset is the account's local time."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=zone(time_zone))
+
+
+async def _checked(
+    database: Database, principal: Principal, spec: Spec
+) -> tuple[Spec, Template | None]:
+    """The spec with its text resolved and everything it names checked (400/404/422)."""
+    name = spec.name.strip()
+    if not name:
+        raise bad_request(t("name: give the campaign a name"), field="name")
+    if spec.channel not in CHANNELS:
+        raise bad_request(
+            t('channel: must be "sms" or "whatsapp", not "{channel}"', channel=spec.channel),
+            field="channel",
+        )
+    if (spec.text is None) == (spec.template_id is None):
+        raise bad_request(
+            t("message: give the text (message) or a template (templateId), one of the two"),
+            field="message",
+        )
+    template = None
+    if spec.template_id is not None:
+        async with database.reading() as session:
+            template = await templates.get_template(
+                session, principal.account_id, spec.template_id, "templateId"
+            )
+    text = template.text if template is not None else (spec.text or "")
+    if not text.strip():
+        raise bad_request(t("message: is empty"), field="message")
+    for device_id in spec.device_ids:
+        kind = await device_types.get(database, principal.account_id, device_id)
+        if (kind == "whatsapp") != (spec.channel == "whatsapp"):
+            raise bad_request(
+                t(
+                    "deviceIds: {device_id} cannot send this campaign's {channel} messages",
+                    device_id=device_id,
+                    channel=spec.channel,
+                ),
+                "wrong_device_type",
+                "deviceIds",
+            )
+    schedule_at = schedule_in_zone(spec.schedule_at, principal.time_zone)
+    if schedule_at is not None and clock.as_utc(schedule_at) <= clock.now():
+        raise bad_request(
+            t("scheduleAt: {value} is in the past", value=clock.iso(clock.as_utc(schedule_at))),
+            field="scheduleAt",
+        )
+    checked = Spec(
+        name[:200],
+        spec.text,
+        spec.template_id,
+        schedule_at,
+        spec.device_ids,
+        spec.channel,
+        spec.tag,
+    )
+    return checked, template
+
+
+def _check_columns(text: str, upload: Upload) -> str:
+    """The upload's number column; 422 when it has none or the text names a column it lacks."""
+    column = upload.key(sheets.PHONE_COLUMNS)
+    if column is None:
+        raise ApiError(
+            422,
+            t(
+                "file: no phoneNumber column; the first row names the columns (it has: {value})",
+                value=", ".join(upload.columns) or "-",
+            ),
+            "missing_phone_column",
+            extra={"field": "file"},
+        )
+    unknown = sheets.unknown_variables(text, upload.columns)
+    if unknown and upload.rows:
+        raise ApiError(
+            422,
+            t(
+                "message: uses {names}, which no column of the rows has (they have: {value})",
+                names=", ".join("{" + name + "}" for name in unknown),
+                value=", ".join(upload.columns),
+            ),
+            MISSING,
+            extra={"field": "message"},
+        )
+    return column
+
+
+async def _in_campaign(database: Database, account_id: str, campaign_id: str) -> set[str]:
+    """The subscribers a campaign has messages for already."""
+    m, r = messages_table, recipients_table
+    async with database.reading() as session:
+        numbers = (
+            await session.execute(
+                select(r.c.phone_number)
+                .join(m, m.c.id == r.c.message_id)
+                .where(m.c.account_id == account_id, m.c.campaign_id == campaign_id)
+            )
+        ).scalars()
+        return {phones.subscriber(number) for number in numbers}
+
+
+def _reject(row: int, number: str, reason: str) -> dict[str, Any]:
+    return {"row": row, "phoneNumber": number, "reason": reason}
+
+
+def _whatsapp_template(template: Template, text: str, values: dict[str, str]) -> dict[str, Any]:
+    """The approved WhatsApp template a row sends: the body's parameters are the text's
+    variables, in their order, filled from the row."""
+    by_name = {name.strip().lower(): value for name, value in values.items()}
+    parameters = [
+        {"type": "text", "text": by_name.get(name.lower(), "")} for name in sheets.variables(text)
+    ]
+    bound = template.whatsapp or {}
+    out: dict[str, Any] = {"name": bound.get("name"), "language": bound.get("language")}
+    if parameters:
+        out["components"] = [{"type": "body", "parameters": parameters}]
+    return out
+
+
+async def _send_rows(
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    campaign: dict[str, Any],
+    template: Template | None,
+    upload: Upload,
+) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
+    """Turn the upload's rows into the campaign's messages: how many were accepted, the rows
+    rejected, and the names of the accepted rows (by message id) for the report."""
+    text = template.text if template is not None else (campaign["text"] or "")
+    column = _check_columns(text, upload)
+    name_column = upload.key(sheets.NAME_COLUMNS)
+    rejected: list[dict[str, Any]] = []
+    seen = await _in_campaign(database, principal.account_id, campaign["id"])
+    wanted: list[tuple[int, str, str, dict[str, str]]] = []
+    for number_row, values in upload.rows:
+        raw = values.get(column, "")
+        try:
+            number = phones.normalize(raw, principal.region)
+        except phones.InvalidPhoneNumber:
+            rejected.append(_reject(number_row, raw, INVALID))
+            continue
+        key = phones.subscriber(number)
+        if key in seen:
+            rejected.append(_reject(number_row, raw, DUPLICATE))
+            continue
+        seen.add(key)
+        wanted.append((number_row, number, key, values))
+    async with database.reading() as session:
+        blocked = await contacts.opted_out(
+            session, principal.account_id, [key for _, _, key, _ in wanted]
+        )
+    requests: list[tuple[int, str, SendRequest, str]] = []
+    devices = campaign["device_ids"] or [None]
+    whatsapp_bound = (
+        template is not None and template.whatsapp and campaign["channel"] == "whatsapp"
+    )
+    for number_row, number, key, values in wanted:
+        if key in blocked:
+            rejected.append(_reject(number_row, number, OPTED_OUT))
+            continue
+        try:
+            content = sheets.render(text, values)
+        except sheets.MissingVariable:
+            rejected.append(_reject(number_row, number, MISSING))
+            continue
+        body: dict[str, Any] = {
+            "channel": campaign["channel"],
+            "phoneNumbers": [number],
+            "priority": CAMPAIGN_PRIORITY,
+            "externalId": f"{campaign['id']}:{key}",
+            "deviceId": devices[len(requests) % len(devices)],
+        }
+        if whatsapp_bound:
+            assert template is not None
+            body["template"] = _whatsapp_template(template, text, values)
+        else:
+            body["message"] = content
+        if campaign["schedule_at"] is not None:
+            body["scheduleAt"] = campaign["schedule_at"]
+        try:
+            request = SendRequest.model_validate(body)
+        except ValueError:
+            rejected.append(_reject(number_row, number, "validation_error"))
+            continue
+        requests.append((number_row, number, request, values.get(name_column or "", "")))
+    accepted = 0
+    names: dict[str, str] = {}
+    for start in range(0, len(requests), MAX_BATCH):
+        chunk = requests[start : start + MAX_BATCH]
+        results = await asyncio.gather(
+            *(
+                store_message(database, writer, principal, request, campaign_id=campaign["id"])
+                for _, _, request, _ in chunk
+            ),
+            return_exceptions=True,
+        )
+        for (number_row, number, _, name), result in zip(chunk, results, strict=True):
+            if isinstance(result, ApiError):
+                rejected.append(_reject(number_row, number, result.code))
+            elif isinstance(result, BaseException):
+                raise result
+            elif not result.created:  # the same row, uploaded again while the first was sent
+                rejected.append(_reject(number_row, number, DUPLICATE))
+            else:
+                accepted += 1
+                if name:
+                    names[result.row["id"]] = name
+    rejected.sort(key=lambda item: item["row"])
+    return accepted, rejected, names
+
+
+async def create(
+    database: Database, writer: SendWriter, principal: Principal, spec: Spec, upload: Upload
+) -> dict[str, Any]:
+    """A new campaign, its rows sent (or scheduled) at once; its answer."""
+    spec, template = await _checked(database, principal, spec)
+    now = clock.now()
+    campaign: dict[str, Any] = {
+        "id": new_id(),
+        "account_id": principal.account_id,
+        "name": spec.name,
+        "state": SCHEDULED if spec.schedule_at is not None else SENDING,
+        "channel": spec.channel,
+        "text": spec.text,
+        "template_id": spec.template_id,
+        "schedule_at": clock.as_utc(spec.schedule_at) if spec.schedule_at else None,
+        "device_ids": list(spec.device_ids) or None,
+        "total": 0,
+        "accepted": 0,
+        "rejected": [],
+        "names": {},
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+    }
+    text = template.text if template is not None else (spec.text or "")
+    _check_columns(text, upload)  # before anything is stored
+    async with database.transaction() as session:
+        await session.execute(insert(campaigns_table), [campaign])
+    return await _add(database, writer, principal, campaign, template, upload)
+
+
+async def add_rows(
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    campaign_id: str,
+    upload: Upload,
+) -> dict[str, Any]:
+    """More rows for a campaign (or the same file again: rows it has are duplicates)."""
+    async with database.reading() as session:
+        campaign = await _row(session, principal.account_id, campaign_id)
+        template = (
+            await session.get(Template, campaign["template_id"])
+            if campaign["template_id"]
+            else None
+        )
+    if campaign["state"] == CANCELLED:
+        raise ApiError(
+            409, t("this campaign was cancelled; create a new one"), "campaign_cancelled"
+        )
+    if campaign["template_id"] is None and campaign["text"] is None:
+        raise ApiError(409, t("this campaign's template was deleted"), "template_deleted")
+    return await _add(database, writer, principal, dict(campaign), template, upload)
+
+
+async def _add(
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    campaign: dict[str, Any],
+    template: Template | None,
+    upload: Upload,
+) -> dict[str, Any]:
+    accepted, rejected, names = await _send_rows(
+        database, writer, principal, campaign, template, upload
+    )
+    c = campaigns_table
+    async with database.transaction() as session:
+        current = await _row(session, principal.account_id, campaign["id"])
+        values: dict[str, Any] = {
+            "total": current["total"] + len(upload.rows),
+            "accepted": current["accepted"] + accepted,
+            "rejected": [*current["rejected"], *rejected],
+            "updated_at": clock.now(),
+        }
+        if current["state"] == DONE and accepted:  # new rows to send: it is not done any more
+            values["state"] = SENDING
+            values["finished_at"] = None
+        if names:
+            values["names"] = {**(current["names"] or {}), **names}
+        await session.execute(update(c).where(c.c.id == campaign["id"]).values(**values))
+        return await campaign_out(
+            session, await _row(session, principal.account_id, campaign["id"])
+        )
+
+
+async def _row(session: AsyncSession, account_id: str, campaign_id: str) -> Any:
+    c = campaigns_table
+    found = (
+        (
+            await session.execute(
+                select(c).where(c.c.id == campaign_id, c.c.account_id == account_id)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if found is None:
+        raise not_found("campaign")
+    return found
+
+
+async def _counts(session: AsyncSession, ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Recipients by state, per campaign."""
+    m, r = messages_table, recipients_table
+    counts: dict[str, dict[str, int]] = {campaign_id: {} for campaign_id in ids}
+    if not ids:
+        return counts
+    found = await session.execute(
+        select(m.c.campaign_id, r.c.state, func.count())
+        .select_from(m.join(r, r.c.message_id == m.c.id))
+        .where(m.c.campaign_id.in_(list(ids)))
+        .group_by(m.c.campaign_id, r.c.state)
+    )
+    for campaign_id, state, count in found:
+        counts[campaign_id][state] = count
+    return counts
+
+
+def _out(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "state": row["state"],
+        "channel": row["channel"],
+        "message": row["text"],
+        "templateId": row["template_id"],
+        "deviceIds": row["device_ids"] or [],
+        "total": row["total"],
+        "accepted": row["accepted"],
+        "rejected": row["rejected"],
+        "counts": counts,
+        "createdAt": clock.iso(row["created_at"]),
+        "scheduleAt": clock.iso(row["schedule_at"]),
+        "finishedAt": clock.iso(row["finished_at"]),
+    }
+
+
+async def campaign_out(session: AsyncSession, row: Any) -> dict[str, Any]:
+    counts = await _counts(session, [row["id"]])
+    return _out(row, counts[row["id"]])
+
+
+async def get_campaign(session: AsyncSession, account_id: str, campaign_id: str) -> dict[str, Any]:
+    return await campaign_out(session, await _row(session, account_id, campaign_id))
+
+
+async def list_campaigns(
+    session: AsyncSession, account_id: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, a page at a time."""
+    c = campaigns_table
+    query = select(c).where(c.c.account_id == account_id)
+    if cursor is not None:
+        query = query.where(c.c.id < cursor)
+    found = (await session.execute(query.order_by(c.c.id.desc()).limit(limit + 1))).mappings().all()
+    page = found[:limit]
+    counts = await _counts(session, [row["id"] for row in page])
+    next_cursor = page[-1]["id"] if len(found) > limit else None
+    return [_out(row, counts[row["id"]]) for row in page], next_cursor
+
+
+async def cancel(session: AsyncSession, account_id: str, campaign_id: str) -> dict[str, Any]:
+    """Stop a campaign: its messages no phone has taken are cancelled (those a phone holds go
+    on); 409 once it is done."""
+    row = await _row(session, account_id, campaign_id)
+    if row["state"] in (DONE, CANCELLED):
+        raise ApiError(
+            409,
+            t("this campaign can no longer be cancelled: it is {state}", state=row["state"]),
+            "not_cancellable",
+        )
+    m, r = messages_table, recipients_table
+    now = clock.now()
+    waiting = and_(
+        m.c.account_id == account_id,
+        m.c.campaign_id == campaign_id,
+        m.c.state == states.PROCESSING,
+        m.c.assigned_device_id.is_(None),
+    )
+    ids = list(
+        (
+            await session.execute(
+                update(m)
+                .where(waiting)
+                .values(state=states.CANCELLED, updated_at=now)
+                .returning(m.c.id)
+            )
+        ).scalars()
+    )
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        numbers = (
+            await session.execute(
+                update(r)
+                .where(r.c.message_id.in_(chunk), r.c.state == states.PROCESSING)
+                .values(state=states.CANCELLED, updated_at=now)
+                .returning(r.c.message_id, r.c.phone_number)
+            )
+        ).all()
+        await session.execute(
+            insert(history_table),
+            [history_row(account_id, mid, states.CANCELLED, now) for mid in chunk]
+            + [
+                history_row(account_id, mid, states.CANCELLED, now, phone_number=number)
+                for mid, number in numbers
+            ],
+        )
+    c = campaigns_table
+    await session.execute(
+        update(c)
+        .where(c.c.id == campaign_id)
+        .values(state=CANCELLED, updated_at=now, finished_at=now)
+    )
+    row = await _row(session, account_id, campaign_id)
+    answer = await campaign_out(session, row)
+    await events.emit(session, [_finished_event(account_id, answer)])
+    return answer
+
+
+def _finished_event(account_id: str, campaign: dict[str, Any]) -> NewEvent:
+    payload = {
+        "campaignId": campaign["id"],
+        "name": campaign["name"],
+        "state": campaign["state"],
+        "total": campaign["total"],
+        "accepted": campaign["accepted"],
+        "rejected": len(campaign["rejected"]),
+        "counts": campaign["counts"],
+        "finishedAt": campaign["finishedAt"],
+    }
+    return NewEvent(account_id, FINISHED_EVENT, None, payload)  # type: ignore[arg-type]
+
+
+async def finish(database: Database) -> int:
+    """The periodic pass: a scheduled campaign whose time came is sending; a sending one with
+    no message still processing is done (and says so: campaign:finished). How many finished."""
+    c, m = campaigns_table, messages_table
+    now = clock.now()
+    async with database.transaction() as session:
+        await session.execute(
+            update(c).where(c.c.state == SCHEDULED, c.c.schedule_at <= now).values(state=SENDING)
+        )
+        still = exists().where(m.c.campaign_id == c.c.id, m.c.state == states.PROCESSING)
+        done = (
+            (await session.execute(select(c).where(c.c.state == SENDING, ~still))).mappings().all()
+        )
+        for row in done:
+            changed = await session.execute(
+                update(c)
+                .where(c.c.id == row["id"], c.c.state == SENDING)
+                .values(state=DONE, finished_at=now, updated_at=now)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            answer = await campaign_out(session, await _row(session, row["account_id"], row["id"]))
+            await events.emit(session, [_finished_event(row["account_id"], answer)])
+    return len(done)
+
+
+REPORT_COLUMNS = ("row", "phoneNumber", "name", "state", "error", "sentAt", "deliveredAt")
+
+
+async def report(session: AsyncSession, account_id: str, campaign_id: str) -> str:
+    """The campaign as CSV: every recipient with its state and times, then every rejected row
+    with its reason (state `rejected`)."""
+    row = await _row(session, account_id, campaign_id)
+    m, r, h = messages_table, recipients_table, history_table
+    recipients = (
+        await session.execute(
+            select(r.c.message_id, r.c.phone_number, r.c.state, r.c.error)
+            .join(m, m.c.id == r.c.message_id)
+            .where(m.c.account_id == account_id, m.c.campaign_id == campaign_id)
+            .order_by(m.c.id, r.c.position)
+        )
+    ).all()
+    times: dict[tuple[str, str, str], datetime] = {}
+    found = await session.execute(
+        select(h.c.message_id, h.c.phone_number, h.c.state, h.c.created_at)
+        .join(m, m.c.id == h.c.message_id)
+        .where(
+            m.c.account_id == account_id,
+            m.c.campaign_id == campaign_id,
+            h.c.state.in_((states.SENT, states.DELIVERED)),
+            h.c.phone_number.is_not(None),
+        )
+    )
+    for message_id, number, state, at in found:
+        times.setdefault((message_id, number, state), at)
+    names = row["names"] or {}
+    out = io.StringIO()
+    sheet = csv.writer(out)
+    sheet.writerow(REPORT_COLUMNS)
+    for message_id, number, state, error in recipients:
+        sent = times.get((message_id, number, states.SENT))
+        delivered = times.get((message_id, number, states.DELIVERED))
+        sheet.writerow(
+            [
+                "",
+                number,
+                names.get(message_id, ""),
+                state,
+                error or "",
+                clock.iso(sent) or "",
+                clock.iso(delivered) or "",
+            ]
+        )
+    for rejected in row["rejected"]:
+        sheet.writerow(
+            [rejected["row"], rejected["phoneNumber"], "", "rejected", rejected["reason"], "", ""]
+        )
+    return out.getvalue()
