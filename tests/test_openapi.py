@@ -215,6 +215,9 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     await call("get", run, this, headers=auth)
     await call("post", f"{run}/recipients", f"{this}/recipients", files=sheet, headers=auth)
     await call("post", f"{run}/cancel", f"{this}/cancel", headers=auth)
+    draft = await call("post", "/api/campaigns", json={**body, "draft": True}, headers=auth)
+    kept = f"/api/campaigns/{draft['id']}"
+    await call("post", f"{run}/send", f"{kept}/send", json={}, headers=auth)
     await call("delete", model, named, headers=auth)
     await call("delete", person, one, headers=auth)
 

@@ -33,7 +33,7 @@ class Campaign(IdMixin, CreatedMixin, TenantMixin, Base):
     __table_args__ = (Index("ix_campaigns_account_id_id", "account_id", "id"),)
 
     name: Mapped[str] = mapped_column(String(200))
-    # scheduled -> sending -> done, or cancelled (campaigns/service.py)
+    # draft -> scheduled -> sending -> done, or cancelled (campaigns/service.py)
     state: Mapped[str] = mapped_column(String(12), default="sending")
     channel: Mapped[str] = mapped_column(String(10), default="sms")
     text: Mapped[str | None] = mapped_column(Text, default=None)
@@ -48,5 +48,7 @@ class Campaign(IdMixin, CreatedMixin, TenantMixin, Base):
     rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # the rows' names (a name or nombre column), by message id, for the report
     names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # a draft's rows, until it is sent: {"columns": [...], "rows": [[row number, {values}]]}
+    rows: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

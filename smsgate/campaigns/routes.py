@@ -101,6 +101,16 @@ class CampaignIn(Input):
     )
     device_ids: list[str] | None = Field(default=None, max_length=50)
     channel: Literal["sms", "whatsapp"] = "sms"
+    draft: bool = Field(
+        default=False,
+        description="Keep the rows and send nothing yet: the answer previews the first rows "
+        "and counts the messages and segments; POST /api/campaigns/{id}/send sends it.",
+    )
+
+
+class SendDraftIn(Input):
+    schedule_at: datetime | None = Field(default=None, strict=False)
+    device_ids: list[str] | None = Field(default=None, max_length=50)
 
 
 class RowsIn(Input):
@@ -118,6 +128,7 @@ _FORM: dict[str, Any] = {
         "scheduleAt": {"type": "string", "format": "date-time"},
         "deviceIds": {"type": "string", "description": "comma-separated"},
         "channel": {"type": "string", "enum": ["sms", "whatsapp"]},
+        "draft": {"type": "string", "enum": ["true", "false"]},
     },
     "required": ["file", "name"],
 }
@@ -175,7 +186,7 @@ async def _rows(request: Request, principal: Principal, recipients: Any, tag: st
     return sheets.from_items(recipients)
 
 
-_FORM_FIELDS = ("name", "message", "templateId", "scheduleAt", "deviceIds", "channel")
+_FORM_FIELDS = ("name", "message", "templateId", "scheduleAt", "deviceIds", "channel", "draft")
 
 
 def _form_spec(fields: dict[str, str]) -> service.Spec:
@@ -183,6 +194,8 @@ def _form_spec(fields: dict[str, str]) -> service.Spec:
     raw: dict[str, Any] = {k: v for k, v in fields.items() if k in _FORM_FIELDS}
     if "deviceIds" in raw:
         raw["deviceIds"] = raw["deviceIds"].split(",")
+    if "draft" in raw:
+        raw["draft"] = raw["draft"].strip().lower() in ("true", "1", "on", "yes")
     return _spec(parse(CampaignIn, {**raw, "recipients": []}))
 
 
@@ -195,6 +208,7 @@ def _spec(body: CampaignIn) -> service.Spec:
         device_ids=tuple(dict.fromkeys(body.device_ids or ())),
         channel=body.channel,
         tag=body.tag,
+        draft=body.draft,
     )
 
 
@@ -318,6 +332,23 @@ async def add_recipients(campaign_id: str, request: Request, principal: SendScop
         upload = await _rows(request, principal, body.recipients, body.tag)
     answer = await service.add_rows(
         request.app.state.db, request.app.state.send_writer, principal, campaign_id, upload
+    )
+    _wake(request, principal, answer)
+    return JSONResponse(answer)
+
+
+@router.post("/api/campaigns/{campaign_id}/send", response_class=JSONResponse)
+async def send_campaign(campaign_id: str, request: Request, principal: SendScope) -> JSONResponse:
+    """Send a draft: now, or at `scheduleAt`; through `deviceIds` if given."""
+    raw = await json_body(request)
+    body = parse(SendDraftIn, raw) if raw is not None else SendDraftIn()
+    answer = await service.send_draft(
+        request.app.state.db,
+        request.app.state.send_writer,
+        principal,
+        campaign_id,
+        body.schedule_at,
+        body.device_ids,
     )
     _wake(request, principal, answer)
     return JSONResponse(answer)

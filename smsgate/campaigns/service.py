@@ -11,8 +11,9 @@ out, a duplicate (in the upload or the campaign already), outside the account's 
 when it leaves a variable of the text empty; any refusal of the send path (quota, pumping guard)
 is reported the same way with that refusal's code. Nothing is dropped silently.
 
-States: scheduled (a future scheduleAt) -> sending -> done (no message still processing), or
-cancelled (what no phone had taken is cancelled). `campaign:finished` is emitted on done and
+States: draft (the rows kept, nothing sent: `send_draft` sends them) -> scheduled (a future
+scheduleAt) -> sending -> done (no message still processing), or cancelled (what no phone had
+taken is cancelled). `campaign:finished` is emitted on done and
 on cancel (worker/jobs.py runs `finish`).
 """
 
@@ -22,7 +23,7 @@ import asyncio
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from smsgate.campaigns.models import Campaign, Template
 from smsgate.conversations import contacts
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones, sheets
+from smsgate.kit import clock, phones, segments, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import new_id
 from smsgate.kit.sheets import Upload
@@ -50,8 +51,10 @@ from smsgate.webhooks import events
 from smsgate.webhooks.events import NewEvent
 
 CAMPAIGN_PRIORITY = -10  # below a send's default (0): single sends are taken first
-SCHEDULED, SENDING, DONE, CANCELLED = "scheduled", "sending", "done", "cancelled"
-CAMPAIGN_STATES = (SCHEDULED, SENDING, DONE, CANCELLED)
+DRAFT, SCHEDULED, SENDING = "draft", "scheduled", "sending"
+DONE, CANCELLED = "done", "cancelled"
+CAMPAIGN_STATES = (DRAFT, SCHEDULED, SENDING, DONE, CANCELLED)
+PREVIEW_ROWS = 3
 CHANNELS = ("sms", "whatsapp")
 FINISHED_EVENT = "campaign:finished"
 # rejection reasons of the rows themselves (the send path's refusals add their own codes)
@@ -76,6 +79,7 @@ class Spec:
     device_ids: tuple[str, ...] = ()
     channel: str = "sms"
     tag: str | None = None  # recipients: the account's contacts with this tag
+    draft: bool = False  # keep the rows, send nothing yet (send_draft sends them)
 
 
 def schedule_in_zone(value: datetime | None, time_zone: str) -> datetime | None:
@@ -129,16 +133,7 @@ async def _checked(
             t("scheduleAt: {value} is in the past", value=clock.iso(clock.as_utc(schedule_at))),
             field="scheduleAt",
         )
-    checked = Spec(
-        name[:200],
-        spec.text,
-        spec.template_id,
-        schedule_at,
-        spec.device_ids,
-        spec.channel,
-        spec.tag,
-    )
-    return checked, template
+    return replace(spec, name=name[:200], schedule_at=schedule_at), template
 
 
 def _check_columns(text: str, upload: Upload) -> str:
@@ -297,14 +292,15 @@ async def _send_rows(
 async def create(
     database: Database, writer: SendWriter, principal: Principal, spec: Spec, upload: Upload
 ) -> dict[str, Any]:
-    """A new campaign, its rows sent (or scheduled) at once; its answer."""
+    """A new campaign, its rows sent (or scheduled) at once, or kept as a draft; its answer."""
     spec, template = await _checked(database, principal, spec)
     now = clock.now()
+    state = SCHEDULED if spec.schedule_at is not None else SENDING
     campaign: dict[str, Any] = {
         "id": new_id(),
         "account_id": principal.account_id,
         "name": spec.name,
-        "state": SCHEDULED if spec.schedule_at is not None else SENDING,
+        "state": DRAFT if spec.draft else state,
         "channel": spec.channel,
         "text": spec.text,
         "template_id": spec.template_id,
@@ -314,15 +310,108 @@ async def create(
         "accepted": 0,
         "rejected": [],
         "names": {},
+        "rows": None,
         "created_at": now,
         "updated_at": now,
         "finished_at": None,
     }
     text = template.text if template is not None else (spec.text or "")
     _check_columns(text, upload)  # before anything is stored
+    if spec.draft:
+        campaign["rows"] = {"columns": list(upload.columns), "rows": [list(r) for r in upload.rows]}
+        campaign["total"] = len(upload.rows)
     async with database.transaction() as session:
         await session.execute(insert(campaigns_table), [campaign])
+        if spec.draft:
+            return await campaign_out(
+                session, await _row(session, principal.account_id, campaign["id"])
+            )
     return await _add(database, writer, principal, campaign, template, upload)
+
+
+def _stored_rows(campaign: Any) -> Upload:
+    kept = campaign["rows"] or {"columns": [], "rows": []}
+    return Upload(tuple(kept["columns"]), tuple((int(n), dict(v)) for n, v in kept["rows"]))
+
+
+async def send_draft(
+    database: Database,
+    writer: SendWriter,
+    principal: Principal,
+    campaign_id: str,
+    schedule_at: datetime | None,
+    device_ids: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Send a draft's rows (now, or at `schedule_at`; through `device_ids` if given)."""
+    async with database.reading() as session:
+        campaign = dict(await _row(session, principal.account_id, campaign_id))
+    if campaign["state"] != DRAFT:
+        raise ApiError(
+            409,
+            t("this campaign was sent already: it is {state}", state=campaign["state"]),
+            "not_a_draft",
+        )
+    spec = Spec(
+        campaign["name"],
+        campaign["text"],
+        campaign["template_id"],
+        schedule_at,
+        tuple(dict.fromkeys(device_ids or campaign["device_ids"] or ())),
+        campaign["channel"],
+    )
+    spec, template = await _checked(database, principal, spec)
+    upload = _stored_rows(campaign)
+    c = campaigns_table
+    schedule = clock.as_utc(spec.schedule_at) if spec.schedule_at else None
+    async with database.transaction() as session:
+        changed = await session.execute(
+            update(c)
+            .where(c.c.id == campaign_id, c.c.state == DRAFT)
+            .values(
+                state=SCHEDULED if schedule else SENDING,
+                schedule_at=schedule,
+                device_ids=list(spec.device_ids) or None,
+                rows=None,
+                total=0,
+                updated_at=clock.now(),
+            )
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise ApiError(409, t("this campaign was sent already"), "not_a_draft")
+    campaign.update(
+        state=SCHEDULED if schedule else SENDING,
+        schedule_at=schedule,
+        device_ids=list(spec.device_ids) or None,
+    )
+    return await _add(database, writer, principal, campaign, template, upload)
+
+
+def draft_preview(campaign: Any, text: str) -> dict[str, Any]:
+    """A draft's first rows as they would be sent, and what the whole sends: its messages and
+    SMS segments (what the plan's quota counts)."""
+    upload = _stored_rows(campaign)
+    column = upload.key(sheets.PHONE_COLUMNS) or ""
+    rows: list[dict[str, Any]] = []
+    messages = parts = 0
+    for number_row, values in upload.rows:
+        try:
+            content = sheets.render(text, values)
+        except sheets.MissingVariable:
+            continue
+        info = segments.count(content)
+        messages += 1
+        parts += info.segments if campaign["channel"] == "sms" else 1
+        if len(rows) < PREVIEW_ROWS:
+            rows.append(
+                {
+                    "row": number_row,
+                    "phoneNumber": values.get(column, ""),
+                    "message": content,
+                    "encoding": info.encoding,
+                    "segments": info.segments,
+                }
+            )
+    return {"rows": rows, "messages": messages, "segments": parts}
 
 
 async def add_rows(
@@ -344,6 +433,8 @@ async def add_rows(
         raise ApiError(
             409, t("this campaign was cancelled; create a new one"), "campaign_cancelled"
         )
+    if campaign["state"] == DRAFT:
+        raise ApiError(409, t("this campaign is a draft: send it first, then add rows"), "not_sent")
     if campaign["template_id"] is None and campaign["text"] is None:
         raise ApiError(409, t("this campaign's template was deleted"), "template_deleted")
     return await _add(database, writer, principal, dict(campaign), template, upload)
@@ -434,7 +525,14 @@ def _out(row: Any, counts: dict[str, int]) -> dict[str, Any]:
 
 async def campaign_out(session: AsyncSession, row: Any) -> dict[str, Any]:
     counts = await _counts(session, [row["id"]])
-    return _out(row, counts[row["id"]])
+    out = _out(row, counts[row["id"]])
+    if row["state"] == DRAFT:
+        text = row["text"]
+        if text is None and row["template_id"] is not None:
+            template = await session.get(Template, row["template_id"])
+            text = template.text if template is not None else ""
+        out["preview"] = draft_preview(row, text or "")
+    return out
 
 
 async def get_campaign(session: AsyncSession, account_id: str, campaign_id: str) -> dict[str, Any]:
@@ -460,6 +558,15 @@ async def cancel(session: AsyncSession, account_id: str, campaign_id: str) -> di
     """Stop a campaign: its messages no phone has taken are cancelled (those a phone holds go
     on); 409 once it is done."""
     row = await _row(session, account_id, campaign_id)
+    if row["state"] == DRAFT:
+        c = campaigns_table
+        now = clock.now()
+        await session.execute(
+            update(c)
+            .where(c.c.id == campaign_id)
+            .values(state=CANCELLED, rows=None, updated_at=now, finished_at=now)
+        )
+        return await campaign_out(session, await _row(session, account_id, campaign_id))
     if row["state"] in (DONE, CANCELLED):
         raise ApiError(
             409,

@@ -27,6 +27,8 @@ from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, 
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
+from smsgate.campaigns import service as campaigns
+from smsgate.campaigns import templates as campaign_templates
 from smsgate.config import Settings
 from smsgate.conversations import service as conversations
 from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translator
@@ -34,16 +36,16 @@ from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.errors import ApiError, bad_request, describe_validation_error, with_field
-from smsgate.kit import clock, i18n, phones
+from smsgate.kit import clock, i18n, phones, sheets
 from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import api_router
+from smsgate.kit.responses import api_router, content_disposition
 from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
@@ -1268,4 +1270,176 @@ async def password_form(
         error = _sentence(exc)
     return _account_page(
         request, principal, account, notice=notice, error=error, status=200 if notice else 400
+    )
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+async def _campaigns_list(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    error: str | Text | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    found, _ = await campaigns.list_campaigns(session, principal.account_id, 50, None)
+    kept = await campaign_templates.all_of(session, principal.account_id)
+    return _page(
+        request,
+        "campaigns.html",
+        principal,
+        status=400 if error else 200,
+        page="campaigns",
+        title="Campaigns",
+        campaigns=found,
+        templates=kept,
+        error=error,
+        form=form or {},
+    )
+
+
+@router.get("/dashboard/campaigns")
+async def campaigns_page(request: Request, session: ReadSession) -> Response:
+    """The account's campaigns with their progress, and the form that starts a new one."""
+    principal = await _viewer(request, session)
+    return await _campaigns_list(request, session, principal)
+
+
+@router.post("/dashboard/campaigns")
+async def campaign_upload(principal: Poster, request: Request, session: DbSession) -> Response:
+    """Step one: the file, a name and the text (or a template). Nothing is sent: the rows are
+    kept as a draft, whose page previews them and asks when and through which phones."""
+    form = await request.form()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"}
+    try:
+        _, upload = await sheets.read_form(request)
+        spec = campaigns.Spec(
+            name=fields.get("name", ""),
+            text=fields.get("message", "").strip() or None,
+            template_id=fields.get("templateId") or None,
+            draft=True,
+        )
+        await session.commit()  # the campaign is written in its own transactions
+        made = await campaigns.create(
+            request.app.state.db, request.app.state.send_writer, principal, spec, upload
+        )
+    except ApiError as exc:
+        return await _campaigns_list(request, session, principal, _sentence(exc), fields)
+    return RedirectResponse(f"/dashboard/campaigns/{made['id']}", status_code=303)
+
+
+async def _campaign_view(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    campaign_id: str,
+    error: str | Text | None = None,
+) -> HTMLResponse:
+    campaign = await campaigns.get_campaign(session, principal.account_id, campaign_id)
+    found = await devices.list_devices(session, principal.account_id)
+    account = await accounts.get_account(session, principal.account_id)
+    summary = await billing.summary(session, account, request.app.state.settings, 0)
+    return _page(
+        request,
+        "campaign.html",
+        principal,
+        status=400 if error else 200,
+        page="campaigns",
+        title="Campaign",
+        campaign=campaign,
+        progress=_progress(campaign),
+        devices=[d for d in found if d.type != "whatsapp"],
+        left=summary["remaining"]["messages"],
+        error=error,
+    )
+
+
+def _progress(campaign: dict[str, Any]) -> dict[str, Any]:
+    """How far a campaign is: its recipients by state, as shares of the accepted rows."""
+    counts = campaign["counts"]
+    accepted = campaign["accepted"] or 1
+    finished = sum(n for state, n in counts.items() if state != states.PROCESSING)
+    return {
+        "finished": finished,
+        "percent": min(100, round(100 * finished / accepted)),
+        "states": sorted(counts.items(), key=lambda item: states.ALL.index(item[0])),
+    }
+
+
+@router.get("/dashboard/campaigns/{campaign_id}")
+async def campaign_page(campaign_id: str, request: Request, session: ReadSession) -> Response:
+    """A draft's preview and its send form; a sent campaign's live progress, rejected rows and
+    report."""
+    principal = await _viewer(request, session)
+    return await _campaign_view(request, session, principal, campaign_id)
+
+
+@router.get("/dashboard/campaigns/{campaign_id}/progress", include_in_schema=False)
+async def campaign_progress(campaign_id: str, request: Request, session: ReadSession) -> Response:
+    """The progress bar and counts, refreshed by the page until the campaign ends."""
+    principal = await _viewer(request, session)
+    campaign = await campaigns.get_campaign(session, principal.account_id, campaign_id)
+    final = campaign["state"] in (campaigns.DONE, campaigns.CANCELLED)
+    return _fragment(
+        request,
+        principal,
+        "_campaign_progress.html",
+        final=final,
+        campaign=campaign,
+        progress=_progress(campaign),
+    )
+
+
+@router.post("/dashboard/campaigns/{campaign_id}/send")
+async def campaign_send(
+    campaign_id: str,
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    schedule: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Step two: send the draft now or at a local time, through the ticked phones (all of them
+    when none is ticked)."""
+    form = await request.form()
+    chosen = [v for k, v in form.multi_items() if k == "device" and isinstance(v, str) and v]
+    try:
+        at = None
+        if schedule.strip():
+            at = datetime.fromisoformat(_local_time(schedule.strip(), principal.time_zone))
+        await session.commit()
+        await campaigns.send_draft(
+            request.app.state.db,
+            request.app.state.send_writer,
+            principal,
+            campaign_id,
+            at,
+            chosen or None,
+        )
+    except ApiError as exc:
+        return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
+    hub: Hub = request.app.state.hub
+    hub.publish(principal.account_id, None, Event(MESSAGE_ENQUEUED))
+    return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/dashboard/campaigns/{campaign_id}/cancel")
+async def campaign_cancel(
+    campaign_id: str, principal: Poster, request: Request, session: DbSession
+) -> Response:
+    try:
+        await campaigns.cancel(session, principal.account_id, campaign_id)
+    except ApiError as exc:
+        return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
+    return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
+
+
+@router.get("/dashboard/campaigns/{campaign_id}/report")
+async def campaign_report(campaign_id: str, request: Request, session: ReadSession) -> Response:
+    principal = await _viewer(request, session)
+    text = await campaigns.report(session, principal.account_id, campaign_id)
+    return Response(
+        content=text.encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(f"campaign-{campaign_id}.csv")},
     )

@@ -296,10 +296,24 @@ class Preview(Output):
     data: list[PreviewRow]
 
 
+class DraftRow(Output):
+    row: int
+    phone_number: str
+    message: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+
+
+class DraftPreview(Output):
+    rows: list[DraftRow] = Field(description="The first three rows as they would be sent.")
+    messages: int = Field(description="Rows whose text is complete (before number checks).")
+    segments: int = Field(description="What they would count against the plan.")
+
+
 class Campaign(Output):
     id: str
     name: str
-    state: Literal["scheduled", "sending", "done", "cancelled"]
+    state: Literal["draft", "scheduled", "sending", "done", "cancelled"]
     channel: Literal["sms", "whatsapp"]
     message: str | None
     template_id: str | None
@@ -311,6 +325,7 @@ class Campaign(Output):
     created_at: Time
     schedule_at: Time | None
     finished_at: Time | None
+    preview: DraftPreview | None = Field(default=None, description="Drafts only.")
 
 
 # --- the phones' API (docs/android-app-protocol.md): fields are absent rather than null, so
@@ -447,6 +462,7 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("get", "/api/campaigns/{campaign_id}"): (("200",), Campaign),
     ("post", "/api/campaigns/{campaign_id}/recipients"): (("200",), Campaign),
     ("post", "/api/campaigns/{campaign_id}/cancel"): (("200",), Campaign),
+    ("post", "/api/campaigns/{campaign_id}/send"): (("200",), Campaign),
     ("patch", "/api/account/settings"): (("200",), AccountSettings),
     ("post", "/api/mobile/v1/device"): (("201",), Registered),
     ("get", "/api/mobile/v1/device"): (("200",), DeviceInfo),

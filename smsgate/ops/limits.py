@@ -18,6 +18,7 @@ ATTACHMENT_PATHS = (
     "/api/mobile/v1/inbox",
     "/api/campaigns",
     "/api/contacts/import",
+    "/dashboard/campaigns",
 )
 
 

@@ -326,3 +326,39 @@ async def test_a_template_campaign_and_its_preview(make_user) -> None:
     assert created.status_code == 201, created.text
     [message] = await phone.pull()
     assert message["textMessage"]["text"] == "Hola Ana, tu cita es el 8 a las 9"
+
+
+async def test_a_draft_previews_its_rows_and_sends_only_when_told(make_user) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    data, _ = _agenda(_numbers(50, 5))
+    made = await _upload(user, data, draft="true")
+    assert made.status_code == 201, made.text
+    draft = made.json()
+    assert (draft["state"], draft["total"], draft["accepted"]) == ("draft", 50, 0)
+    preview = draft["preview"]
+    assert [r["row"] for r in preview["rows"]] == [2, 3, 4]
+    assert preview["rows"][0]["message"].startswith("Hola Paciente 0, tu cita es el 8 de")
+    assert (preview["messages"], preview["segments"]) == (49, 49)  # row 32 misses its hour
+    assert await phone.pull() == []  # nothing sent yet
+    more = await user.client.post(
+        f"/api/campaigns/{draft['id']}/recipients",
+        json={"recipients": [{"phoneNumber": "+525512345678"}]},
+        headers=user.auth,
+    )
+    assert more.status_code == 409 and more.json()["code"] == "not_sent"
+    sent = await user.client.post(f"/api/campaigns/{draft['id']}/send", headers=user.auth)
+    assert sent.status_code == 200, sent.text
+    body = sent.json()
+    assert (body["state"], body["total"], body["accepted"]) == ("sending", 50, 47)
+    assert "preview" not in body
+    assert len(await _deliver_all(phone)) == 47
+    again = await user.client.post(f"/api/campaigns/{draft['id']}/send", headers=user.auth)
+    assert again.status_code == 409 and again.json()["code"] == "not_a_draft"
+    # a draft cancelled sends nothing, ever
+    other = (await _upload(user, data, name="otra", draft="true")).json()
+    gone = await user.client.post(f"/api/campaigns/{other['id']}/cancel", headers=user.auth)
+    assert gone.json()["state"] == "cancelled"
+    refused = await user.client.post(f"/api/campaigns/{other['id']}/send", headers=user.auth)
+    assert refused.status_code == 409
+    assert await phone.pull() == []

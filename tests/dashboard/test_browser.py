@@ -96,7 +96,7 @@ def lang(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang) -> None:
+async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_path) -> None:
     """The whole day, once in Spanish and once in English: the steps find the page's words in
     the catalog, and the Spanish run fails on any English word of the UI it meets."""
     words = i18n.named_words(lang)
@@ -223,6 +223,28 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang) -> No
             await asyncio.sleep(1.1)  # past the credential cache's second
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 401
+
+        # a campaign from a spreadsheet: the draft's preview, then sent and followed live
+        agenda = tmp_path / "agenda.csv"
+        agenda.write_bytes(
+            "teléfono;nombre;hora\r\n5511112222;Ana;10:00\r\n5533334444;Luis;11:30\r\n"
+            "12;Nadie;12:00\r\n5555556666;Eva;\r\n".encode("cp1252")
+        )
+        await page.goto(f"{base}/dashboard/campaigns")
+        await in_its_language()
+        await page.fill("#c-name", "Citas del lunes")
+        await page.set_input_files("#c-file", str(agenda))
+        await page.fill("#c-message", "Hola {nombre}, su cita es a las {hora}")
+        await page.click("form[action='/dashboard/campaigns'] button[type=submit]")
+        await page.get_by_text("Hola Ana, su cita es a las 10:00").wait_for(timeout=15_000)
+        await shot(page, shots, "14-campaign-draft")
+        await in_its_language()
+        await page.click(f"button:has-text('{words['campaign_send']}')")
+        done = f"{words['state_delivered']}: 2"
+        await page.locator(f"[data-live] >> text={done}").wait_for(timeout=20_000)
+        assert words["error_invalid_phone_number"] in await page.content()
+        await shot(page, shots, "15-campaign")
+        await in_its_language()
 
         for path, name in [
             ("/dashboard", "02-overview"),

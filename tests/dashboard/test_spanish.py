@@ -23,6 +23,11 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
     await phone.inbox([{"phoneNumber": "+5215599990000", "message": "BAJA", "id": "b1"}])
     opted = (await send(user, phoneNumbers=["+5215599990000"], message="Promo")).json()
     threads = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
+    rows = [{"phoneNumber": "+5215544445555", "nombre": "Ana"}, {"phoneNumber": "no"}]
+    body = {"name": "Citas", "message": "Hola {nombre}", "recipients": rows}
+    campaign = (await user.client.post("/api/campaigns", json=body, headers=user.auth)).json()
+    draft = {**body, "draft": True}
+    kept = (await user.client.post("/api/campaigns", json=draft, headers=user.auth)).json()
     pages = [
         "/dashboard",
         "/dashboard/devices",
@@ -36,6 +41,9 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
         "/dashboard/webhooks",
         "/dashboard/billing",
         "/dashboard/account",
+        "/dashboard/campaigns",
+        f"/dashboard/campaigns/{campaign['id']}",
+        f"/dashboard/campaigns/{kept['id']}",
     ]
     english = english_words()
     assert len(english) > 80

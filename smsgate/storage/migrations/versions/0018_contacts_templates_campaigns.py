@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("accepted", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.JSON(), nullable=False),
         sa.Column("names", sa.JSON(), nullable=False),
+        sa.Column("rows", sa.JSON(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("finished_at", UTCDateTime(), nullable=True),

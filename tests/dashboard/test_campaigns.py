@@ -1,0 +1,68 @@
+"""The campaign wizard on the dashboard, as a shop owner meets it: upload the agenda, read the
+preview and what it costs against the plan, send it (now or at a local time), watch its
+progress, see every row that was not sent and why, download the report."""
+
+from __future__ import annotations
+
+from tests.dashboard.words import visible_text
+from tests.factories import pair_phone, signup
+
+AGENDA = (
+    "teléfono;nombre;hora\r\n"
+    "5511112222;Ana;10:00\r\n"
+    "5533334444;Luis;11:30\r\n"
+    "12;Nadie;12:00\r\n"
+    "5555556666;Eva;\r\n"
+).encode("cp1252")  # Excel's CSV in Spanish: semicolons, Windows-1252
+
+
+async def test_upload_preview_send_and_follow_a_campaign(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user, name="Mostrador")
+    http = user.client
+    form = {"csrf": user.csrf, "name": "Citas del lunes", "message": "Hola {nombre}, a las {hora}"}
+    uploaded = await http.post(
+        "/dashboard/campaigns", data=form, files={"file": ("agenda.csv", AGENDA, "text/csv")}
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    page = uploaded.headers["location"]
+    draft = visible_text((await http.get(page, params={"lang": "es"})).text)
+    assert "Hola Ana, a las 10:00" in draft and "Hola Luis, a las 11:30" in draft
+    assert "borrador" in draft and "Partes de SMS" in draft
+    assert await phone.pull() == []  # a draft sends nothing
+
+    sent = await http.post(f"{page}/send", data={"csrf": user.csrf, "device": phone.device_id})
+    assert sent.status_code == 303, sent.text
+    taken = await phone.pull()
+    assert sorted(m["textMessage"]["text"] for m in taken) == [
+        "Hola Ana, a las 10:00",
+        "Hola Luis, a las 11:30",
+    ]
+    for message in taken:
+        number = message["phoneNumbers"][0]
+        await phone.report(message["id"], "Delivered", [(number, "Delivered", None)])
+    shown = visible_text((await http.get(page, params={"lang": "es"})).text)
+    assert "Filas no enviadas (2)" in shown
+    assert "número no válido" in shown and "falta una variable" in shown
+    progress = await http.get(f"{page}/progress", params={"lang": "es"})
+    assert "entregado: 2" in visible_text(progress.text)
+    listed = visible_text((await http.get("/dashboard/campaigns", params={"lang": "es"})).text)
+    assert "Citas del lunes" in listed and "2 / 2" in listed
+    report = await http.get(f"{page}/report")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
+    assert report.content.decode("utf-8-sig").count("\n") == 5  # header, 2 sent, 2 rejected
+
+
+async def test_a_bad_upload_is_told_on_the_form_with_what_was_typed(app) -> None:
+    user = await signup(app)
+    form = {"csrf": user.csrf, "name": "Promo", "message": "Hola {nombre}"}
+    files = {"file": ("lista.csv", b"nombre\nAna\n", "text/csv")}
+    answer = await user.client.post(
+        "/dashboard/campaigns", data=form, files=files, params={"lang": "es"}
+    )
+    assert answer.status_code == 400
+    text = visible_text(answer.text)
+    assert "no hay columna phoneNumber" in text
+    assert 'value="Promo"' in answer.text  # the name typed is kept
+    forged = await user.client.post("/dashboard/campaigns", data={**form, "csrf": "x"}, files=files)
+    assert forged.status_code == 403
