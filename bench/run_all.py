@@ -16,6 +16,7 @@ BENCHMARKS = [
     "webhook_throughput.py",
     "phone_throughput.py",
     "lock_wait.py",
+    "campaign.py",
 ]
 
 
