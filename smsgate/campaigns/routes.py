@@ -15,7 +15,6 @@ from pydantic import ConfigDict, Field
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
 from smsgate.accounts.service import Principal
 from smsgate.campaigns import service, templates
-from smsgate.campaigns.models import Template
 from smsgate.conversations import contacts
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, sheets
@@ -225,16 +224,10 @@ def _wake(request: Request, principal: Principal, answer: dict[str, Any]) -> Non
 async def create_template(
     body: TemplateIn, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
-    templates.check(body.name, body.message, body.channel)
-    template = Template(
-        account_id=principal.account_id,
-        name=body.name.strip(),
-        text=body.message,
-        channel=body.channel,
-        whatsapp=body.whatsapp_template.model_dump() if body.whatsapp_template else None,
+    binding = body.whatsapp_template.model_dump() if body.whatsapp_template else None
+    template = await templates.create(
+        session, principal.account_id, body.name, body.message, body.channel, binding
     )
-    session.add(template)
-    await session.flush()
     return templates.template_out(template)
 
 

@@ -45,6 +45,24 @@ def check(name: str | None, text: str | None, channel: str | None) -> None:
         )
 
 
+async def create(
+    session: AsyncSession,
+    account_id: str,
+    name: str,
+    text: str,
+    channel: str,
+    whatsapp: dict[str, Any] | None,
+) -> Template:
+    """A new template (its fields checked)."""
+    check(name, text, channel)
+    template = Template(
+        account_id=account_id, name=name.strip(), text=text, channel=channel, whatsapp=whatsapp
+    )
+    session.add(template)
+    await session.flush()
+    return template
+
+
 async def get_template(
     session: AsyncSession, account_id: str, template_id: str, field: str | None = None
 ) -> Template:

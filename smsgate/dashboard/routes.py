@@ -30,6 +30,7 @@ from smsgate.billing import service as billing
 from smsgate.campaigns import service as campaigns
 from smsgate.campaigns import templates as campaign_templates
 from smsgate.config import Settings
+from smsgate.conversations import contacts
 from smsgate.conversations import service as conversations
 from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translator
 from smsgate.devices import removal
@@ -1443,3 +1444,121 @@ async def campaign_report(campaign_id: str, request: Request, session: ReadSessi
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": content_disposition(f"campaign-{campaign_id}.csv")},
     )
+
+
+# --- contacts and templates (reached from the campaigns page) -------------------------------
+
+
+async def _contacts_view(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    imported: dict[str, Any] | None = None,
+    error: str | Text | None = None,
+) -> HTMLResponse:
+    tag = request.query_params.get("tag", "").strip()[:50] or None
+    found, _ = await contacts.page(session, principal.account_id, tag, 100, None)
+    return _page(
+        request,
+        "contacts.html",
+        principal,
+        status=400 if error else 200,
+        page="campaigns",
+        title="Contacts",
+        contacts=await contacts.shown(session, found),
+        tag=tag or "",
+        imported=imported,
+        error=error,
+    )
+
+
+@router.get("/dashboard/contacts")
+async def contacts_page(request: Request, session: ReadSession) -> Response:
+    principal = await _viewer(request, session)
+    return await _contacts_view(request, session, principal)
+
+
+@router.post("/dashboard/contacts/import")
+async def contacts_import(principal: Poster, request: Request, session: DbSession) -> Response:
+    """A spreadsheet of contacts: with "preview only" ticked, what would happen; otherwise
+    done, and the same summary shown."""
+    try:
+        fields, upload = await sheets.read_form(request)
+        column = upload.key(sheets.PHONE_COLUMNS)
+        if column is None:
+            raise ApiError(
+                422,
+                t(
+                    "file: no phoneNumber column; the first row names the columns (it has: "
+                    "{value})",
+                    value=", ".join(upload.columns) or "-",
+                ),
+                "missing_phone_column",
+            )
+        imported = await contacts.import_rows(
+            session,
+            principal.account_id,
+            principal.region,
+            upload.rows,
+            phone_column=column,
+            name_column=upload.key(sheets.NAME_COLUMNS),
+            tags_column=upload.key(("tags", "etiquetas")),
+            tags=contacts.clean_tags(fields.get("tags", "").split(",")),
+            dry_run=fields.get("dryRun") == "true",
+        )
+    except ApiError as exc:
+        return await _contacts_view(request, session, principal, error=_sentence(exc))
+    return await _contacts_view(request, session, principal, imported=imported)
+
+
+async def _templates_view(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    error: str | Text | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    kept = await campaign_templates.all_of(session, principal.account_id)
+    return _page(
+        request,
+        "templates.html",
+        principal,
+        status=400 if error else 200,
+        page="campaigns",
+        title="Templates",
+        templates=[campaign_templates.template_out(x) for x in kept],
+        error=error,
+        form=form or {},
+    )
+
+
+@router.get("/dashboard/templates")
+async def templates_page(request: Request, session: ReadSession) -> Response:
+    principal = await _viewer(request, session)
+    return await _templates_view(request, session, principal)
+
+
+@router.post("/dashboard/templates")
+async def template_create(
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    name: Annotated[str, Form(max_length=200)] = "",
+    message: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    try:
+        campaign_templates.check(name, message, "sms")
+    except ApiError as exc:
+        form = {"name": name, "message": message}
+        return await _templates_view(request, session, principal, _sentence(exc), form)
+    await campaign_templates.create(session, principal.account_id, name, message, "sms", None)
+    return RedirectResponse("/dashboard/templates", status_code=303)
+
+
+@router.post("/dashboard/templates/{template_id}/delete")
+async def template_delete(
+    template_id: str, principal: Poster, request: Request, session: DbSession
+) -> Response:
+    template = await campaign_templates.get_template(session, principal.account_id, template_id)
+    await session.delete(template)
+    return RedirectResponse("/dashboard/templates", status_code=303)

@@ -66,3 +66,41 @@ async def test_a_bad_upload_is_told_on_the_form_with_what_was_typed(app) -> None
     assert 'value="Promo"' in answer.text  # the name typed is kept
     forged = await user.client.post("/dashboard/campaigns", data={**form, "csrf": "x"}, files=files)
     assert forged.status_code == 403
+
+
+async def test_contacts_import_and_templates_from_the_dashboard(app) -> None:
+    user = await signup(app)
+    http = user.client
+    sheet = b"celular,nombre,ciudad\n5511112222,Ana,CDMX\nnada,Luis,\n"
+    files = {"file": ("contactos.csv", sheet, "text/csv")}
+    form = {"csrf": user.csrf, "tags": "pacientes", "dryRun": "true"}
+    preview = await http.post(
+        "/dashboard/contacts/import", data=form, files=files, params={"lang": "es"}
+    )
+    text = visible_text(preview.text)
+    assert "Vista previa (no se guardó nada)" in text and "número no válido" in text
+    assert "Aún no hay contactos" in text  # a preview saves nothing
+    del form["dryRun"]
+    done = await http.post("/dashboard/contacts/import", data=form, files=files)
+    assert done.status_code == 200
+    listed = visible_text((await http.get("/dashboard/contacts?tag=pacientes&lang=es")).text)
+    assert "Ana" in listed and "5511112222" in listed
+    made = await http.post(
+        "/dashboard/templates",
+        data={"csrf": user.csrf, "name": "Cita", "message": "Hola {nombre} de {ciudad}"},
+    )
+    assert made.status_code == 303
+    page = visible_text((await http.get("/dashboard/templates?lang=es")).text)
+    assert "Hola {nombre} de {ciudad}" in page and "nombre, ciudad" in page
+    empty = await http.post(
+        "/dashboard/templates",
+        data={"csrf": user.csrf, "name": "x", "message": "  "},
+        params={"lang": "es"},
+    )
+    assert empty.status_code == 400 and "está vacío" in visible_text(empty.text)
+    [template] = (await http.get("/api/templates", headers=user.auth)).json()["data"]
+    gone = await http.post(
+        f"/dashboard/templates/{template['id']}/delete", data={"csrf": user.csrf}
+    )
+    assert gone.status_code == 303
+    assert (await http.get("/api/templates", headers=user.auth)).json()["data"] == []

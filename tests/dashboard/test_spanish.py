@@ -26,6 +26,10 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
     rows = [{"phoneNumber": "+5215544445555", "nombre": "Ana"}, {"phoneNumber": "no"}]
     body = {"name": "Citas", "message": "Hola {nombre}", "recipients": rows}
     campaign = (await user.client.post("/api/campaigns", json=body, headers=user.auth)).json()
+    contact = {"phoneNumber": "+5215544445555", "name": "Ana", "tags": ["pacientes"]}
+    await user.client.post("/api/contacts", json=contact, headers=user.auth)
+    saved = {"name": "Cita", "message": "Hola {nombre}"}
+    await user.client.post("/api/templates", json=saved, headers=user.auth)
     draft = {**body, "draft": True}
     kept = (await user.client.post("/api/campaigns", json=draft, headers=user.auth)).json()
     pages = [
@@ -44,6 +48,8 @@ async def test_every_page_in_spanish_holds_no_english(app) -> None:
         "/dashboard/campaigns",
         f"/dashboard/campaigns/{campaign['id']}",
         f"/dashboard/campaigns/{kept['id']}",
+        "/dashboard/contacts",
+        "/dashboard/templates",
     ]
     english = english_words()
     assert len(english) > 80
