@@ -110,6 +110,11 @@ class CampaignIn(Input):
 class SendDraftIn(Input):
     schedule_at: datetime | None = Field(default=None, strict=False)
     device_ids: list[str] | None = Field(default=None, max_length=50)
+    phone_column: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The draft's column that holds the numbers, when it is not phoneNumber.",
+    )
 
 
 class RowsIn(Input):
@@ -342,6 +347,7 @@ async def send_campaign(campaign_id: str, request: Request, principal: SendScope
         campaign_id,
         body.schedule_at,
         body.device_ids,
+        body.phone_column,
     )
     _wake(request, principal, answer)
     return JSONResponse(answer)

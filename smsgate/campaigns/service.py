@@ -136,10 +136,11 @@ async def _checked(
     return replace(spec, name=name[:200], schedule_at=schedule_at), template
 
 
-def _check_columns(text: str, upload: Upload) -> str:
-    """The upload's number column; 422 when it has none or the text names a column it lacks."""
+def _check_columns(text: str, upload: Upload, need_phone: bool = True) -> str | None:
+    """The upload's number column; 422 when it has none (a draft may: its number column is
+    chosen when it is sent) or the text names a column it lacks."""
     column = upload.key(sheets.PHONE_COLUMNS)
-    if column is None:
+    if column is None and need_phone:
         raise ApiError(
             422,
             t(
@@ -207,7 +208,7 @@ async def _send_rows(
     """Turn the upload's rows into the campaign's messages: how many were accepted, the rows
     rejected, and the names of the accepted rows (by message id) for the report."""
     text = template.text if template is not None else (campaign["text"] or "")
-    column = _check_columns(text, upload)
+    column = _check_columns(text, upload) or ""
     name_column = upload.key(sheets.NAME_COLUMNS)
     rejected: list[dict[str, Any]] = []
     seen = await _in_campaign(database, principal.account_id, campaign["id"])
@@ -316,7 +317,7 @@ async def create(
         "finished_at": None,
     }
     text = template.text if template is not None else (spec.text or "")
-    _check_columns(text, upload)  # before anything is stored
+    _check_columns(text, upload, need_phone=not spec.draft)  # before anything is stored
     if spec.draft:
         campaign["rows"] = {"columns": list(upload.columns), "rows": [list(r) for r in upload.rows]}
         campaign["total"] = len(upload.rows)
@@ -341,8 +342,11 @@ async def send_draft(
     campaign_id: str,
     schedule_at: datetime | None,
     device_ids: Sequence[str] | None,
+    phone_column: str | None = None,
 ) -> dict[str, Any]:
-    """Send a draft's rows (now, or at `schedule_at`; through `device_ids` if given)."""
+    """Send a draft's rows (now, or at `schedule_at`; through `device_ids` if given), their
+    numbers read from `phone_column` when given (a file whose number column has another
+    name)."""
     async with database.reading() as session:
         campaign = dict(await _row(session, principal.account_id, campaign_id))
     if campaign["state"] != DRAFT:
@@ -361,6 +365,19 @@ async def send_draft(
     )
     spec, template = await _checked(database, principal, spec)
     upload = _stored_rows(campaign)
+    if phone_column:
+        if phone_column not in upload.columns:
+            raise bad_request(
+                t(
+                    "phoneColumn: the file has no column {name} (it has: {value})",
+                    name=phone_column,
+                    value=", ".join(upload.columns),
+                ),
+                field="phoneColumn",
+            )
+        upload = upload.with_phone(phone_column)
+    text = template.text if template is not None else (spec.text or "")
+    _check_columns(text, upload)
     c = campaigns_table
     schedule = clock.as_utc(spec.schedule_at) if spec.schedule_at else None
     async with database.transaction() as session:
@@ -390,7 +407,7 @@ def draft_preview(campaign: Any, text: str) -> dict[str, Any]:
     """A draft's first rows as they would be sent, and what the whole sends: its messages and
     SMS segments (what the plan's quota counts)."""
     upload = _stored_rows(campaign)
-    column = upload.key(sheets.PHONE_COLUMNS) or ""
+    column = upload.key(sheets.PHONE_COLUMNS)
     rows: list[dict[str, Any]] = []
     messages = parts = 0
     for number_row, values in upload.rows:
@@ -405,13 +422,19 @@ def draft_preview(campaign: Any, text: str) -> dict[str, Any]:
             rows.append(
                 {
                     "row": number_row,
-                    "phoneNumber": values.get(column, ""),
+                    "phoneNumber": values.get(column or "", ""),
                     "message": content,
                     "encoding": info.encoding,
                     "segments": info.segments,
                 }
             )
-    return {"rows": rows, "messages": messages, "segments": parts}
+    return {
+        "rows": rows,
+        "messages": messages,
+        "segments": parts,
+        "columns": list(upload.columns),
+        "phoneColumn": column,
+    }
 
 
 async def add_rows(

@@ -1399,9 +1399,10 @@ async def campaign_send(
     request: Request,
     session: DbSession,
     schedule: Annotated[str, Form(max_length=40)] = "",
+    phone_column: Annotated[str, Form(alias="phoneColumn", max_length=64)] = "",
 ) -> Response:
-    """Step two: send the draft now or at a local time, through the ticked phones (all of them
-    when none is ticked)."""
+    """Step two: which column holds the numbers, then send the draft now or at a local time,
+    through the ticked phones (all of them when none is ticked)."""
     form = await request.form()
     chosen = [v for k, v in form.multi_items() if k == "device" and isinstance(v, str) and v]
     try:
@@ -1416,6 +1417,7 @@ async def campaign_send(
             campaign_id,
             at,
             chosen or None,
+            phone_column or None,
         )
     except ApiError as exc:
         return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))

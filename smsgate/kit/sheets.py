@@ -36,6 +36,13 @@ class Upload:
     columns: tuple[str, ...]
     rows: tuple[tuple[int, dict[str, str]], ...]
 
+    def with_phone(self, column: str) -> Upload:
+        """The rows with `column` read as their phone number (a column named otherwise)."""
+        rows = tuple(
+            (n, {**values, "phoneNumber": values.get(column, "")}) for n, values in self.rows
+        )
+        return Upload(("phoneNumber", *(c for c in self.columns if c != "phoneNumber")), rows)
+
     def key(self, wanted: Sequence[str]) -> str | None:
         """The column (as written) whose name, without case or spaces, is one of `wanted`."""
         for column in self.columns:

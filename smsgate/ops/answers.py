@@ -308,6 +308,8 @@ class DraftPreview(Output):
     rows: list[DraftRow] = Field(description="The first three rows as they would be sent.")
     messages: int = Field(description="Rows whose text is complete (before number checks).")
     segments: int = Field(description="What they would count against the plan.")
+    columns: list[str]
+    phone_column: str | None = Field(description="The number column found; null: choose one.")
 
 
 class Campaign(Output):

@@ -362,3 +362,32 @@ async def test_a_draft_previews_its_rows_and_sends_only_when_told(make_user) -> 
     refused = await user.client.post(f"/api/campaigns/{other['id']}/send", headers=user.auth)
     assert refused.status_code == 409
     assert await phone.pull() == []
+
+
+async def test_a_draft_whose_number_column_has_another_name_is_mapped_when_sent(
+    make_user,
+) -> None:
+    user = await make_user()
+    phone = await pair_phone(user)
+    sheet = b"Cel del cliente,nombre\n5511112222,Ana\n5533334444,Luis\n"
+    form = {"name": "Avisos", "message": "Hola {nombre}", "draft": "true"}
+    files = {"file": ("avisos.csv", sheet, "text/csv")}
+    refused = await user.client.post(
+        "/api/campaigns", data={**form, "draft": "false"}, files=files, headers=user.auth
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "missing_phone_column"
+    made = await user.client.post("/api/campaigns", data=form, files=files, headers=user.auth)
+    assert made.status_code == 201, made.text
+    draft = made.json()
+    assert draft["preview"]["phoneColumn"] is None
+    assert draft["preview"]["columns"] == ["Cel del cliente", "nombre"]
+    url = f"/api/campaigns/{draft['id']}/send"
+    unmapped = await user.client.post(url, json={}, headers=user.auth)
+    assert unmapped.status_code == 422 and unmapped.json()["code"] == "missing_phone_column"
+    wrong = await user.client.post(url, json={"phoneColumn": "celular"}, headers=user.auth)
+    assert wrong.status_code == 400 and wrong.json()["field"] == "phoneColumn"
+    sent = await user.client.post(url, json={"phoneColumn": "Cel del cliente"}, headers=user.auth)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["accepted"] == 2
+    taken = await phone.pull()
+    assert sorted(m["phoneNumbers"][0] for m in taken) == ["+525511112222", "+525533334444"]

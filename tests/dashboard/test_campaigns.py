@@ -56,13 +56,13 @@ async def test_upload_preview_send_and_follow_a_campaign(app) -> None:
 async def test_a_bad_upload_is_told_on_the_form_with_what_was_typed(app) -> None:
     user = await signup(app)
     form = {"csrf": user.csrf, "name": "Promo", "message": "Hola {nombre}"}
-    files = {"file": ("lista.csv", b"nombre\nAna\n", "text/csv")}
+    files = {"file": ("lista.csv", b"telefono\n5511112222\n", "text/csv")}
     answer = await user.client.post(
         "/dashboard/campaigns", data=form, files=files, params={"lang": "es"}
     )
     assert answer.status_code == 400
     text = visible_text(answer.text)
-    assert "no hay columna phoneNumber" in text
+    assert "usa {nombre}, que ninguna columna de las filas tiene" in text
     assert 'value="Promo"' in answer.text  # the name typed is kept
     forged = await user.client.post("/dashboard/campaigns", data={**form, "csrf": "x"}, files=files)
     assert forged.status_code == 403
@@ -104,3 +104,20 @@ async def test_contacts_import_and_templates_from_the_dashboard(app) -> None:
     )
     assert gone.status_code == 303
     assert (await http.get("/api/templates", headers=user.auth)).json()["data"] == []
+
+
+async def test_the_wizard_asks_which_column_holds_the_numbers(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user)
+    form = {"csrf": user.csrf, "name": "Avisos", "message": "Hola {nombre}"}
+    sheet = {"file": ("avisos.csv", b"Cel,nombre\n5511112222,Ana\n", "text/csv")}
+    uploaded = await user.client.post("/dashboard/campaigns", data=form, files=sheet)
+    assert uploaded.status_code == 303, uploaded.text
+    page = uploaded.headers["location"]
+    shown = (await user.client.get(page, params={"lang": "es"})).text
+    assert "La columna con los números de teléfono" in visible_text(shown)
+    assert '<option value="Cel">Cel</option>' in shown  # none chosen: the owner picks it
+    sent = await user.client.post(f"{page}/send", data={"csrf": user.csrf, "phoneColumn": "Cel"})
+    assert sent.status_code == 303, sent.text
+    [message] = await phone.pull()
+    assert message["textMessage"]["text"] == "Hola Ana"
