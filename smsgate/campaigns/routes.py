@@ -15,7 +15,6 @@ from pydantic import ConfigDict, Field
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
 from smsgate.accounts.service import Principal
 from smsgate.campaigns import service, templates
-from smsgate.conversations import contacts
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, sheets
 from smsgate.kit.i18n import t
@@ -159,22 +158,6 @@ def _rows_form() -> dict[str, Any]:
     }
 
 
-async def _tag_rows(request: Request, principal: Principal, tag: str) -> Upload:
-    async with request.app.state.db.reading() as session:
-        people = await contacts.tagged(session, principal.account_id, tag)
-    if not people:
-        raise ApiError(
-            422,
-            t('tag: no contact has the tag "{tag}"', tag=tag),
-            "no_recipients",
-            extra={"field": "tag"},
-        )
-    items = [
-        {"phoneNumber": c.phone_number, "name": c.name or "", **(c.fields or {})} for c in people
-    ]
-    return sheets.from_items(items)
-
-
 def _no_rows() -> ApiError:
     return bad_request(
         t("recipients: give the rows (recipients), a tag of contacts (tag) or a file (file)"),
@@ -186,7 +169,8 @@ async def _rows(request: Request, principal: Principal, recipients: Any, tag: st
     if (recipients is None) == (tag is None):
         raise _no_rows()
     if tag is not None:
-        return await _tag_rows(request, principal, tag)
+        async with request.app.state.db.reading() as session:
+            return await service.tag_rows(session, principal.account_id, tag)
     return sheets.from_items(recipients)
 
 

@@ -194,6 +194,12 @@ async def tagged(session: AsyncSession, account_id: str, tag: str) -> list[Conta
     return contacts
 
 
+async def tagged_any(session: AsyncSession, account_id: str) -> list[Contact]:
+    """The account's contacts that have a tag (to offer their tags)."""
+    found, _ = await page(session, account_id, None, 1_000_000, None)
+    return [c for c in found if c.tags]
+
+
 async def names(session: AsyncSession, account_id: str, keys: Sequence[str]) -> dict[str, str]:
     """Contacts' names by subscriber."""
     out: dict[str, str] = {}

@@ -1286,6 +1286,7 @@ async def _campaigns_list(
 ) -> HTMLResponse:
     found, _ = await campaigns.list_campaigns(session, principal.account_id, 50, None)
     kept = await campaign_templates.all_of(session, principal.account_id)
+    people = await contacts.tagged_any(session, principal.account_id)
     return _page(
         request,
         "campaigns.html",
@@ -1295,6 +1296,7 @@ async def _campaigns_list(
         title="Campaigns",
         campaigns=found,
         templates=kept,
+        tags=sorted({tag for person in people for tag in person.tags}),
         error=error,
         form=form or {},
     )
@@ -1314,7 +1316,11 @@ async def campaign_upload(principal: Poster, request: Request, session: DbSessio
     form = await request.form()
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"}
     try:
-        _, upload = await sheets.read_form(request)
+        tag = fields.get("tag", "").strip()
+        if tag and not getattr(form.get("file"), "filename", ""):
+            upload = await campaigns.tag_rows(session, principal.account_id, tag)
+        else:
+            _, upload = await sheets.read_form(request)
         spec = campaigns.Spec(
             name=fields.get("name", ""),
             text=fields.get("message", "").strip() or None,

@@ -121,3 +121,24 @@ async def test_the_wizard_asks_which_column_holds_the_numbers(app) -> None:
     assert sent.status_code == 303, sent.text
     [message] = await phone.pull()
     assert message["textMessage"]["text"] == "Hola Ana"
+
+
+async def test_a_campaign_to_every_contact_with_a_tag(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user)
+    for number, name in (("+525511112222", "Ana"), ("+525533334444", "Luis")):
+        await user.client.post(
+            "/api/contacts",
+            json={"phoneNumber": number, "name": name, "tags": ["clientes"]},
+            headers=user.auth,
+        )
+    listed = (await user.client.get("/dashboard/campaigns")).text
+    assert '<option value="clientes">clientes</option>' in listed
+    form = {"csrf": user.csrf, "name": "Saldos", "message": "Hola {nombre}", "tag": "clientes"}
+    empty = {"file": ("", b"", "application/octet-stream")}  # the browser's empty file field
+    uploaded = await user.client.post("/dashboard/campaigns", data=form, files=empty)
+    assert uploaded.status_code == 303, uploaded.text
+    sent = await user.client.post(f"{uploaded.headers['location']}/send", data={"csrf": user.csrf})
+    assert sent.status_code == 303, sent.text
+    taken = await phone.pull()
+    assert sorted(m["textMessage"]["text"] for m in taken) == ["Hola Ana", "Hola Luis"]
