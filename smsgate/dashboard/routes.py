@@ -1570,3 +1570,79 @@ async def template_delete(
     template = await campaign_templates.get_template(session, principal.account_id, template_id)
     await session.delete(template)
     return RedirectResponse("/dashboard/templates", status_code=303)
+
+
+# --- the opt-out list -----------------------------------------------------------------------
+
+
+async def _opt_outs_view(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    *,
+    notice: str | None = None,
+    error: str | Text | None = None,
+    number: str = "",
+) -> HTMLResponse:
+    found, _ = await conversations.list_opt_outs(session, principal.account_id, 100, None)
+    words = translator(language(request))
+    return _page(
+        request,
+        "opt_outs.html",
+        principal,
+        status=400 if error else 200,
+        page="conversations",
+        title="Opt-outs",
+        opt_outs=[conversations.opt_out_out(o) for o in found],
+        notice=words[notice] if notice else None,
+        error=error,
+        number=number,
+    )
+
+
+@router.get("/dashboard/opt-outs")
+async def opt_outs_page(request: Request, session: ReadSession) -> Response:
+    """Who asked not to be written to (BAJA, STOP… or added by hand): never sent to again."""
+    principal = await _viewer(request, session)
+    done = request.query_params.get("done", "")
+    notice = done if done in ("opt_out_added", "opt_out_removed") else None
+    return await _opt_outs_view(request, session, principal, notice=notice)
+
+
+def _form_number(raw: str, region: str) -> str:
+    try:
+        return phones.normalize(raw, region)
+    except phones.InvalidPhoneNumber as exc:
+        raise bad_request(t("phoneNumber: {exc}", exc=exc), "invalid_phone_number") from exc
+
+
+@router.post("/dashboard/opt-outs")
+async def opt_out_add(
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    number: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    try:
+        normalized = _form_number(number, principal.region)
+    except ApiError as exc:
+        return await _opt_outs_view(
+            request, session, principal, error=_sentence(exc), number=number
+        )
+    await conversations.add_opt_out(session, principal.account_id, normalized, "api", None)
+    return RedirectResponse("/dashboard/opt-outs?done=opt_out_added", status_code=303)
+
+
+@router.post("/dashboard/opt-outs/remove")
+async def opt_out_remove(
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    number: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    try:
+        normalized = _form_number(number, principal.region)
+    except ApiError as exc:
+        return await _opt_outs_view(request, session, principal, error=_sentence(exc))
+    await conversations.remove_opt_out(session, principal.account_id, normalized)
+    return RedirectResponse("/dashboard/opt-outs?done=opt_out_removed", status_code=303)

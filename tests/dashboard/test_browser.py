@@ -105,6 +105,13 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
+    asked: list[str] = []  # destructive forms ask first (data-confirm); the owner says yes
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", lambda dialog: asyncio.ensure_future(accept(dialog)))
     await page.goto(f"{base}/signup?lang=es")
     await shot(page, shots, "01-signup")
     await page.fill("#email", unique_email("browser"))
@@ -220,6 +227,7 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 200
             await page.click(f"button[aria-label='{words['revoke']} ci']")
+            assert asked == [f"{words['confirm_revoke']} ci"]
             await asyncio.sleep(1.1)  # past the credential cache's second
             me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
             assert me.status_code == 401

@@ -3,6 +3,7 @@
 //  - data-live="URL" data-every="S": the element's content is reloaded from URL every S seconds
 //    (an HTML fragment); the server answers "X-Live-Final: 1" when nothing will change any more
 //  - data-copy="SELECTOR": a button that copies the text of SELECTOR to the clipboard
+//  - data-confirm="QUESTION" on a form: asked before it is sent (destructive actions)
 (function () {
   "use strict";
   var GSM = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡" +
@@ -70,7 +71,15 @@
     });
   }
 
+  function confirms() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    counters(); live(); copies();
+    counters(); live(); copies(); confirms();
   });
 })();

@@ -1,0 +1,55 @@
+"""The opt-out list on the dashboard: who texted BAJA (or was added by hand), added and removed
+there, with a question before a number may be written to again; every destructive form asks
+first (app.js reads data-confirm)."""
+
+from __future__ import annotations
+
+from tests.dashboard.words import visible_text
+from tests.factories import pair_phone, send, signup
+
+
+async def test_the_opt_out_list_page(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user)
+    await phone.inbox([{"phoneNumber": "+5215599990000", "message": "BAJA", "id": "b1"}])
+    http = user.client
+    shown = visible_text((await http.get("/dashboard/opt-outs?lang=es")).text)
+    assert "+5215599990000" in shown and "por mensaje (BAJA)" in shown
+    added = await http.post(
+        "/dashboard/opt-outs", data={"csrf": user.csrf, "number": "55 1111 2222"}
+    )
+    assert added.status_code == 303
+    page = visible_text((await http.get(added.headers["location"] + "&lang=es")).text)
+    assert "Agregado: no se enviará nada a ese número." in page and "+525511112222" in page
+    blocked = (await send(user, phoneNumbers=["+5215511112222"], message="promo")).json()
+    assert blocked["recipients"][0]["error"] == "opted_out"  # either spelling
+    bad = await http.post(
+        "/dashboard/opt-outs", data={"csrf": user.csrf, "number": "abc"}, params={"lang": "es"}
+    )
+    assert bad.status_code == 400 and "no es un número de teléfono válido" in visible_text(bad.text)
+    removed = await http.post(
+        "/dashboard/opt-outs/remove", data={"csrf": user.csrf, "number": "+525511112222"}
+    )
+    assert removed.status_code == 303
+    again = (await send(user, phoneNumbers=["+5215511112222"], message="hola")).json()
+    assert again["state"] == "processing"
+    html = (await http.get("/dashboard/opt-outs")).text
+    assert 'data-confirm="' in html  # removing asks first
+
+
+async def test_destructive_forms_ask_first(app) -> None:
+    user = await signup(app)
+    await user.client.post("/api/templates", json={"name": "c", "message": "x"}, headers=user.auth)
+    await user.client.post(
+        "/api/webhooks",
+        json={"url": "https://hooks.example.com/a", "events": ["sms:received"]},
+        headers=user.auth,
+    )
+    for path, action in (
+        ("/dashboard/keys", "/revoke"),
+        ("/dashboard/webhooks", "/delete"),
+        ("/dashboard/templates", "/delete"),
+    ):
+        html = (await user.client.get(path, params={"lang": "es"})).text
+        forms = [part for part in html.split("<form")[1:] if action in part.split(">", 1)[0]]
+        assert forms and all("data-confirm=" in f.split(">", 1)[0] for f in forms), path
