@@ -721,17 +721,25 @@ async def resend_form(
 
 
 async def _keys_page(
-    request: Request, session: DbSession, principal: Principal, new_key: str | None = None
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    new_key: str | None = None,
+    error: str | Text | None = None,
 ) -> HTMLResponse:
     found = await accounts.list_keys(session, principal.account_id)
     return _page(
         request,
         "keys.html",
         principal,
+        status=400 if error else 200,
         page="keys",
         title="API keys",
         keys=[key_out(k) for k in found],
         new_key=new_key,
+        scopes=list(scopes.ALL),
+        server=request.app.state.settings.public_url.rstrip("/"),
+        error=error,
     )
 
 
@@ -749,8 +757,16 @@ async def create_key(
     settings: AppSettings,
     name: Annotated[str, Form(max_length=100)],
 ) -> Response:
+    """A new key with the scopes ticked (every scope when the form sends none): shown once,
+    with ready-to-copy calls that use it."""
+    form = await request.form()
+    ticked = [v for k, v in form.multi_items() if k == "scope" and isinstance(v, str)]
+    try:
+        chosen = scopes.parse(ticked or None)
+    except ApiError as exc:
+        return await _keys_page(request, session, principal, error=_sentence(exc))
     _, raw = await accounts.create_key(
-        session, principal.account_id, name.strip() or "key", frozenset(scopes.ALL), settings
+        session, principal.account_id, name.strip() or "key", chosen, settings
     )
     return await _keys_page(request, session, principal, new_key=raw)
 

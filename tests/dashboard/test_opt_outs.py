@@ -4,6 +4,8 @@ first (app.js reads data-confirm)."""
 
 from __future__ import annotations
 
+import html
+
 from tests.dashboard.words import visible_text
 from tests.factories import pair_phone, send, signup
 
@@ -53,3 +55,33 @@ async def test_destructive_forms_ask_first(app) -> None:
         html = (await user.client.get(path, params={"lang": "es"})).text
         forms = [part for part in html.split("<form")[1:] if action in part.split(">", 1)[0]]
         assert forms and all("data-confirm=" in f.split(">", 1)[0] for f in forms), path
+
+
+async def test_a_key_with_chosen_scopes_its_last_use_and_snippets(app) -> None:
+    user = await signup(app, with_key=False)
+    http = user.client
+    made = await http.post(
+        "/dashboard/keys",
+        data={"csrf": user.csrf, "name": "lectura", "scope": "messages:read"},
+        params={"lang": "es"},
+    )
+    assert made.status_code == 200
+    key = made.text.split('<code id="new-key">', 1)[1].split("<", 1)[0]
+    page = html.unescape(made.text)
+    assert page.count(f"Bearer {key}") == 3 and "import httpx" in page  # curl, Python, Node
+    shown = visible_text(made.text)
+    assert "leer mensajes y conversaciones" in shown and "nunca" in shown
+    auth = {"Authorization": f"Bearer {key}"}
+    assert (await http.get("/api/v1/messages", headers=auth)).status_code == 200
+    refused = await http.post(
+        "/api/v1/send", json={"phoneNumbers": ["+525511112222"], "message": "x"}, headers=auth
+    )
+    assert refused.status_code == 403  # only the scope ticked
+    listed = visible_text((await http.get("/dashboard/keys", params={"lang": "es"})).text)
+    assert "nunca" not in listed  # used now
+    wrong = await http.post(
+        "/dashboard/keys",
+        data={"csrf": user.csrf, "name": "x", "scope": "root"},
+        params={"lang": "es"},
+    )
+    assert wrong.status_code == 400
