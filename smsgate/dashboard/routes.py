@@ -379,12 +379,26 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         session, account, settings, await attachments.stored_bytes(session, account.id)
     )
     hooks = await webhooks.list_all(session, principal.account_id)
+    sent_once = (
+        await session.execute(
+            select(m.c.id)
+            .where(m.c.account_id == principal.account_id, m.c.direction == "out")
+            .limit(1)
+        )
+    ).first() is not None
+    # the first run's three steps, each ticked by what the account has done; gone once all are
+    steps = [
+        ("first_phone", "/dashboard/devices", any(d.status != "pending" for d in found)),
+        ("first_send", "/dashboard/send", sent_once),
+        ("first_key", "/dashboard/keys", summary["usage"]["apiKeys"] > 0),
+    ]
     return _page(
         request,
         "overview.html",
         principal,
         page="overview",
         title="Overview",
+        steps=None if all(done for _, _, done in steps) else steps,
         disabled_webhooks=sum(1 for h in hooks if not h.enabled),
         devices=counts,
         today=today,

@@ -85,3 +85,23 @@ async def test_a_key_with_chosen_scopes_its_last_use_and_snippets(app) -> None:
         params={"lang": "es"},
     )
     assert wrong.status_code == 400
+
+
+async def test_the_first_run_checklist_ticks_itself_and_goes(app) -> None:
+    user = await signup(app, with_key=False)
+
+    async def steps() -> str:
+        return visible_text((await user.client.get("/dashboard", params={"lang": "es"})).text)
+
+    first = await steps()
+    assert "Primeros pasos" in first and "hecho:" not in first
+    made = await user.client.post("/api/keys", json={"name": "k"}, headers=user.csrf_header)
+    user.key = made.json()["key"]
+    await pair_phone(user)
+    after = await steps()
+    assert after.count("hecho:") == 2  # the phone, and the key it needed
+    await user.client.post(
+        "/dashboard/send",
+        data={"csrf": user.csrf, "numbers": "+525511112222", "message": "prueba"},
+    )
+    assert "Primeros pasos" not in await steps()
