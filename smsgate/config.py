@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field(default="text", pattern="^(text|json)$")
     signup_enabled: bool = True
+    # password-reset links by email: smtp://[user:password@]host[:port] (STARTTLS when the
+    # server offers it; ?starttls=required refuses one that does not), or smtps:// (TLS from the
+    # start); empty: no email, an operator resets with `smsgate accounts reset-password`
+    smtp_url: str = ""
+    mail_from: str = ""
     # a self-hosted server limits nobody by default; a hosted service sets "free"
     default_plan: str = "unlimited"
     plans_file: str = ""

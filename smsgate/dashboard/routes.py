@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from smsgate.accounts import preferences, scopes
+from smsgate.accounts import preferences, reset, scopes
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, rate_limit, set_session_cookie
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
@@ -333,6 +333,120 @@ async def auth_form(
             await session.commit()  # a failed login still counts
         return _auth_page(
             request, settings, mode, status=exc.status, error=_sentence(exc), email=email
+        )
+    raw, _ = await accounts.start_session(session, account, settings)
+    response = RedirectResponse("/dashboard", status_code=303)
+    set_session_cookie(response, raw, settings)
+    return response
+
+
+def _presession_page(
+    request: Request, settings: Settings, name: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A page with a form posted before signing in (forgot, reset): its CSRF field tied to the
+    pre-session cookie, as the login form's."""
+    presession = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(24)
+    response = _page(
+        request,
+        name,
+        None,
+        status=status,
+        form_csrf=_presession_token(presession, settings),
+        mail=bool(settings.smtp_url),
+        **context,
+    )
+    response.set_cookie(
+        PRESESSION_COOKIE,
+        presession,
+        max_age=2 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=bool(settings.cookie_secure),
+        path="/",
+    )
+    return response
+
+
+def _presession_ok(request: Request, settings: Settings, csrf: str) -> bool:
+    presession = request.cookies.get(PRESESSION_COOKIE, "")
+    return bool(presession) and equal(csrf, _presession_token(presession, settings))
+
+
+@router.get("/forgot")
+async def forgot_page(request: Request, settings: AppSettings) -> HTMLResponse:
+    """Ask for a reset link by email (or, without SMTP, who can reset it)."""
+    return _presession_page(request, settings, "forgot.html", title="Password")
+
+
+@router.post("/forgot")
+async def forgot_form(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    email: Annotated[str, Form(max_length=320)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    words = translator(language(request))
+    if not _presession_ok(request, settings, csrf):
+        return _presession_page(
+            request, settings, "forgot.html", 403, title="Password", error=words.form_expired
+        )
+    if not settings.smtp_url:
+        return _presession_page(request, settings, "forgot.html", 400, title="Password")
+    client = request.client.host if request.client else "unknown"
+    try:
+        await reset.ask(session, settings, email, client, language(request))
+    except ApiError as exc:
+        if exc.keep_changes:
+            await session.commit()
+        return _presession_page(
+            request, settings, "forgot.html", exc.status, title="Password", error=_sentence(exc)
+        )
+    return _presession_page(request, settings, "forgot.html", title="Password", asked=email)
+
+
+@router.get("/reset")
+async def reset_page(
+    request: Request, session: ReadSession, settings: AppSettings, token: str = ""
+) -> HTMLResponse:
+    """The new-password form of a reset link (told at once if the link is no good)."""
+    try:
+        await reset.account_of(session, settings, token)
+    except ApiError as exc:
+        return _presession_page(
+            request, settings, "reset.html", exc.status, title="Password", error=_sentence(exc)
+        )
+    return _presession_page(request, settings, "reset.html", title="Password", token=token)
+
+
+@router.post("/reset")
+async def reset_form(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    token: Annotated[str, Form(max_length=400)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """A new password: every session and token of the account is signed out, this browser is
+    signed in."""
+    words = translator(language(request))
+    if not _presession_ok(request, settings, csrf):
+        return _presession_page(
+            request, settings, "reset.html", 403, title="Password", error=words.form_expired
+        )
+    try:
+        account = await reset.account_of(session, settings, token)
+        await accounts.set_password(session, account, password)
+    except ApiError as exc:
+        return _presession_page(
+            request,
+            settings,
+            "reset.html",
+            exc.status,
+            title="Password",
+            error=_sentence(exc),
+            token=token,
         )
     raw, _ = await accounts.start_session(session, account, settings)
     response = RedirectResponse("/dashboard", status_code=303)
