@@ -1230,6 +1230,7 @@ async def _device_page(
         level=level,
         notice=notice,
         error=error,
+        at_stake=await removal.at_stake(session, principal.account_id, device_id),
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgate.conversations.models import Conversation
 from smsgate.devices import service
 from smsgate.devices.models import Device
-from smsgate.messages import dispatch
+from smsgate.messages import dispatch, states
 from smsgate.messages.models import messages_table
 from smsgate.notify.hub import END_STREAM, MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import after_commit
@@ -32,3 +33,26 @@ async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))  # the others take its messages
 
     after_commit(session, woken)
+
+
+async def at_stake(session: AsyncSession, account_id: str, device_id: str) -> dict[str, int]:
+    """What deleting a device would do, for the owner to read first: messages pinned to it that
+    would fail, messages it holds that would go back to the queue, and the conversations that
+    would go with it."""
+    m = messages_table
+    waiting = (m.c.account_id == account_id) & (m.c.state == states.PROCESSING)
+
+    async def count(*conditions: object) -> int:
+        query = select(func.count()).select_from(m).where(waiting, *conditions)  # type: ignore[arg-type]
+        return int((await session.execute(query)).scalar_one())
+
+    threads = await session.execute(
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.account_id == account_id, Conversation.device_id == device_id)
+    )
+    return {
+        "pinned": await count(m.c.device_id == device_id),
+        "held": await count(m.c.assigned_device_id == device_id, m.c.device_id.is_(None)),
+        "threads": int(threads.scalar_one()),
+    }

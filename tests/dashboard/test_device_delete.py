@@ -1,0 +1,23 @@
+"""Deleting a phone from the dashboard says first what it will do: the messages pinned to it
+that will fail, those it holds that go back to the queue, the conversations that go with it."""
+
+from __future__ import annotations
+
+from tests.dashboard.words import visible_text
+from tests.factories import pair_phone, send, signup
+
+
+async def test_the_delete_section_counts_what_is_at_stake(app) -> None:
+    user = await signup(app)
+    phone = await pair_phone(user)
+    await send(user, phoneNumbers=["+525511112222"], deviceId=phone.device_id)  # pinned
+    await send(user, phoneNumbers=["+525533334444"])  # taken below, not yet confirmed
+    await send(user, phoneNumbers=["+525555556666"], deviceId=phone.device_id)
+    taken = await phone.pull()
+    assert len(taken) == 3
+    await phone.inbox([{"phoneNumber": "+525577778888", "message": "hola", "id": "i1"}])
+    html = (await user.client.get(f"/dashboard/devices/{phone.device_id}?lang=es")).text
+    page = " ".join(visible_text(html).split())
+    assert "fallarán (dispositivo eliminado): 2" in page
+    assert "vuelven a la cola para tus otros teléfonos: 1" in page
+    assert "sus mensajes quedan en Mensajes): 4" in page  # three numbers written to, one reply
