@@ -268,6 +268,16 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
         scroll = await page.evaluate("() => document.documentElement.scrollWidth")
         await shot(page, shots, "13-phone-messages")
         assert scroll <= 390 + 1, f"the page is {scroll}px wide on a 390px screen"
+        # conversations one pane at a time: the list, then the open thread full width
+        await page.goto(f"{base}/dashboard/conversations")
+        assert await page.locator(".thread-pane").is_hidden()
+        await page.click(f"a:has-text('{CUSTOMER}')")
+        assert await page.locator(".list-pane").is_hidden()
+        width = await page.locator(".thread-pane").evaluate("e => e.getBoundingClientRect().width")
+        assert width > 300, f"the open thread is {width}px wide on a 390px screen"
+        await shot(page, shots, "16-phone-conversation")
+        await page.click(f"a:has-text('← {words['conversations']}')")
+        assert await page.locator(".list-pane").is_visible()
         assert not problems, problems  # no script errors, nothing refused by the CSP
     finally:
         running.cancel()
