@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import jsonschema_rs
 
+from smsgate.kit import clock
 from smsgate.ops.answers import RESPONSES
 from tests.factories import PASSWORD, new_client, pair_phone, send
 
 DUMMY_ID = "cnotarealid00000000000000"
+
+DAY = timedelta(days=1)
 
 
 async def test_every_operation_declares_the_credential_it_really_needs(app) -> None:
@@ -167,6 +171,11 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     await call("get", "/api/v1/messages", headers=auth)
     message = f"/api/v1/messages/{sent['id']}"
     await call("get", "/api/v1/messages/{message_id}", message, headers=auth)
+    later = {**send, "externalId": "shapes-2", "scheduleAt": clock.iso(clock.now() + DAY)}
+    scheduled = await call("post", "/api/v1/send", json=later, headers=auth)
+    edit = {"message": "hola de nuevo"}
+    edited = f"/api/v1/messages/{scheduled['id']}"
+    await call("patch", "/api/v1/messages/{message_id}", edited, json=edit, headers=auth)
     cancel = "/api/v1/messages/{message_id}/cancel"
     await call("post", cancel, f"{message}/cancel", headers=auth)
     # a received message opens a conversation

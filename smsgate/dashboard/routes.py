@@ -765,7 +765,11 @@ async def message_page(message_id: str, request: Request, session: ReadSession) 
     return await _message_page(request, session, principal, message_id)
 
 
-_DONE = {"cancelled": "cancelled_notice", "cancelling": "cancel_requested_notice"}
+_DONE = {
+    "cancelled": "cancelled_notice",
+    "cancelling": "cancel_requested_notice",
+    "edited": "edited_notice",
+}
 
 
 async def _message_page(
@@ -788,9 +792,35 @@ async def _message_page(
         and message["state"] == states.PROCESSING
         and not message.get("cancelRequested"),
         resendable=_resendable(message),
+        editable=_editable(message),
+        local_schedule=_local_input(message.get("scheduleAt"), principal.time_zone),
         notice=translator(language(request))[done] if done else None,
         error=error,
     )
+
+
+def _editable(message: dict[str, Any]) -> bool:
+    """A scheduled text still waiting for its time (messages.service.edit_scheduled's rule,
+    asked again there)."""
+    at = message.get("scheduleAt")
+    return (
+        message["direction"] == "out"
+        and message["state"] == states.PROCESSING
+        and message["channel"] in ("sms", "whatsapp")
+        and not message.get("template")
+        and not message.get("isEncrypted")
+        and not message.get("cancelRequested")
+        and at is not None
+        and datetime.fromisoformat(at.replace("Z", "+00:00")) > clock.now()
+    )
+
+
+def _local_input(value: str | None, zone_name: str) -> str:
+    """A stored time as a datetime-local field shows it, in the account's zone."""
+    if not value:
+        return ""
+    at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return at.astimezone(preferences.zone(zone_name)).strftime("%Y-%m-%dT%H:%M")
 
 
 def _resendable(message: dict[str, Any]) -> list[str]:
@@ -815,6 +845,28 @@ async def cancel_form(
         after_commit(session, partial(hub.publish, principal.account_id, device_id, event))
     done = "cancelling" if device_id is not None else "cancelled"
     return RedirectResponse(f"/dashboard/messages/{message_id}?done={done}", status_code=303)
+
+
+@router.post("/dashboard/messages/{message_id}/edit")
+async def edit_form(
+    message_id: str,
+    principal: Poster,
+    request: Request,
+    session: DbSession,
+    message: Annotated[str, Form(max_length=5000)] = "",
+    schedule: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """A scheduled reminder's text and local time, changed while it waits."""
+    try:
+        at = None
+        if schedule.strip():
+            at = datetime.fromisoformat(_local_time(schedule.strip(), principal.time_zone))
+        await messages.edit_scheduled(session, principal, message_id, message or None, at)
+    except ValidationError as exc:
+        return await _message_page(request, session, principal, message_id, _sentence(exc))
+    except ApiError as exc:
+        return await _message_page(request, session, principal, message_id, _sentence(exc))
+    return RedirectResponse(f"/dashboard/messages/{message_id}?done=edited", status_code=303)
 
 
 @router.post("/dashboard/messages/{message_id}/resend")

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
+from pydantic import Field
 from sqlalchemy import select
 
 from smsgate.accounts import scopes
@@ -22,7 +23,7 @@ from smsgate.kit.responses import (
     media_type,
     serve_lean,
 )
-from smsgate.kit.schema import openapi_body, read_body
+from smsgate.kit.schema import Input, openapi_body, read_body
 from smsgate.messages import service, states
 from smsgate.messages.models import attachments_table
 from smsgate.messages.schemas import SendRequest
@@ -126,6 +127,21 @@ async def cancel_message(
         event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
         after_commit(session, lambda: hub.publish(principal.account_id, device_id, event))
     return message
+
+
+class ScheduledPatch(Input):
+    message: str | None = Field(default=None, min_length=1)
+    schedule_at: datetime | None = Field(default=None, strict=False)
+
+
+@router.patch("/api/v1/messages/{message_id}")
+async def edit_message(
+    message_id: str, body: ScheduledPatch, principal: SendScope, session: DbSession
+) -> dict[str, Any]:
+    """A scheduled message's text or time, while it still waits for its time."""
+    return await service.edit_scheduled(
+        session, principal, message_id, body.message, body.schedule_at
+    )
 
 
 @router.get("/api/v1/messages/{message_id}/attachments/{attachment_id}")

@@ -22,6 +22,7 @@ from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones, safe_http
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
+from smsgate.kit.schema import parse
 from smsgate.messages import attachments, states
 from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
 from smsgate.messages.schemas import Row, SendRequest, message_out
@@ -358,6 +359,81 @@ async def cancel_message(
             "not_cancellable",
         )
     return await get_message(session, account_id, message_id), str(requested)
+
+
+async def edit_scheduled(
+    session: AsyncSession,
+    principal: Principal,
+    message_id: str,
+    text: str | None,
+    schedule_at: datetime | None,
+) -> dict[str, Any]:
+    """Change the text or the time of a scheduled send while it still waits (no phone has it,
+    its time has not come). The new text and time pass the send's own checks (prepare_message);
+    a text may not need more SMS parts than the one the quota counted (cancel and send again
+    for a longer one). 409 `not_editable` once it is on its way."""
+    row = await _owned_row(session, principal.account_id, message_id)
+    now = clock.now()
+    waiting = (
+        row["direction"] == "out"
+        and row["state"] == states.PROCESSING
+        and row["assigned_device_id"] is None
+        and row["cancel_requested_at"] is None
+        and row["schedule_at"] is not None
+        and row["schedule_at"] > now
+    )
+    if not waiting:
+        raise ApiError(
+            409,
+            t("only a scheduled message still waiting for its time can be changed"),
+            "not_editable",
+        )
+    if row["channel"] not in ("sms", "whatsapp") or row["template"] or row["is_encrypted"]:
+        raise ApiError(
+            409, t("only a text message can be changed; cancel it and send again"), "not_editable"
+        )
+    first = (
+        await session.execute(
+            select(recipients_table.c.phone_number)
+            .where(recipients_table.c.message_id == message_id)
+            .limit(1)
+        )
+    ).scalar_one()
+    request = parse(
+        SendRequest,
+        {
+            "channel": row["channel"],
+            "phoneNumbers": [first],
+            "message": row["content"] if text is None else text,
+            "scheduleAt": row["schedule_at"] if schedule_at is None else schedule_at,
+            "validUntil": row["valid_until"],
+        },
+    )
+    checked = prepare_message(principal.account_id, principal.region, request).message
+    if (checked["segments"] or 1) > (row["segments"] or 1):
+        raise ApiError(
+            422,
+            t(
+                "message: the new text needs {count} SMS parts and the scheduled one {value}; "
+                "cancel it and send the longer text as a new message",
+                count=checked["segments"],
+                value=row["segments"],
+            ),
+            "more_segments",
+            extra={"field": "message"},
+        )
+    await session.execute(
+        update(messages_table)
+        .where(messages_table.c.id == message_id, messages_table.c.assigned_device_id.is_(None))
+        .values(
+            content=checked["content"],
+            encoding=checked["encoding"],
+            segments=checked["segments"],
+            schedule_at=checked["schedule_at"],
+            updated_at=now,
+        )
+    )
+    return await get_message(session, principal.account_id, message_id)
 
 
 @dataclass(frozen=True)

@@ -436,6 +436,7 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("get", "/api/v1/messages"): (("200",), Page[Message]),
     ("get", "/api/v1/messages/{message_id}"): (("200",), Message),
     ("post", "/api/v1/messages/{message_id}/cancel"): (("200",), Message),
+    ("patch", "/api/v1/messages/{message_id}"): (("200",), Message),
     ("get", "/api/v1/inbox"): (("200",), Page[Message]),
     ("get", "/api/conversations"): (("200",), Page[Conversation]),
     ("get", "/api/conversations/{conversation_id}"): (("200",), Conversation),
