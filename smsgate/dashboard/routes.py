@@ -82,6 +82,12 @@ def _sentence(exc: ValidationError | ApiError) -> str | Text:
     return with_field(field, text) if field else text
 
 
+# the words a page shows after the redirect of a destructive action (?done=…)
+FLASHES = frozenset(
+    {"key_revoked", "webhook_deleted", "template_deleted", "campaign_cancelled", "device_deleted"}
+)
+
+
 def _page(
     request: Request,
     name: str,
@@ -92,6 +98,9 @@ def _page(
     lang = language(request)
     # an error or notice from the catalog, in the page's language
     context = {k: i18n.render(v, lang) if isinstance(v, Text) else v for k, v in context.items()}
+    done = request.query_params.get("done", "")
+    if done in FLASHES:  # what a destructive action just did, after its redirect
+        context.setdefault("flash", translator(lang)[done])
     if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
         public_url = request.app.state.settings.public_url
         context["reach"] = devices.phone_reachability(public_url)
@@ -956,7 +965,7 @@ async def revoke_key(
     principal: Poster, key_id: str, request: Request, session: DbSession
 ) -> Response:
     await accounts.revoke_key(session, principal.account_id, key_id)
-    return RedirectResponse("/dashboard/keys", status_code=303)
+    return RedirectResponse("/dashboard/keys?done=key_revoked", status_code=303)
 
 
 async def _thread(
@@ -1207,6 +1216,7 @@ async def webhook_action(
     elif action == "delete":
         await session.delete(hook)
         await session.flush()
+        return RedirectResponse("/dashboard/webhooks?done=webhook_deleted", status_code=303)
     else:
         raise ApiError(404, t("no such action"), "not_found")
     return await _webhooks_page(request, session, principal, secret=secret)
@@ -1393,10 +1403,10 @@ async def delete_device_form(
 ) -> Response:
     if confirm != "yes":
         return await _device_page(
-            request, session, principal, device_id, error="tick the box to confirm"
+            request, session, principal, device_id, error=t("tick the box to confirm")
         )
     await removal.delete_device(session, request.app.state.hub, principal.account_id, device_id)
-    return RedirectResponse("/dashboard/devices", status_code=303)
+    return RedirectResponse("/dashboard/devices?done=device_deleted", status_code=303)
 
 
 @router.get("/dashboard/account")
@@ -1637,7 +1647,9 @@ async def campaign_cancel(
         await campaigns.cancel(session, principal.account_id, campaign_id)
     except ApiError as exc:
         return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
-    return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
+    return RedirectResponse(
+        f"/dashboard/campaigns/{campaign_id}?done=campaign_cancelled", status_code=303
+    )
 
 
 @router.get("/dashboard/campaigns/{campaign_id}/report")
@@ -1766,7 +1778,7 @@ async def template_delete(
 ) -> Response:
     template = await campaign_templates.get_template(session, principal.account_id, template_id)
     await session.delete(template)
-    return RedirectResponse("/dashboard/templates", status_code=303)
+    return RedirectResponse("/dashboard/templates?done=template_deleted", status_code=303)
 
 
 # --- the opt-out list -----------------------------------------------------------------------

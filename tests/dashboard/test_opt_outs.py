@@ -105,3 +105,39 @@ async def test_the_first_run_checklist_ticks_itself_and_goes(app) -> None:
         data={"csrf": user.csrf, "numbers": "+525511112222", "message": "prueba"},
     )
     assert "Primeros pasos" not in await steps()
+
+
+async def test_a_destructive_action_says_what_it_did(app) -> None:
+    user = await signup(app)
+    http = user.client
+    [key] = (await http.get("/api/keys", headers=user.auth)).json()["data"]
+    revoked = await http.post(f"/dashboard/keys/{key['id']}/revoke", data={"csrf": user.csrf})
+    assert revoked.status_code == 303
+    page = visible_text((await http.get(revoked.headers["location"] + "&lang=es")).text)
+    assert "La llave se revocó" in page
+    user.key = (await http.post("/api/keys", json={"name": "k"}, headers=user.csrf_header)).json()[
+        "key"
+    ]
+    hook = await http.post(
+        "/api/webhooks",
+        json={"url": "https://hooks.example.com/a", "events": ["sms:received"]},
+        headers=user.auth,
+    )
+    deleted = await http.post(
+        f"/dashboard/webhooks/{hook.json()['id']}/delete", data={"csrf": user.csrf}
+    )
+    assert deleted.status_code == 303
+    page = visible_text((await http.get(deleted.headers["location"] + "&lang=es")).text)
+    assert "El webhook se eliminó" in page
+    phone = await pair_phone(user)
+    unticked = await http.post(
+        f"/dashboard/devices/{phone.device_id}/delete",
+        data={"csrf": user.csrf},
+        params={"lang": "es"},
+    )
+    assert "marca la casilla para confirmar" in visible_text(unticked.text)
+    gone = await http.post(
+        f"/dashboard/devices/{phone.device_id}/delete", data={"csrf": user.csrf, "confirm": "yes"}
+    )
+    page = visible_text((await http.get(gone.headers["location"] + "&lang=es")).text)
+    assert "El dispositivo se eliminó" in page
