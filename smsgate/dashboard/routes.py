@@ -1439,14 +1439,20 @@ async def account_settings_form(
     reroute_stalled: Annotated[str | None, Form(alias="rerouteStalled", max_length=8)] = None,
     bypass: Annotated[str | None, Form(alias="optOutBypassExpedited", max_length=8)] = None,
     time_zone: Annotated[str | None, Form(alias="timeZone", max_length=64)] = None,
+    countries: Annotated[str | None, Form(alias="allowedCountries", max_length=1000)] = None,
 ) -> Response:
-    """The account's preferences (unchecked boxes are not sent: off)."""
+    """The account's preferences (unchecked boxes are not sent: off; the countries as codes
+    separated by commas or spaces)."""
     account = await accounts.get_account(session, principal.account_id)
+    codes = None
+    if countries is not None:
+        codes = [c for c in countries.replace(",", " ").split() if c][:250]
     chosen = AccountSettingsPatch.model_validate(
         {
             "rerouteStalled": reroute_stalled is not None,
             "optOutBypassExpedited": bypass is not None,
             "timeZone": time_zone,
+            "allowedCountries": codes,
         }
     )
     try:

@@ -141,3 +141,22 @@ async def test_a_destructive_action_says_what_it_did(app) -> None:
     )
     page = visible_text((await http.get(gone.headers["location"] + "&lang=es")).text)
     assert "El dispositivo se eliminó" in page
+
+
+async def test_the_countries_an_account_sends_to_from_its_page(app) -> None:
+    user = await signup(app)
+    form = {"csrf": user.csrf, "timeZone": "America/Mexico_City"}
+    saved = await user.client.post(
+        "/dashboard/account/settings", data={**form, "allowedCountries": "mx, us co"}
+    )
+    assert saved.status_code == 200
+    prefs = (await user.client.get("/api/account/settings", headers=user.auth)).json()
+    assert prefs["allowedCountries"] == ["CO", "MX", "US"]
+    bad = await user.client.post(
+        "/dashboard/account/settings",
+        data={**form, "allowedCountries": "MX, XX"},
+        params={"lang": "es"},
+    )
+    assert '"XX" no es un código de país' in visible_text(bad.text)
+    prefs = (await user.client.get("/api/account/settings", headers=user.auth)).json()
+    assert prefs["allowedCountries"] == ["CO", "MX", "US"]  # a refused form changes nothing
