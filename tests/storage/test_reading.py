@@ -157,6 +157,7 @@ NOT_OK = {  # answers other than 200 that still ran the route's reads
     "/api/devices/{device_id}/qr": 409,  # an Android phone, not a web WhatsApp line
     "/api/whatsapp/webhook/{device_id}": 404,  # not a cloud line
     "/api/v1/messages/{message_id}/attachments/{attachment_id}": 404,
+    "/reset": 400,  # without a token the page says the link is no good
 }
 
 
