@@ -12,187 +12,71 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from smsgate.accounts import preferences, reset, scopes
 from smsgate.accounts import service as accounts
-from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, rate_limit, set_session_cookie
+from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, set_session_cookie
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.schemas import key_out
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
-from smsgate.campaigns import service as campaigns
-from smsgate.campaigns import templates as campaign_templates
 from smsgate.config import Settings
-from smsgate.conversations import contacts
 from smsgate.conversations import service as conversations
-from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translator
+from smsgate.dashboard import campaign_pages
+from smsgate.dashboard.frame import (
+    LoginRequired,
+    Poster,
+)
+from smsgate.dashboard.frame import (
+    check_csrf as _check_csrf,
+)
+from smsgate.dashboard.frame import (
+    fragment as _fragment,
+)
+from smsgate.dashboard.frame import (
+    local_time as _local_time,
+)
+from smsgate.dashboard.frame import (
+    login_redirect as _login_redirect,
+)
+from smsgate.dashboard.frame import (
+    page as _page,
+)
+from smsgate.dashboard.frame import (
+    principal_of as _principal,
+)
+from smsgate.dashboard.frame import (
+    sentence as _sentence,
+)
+from smsgate.dashboard.frame import (
+    viewer as _viewer,
+)
+from smsgate.dashboard.i18n import language, translator
 from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.errors import ApiError, bad_request, describe_validation_error, with_field
-from smsgate.kit import clock, i18n, phones, sheets
+from smsgate.errors import ApiError
+from smsgate.kit import clock, phones
 from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import is_id
-from smsgate.kit.responses import api_router, content_disposition
+from smsgate.kit.responses import api_router
 from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.notify.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, SETTINGS_UPDATED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
 
 router = api_router(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-def when(value: str | datetime | None, part: str = "full", *, zone: ZoneInfo, lang: str) -> str:
-    """A stored time (ISO text or datetime, UTC) as the account reads it: in its time zone,
-    in the page language's date order, labelled with the zone's abbreviation (16:57 CST).
-    `part`: "full", "date" or "time". "—" for none."""
-    if not value:
-        return "—"
-    at = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    local = at.astimezone(zone)
-    day = local.strftime("%d/%m/%Y" if lang == "es" else "%Y-%m-%d")
-    if part == "date":
-        return day
-    clock_time = f"{local:%H:%M} {local.tzname()}"
-    return clock_time if part == "time" else f"{day} {clock_time}"
-
-
-def _sentence(exc: ValidationError | ApiError) -> str | Text:
-    """What a form shows for a refused input: the same words as the API's error (rendered in
-    the page's language by `_page`)."""
-    if isinstance(exc, ApiError):
-        return exc.for_people or exc.message
-    field, text = describe_validation_error(exc.errors()[0])
-    return with_field(field, text) if field else text
-
-
-# the words a page shows after the redirect of a destructive action (?done=…)
-FLASHES = frozenset(
-    {"key_revoked", "webhook_deleted", "template_deleted", "campaign_cancelled", "device_deleted"}
-)
-
-
-def _page(
-    request: Request,
-    name: str,
-    principal: Principal | None,
-    status: int = 200,
-    **context: Any,
-) -> HTMLResponse:
-    lang = language(request)
-    # an error or notice from the catalog, in the page's language
-    context = {k: i18n.render(v, lang) if isinstance(v, Text) else v for k, v in context.items()}
-    done = request.query_params.get("done", "")
-    if done in FLASHES:  # what a destructive action just did, after its redirect
-        context.setdefault("flash", translator(lang)[done])
-    if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
-        public_url = request.app.state.settings.public_url
-        context["reach"] = devices.phone_reachability(public_url)
-    # the language switch keeps the page's own query (a filter, a page of results)
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-    switch = {code: "?" + urlencode([*kept, ("lang", code)]) for code in LANGUAGES}
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {
-            **_words(lang, principal),
-            "switch": switch,
-            "account": principal,
-            "csrf": principal.csrf_token if principal else "",
-            **context,
-        },
-        status_code=status,
-    )
-    if request.query_params.get("lang") == lang:
-        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
-    _protect(response)
-    return response
-
-
-# Scripts only from this server (app.js): a message body that slipped through escaping could
-# still not run. Inline styles stay allowed (the templates use style attributes).
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
-)
-
-
-def _protect(response: Response) -> None:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-
-
-def tally(words: Words, message: dict[str, Any]) -> str:
-    """A send to several numbers whose recipients ended differently, in words: "2 de 3
-    entregados · 1 fallido"; "" when they all share the message's state."""
-    recipients = message.get("recipients") or []
-    found = {r["state"] for r in recipients}
-    if len(recipients) < 2 or len(found) < 2:
-        return ""
-    delivered = sum(1 for r in recipients if r["state"] == states.DELIVERED)
-    failed = sum(1 for r in recipients if r["state"] == states.FAILED)
-    parts = [words["tally_delivered"].format(n=delivered, total=len(recipients))]
-    if failed:
-        parts.append(words["tally_failed"].format(n=failed))
-    return " · ".join(parts)
-
-
-def say(words: Words, kind: str, value: str | None) -> str:
-    """A stored value (a state, an error code, a channel, a log level) in the page's words:
-    its catalog entry `kind_value`, or the value itself (a phone's own error text)."""
-    if not value:
-        return ""
-    try:
-        return words[f"{kind}_{value}"]
-    except KeyError:
-        return value
-
-
-def _words(lang: str, principal: Principal | None) -> dict[str, Any]:
-    """What every template reads: the words, `say` (stored values in words) and `when` (times
-    in the account's zone)."""
-    zone_name = principal.time_zone if principal else "UTC"
-    words = translator(lang)
-    return {
-        "lang": lang,
-        "t": words,
-        "say": partial(say, words),
-        "tally": partial(tally, words),
-        "when": partial(when, zone=preferences.zone(zone_name), lang=lang),
-        "zone": zone_name,
-    }
-
-
-def _fragment(
-    request: Request, principal: Principal, name: str, final: bool = False, **context: Any
-) -> HTMLResponse:
-    """A piece of a page for app.js to swap in (data-live); `final` stops the refreshing."""
-    lang = language(request)
-    response = templates.TemplateResponse(request, name, {**_words(lang, principal), **context})
-    _protect(response)
-    if final:
-        response.headers["X-Live-Final"] = "1"
-    return response
-
-
 APP_JS = (Path(__file__).parent / "static" / "app.js").read_bytes()
 
 
@@ -205,49 +89,10 @@ async def app_js() -> Response:
     )
 
 
-async def _principal(request: Request, session: DbSession) -> Principal | None:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    return await accounts.principal_from_session(session, cookie) if cookie else None
-
-
-class LoginRequired(Exception):
-    """A page needs a logged-in session: answered with a redirect to the login page."""
-
-
-async def _viewer(request: Request, session: DbSession) -> Principal:
-    principal = await _principal(request, session)
-    if principal is None:
-        raise LoginRequired
-    await rate_limit(request, principal)  # the account's browser budget, as the API's cookie
-    return principal
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _to_login(_: Request, __: LoginRequired) -> Response:
         return _login_redirect()
-
-
-def _login_redirect() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
-
-
-async def _poster(request: Request, session: DbSession) -> Principal:
-    """The viewer of a posted form, after the form's `csrf` field was checked: every dashboard
-    POST but login, sign-up and logout takes its viewer from here (before its fields are read,
-    so a forged form is refused whatever else it holds)."""
-    principal = await _viewer(request, session)
-    form = await request.form()  # Starlette keeps it: the route's Form() fields read it again
-    _check_csrf(principal, str(form.get("csrf", "")))
-    return principal
-
-
-Poster = Annotated[Principal, Depends(_poster)]
-
-
-def _check_csrf(principal: Principal, csrf: str) -> None:
-    if not principal.csrf_token or not equal(csrf, principal.csrf_token):
-        raise ApiError(403, t("this form expired; reload the page and try again"), "csrf_failed")
 
 
 @router.get("/")
@@ -665,20 +510,6 @@ async def send_form(
             "schedule": schedule,
         },
     )
-
-
-def _local_time(value: str, zone_name: str) -> str:
-    """A datetime-local field's value (2026-11-28T09:30) in the account's time zone, as an ISO
-    time with its offset."""
-    try:
-        at = datetime.fromisoformat(value)
-        if at.tzinfo is not None:
-            raise ValueError("a local time, without a zone")
-    except ValueError as exc:
-        raise bad_request(
-            t("scheduleAt: use a date and time like 2026-11-28T09:30"), field="scheduleAt"
-        ) from exc
-    return at.replace(tzinfo=preferences.zone(zone_name)).isoformat()
 
 
 def _day(value: str, field: str, zone: str, end: bool = False) -> datetime | None:
@@ -1487,377 +1318,5 @@ async def password_form(
     )
 
 
-# --- campaigns ------------------------------------------------------------------------------
-
-
-async def _campaigns_list(
-    request: Request,
-    session: ReadSession | DbSession,
-    principal: Principal,
-    error: str | Text | None = None,
-    form: dict[str, str] | None = None,
-) -> HTMLResponse:
-    found, _ = await campaigns.list_campaigns(session, principal.account_id, 50, None)
-    kept = await campaign_templates.all_of(session, principal.account_id)
-    people = await contacts.tagged_any(session, principal.account_id)
-    return _page(
-        request,
-        "campaigns.html",
-        principal,
-        status=400 if error else 200,
-        page="campaigns",
-        title="Campaigns",
-        campaigns=found,
-        templates=kept,
-        tags=sorted({tag for person in people for tag in person.tags}),
-        error=error,
-        form=form or {},
-    )
-
-
-@router.get("/dashboard/campaigns")
-async def campaigns_page(request: Request, session: ReadSession) -> Response:
-    """The account's campaigns with their progress, and the form that starts a new one."""
-    principal = await _viewer(request, session)
-    return await _campaigns_list(request, session, principal)
-
-
-@router.post("/dashboard/campaigns")
-async def campaign_upload(principal: Poster, request: Request, session: DbSession) -> Response:
-    """Step one: the file, a name and the text (or a template). Nothing is sent: the rows are
-    kept as a draft, whose page previews them and asks when and through which phones."""
-    form = await request.form()
-    fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"}
-    try:
-        tag = fields.get("tag", "").strip()
-        if tag and not getattr(form.get("file"), "filename", ""):
-            upload = await campaigns.tag_rows(session, principal.account_id, tag)
-        else:
-            _, upload = await sheets.read_form(request)
-        spec = campaigns.Spec(
-            name=fields.get("name", ""),
-            text=fields.get("message", "").strip() or None,
-            template_id=fields.get("templateId") or None,
-            draft=True,
-        )
-        await session.commit()  # the campaign is written in its own transactions
-        made = await campaigns.create(
-            request.app.state.db, request.app.state.send_writer, principal, spec, upload
-        )
-    except ApiError as exc:
-        return await _campaigns_list(request, session, principal, _sentence(exc), fields)
-    return RedirectResponse(f"/dashboard/campaigns/{made['id']}", status_code=303)
-
-
-async def _campaign_view(
-    request: Request,
-    session: ReadSession | DbSession,
-    principal: Principal,
-    campaign_id: str,
-    error: str | Text | None = None,
-) -> HTMLResponse:
-    campaign = await campaigns.get_campaign(session, principal.account_id, campaign_id)
-    found = await devices.list_devices(session, principal.account_id)
-    account = await accounts.get_account(session, principal.account_id)
-    summary = await billing.summary(session, account, request.app.state.settings, 0)
-    return _page(
-        request,
-        "campaign.html",
-        principal,
-        status=400 if error else 200,
-        page="campaigns",
-        title="Campaign",
-        campaign=campaign,
-        progress=_progress(campaign),
-        devices=[d for d in found if d.type != "whatsapp"],
-        left=summary["remaining"]["messages"],
-        error=error,
-    )
-
-
-def _progress(campaign: dict[str, Any]) -> dict[str, Any]:
-    """How far a campaign is: its recipients by state, as shares of the accepted rows."""
-    counts = campaign["counts"]
-    accepted = campaign["accepted"] or 1
-    finished = sum(n for state, n in counts.items() if state != states.PROCESSING)
-    return {
-        "finished": finished,
-        "percent": min(100, round(100 * finished / accepted)),
-        "states": sorted(counts.items(), key=lambda item: states.ALL.index(item[0])),
-    }
-
-
-@router.get("/dashboard/campaigns/{campaign_id}")
-async def campaign_page(campaign_id: str, request: Request, session: ReadSession) -> Response:
-    """A draft's preview and its send form; a sent campaign's live progress, rejected rows and
-    report."""
-    principal = await _viewer(request, session)
-    return await _campaign_view(request, session, principal, campaign_id)
-
-
-@router.get("/dashboard/campaigns/{campaign_id}/progress", include_in_schema=False)
-async def campaign_progress(campaign_id: str, request: Request, session: ReadSession) -> Response:
-    """The progress bar and counts, refreshed by the page until the campaign ends."""
-    principal = await _viewer(request, session)
-    campaign = await campaigns.get_campaign(session, principal.account_id, campaign_id)
-    final = campaign["state"] in (campaigns.DONE, campaigns.CANCELLED)
-    return _fragment(
-        request,
-        principal,
-        "_campaign_progress.html",
-        final=final,
-        campaign=campaign,
-        progress=_progress(campaign),
-    )
-
-
-@router.post("/dashboard/campaigns/{campaign_id}/send")
-async def campaign_send(
-    campaign_id: str,
-    principal: Poster,
-    request: Request,
-    session: DbSession,
-    schedule: Annotated[str, Form(max_length=40)] = "",
-    phone_column: Annotated[str, Form(alias="phoneColumn", max_length=64)] = "",
-) -> Response:
-    """Step two: which column holds the numbers, then send the draft now or at a local time,
-    through the ticked phones (all of them when none is ticked)."""
-    form = await request.form()
-    chosen = [v for k, v in form.multi_items() if k == "device" and isinstance(v, str) and v]
-    try:
-        at = None
-        if schedule.strip():
-            at = datetime.fromisoformat(_local_time(schedule.strip(), principal.time_zone))
-        await session.commit()
-        await campaigns.send_draft(
-            request.app.state.db,
-            request.app.state.send_writer,
-            principal,
-            campaign_id,
-            at,
-            chosen or None,
-            phone_column or None,
-        )
-    except ApiError as exc:
-        return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
-    hub: Hub = request.app.state.hub
-    hub.publish(principal.account_id, None, Event(MESSAGE_ENQUEUED))
-    return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
-
-
-@router.post("/dashboard/campaigns/{campaign_id}/cancel")
-async def campaign_cancel(
-    campaign_id: str, principal: Poster, request: Request, session: DbSession
-) -> Response:
-    try:
-        await campaigns.cancel(session, principal.account_id, campaign_id)
-    except ApiError as exc:
-        return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
-    return RedirectResponse(
-        f"/dashboard/campaigns/{campaign_id}?done=campaign_cancelled", status_code=303
-    )
-
-
-@router.get("/dashboard/campaigns/{campaign_id}/report")
-async def campaign_report(campaign_id: str, request: Request, session: ReadSession) -> Response:
-    principal = await _viewer(request, session)
-    text = await campaigns.report(session, principal.account_id, campaign_id)
-    return Response(
-        content=text.encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": content_disposition(f"campaign-{campaign_id}.csv")},
-    )
-
-
-# --- contacts and templates (reached from the campaigns page) -------------------------------
-
-
-async def _contacts_view(
-    request: Request,
-    session: ReadSession | DbSession,
-    principal: Principal,
-    imported: dict[str, Any] | None = None,
-    error: str | Text | None = None,
-) -> HTMLResponse:
-    tag = request.query_params.get("tag", "").strip()[:50] or None
-    found, _ = await contacts.page(session, principal.account_id, tag, 100, None)
-    return _page(
-        request,
-        "contacts.html",
-        principal,
-        status=400 if error else 200,
-        page="campaigns",
-        title="Contacts",
-        contacts=await contacts.shown(session, found),
-        tag=tag or "",
-        imported=imported,
-        error=error,
-    )
-
-
-@router.get("/dashboard/contacts")
-async def contacts_page(request: Request, session: ReadSession) -> Response:
-    principal = await _viewer(request, session)
-    return await _contacts_view(request, session, principal)
-
-
-@router.post("/dashboard/contacts/import")
-async def contacts_import(principal: Poster, request: Request, session: DbSession) -> Response:
-    """A spreadsheet of contacts: with "preview only" ticked, what would happen; otherwise
-    done, and the same summary shown."""
-    try:
-        fields, upload = await sheets.read_form(request)
-        column = upload.key(sheets.PHONE_COLUMNS)
-        if column is None:
-            raise ApiError(
-                422,
-                t(
-                    "file: no phoneNumber column; the first row names the columns (it has: "
-                    "{value})",
-                    value=", ".join(upload.columns) or "-",
-                ),
-                "missing_phone_column",
-            )
-        imported = await contacts.import_rows(
-            session,
-            principal.account_id,
-            principal.region,
-            upload.rows,
-            phone_column=column,
-            name_column=upload.key(sheets.NAME_COLUMNS),
-            tags_column=upload.key(("tags", "etiquetas")),
-            tags=contacts.clean_tags(fields.get("tags", "").split(",")),
-            dry_run=fields.get("dryRun") == "true",
-        )
-    except ApiError as exc:
-        return await _contacts_view(request, session, principal, error=_sentence(exc))
-    return await _contacts_view(request, session, principal, imported=imported)
-
-
-async def _templates_view(
-    request: Request,
-    session: ReadSession | DbSession,
-    principal: Principal,
-    error: str | Text | None = None,
-    form: dict[str, str] | None = None,
-) -> HTMLResponse:
-    kept = await campaign_templates.all_of(session, principal.account_id)
-    return _page(
-        request,
-        "templates.html",
-        principal,
-        status=400 if error else 200,
-        page="campaigns",
-        title="Templates",
-        templates=[campaign_templates.template_out(x) for x in kept],
-        error=error,
-        form=form or {},
-    )
-
-
-@router.get("/dashboard/templates")
-async def templates_page(request: Request, session: ReadSession) -> Response:
-    principal = await _viewer(request, session)
-    return await _templates_view(request, session, principal)
-
-
-@router.post("/dashboard/templates")
-async def template_create(
-    principal: Poster,
-    request: Request,
-    session: DbSession,
-    name: Annotated[str, Form(max_length=200)] = "",
-    message: Annotated[str, Form(max_length=4000)] = "",
-) -> Response:
-    try:
-        campaign_templates.check(name, message, "sms")
-    except ApiError as exc:
-        form = {"name": name, "message": message}
-        return await _templates_view(request, session, principal, _sentence(exc), form)
-    await campaign_templates.create(session, principal.account_id, name, message, "sms", None)
-    return RedirectResponse("/dashboard/templates", status_code=303)
-
-
-@router.post("/dashboard/templates/{template_id}/delete")
-async def template_delete(
-    template_id: str, principal: Poster, request: Request, session: DbSession
-) -> Response:
-    template = await campaign_templates.get_template(session, principal.account_id, template_id)
-    await session.delete(template)
-    return RedirectResponse("/dashboard/templates?done=template_deleted", status_code=303)
-
-
-# --- the opt-out list -----------------------------------------------------------------------
-
-
-async def _opt_outs_view(
-    request: Request,
-    session: ReadSession | DbSession,
-    principal: Principal,
-    *,
-    notice: str | None = None,
-    error: str | Text | None = None,
-    number: str = "",
-) -> HTMLResponse:
-    found, _ = await conversations.list_opt_outs(session, principal.account_id, 100, None)
-    words = translator(language(request))
-    return _page(
-        request,
-        "opt_outs.html",
-        principal,
-        status=400 if error else 200,
-        page="conversations",
-        title="Opt-outs",
-        opt_outs=[conversations.opt_out_out(o) for o in found],
-        notice=words[notice] if notice else None,
-        error=error,
-        number=number,
-    )
-
-
-@router.get("/dashboard/opt-outs")
-async def opt_outs_page(request: Request, session: ReadSession) -> Response:
-    """Who asked not to be written to (BAJA, STOP… or added by hand): never sent to again."""
-    principal = await _viewer(request, session)
-    done = request.query_params.get("done", "")
-    notice = done if done in ("opt_out_added", "opt_out_removed") else None
-    return await _opt_outs_view(request, session, principal, notice=notice)
-
-
-def _form_number(raw: str, region: str) -> str:
-    try:
-        return phones.normalize(raw, region)
-    except phones.InvalidPhoneNumber as exc:
-        raise bad_request(t("phoneNumber: {exc}", exc=exc), "invalid_phone_number") from exc
-
-
-@router.post("/dashboard/opt-outs")
-async def opt_out_add(
-    principal: Poster,
-    request: Request,
-    session: DbSession,
-    number: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
-    try:
-        normalized = _form_number(number, principal.region)
-    except ApiError as exc:
-        return await _opt_outs_view(
-            request, session, principal, error=_sentence(exc), number=number
-        )
-    await conversations.add_opt_out(session, principal.account_id, normalized, "api", None)
-    return RedirectResponse("/dashboard/opt-outs?done=opt_out_added", status_code=303)
-
-
-@router.post("/dashboard/opt-outs/remove")
-async def opt_out_remove(
-    principal: Poster,
-    request: Request,
-    session: DbSession,
-    number: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
-    try:
-        normalized = _form_number(number, principal.region)
-    except ApiError as exc:
-        return await _opt_outs_view(request, session, principal, error=_sentence(exc))
-    await conversations.remove_opt_out(session, principal.account_id, normalized)
-    return RedirectResponse("/dashboard/opt-outs?done=opt_out_removed", status_code=303)
+# the campaigns, contacts, templates and opt-out pages (dashboard/campaign_pages.py)
+router.routes.extend(campaign_pages.router.routes)
