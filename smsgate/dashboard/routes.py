@@ -457,13 +457,16 @@ async def send_form(
     principal: Poster,
     request: Request,
     session: DbSession,
-    numbers: Annotated[str, Form(max_length=5000)],
-    message: Annotated[str, Form(max_length=5000)],
+    numbers: Annotated[str, Form(max_length=5000)] = "",
+    message: Annotated[str, Form(max_length=5000)] = "",
     device: Annotated[str, Form()] = "",
     channel: Annotated[str, Form()] = "sms",
     priority: Annotated[str, Form()] = "0",
     ttl: Annotated[str, Form()] = "",
     schedule: Annotated[str, Form(max_length=40)] = "",
+    wa_template: Annotated[str, Form(max_length=512)] = "",
+    wa_language: Annotated[str, Form(max_length=15)] = "",
+    wa_values: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
@@ -479,6 +482,11 @@ async def send_form(
         }
         if ttl.strip():
             fields["ttl"] = int(ttl) if ttl.strip().isdigit() else ttl
+        if channel == "whatsapp" and wa_template.strip():
+            # an approved template (the only way to write first, or after 24 hours): its body's
+            # parameters one per line, the text box left empty
+            fields["template"] = _template_body(wa_template, wa_language, wa_values)
+            fields["message"] = message.strip() or None
         if schedule.strip():
             fields["scheduleAt"] = _local_time(schedule.strip(), principal.time_zone)
         body = SendRequest.model_validate(fields)
@@ -508,8 +516,23 @@ async def send_form(
             "ttl": ttl,
             "device": device,
             "schedule": schedule,
+            "wa_template": wa_template,
+            "wa_language": wa_language,
+            "wa_values": wa_values,
         },
     )
+
+
+def _template_body(name: str, language: str, values: str) -> dict[str, Any]:
+    """The send's `template` from the form: its name, language (es_MX unless given) and the
+    body's parameters, one a line."""
+    parameters = [
+        {"type": "text", "text": line.strip()} for line in values.splitlines() if line.strip()
+    ]
+    body: dict[str, Any] = {"name": name.strip(), "language": language.strip() or "es_MX"}
+    if parameters:
+        body["components"] = [{"type": "body", "parameters": parameters}]
+    return body
 
 
 def _day(value: str, field: str, zone: str, end: bool = False) -> datetime | None:
