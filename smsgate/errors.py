@@ -259,10 +259,17 @@ def _answer(
         body = {"message": body["error"]}
     elif path.startswith(DASHBOARD_PREFIX):
         text = html.escape(str(body["error"]))
+        # what no form could answer (a wrong address, an expired form): a page in the
+        # dashboard's look, its words in the page's language, a way back
         page = (
-            '<!doctype html><html><head><meta charset="utf-8"><title>SMSGate</title></head>'
-            f'<body><main><h1>{status}</h1><p role="alert">{text}</p>'
-            '<p><a href="/dashboard">SMSGate</a></p></main></body></html>'
+            '<!doctype html><html><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>SMSGate</title><style>body{margin:0;font:16px/1.5 system-ui,sans-serif;"
+            "color:#1b1f24;background:#f6f8fa}main{max-width:40rem;margin:2rem auto;"
+            "padding:1rem;background:#fff;border:1px solid #d0d7de;border-radius:6px}"
+            "p[role=alert]{color:#a40e26;font-weight:600}a{color:#0a58ca}</style></head>"
+            f'<body><main><p><strong>SMSGate</strong> · {status}</p><p role="alert">{text}</p>'
+            '<p><a href="/dashboard">← SMSGate</a></p></main></body></html>'
         )
         return HTMLResponse(page, status_code=status, headers=dict(headers or {}))
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))

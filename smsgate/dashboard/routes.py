@@ -156,8 +156,8 @@ async def auth_form(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    email: Annotated[str, Form(max_length=320)],
-    password: Annotated[str, Form(max_length=1024)],
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     mode = "signup" if request.url.path == "/signup" else "login"
@@ -412,7 +412,7 @@ async def add_device(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    name: Annotated[str, Form(max_length=128)],
+    name: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     pairing = None
     error = None
@@ -798,7 +798,7 @@ async def create_key(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    name: Annotated[str, Form(max_length=100)],
+    name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """A new key with the scopes ticked (every scope when the form sends none): shown once,
     with ready-to-copy calls that use it."""
@@ -924,7 +924,7 @@ async def reply(
     conversation_id: str,
     request: Request,
     session: DbSession,
-    message: Annotated[str, Form(max_length=5000)],
+    message: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
@@ -993,7 +993,7 @@ async def create_webhook(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    url: Annotated[str, Form(max_length=2048)],
+    url: Annotated[str, Form(max_length=2048)] = "",
     events: Annotated[list[str] | None, Form()] = None,  # none ticked: said on the page
     format: Annotated[str, Form()] = "native",
 ) -> Response:
@@ -1323,9 +1323,9 @@ async def password_form(
     principal: Poster,
     request: Request,
     session: DbSession,
-    current: Annotated[str, Form(max_length=1024)],
-    new: Annotated[str, Form(max_length=1024)],
     settings: AppSettings,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     account = await accounts.get_account(session, principal.account_id)
     notice = error = None

@@ -21,3 +21,21 @@ async def test_the_delete_section_counts_what_is_at_stake(app) -> None:
     assert "fallarán (dispositivo eliminado): 2" in page
     assert "vuelven a la cola para tus otros teléfonos: 1" in page
     assert "sus mensajes quedan en Mensajes): 4" in page  # three numbers written to, one reply
+
+
+async def test_every_main_form_sent_empty_is_answered_on_its_page(app) -> None:
+    """A form sent with its fields empty is answered on its own page, with the error where the
+    owner types: never the bare error page (an <h1> with a status code)."""
+    user = await signup(app)
+    for path in (
+        "/dashboard/devices",
+        "/dashboard/send",
+        "/dashboard/keys",
+        "/dashboard/webhooks",
+        "/dashboard/account/password",
+        "/dashboard/templates",
+        "/dashboard/opt-outs",
+    ):
+        answer = await user.client.post(path, data={"csrf": user.csrf}, params={"lang": "es"})
+        assert answer.status_code < 500, path
+        assert "<h1>4" not in answer.text and "<nav" in answer.text, (path, answer.text[:300])
