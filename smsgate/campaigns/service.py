@@ -139,17 +139,7 @@ async def _checked(
 def _check_columns(text: str, upload: Upload, need_phone: bool = True) -> str | None:
     """The upload's number column; 422 when it has none (a draft may: its number column is
     chosen when it is sent) or the text names a column it lacks."""
-    column = upload.key(sheets.PHONE_COLUMNS)
-    if column is None and need_phone:
-        raise ApiError(
-            422,
-            t(
-                "file: no phoneNumber column; the first row names the columns (it has: {value})",
-                value=", ".join(upload.columns) or "-",
-            ),
-            "missing_phone_column",
-            extra={"field": "file"},
-        )
+    column = upload.phone_column() if need_phone else upload.key(sheets.PHONE_COLUMNS)
     unknown = sheets.unknown_variables(text, upload.columns)
     if unknown and upload.rows:
         raise ApiError(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations.models import Contact, OptOut
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones
+from smsgate.kit import clock, phones, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 
@@ -214,6 +214,29 @@ async def names(session: AsyncSession, account_id: str, keys: Sequence[str]) -> 
         )
         out.update({key: name for key, name in found if name})
     return out
+
+
+async def import_upload(
+    session: AsyncSession,
+    account_id: str,
+    region: str,
+    upload: sheets.Upload,
+    fields: Mapping[str, str],
+) -> dict[str, Any]:
+    """Contacts from a spreadsheet as both the API and the dashboard post it: its number
+    column (422 without one), `name`/`nombre` and `tags` columns if any, the form's `tags` for
+    every row and `dryRun`."""
+    return await import_rows(
+        session,
+        account_id,
+        region,
+        upload.rows,
+        phone_column=upload.phone_column(),
+        name_column=upload.key(sheets.NAME_COLUMNS),
+        tags_column=upload.key(("tags", "etiquetas")),
+        tags=clean_tags(fields.get("tags", "").split(",")),
+        dry_run=fields.get("dryRun", "").strip().lower() in ("true", "1", "yes", "sí", "si"),
+    )
 
 
 async def import_rows(

@@ -12,7 +12,7 @@ from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.service import get_account
 from smsgate.conversations import contacts, service
-from smsgate.errors import ApiError, bad_request
+from smsgate.errors import bad_request
 from smsgate.kit import clock, phones, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
@@ -363,25 +363,6 @@ async def import_contacts(
     optionally name/nombre and tags; the other columns become fields). `dryRun=true` shows what
     would happen and changes nothing."""
     fields, upload = await sheets.read_form(request)
-    phone_column = upload.key(sheets.PHONE_COLUMNS)
-    if phone_column is None:
-        raise ApiError(
-            422,
-            t(
-                "file: no phoneNumber column; the first row names the columns (it has: {value})",
-                value=", ".join(upload.columns) or "-",
-            ),
-            "missing_phone_column",
-            extra={"field": "file"},
-        )
-    return await contacts.import_rows(
-        session,
-        principal.account_id,
-        principal.region,
-        upload.rows,
-        phone_column=phone_column,
-        name_column=upload.key(sheets.NAME_COLUMNS),
-        tags_column=upload.key(("tags", "etiquetas")),
-        tags=contacts.clean_tags(fields.get("tags", "").split(",")),
-        dry_run=fields.get("dryRun", "").strip().lower() in ("true", "1", "yes", "sí", "si"),
+    return await contacts.import_upload(
+        session, principal.account_id, principal.region, upload, fields
     )

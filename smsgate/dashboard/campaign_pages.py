@@ -256,27 +256,8 @@ async def contacts_import(principal: Poster, request: Request, session: DbSessio
     done, and the same summary shown."""
     try:
         fields, upload = await sheets.read_form(request)
-        column = upload.key(sheets.PHONE_COLUMNS)
-        if column is None:
-            raise ApiError(
-                422,
-                t(
-                    "file: no phoneNumber column; the first row names the columns (it has: "
-                    "{value})",
-                    value=", ".join(upload.columns) or "-",
-                ),
-                "missing_phone_column",
-            )
-        imported = await contacts.import_rows(
-            session,
-            principal.account_id,
-            principal.region,
-            upload.rows,
-            phone_column=column,
-            name_column=upload.key(sheets.NAME_COLUMNS),
-            tags_column=upload.key(("tags", "etiquetas")),
-            tags=contacts.clean_tags(fields.get("tags", "").split(",")),
-            dry_run=fields.get("dryRun") == "true",
+        imported = await contacts.import_upload(
+            session, principal.account_id, principal.region, upload, fields
         )
     except ApiError as exc:
         return await _contacts_view(request, session, principal, error=_sentence(exc))

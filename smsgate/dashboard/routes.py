@@ -111,28 +111,10 @@ def _auth_page(
     """The login or sign-up form, with its CSRF field tied to a pre-session cookie (kept if the
     browser has one): a form posted from another site carries neither, so it cannot log a
     browser into someone else's account (login CSRF)."""
-    presession = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(24)
     title = "Login" if mode == "login" else "Sign up"
-    response = _page(
-        request,
-        "auth.html",
-        None,
-        status=status,
-        mode=mode,
-        title=title,
-        form_csrf=_presession_token(presession, settings),
-        **context,
+    return _presession_page(
+        request, settings, "auth.html", status, mode=mode, title=title, **context
     )
-    response.set_cookie(
-        PRESESSION_COOKIE,
-        presession,
-        max_age=2 * 3600,
-        httponly=True,
-        samesite="strict",
-        secure=bool(settings.cookie_secure),
-        path="/",
-    )
-    return response
 
 
 def _presession_token(presession: str, settings: Settings) -> str:
@@ -197,8 +179,8 @@ async def auth_form(
 def _presession_page(
     request: Request, settings: Settings, name: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    """A page with a form posted before signing in (forgot, reset): its CSRF field tied to the
-    pre-session cookie, as the login form's."""
+    """A page with a form posted before signing in (login, sign-up, forgot, reset): its CSRF
+    field tied to a pre-session cookie (kept if the browser has one)."""
     presession = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(24)
     response = _page(
         request,

@@ -43,6 +43,22 @@ class Upload:
         )
         return Upload(("phoneNumber", *(c for c in self.columns if c != "phoneNumber")), rows)
 
+    def phone_column(self) -> str:
+        """The column that holds the numbers; 422 `missing_phone_column` when none does."""
+        column = self.key(PHONE_COLUMNS)
+        if column is None:
+            raise ApiError(
+                422,
+                t(
+                    "file: no phoneNumber column; the first row names the columns (it has: "
+                    "{value})",
+                    value=", ".join(self.columns) or "-",
+                ),
+                "missing_phone_column",
+                extra={"field": "file"},
+            )
+        return column
+
     def key(self, wanted: Sequence[str]) -> str | None:
         """The column (as written) whose name, without case or spaces, is one of `wanted`."""
         for column in self.columns:
