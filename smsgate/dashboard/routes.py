@@ -907,18 +907,23 @@ async def reply(
     request: Request,
     session: DbSession,
     message: Annotated[str, Form(max_length=5000)] = "",
+    wa_template: Annotated[str, Form(max_length=512)] = "",
+    wa_language: Annotated[str, Form(max_length=15)] = "",
+    wa_values: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
-        body = SendRequest.model_validate(
-            {
-                "channel": "whatsapp" if thread.family == "whatsapp" else "sms",
-                "phoneNumbers": [thread.contact],
-                "message": message,
-                "deviceId": thread.device_id,
-                "simNumber": thread.sim_key or None,
-            }
-        )
+        fields: dict[str, Any] = {
+            "channel": "whatsapp" if thread.family == "whatsapp" else "sms",
+            "phoneNumbers": [thread.contact],
+            "message": message,
+            "deviceId": thread.device_id,
+            "simNumber": thread.sim_key or None,
+        }
+        if thread.family == "whatsapp" and wa_template.strip():  # after the 24-hour window
+            fields["template"] = _template_body(wa_template, wa_language, wa_values)
+            fields["message"] = message.strip() or None
+        body = SendRequest.model_validate(fields)
         await session.commit()  # the send path uses its own transactions
         _, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body

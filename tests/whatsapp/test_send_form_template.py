@@ -4,9 +4,11 @@ or after 24 hours), its variables one per line; the fake Graph API receives exac
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+from smsgate.kit import clock
 from tests.dashboard.words import visible_text
-from tests.whatsapp.test_cloud import cloud_line, serve
+from tests.whatsapp.test_cloud import cloud_line, customer_writes, serve
 
 
 async def test_a_template_from_the_send_form(make_user, app, graph) -> None:
@@ -67,3 +69,22 @@ async def test_an_empty_send_form_is_answered_on_the_form(make_user) -> None:
     )
     assert answer.status_code == 200  # the form again, with its error: never a bare 400 page
     assert 'role="alert"' in answer.text and 'id="numbers"' in answer.text
+
+
+async def test_a_template_from_a_whatsapp_thread_after_the_window(make_user, app, graph) -> None:
+    user = await make_user()
+    line = await cloud_line(user, graph)
+    await customer_writes(user, line)
+    [thread] = (await user.client.get("/api/conversations", headers=user.auth)).json()["data"]
+    page = await user.client.get(f"/dashboard/conversations/{thread['id']}")
+    assert 'name="wa_template"' in page.text  # a WhatsApp thread offers templates
+    clock.advance(timedelta(hours=25))  # the customer wrote more than a day ago
+    replied = await user.client.post(
+        f"/dashboard/conversations/{thread['id']}",
+        data={"csrf": user.csrf, "message": "", "wa_template": "seguimiento", "wa_values": "Ana"},
+    )
+    assert replied.status_code == 303, replied.text
+    assert await serve(app) == 1
+    [body] = graph.accepted(line["keys"]["phoneNumberId"])
+    assert body["type"] == "template" and body["template"]["name"] == "seguimiento"
+    assert body["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Ana"}]
