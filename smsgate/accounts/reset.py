@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -71,11 +72,22 @@ async def account_of(session: AsyncSession, settings: Settings, raw: str) -> Acc
     return account
 
 
+@dataclass(frozen=True)
+class Letter:
+    """A reset email, written in the asker's language, to be sent once the request counted."""
+
+    to: str
+    subject: str
+    body: str
+
+
 async def ask(
     session: AsyncSession, settings: Settings, email: str, client: str, lang: str
-) -> None:
-    """Email a reset link to the account with this email, if there is one (the caller answers
-    the same either way); 429 when this email or address asked too often."""
+) -> Letter | None:
+    """Count a reset request against this email and address (429 when either asked too
+    often) and write the link's email to the account with this email, if there is one (the
+    caller answers the same either way). Nothing is sent here: the caller commits the count
+    first (on SQLite a transaction holds the write lock) and then `send`s."""
     rules = [
         throttle.Rule(f"reset:{email.strip().lower()}", PER_EMAIL, 300),
         throttle.Rule(f"reset-address:{client}", PER_ADDRESS, 300),
@@ -86,29 +98,29 @@ async def ask(
         await session.execute(select(Account).where(Account.email == email.strip().lower()))
     ).scalar_one_or_none()
     if account is None:
-        return
+        return None
     link = f"{settings.public_url.rstrip('/')}/reset?token={token(settings, account)}"
-    words = {
-        "subject": i18n.render(t("Reset your SMSGate password"), lang),
-        "body": i18n.render(
-            t(
-                "Someone (we hope you) asked to reset the password of {email} on SMSGate.\n\n"
-                "Open this link within an hour to choose a new one; it works once:\n{link}\n\n"
-                "If it was not you, ignore this email: your password stays as it is.",
-                email=account.email,
-                link=link,
-            ),
-            lang,
+    subject = i18n.render(t("Reset your SMSGate password"), lang)
+    body = i18n.render(
+        t(
+            "Someone (we hope you) asked to reset the password of {email} on SMSGate.\n\n"
+            "Open this link within an hour to choose a new one; it works once:\n{link}\n\n"
+            "If it was not you, ignore this email: your password stays as it is.",
+            email=account.email,
+            link=link,
         ),
-    }
+        lang,
+    )
+    return Letter(account.email, subject, body)
+
+
+async def send(settings: Settings, letter: Letter) -> None:
+    """Hand the email to SMSGATE_SMTP_URL's server; 503 when it cannot be."""
     sender = settings.mail_from or f"SMSGate <no-reply@{settings.host}>"
     try:
-        await mail.send(settings.smtp_url, sender, account.email, words["subject"], words["body"])
+        await mail.send(settings.smtp_url, sender, letter.to, letter.subject, letter.body)
     except mail.MailFailed as exc:
-        log.error("the password reset email to account %s was not sent: %s", account.id, exc)
+        log.error("a password reset email was not sent: %s", exc)
         raise ApiError(
-            503,
-            t("the email could not be sent now; try again later"),
-            "mail_unavailable",
-            keep_changes=True,
+            503, t("the email could not be sent now; try again later"), "mail_unavailable"
         ) from exc

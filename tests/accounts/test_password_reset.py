@@ -102,3 +102,20 @@ async def test_without_smtp_the_page_says_who_can_reset_it(app) -> None:
     page = await new_client(app).get("/forgot", params={"lang": "es"})
     assert page.status_code == 200
     assert "smsgate accounts reset-password" in page.text and "no envía correos" in page.text
+
+
+async def test_a_mail_server_that_is_down_is_said_and_the_request_still_counts(
+    app, monkeypatch
+) -> None:
+    user = await signup(app)
+    monkeypatch.setattr(app.state.settings, "smtp_url", f"smtp://127.0.0.1:{free_port()}")
+    browser = new_client(app)
+    csrf = _csrf((await browser.get("/forgot")).text)
+    for _ in range(3):
+        down = await browser.post(
+            "/forgot", data={"email": user.email, "csrf": csrf}, params={"lang": "es"}
+        )
+        assert down.status_code == 503 and "no se pudo enviar el correo" in down.text
+    # each attempt was counted (committed before the mail server was waited on)
+    waited = await browser.post("/forgot", data={"email": user.email, "csrf": csrf})
+    assert waited.status_code == 429
