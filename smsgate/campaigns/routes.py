@@ -183,7 +183,7 @@ def _form_spec(fields: dict[str, str]) -> service.Spec:
     if "deviceIds" in raw:
         raw["deviceIds"] = raw["deviceIds"].split(",")
     if "draft" in raw:
-        raw["draft"] = raw["draft"].strip().lower() in ("true", "1", "on", "yes")
+        raw["draft"] = sheets.checked(raw["draft"])
     return _spec(parse(CampaignIn, {**raw, "recipients": []}))
 
 
@@ -195,7 +195,6 @@ def _spec(body: CampaignIn) -> service.Spec:
         schedule_at=body.schedule_at,
         device_ids=tuple(dict.fromkeys(body.device_ids or ())),
         channel=body.channel,
-        tag=body.tag,
         draft=body.draft,
     )
 

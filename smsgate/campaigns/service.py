@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, select, update
+from sqlalchemy import Table, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.preferences import zone
@@ -37,15 +37,15 @@ from smsgate.campaigns.models import Campaign, Template
 from smsgate.conversations import contacts
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones, segments, sheets
+from smsgate.kit import batching, clock, phones, segments, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import new_id
 from smsgate.kit.sheets import Upload
 from smsgate.messages import states
-from smsgate.messages.models import history_row, history_table, messages_table, recipients_table
-from smsgate.messages.schemas import SendRequest
+from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.schemas import SendRequest, template_with_body
 from smsgate.messages.sending.writer import MAX_BATCH, SendWriter
-from smsgate.messages.service import store_message
+from smsgate.messages.service import cancel_untaken, store_message
 from smsgate.storage.db import Database
 from smsgate.webhooks import events
 from smsgate.webhooks.events import NewEvent
@@ -55,7 +55,6 @@ DRAFT, SCHEDULED, SENDING = "draft", "scheduled", "sending"
 DONE, CANCELLED = "done", "cancelled"
 CAMPAIGN_STATES = (DRAFT, SCHEDULED, SENDING, DONE, CANCELLED)
 PREVIEW_ROWS = 3
-CHANNELS = ("sms", "whatsapp")
 FINISHED_EVENT = "campaign:finished"
 # rejection reasons of the rows themselves (the send path's refusals add their own codes)
 INVALID, OPTED_OUT, DUPLICATE, MISSING = (
@@ -78,7 +77,6 @@ class Spec:
     schedule_at: datetime | None = None
     device_ids: tuple[str, ...] = ()
     channel: str = "sms"
-    tag: str | None = None  # recipients: the account's contacts with this tag
     draft: bool = False  # keep the rows, send nothing yet (send_draft sends them)
 
 
@@ -96,11 +94,7 @@ async def _checked(
     name = spec.name.strip()
     if not name:
         raise bad_request(t("name: give the campaign a name"), field="name")
-    if spec.channel not in CHANNELS:
-        raise bad_request(
-            t('channel: must be "sms" or "whatsapp", not "{channel}"', channel=spec.channel),
-            field="channel",
-        )
+    templates.check(None, None, spec.channel)
     if (spec.text is None) == (spec.template_id is None):
         raise bad_request(
             t("message: give the text (message) or a template (templateId), one of the two"),
@@ -195,14 +189,9 @@ def _whatsapp_template(template: Template, text: str, values: dict[str, str]) ->
     """The approved WhatsApp template a row sends: the body's parameters are the text's
     variables, in their order, filled from the row."""
     by_name = {name.strip().lower(): value for name, value in values.items()}
-    parameters = [
-        {"type": "text", "text": by_name.get(name.lower(), "")} for name in sheets.variables(text)
-    ]
     bound = template.whatsapp or {}
-    out: dict[str, Any] = {"name": bound.get("name"), "language": bound.get("language")}
-    if parameters:
-        out["components"] = [{"type": "body", "parameters": parameters}]
-    return out
+    filled = [by_name.get(name.lower(), "") for name in sheets.variables(text)]
+    return template_with_body(str(bound.get("name")), str(bound.get("language")), filled)
 
 
 async def _send_rows(
@@ -274,8 +263,7 @@ async def _send_rows(
         requests.append((number_row, number, request, values.get(name_column or "", "")))
     accepted = 0
     names: dict[str, str] = {}
-    for start in range(0, len(requests), MAX_BATCH):
-        chunk = requests[start : start + MAX_BATCH]
+    for chunk in batching.chunks(requests, MAX_BATCH):
         results = await asyncio.gather(
             *(
                 store_message(database, writer, principal, request, campaign_id=campaign["id"])
@@ -604,42 +592,8 @@ async def cancel(session: AsyncSession, account_id: str, campaign_id: str) -> di
             t("this campaign can no longer be cancelled: it is {state}", state=row["state"]),
             "not_cancellable",
         )
-    m, r = messages_table, recipients_table
+    await cancel_untaken(session, account_id, messages_table.c.campaign_id == campaign_id)
     now = clock.now()
-    waiting = and_(
-        m.c.account_id == account_id,
-        m.c.campaign_id == campaign_id,
-        m.c.state == states.PROCESSING,
-        m.c.assigned_device_id.is_(None),
-    )
-    ids = list(
-        (
-            await session.execute(
-                update(m)
-                .where(waiting)
-                .values(state=states.CANCELLED, updated_at=now)
-                .returning(m.c.id)
-            )
-        ).scalars()
-    )
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        numbers = (
-            await session.execute(
-                update(r)
-                .where(r.c.message_id.in_(chunk), r.c.state == states.PROCESSING)
-                .values(state=states.CANCELLED, updated_at=now)
-                .returning(r.c.message_id, r.c.phone_number)
-            )
-        ).all()
-        await session.execute(
-            insert(history_table),
-            [history_row(account_id, mid, states.CANCELLED, now) for mid in chunk]
-            + [
-                history_row(account_id, mid, states.CANCELLED, now, phone_number=number)
-                for mid, number in numbers
-            ],
-        )
     c = campaigns_table
     await session.execute(
         update(c)

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.conversations.models import Contact, OptOut
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones, sheets
+from smsgate.kit import batching, clock, phones, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 
+CHUNK = 500  # subscribers in one IN (...)
 MAX_TAGS = 20
 MAX_TAG = 50
 MAX_FIELDS = 30
@@ -54,8 +55,7 @@ def _number(raw: str, region: str, field: str = "phoneNumber") -> str:
 async def opted_out(session: AsyncSession, account_id: str, keys: Sequence[str]) -> set[str]:
     """Which of these subscribers are on the account's opt-out list."""
     found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = list(keys[start : start + 500])
+    for chunk in batching.chunks(keys, CHUNK):
         found |= set(
             (
                 await session.execute(
@@ -194,17 +194,16 @@ async def tagged(session: AsyncSession, account_id: str, tag: str) -> list[Conta
     return contacts
 
 
-async def tagged_any(session: AsyncSession, account_id: str) -> list[Contact]:
-    """The account's contacts that have a tag (to offer their tags)."""
-    found, _ = await page(session, account_id, None, 1_000_000, None)
-    return [c for c in found if c.tags]
+async def all_tags(session: AsyncSession, account_id: str) -> list[str]:
+    """Every tag the account's contacts carry, sorted (only that column is read)."""
+    found = await session.execute(select(Contact.tags).where(Contact.account_id == account_id))
+    return sorted({tag for (tags,) in found for tag in tags or ()})
 
 
 async def names(session: AsyncSession, account_id: str, keys: Sequence[str]) -> dict[str, str]:
     """Contacts' names by subscriber."""
     out: dict[str, str] = {}
-    for start in range(0, len(keys), 500):
-        chunk = list(keys[start : start + 500])
+    for chunk in batching.chunks(keys, CHUNK):
         found = await session.execute(
             select(Contact.subscriber, Contact.name).where(
                 Contact.account_id == account_id,
@@ -235,7 +234,7 @@ async def import_upload(
         name_column=upload.key(sheets.NAME_COLUMNS),
         tags_column=upload.key(("tags", "etiquetas")),
         tags=clean_tags(fields.get("tags", "").split(",")),
-        dry_run=fields.get("dryRun", "").strip().lower() in ("true", "1", "yes", "sí", "si"),
+        dry_run=sheets.checked(fields.get("dryRun", "")),
     )
 
 
@@ -271,9 +270,7 @@ async def import_rows(
             continue
         wanted[key] = (number_row, number, values)
     existing: dict[str, Contact] = {}
-    keys = list(wanted)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+    for chunk in batching.chunks(list(wanted), CHUNK):
         for contact in (
             await session.execute(
                 select(Contact).where(

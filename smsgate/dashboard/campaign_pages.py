@@ -23,7 +23,6 @@ from smsgate.dashboard.frame import local_time as _local_time
 from smsgate.dashboard.frame import page as _page
 from smsgate.dashboard.frame import sentence as _sentence
 from smsgate.dashboard.frame import viewer as _viewer
-from smsgate.dashboard.i18n import language, translator
 from smsgate.devices import service as devices
 from smsgate.errors import ApiError, bad_request
 from smsgate.kit import phones, sheets
@@ -48,7 +47,6 @@ async def _campaigns_list(
 ) -> HTMLResponse:
     found, _ = await campaigns.list_campaigns(session, principal.account_id, 50, None)
     kept = await campaign_templates.all_of(session, principal.account_id)
-    people = await contacts.tagged_any(session, principal.account_id)
     return _page(
         request,
         "campaigns.html",
@@ -58,7 +56,7 @@ async def _campaigns_list(
         title="Campaigns",
         campaigns=found,
         templates=kept,
-        tags=sorted({tag for person in people for tag in person.tags}),
+        tags=await contacts.all_tags(session, principal.account_id),
         error=error,
         form=form or {},
     )
@@ -325,12 +323,10 @@ async def _opt_outs_view(
     session: ReadSession | DbSession,
     principal: Principal,
     *,
-    notice: str | None = None,
     error: str | Text | None = None,
     number: str = "",
 ) -> HTMLResponse:
     found, _ = await conversations.list_opt_outs(session, principal.account_id, 100, None)
-    words = translator(language(request))
     return _page(
         request,
         "opt_outs.html",
@@ -339,7 +335,6 @@ async def _opt_outs_view(
         page="conversations",
         title="Opt-outs",
         opt_outs=[conversations.opt_out_out(o) for o in found],
-        notice=words[notice] if notice else None,
         error=error,
         number=number,
     )
@@ -349,9 +344,7 @@ async def _opt_outs_view(
 async def opt_outs_page(request: Request, session: ReadSession) -> Response:
     """Who asked not to be written to (BAJA, STOP… or added by hand): never sent to again."""
     principal = await _viewer(request, session)
-    done = request.query_params.get("done", "")
-    notice = done if done in ("opt_out_added", "opt_out_removed") else None
-    return await _opt_outs_view(request, session, principal, notice=notice)
+    return await _opt_outs_view(request, session, principal)
 
 
 def _form_number(raw: str, region: str) -> str:

@@ -59,10 +59,19 @@ def sentence(exc: ValidationError | ApiError) -> str | Text:
     return with_field(field, text) if field else text
 
 
-# the words a page shows after the redirect of a destructive action (?done=…)
-FLASHES = frozenset(
-    {"key_revoked", "webhook_deleted", "template_deleted", "campaign_cancelled", "device_deleted"}
-)
+# ?done=… after an action's redirect -> the word the page then shows at its top
+DONE = {
+    "key_revoked": "key_revoked",
+    "webhook_deleted": "webhook_deleted",
+    "template_deleted": "template_deleted",
+    "campaign_cancelled": "campaign_cancelled",
+    "device_deleted": "device_deleted",
+    "opt_out_added": "opt_out_added",
+    "opt_out_removed": "opt_out_removed",
+    "cancelled": "cancelled_notice",
+    "cancelling": "cancel_requested_notice",
+    "edited": "edited_notice",
+}
 
 
 def page(
@@ -76,8 +85,8 @@ def page(
     # an error or notice from the catalog, in the page's language
     context = {k: i18n.render(v, lang) if isinstance(v, Text) else v for k, v in context.items()}
     done = request.query_params.get("done", "")
-    if done in FLASHES:  # what a destructive action just did, after its redirect
-        context.setdefault("flash", translator(lang)[done])
+    if done in DONE:  # what an action just did, after its redirect
+        context.setdefault("flash", translator(lang)[DONE[done]])
     if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
         public_url = request.app.state.settings.public_url
         context["reach"] = devices.phone_reachability(public_url)

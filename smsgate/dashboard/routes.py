@@ -69,7 +69,7 @@ from smsgate.kit.responses import api_router
 from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
 from smsgate.messages.models import messages_table
-from smsgate.messages.schemas import SendRequest, message_out
+from smsgate.messages.schemas import SendRequest, message_out, template_with_body
 from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
 from smsgate.webhooks import service as webhooks
@@ -231,10 +231,11 @@ async def forgot_form(
         return _presession_page(request, settings, "forgot.html", 400, title="Password")
     client = request.client.host if request.client else "unknown"
     try:
-        await reset.ask(session, settings, email, client, language(request))
+        letter = await reset.ask(session, settings, email, client, language(request))
+        await session.commit()  # the request is counted before the mail server is waited on
+        if letter is not None:
+            await reset.send(settings, letter)
     except ApiError as exc:
-        if exc.keep_changes:
-            await session.commit()
         return _presession_page(
             request, settings, "forgot.html", exc.status, title="Password", error=_sentence(exc)
         )
@@ -507,14 +508,9 @@ async def send_form(
 
 def _template_body(name: str, language: str, values: str) -> dict[str, Any]:
     """The send's `template` from the form: its name, language (es_MX unless given) and the
-    body's parameters, one a line."""
-    parameters = [
-        {"type": "text", "text": line.strip()} for line in values.splitlines() if line.strip()
-    ]
-    body: dict[str, Any] = {"name": name.strip(), "language": language.strip() or "es_MX"}
-    if parameters:
-        body["components"] = [{"type": "body", "parameters": parameters}]
-    return body
+    body's variables, one a line."""
+    lines = [line.strip() for line in values.splitlines() if line.strip()]
+    return template_with_body(name.strip(), language.strip() or "es_MX", lines)
 
 
 def _day(value: str, field: str, zone: str, end: bool = False) -> datetime | None:
@@ -610,13 +606,6 @@ async def message_page(message_id: str, request: Request, session: ReadSession) 
     return await _message_page(request, session, principal, message_id)
 
 
-_DONE = {
-    "cancelled": "cancelled_notice",
-    "cancelling": "cancel_requested_notice",
-    "edited": "edited_notice",
-}
-
-
 async def _message_page(
     request: Request,
     session: DbSession,
@@ -625,7 +614,6 @@ async def _message_page(
     error: str | Text | None = None,
 ) -> HTMLResponse:
     message = await messages.get_message(session, principal.account_id, message_id)
-    done = _DONE.get(request.query_params.get("done", ""))
     return _page(
         request,
         "message.html",
@@ -639,7 +627,6 @@ async def _message_page(
         resendable=_resendable(message),
         editable=_editable(message),
         local_schedule=_local_input(message.get("scheduleAt"), principal.time_zone),
-        notice=translator(language(request))[done] if done else None,
         error=error,
     )
 

@@ -17,13 +17,21 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 log = logging.getLogger("smsgate.batching")
 
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """The items a slice of `size` at a time (statements with a bounded IN list)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
 
 _Waiting = tuple[T, "asyncio.Future[R]"]
 

@@ -121,8 +121,6 @@ def read_csv(data: bytes) -> Upload:
             "invalid_file",
             "file",
         ) from exc
-    if len(cells) > MAX_ROWS + 1 and sum(1 for row in cells if any(row)) > MAX_ROWS + 1:
-        raise _too_many()
     return _table(cells, 1)
 
 
@@ -218,6 +216,11 @@ def unknown_variables(text: str, columns: Sequence[str]) -> list[str]:
     """The text's variables that no column provides."""
     known = {column.strip().lower() for column in columns}
     return [name for name in variables(text) if name.lower() not in known]
+
+
+def checked(value: str) -> bool:
+    """A form's yes/no field (a checkbox's "on", "true", "1", "yes", "sí")."""
+    return value.strip().lower() in ("true", "1", "on", "yes", "sí", "si")
 
 
 def is_form(request: Request) -> bool:

@@ -28,6 +28,16 @@ class Template(Input):
     components: list[dict[str, Any]] | None = Field(default=None, max_length=20)
 
 
+def template_with_body(name: str, language: str, values: Sequence[str]) -> dict[str, Any]:
+    """A send's `template` whose body's variables are `values`, in order (Graph's `components`
+    shape: one body component of text parameters; none when there are no values)."""
+    template: dict[str, Any] = {"name": name, "language": language}
+    if values:
+        parameters = [{"type": "text", "text": value} for value in values]
+        template["components"] = [{"type": "body", "parameters": parameters}]
+    return template
+
+
 class SendRequest(Input):
     model_config = ConfigDict(
         json_schema_extra={

@@ -19,7 +19,7 @@ from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.devices.service import device_types
 from smsgate.errors import ApiError, bad_request, not_found
-from smsgate.kit import clock, phones, safe_http
+from smsgate.kit import batching, clock, phones, safe_http
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.schema import parse
@@ -32,6 +32,7 @@ from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 
 sequential = abuse.SequentialGuard()  # per process
+CANCEL_CHUNK = 500  # messages a statement when many are cancelled at once (a campaign)
 
 
 async def _check_carrier(database: Database, account_id: str, request: SendRequest) -> None:
@@ -301,6 +302,46 @@ async def get_message(session: AsyncSession, account_id: str, message_id: str) -
     return await _present(session, row, with_history=True)
 
 
+async def cancel_untaken(session: AsyncSession, account_id: str, which: Any) -> list[str]:
+    """Cancel the account's messages matching `which` that are still processing and that no
+    phone has taken, with their recipients and history; their ids. (What a phone holds is its
+    to cancel: see cancel_message.)"""
+    m, r = messages_table, recipients_table
+    now = clock.now()
+    ids = list(
+        (
+            await session.execute(
+                update(m)
+                .where(
+                    m.c.account_id == account_id,
+                    which,
+                    m.c.state == states.PROCESSING,
+                    m.c.assigned_device_id.is_(None),
+                )
+                .values(state=states.CANCELLED, updated_at=now)
+                .returning(m.c.id)
+            )
+        ).scalars()
+    )
+    for chunk in batching.chunks(ids, CANCEL_CHUNK):
+        numbers = (
+            await session.execute(
+                update(r)
+                .where(r.c.message_id.in_(chunk), r.c.state == states.PROCESSING)
+                .values(state=states.CANCELLED, updated_at=now)
+                .returning(r.c.message_id, r.c.phone_number)
+            )
+        ).all()
+        # each recipient's change, then the message's (the order a single cancel has always had)
+        history = [
+            history_row(account_id, mid, states.CANCELLED, now, phone_number=number)
+            for mid, number in numbers
+        ]
+        history += [history_row(account_id, mid, states.CANCELLED, now) for mid in chunk]
+        await session.execute(insert(history_table), history)
+    return ids
+
+
 async def cancel_message(
     session: AsyncSession, account_id: str, message_id: str
 ) -> tuple[dict[str, Any], str | None]:
@@ -310,35 +351,8 @@ async def cancel_message(
     `processing` with `cancelRequested` until the phone reports it cancelled or sent).
     """
     row = await _owned_row(session, account_id, message_id)
-    m, r = messages_table, recipients_table
-    now = clock.now()
-    changed = await session.execute(
-        update(m)
-        .where(
-            m.c.id == row["id"], m.c.state == states.PROCESSING, m.c.assigned_device_id.is_(None)
-        )
-        .values(state=states.CANCELLED, updated_at=now)
-    )
-    if changed.rowcount == 1:  # type: ignore[attr-defined]
-        numbers = (
-            (
-                await session.execute(
-                    update(r)
-                    .where(r.c.message_id == row["id"], r.c.state == states.PROCESSING)
-                    .values(state=states.CANCELLED, updated_at=now)
-                    .returning(r.c.phone_number)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        await session.execute(
-            insert(history_table),
-            [
-                history_row(account_id, row["id"], states.CANCELLED, now, phone_number=number)
-                for number in [*numbers, None]
-            ],
-        )
+    m = messages_table
+    if await cancel_untaken(session, account_id, m.c.id == row["id"]):
         return await get_message(session, account_id, message_id), None
     requested = (
         await session.execute(
@@ -348,7 +362,7 @@ async def cancel_message(
                 m.c.state == states.PROCESSING,
                 m.c.assigned_device_id.is_not(None),
             )
-            .values(cancel_requested_at=func.coalesce(m.c.cancel_requested_at, now))
+            .values(cancel_requested_at=func.coalesce(m.c.cancel_requested_at, clock.now()))
             .returning(m.c.assigned_device_id)
         )
     ).scalar()
