@@ -43,7 +43,6 @@ class Campaign(IdMixin, CreatedMixin, TenantMixin, Base):
     schedule_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     device_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     total: Mapped[int] = mapped_column(Integer, default=0)  # rows received, every upload
-    accepted: Mapped[int] = mapped_column(Integer, default=0)  # messages created
     # the rows not sent: [{"row", "phoneNumber", "reason"}]
     rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # the rows' names (a name or nombre column), by message id, for the report

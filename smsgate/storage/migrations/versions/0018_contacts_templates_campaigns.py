@@ -72,7 +72,6 @@ def upgrade() -> None:
         sa.Column("schedule_at", UTCDateTime(), nullable=True),
         sa.Column("device_ids", sa.JSON(), nullable=True),
         sa.Column("total", sa.Integer(), nullable=False),
-        sa.Column("accepted", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.JSON(), nullable=False),
         sa.Column("names", sa.JSON(), nullable=False),
         sa.Column("rows", sa.JSON(), nullable=True),
