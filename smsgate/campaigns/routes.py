@@ -171,6 +171,8 @@ async def _rows(request: Request, principal: Principal, recipients: Any, tag: st
     if tag is not None:
         async with request.app.state.db.reading() as session:
             return await service.tag_rows(session, principal.account_id, tag)
+    if not recipients:
+        raise bad_request(t("recipients: give at least one row"), field="recipients")
     return sheets.from_items(recipients)
 
 

@@ -110,7 +110,10 @@ async def _checked(
     if not text.strip():
         raise bad_request(t("message: is empty"), field="message")
     for device_id in spec.device_ids:
-        kind = await device_types.get(database, principal.account_id, device_id)
+        try:
+            kind = await device_types.get(database, principal.account_id, device_id)
+        except ApiError as exc:
+            raise not_found("device", "deviceIds") from exc
         if (kind == "whatsapp") != (spec.channel == "whatsapp"):
             raise bad_request(
                 t(
@@ -203,7 +206,8 @@ async def _send_rows(
     upload: Upload,
 ) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
     """Turn the upload's rows into the campaign's messages: how many were accepted, the rows
-    rejected, and the names of the accepted rows (by message id) for the report."""
+    rejected (each number as the row wrote it), and the names of the accepted rows (by message
+    id) for the report."""
     text = template.text if template is not None else (campaign["text"] or "")
     column = _check_columns(text, upload) or ""
     name_column = upload.key(sheets.NAME_COLUMNS)
@@ -234,12 +238,12 @@ async def _send_rows(
     )
     for number_row, number, key, values in wanted:
         if key in blocked:
-            rejected.append(_reject(number_row, number, OPTED_OUT))
+            rejected.append(_reject(number_row, values[column], OPTED_OUT))
             continue
         try:
             content = sheets.render(text, values)
         except sheets.MissingVariable:
-            rejected.append(_reject(number_row, number, MISSING))
+            rejected.append(_reject(number_row, values[column], MISSING))
             continue
         body: dict[str, Any] = {
             "channel": campaign["channel"],
@@ -258,9 +262,10 @@ async def _send_rows(
         try:
             request = SendRequest.model_validate(body)
         except ValueError:
-            rejected.append(_reject(number_row, number, "validation_error"))
+            rejected.append(_reject(number_row, values[column], "validation_error"))
             continue
-        requests.append((number_row, number, request, values.get(name_column or "", "")))
+        name = values.get(name_column or "", "")
+        requests.append((number_row, values[column], request, name))
     accepted = 0
     names: dict[str, str] = {}
     for chunk in batching.chunks(requests, MAX_BATCH):

@@ -107,6 +107,12 @@ def read_csv(data: bytes) -> Upload:
     """A CSV as spreadsheets save it: UTF-8 (with or without its BOM) or, failing that,
     Windows-1252 (Excel's "CSV" in Spanish); commas, semicolons (Excel in locales that write
     decimals with a comma) or tabs."""
+    if b"\x00" in data:  # no text file holds NUL: an image, a PDF, an old .xls
+        raise bad_request(
+            t("file: is not a spreadsheet (CSV or XLSX) but another kind of file"),
+            "invalid_file",
+            "file",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

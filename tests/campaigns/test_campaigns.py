@@ -16,6 +16,7 @@ from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import deliver
 
 TEXT = "Hola {nombre}, tu cita es el {fecha} a las {hora}"
+ONE = [{"phoneNumber": "+525512345678"}]
 
 
 def _numbers(count: int, seed: int) -> list[str]:
@@ -225,9 +226,9 @@ async def test_bad_campaigns_are_refused_with_their_field_and_store_nothing(make
             "message",
         ),
         ({"name": "x", "message": "hola", "recipients": [{"telefono_no": "1"}]}, 422, "file"),
-        ({"name": "x", "message": "hola", "templateId": "nope", "recipients": []}, 400, "message"),
+        ({"name": "x", "message": "hola", "templateId": "nope", "recipients": ONE}, 400, "message"),
         (
-            {"name": "x", "templateId": "c00000000000000000000000", "recipients": []},
+            {"name": "x", "templateId": "c00000000000000000000000", "recipients": ONE},
             404,
             "templateId",
         ),
@@ -253,6 +254,21 @@ async def test_bad_campaigns_are_refused_with_their_field_and_store_nothing(make
         "/api/campaigns", data={"name": "x", "message": "hola"}, files=files, headers=user.auth
     )
     assert broken.status_code == 400 and broken.json()["code"] == "invalid_file"
+    for data, name in ((b"\x89PNG\r\n\x1a\n\x00\x00", "foto.png"), (b"", "vacio.csv")):
+        refused = await post(
+            "/api/campaigns",
+            data={"name": "x", "message": "hola"},
+            files={"file": (name, data, "text/csv")},
+            headers=user.auth,
+        )
+        assert refused.status_code == 400 and refused.json()["field"] == "file", refused.text
+    empty = {"name": "x", "message": "hola", "recipients": []}
+    answer = await post("/api/campaigns", json=empty, headers=user.auth)
+    assert answer.status_code == 400 and answer.json()["field"] == "recipients"
+    rows = [{"phoneNumber": "+525512345678"}]
+    unknown = {"name": "x", "message": "hola", "recipients": rows, "deviceIds": ["nope"]}
+    answer = await post("/api/campaigns", json=unknown, headers=user.auth)
+    assert answer.status_code == 404 and answer.json()["field"] == "deviceIds"
     listed = await user.client.get("/api/campaigns", headers=user.auth)
     assert listed.json()["data"] == []
     # in the caller's language
