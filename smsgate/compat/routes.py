@@ -44,7 +44,12 @@ from smsgate.kit.responses import JSONResponse, api_router, serve_lean
 from smsgate.messages import service as messages
 from smsgate.messages import states
 from smsgate.messages.dispatch import APP_STATES
-from smsgate.messages.models import history_table, messages_table, recipients_table
+from smsgate.messages.models import (
+    created_between,
+    history_table,
+    messages_table,
+    recipients_table,
+)
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.ops.health import database_state
@@ -326,6 +331,12 @@ def _send_query(request: Request) -> _SendQuery:
         raise RequestValidationError(errors) from exc
 
 
+def _created_between(from_: datetime | None, to: datetime | None) -> list[Any]:
+    return created_between(
+        None if from_ is None else clock.as_utc(from_), None if to is None else clock.as_utc(to)
+    )
+
+
 @router.post(
     "/messages", status_code=202, openapi_extra={**bodies.MESSAGE, "parameters": _SEND_PARAMETERS}
 )
@@ -412,10 +423,7 @@ async def list_messages(
         raise bad_request(t('sort: must be "created_at" or "-created_at"'), field="sort")
     m = messages_table
     query = select(m).where(m.c.account_id == principal.account_id, m.c.direction == "out")
-    if from_ is not None:
-        query = query.where(m.c.created_at >= clock.as_utc(from_))
-    if to is not None:
-        query = query.where(m.c.created_at < clock.as_utc(to))
+    query = query.where(*_created_between(from_, to))
     if deviceId:
         query = query.where((m.c.assigned_device_id == deviceId) | (m.c.device_id == deviceId))
     if state:
@@ -687,10 +695,7 @@ async def inbox(
         if not channels:
             raise bad_request(t('type: unknown type "{type}"', type=type_), field="type")
         query = query.where(m.c.channel.in_(channels))
-    if from_ is not None:
-        query = query.where(m.c.created_at >= clock.as_utc(from_))
-    if to is not None:
-        query = query.where(m.c.created_at < clock.as_utc(to))
+    query = query.where(*_created_between(from_, to))
     if deviceId:
         query = query.where(m.c.device_id == deviceId)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()

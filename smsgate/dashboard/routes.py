@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from smsgate.accounts import preferences, reset, scopes
 from smsgate.accounts import service as accounts
@@ -317,15 +317,7 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
     # "today" is the account's day, from its midnight
     local = clock.now().astimezone(preferences.zone(principal.time_zone))
     start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-    today: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(m.c.state, func.count())
-                .where(m.c.account_id == principal.account_id, m.c.created_at >= start)
-                .group_by(m.c.state)
-            )
-        ).all()
-    )
+    today = await messages.count_by_state(session, principal.account_id, start)
     summary = await billing.summary(
         session, account, settings, await attachments.stored_bytes(session, account.id)
     )

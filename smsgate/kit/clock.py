@@ -10,6 +10,8 @@ from typing import overload
 from smsgate.kit.i18n import t
 
 _offset = timedelta(0)
+# the same, in whole milliseconds: ids carry the time of now() (kit.ids), test offset included
+offset_ms = 0
 
 
 def now() -> datetime:
@@ -20,13 +22,15 @@ def now() -> datetime:
 
 def advance(delta: timedelta) -> None:
     """Tests move time forward (or back) for every caller of now()."""
-    global _offset
+    global _offset, offset_ms
     _offset += delta
+    offset_ms = _offset // timedelta(milliseconds=1)
 
 
 def reset() -> None:
-    global _offset
+    global _offset, offset_ms
     _offset = timedelta(0)
+    offset_ms = 0
 
 
 @overload

@@ -1,15 +1,23 @@
-"""25-character, time-ordered, cuid-style ids beginning with 'c'."""
+"""25-character, time-ordered, cuid-style ids beginning with 'c'.
+
+An id begins with the millisecond of its creation on the one clock (kit.clock), so a row's id
+is never earlier than its `created_at` taken just before: a time bound on `created_at` is also
+a bound on ids (`floor`), which an index in id order can serve."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+from datetime import datetime
+
+from smsgate.kit import clock
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 ID_LENGTH = 25
 _lock = threading.Lock()
 _last_ms = 0
+_offset_ms = 0  # the clock's test offset _last_ms was taken with
 _counter = 0
 _prefix = ""  # "c" and the base-36 milliseconds of _last_ms
 
@@ -46,17 +54,17 @@ def new_id() -> str:
 
     Lexical order follows creation time (within one process, strictly), so cursors can walk ids.
     """
-    global _last_ms, _counter, _prefix, _used
+    global _last_ms, _offset_ms, _counter, _prefix, _used
     with _lock:
-        now = int(time.time() * 1000)
-        if now <= _last_ms:
+        now = int(time.time() * 1000) + clock.offset_ms
+        if now <= _last_ms and _offset_ms == clock.offset_ms:
             _counter += 1
             if _counter >= 36**4:  # more than 1.6M ids in one ms: borrow the next millisecond
                 _last_ms += 1
                 _counter = 0
                 _prefix = "c" + _base36(_last_ms, 8)
-        else:
-            _last_ms = now
+        else:  # a new millisecond (or a test moved the clock: ids follow it, back too)
+            _last_ms, _offset_ms = now, clock.offset_ms
             _counter = 0
             _prefix = "c" + _base36(now, 8)
         counter = _counter
@@ -67,6 +75,13 @@ def new_id() -> str:
         return (
             _prefix + _PAIRS[counter // 1296] + _PAIRS[counter % 1296] + _random[start : start + 12]
         )
+
+
+def floor(at: datetime) -> str:
+    """The smallest id of the millisecond `at` falls in: every row created at `at` or later
+    has an id at least this."""
+    ms = int(clock.as_utc(at).timestamp() * 1000)
+    return "c" + _base36(max(ms, 0), 8) + "0" * 16
 
 
 def is_id(value: str) -> bool:

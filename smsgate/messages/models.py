@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -19,8 +19,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
-from smsgate.kit import clock
+from smsgate.kit import clock, ids
 from smsgate.kit.ids import new_id
 from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
 
@@ -158,6 +159,24 @@ class Attachment(IdMixin, CreatedMixin, TenantMixin, Base):
 
 
 attachments_table = cast(Table, Attachment.__table__)
+
+# A message's id begins with its creation time and is never earlier than its created_at
+# (kit.ids); it can be later only if the host's clock stepped back between two sends. An upper
+# time bound admits ids up to this much later.
+ID_CLOCK_SLACK = timedelta(minutes=1)
+
+
+def created_between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """Messages created at `since` or later and before `until`, as conditions an index in id
+    order serves (the account's (account_id, id)): the times themselves stay exact, the id
+    bounds only keep the walk to the window (#32)."""
+    m = messages_table
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions += [m.c.created_at >= since, m.c.id >= ids.floor(since)]
+    if until is not None:
+        conditions += [m.c.created_at < until, m.c.id < ids.floor(until + ID_CLOCK_SLACK)]
+    return conditions
 
 
 def history_row(

@@ -24,7 +24,7 @@ from smsgate.kit.crypto import decrypt, encrypt
 from smsgate.kit.i18n import t
 from smsgate.kit.schema import Input
 from smsgate.messages import attachments, dispatch, inbound
-from smsgate.messages.models import messages_table, recipients_table
+from smsgate.messages.models import created_between, messages_table, recipients_table
 from smsgate.storage.db import Database
 from smsgate.whatsapp import cloud
 
@@ -127,7 +127,7 @@ async def within_window(session: AsyncSession, device: Device, number: str) -> b
             r.c.message_id == m.c.id,
             m.c.device_id == device.id,
             m.c.direction == "in",
-            m.c.created_at >= since,
+            *created_between(since, None),
         )
     )
     return bool((await session.execute(query)).scalar())
