@@ -23,7 +23,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from smsgate.kit import clock, ids
 from smsgate.kit.ids import new_id
-from smsgate.storage.base import Base, CreatedMixin, IdMixin, TenantMixin, UTCDateTime
+from smsgate.storage.base import (
+    Base,
+    CreatedMixin,
+    IdMixin,
+    Selective,
+    TenantMixin,
+    UTCDateTime,
+)
 
 
 class Message(IdMixin, CreatedMixin, TenantMixin, Base):
@@ -173,9 +180,12 @@ def created_between(since: datetime | None, until: datetime | None) -> list[Colu
     m = messages_table
     conditions: list[ColumnElement[bool]] = []
     if since is not None:
-        conditions += [m.c.created_at >= since, m.c.id >= ids.floor(since)]
+        conditions += [m.c.created_at >= since, Selective(m.c.id >= ids.floor(since))]
     if until is not None:
-        conditions += [m.c.created_at < until, m.c.id < ids.floor(until + ID_CLOCK_SLACK)]
+        conditions += [
+            m.c.created_at < until,
+            Selective(m.c.id < ids.floor(until + ID_CLOCK_SLACK)),
+        ]
     return conditions
 
 
