@@ -6,13 +6,16 @@ from smsgate.app import create_app
 from tests.factories import SCRAPER, new_client, pair_phone, send
 
 
-async def test_metrics_report_requests_messages_queues_and_deliveries(make_user, client) -> None:
+async def test_metrics_report_requests_messages_queues_and_deliveries(
+    make_user, client, app
+) -> None:
     user = await make_user()
     phone = await pair_phone(user)
     await send(user, message="metrics")
     await send(user, message="metrics 2", deviceId=phone.device_id)
     assert len(await phone.pull()) == 2  # two hand-overs, each observed
     await send(user, message="metrics 3")  # no phone has asked since: unclaimed
+    await app.state.metrics.count_totals()  # the totals as of now (see the next test)
     answer = await client.get("/metrics", headers=SCRAPER)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
@@ -31,6 +34,39 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(make_user,
     assert "process_resident_memory_bytes" in text
     # a route's template, never a raw path with ids in it
     assert f"/api/v1/messages/{phone.device_id}" not in text
+
+
+async def test_totals_are_counted_at_most_every_minute(make_user, client, app, monkeypatch) -> None:
+    """The all-time totals walk whole tables: a scrape serves the last count and says its age;
+    once it is older than TOTALS_EVERY, a scrape starts a new count in the background."""
+    from smsgate.ops import metrics
+
+    user = await make_user()
+    await app.state.metrics.count_totals()
+    data = 'smsgate_messages{channel="data",direction="out",state="processing"}'
+    before = (await client.get("/metrics", headers=SCRAPER)).text
+    sent = await user.client.post(
+        "/api/v1/send",
+        json={
+            "phoneNumbers": ["+5215555555555"],
+            "channel": "data",
+            "message": "aGk=",
+            "port": 53739,
+        },
+        headers=user.auth,
+    )
+    assert sent.status_code == 202, sent.text
+    stale = (await client.get("/metrics", headers=SCRAPER)).text
+    assert _count(stale, data) == _count(before, data)  # not counted again yet
+    assert 0 <= _count(stale, "smsgate_totals_age_seconds") < metrics.TOTALS_EVERY
+    assert "smsgate_totals_age_seconds" in stale
+    monkeypatch.setattr(metrics, "TOTALS_EVERY", 0.0)
+    await client.get("/metrics", headers=SCRAPER)  # starts the count, answers at once
+    counting = app.state.metrics._counting
+    assert counting is not None
+    await counting
+    fresh = (await client.get("/metrics", headers=SCRAPER)).text
+    assert _count(fresh, data) == _count(before, data) + 1
 
 
 def _count(text: str, series: str) -> float:

@@ -1,14 +1,18 @@
 """GET /metrics in the Prometheus text format: requests, messages, queues, webhooks, devices.
 
-Request figures are counted in this process as requests pass; the rest is read from the
-database when Prometheus scrapes (one query per family), so every process reports the same
-totals for the shared state and its own figures for requests and connected phones.
+Request figures are counted in this process as requests pass; queues are read from the
+database when Prometheus scrapes, so every process reports the same shared state and its own
+figures for requests and connected phones. The all-time totals by state (messages, webhook
+deliveries) walk whole tables: they are counted at most every TOTALS_EVERY seconds, in the
+background, and `smsgate_totals_age_seconds` says how old they are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import Request, Response
 from prometheus_client import (
@@ -22,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smsgate.errors import ApiError
@@ -30,12 +34,25 @@ from smsgate.kit import clock, observe
 from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import t
 from smsgate.kit.responses import api_router
+from smsgate.messages.dispatch import PROCESSING_ONLY
 from smsgate.messages.models import messages_table
 from smsgate.notify.hub import Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks.models import Delivery
 
 router = api_router(include_in_schema=False)
+TOTALS_EVERY = 60.0
+
+
+def queue_query() -> Select[Any]:
+    """The messages waiting for a phone, by claiming device: from the partial index of the
+    messages still processing (tests read its plan)."""
+    m = messages_table
+    return (
+        select(m.c.assigned_device_id, func.count(), func.min(m.c.created_at))
+        .where(PROCESSING_ONLY, m.c.acknowledged_at.is_(None))
+        .group_by(m.c.assigned_device_id)
+    )
 
 
 class Metrics:
@@ -60,26 +77,17 @@ class Metrics:
         self.database = database
         self.hub = hub
         self.snapshot: list[Metric] = []
+        self._totals: list[Metric] = []
+        self._totals_at: float | None = None  # time.monotonic() of the last count
+        self._counting: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
-        """Read the shared state (called by the /metrics handler before rendering)."""
-        m = messages_table
+        """Read the shared state (called by the /metrics handler before rendering): the queues
+        as they are now (from the partial index of the messages still processing: as many rows
+        as wait, not as many as were ever sent); the all-time totals from `totals`, counted
+        again at most every TOTALS_EVERY seconds, in the background."""
         families: list[Metric] = []
         async with self.database.reading() as session:  # a scrape holds up no writer
-            by_state = GaugeMetricFamily(
-                "smsgate_messages",
-                "Messages by direction, channel and state",
-                labels=["direction", "channel", "state"],
-            )
-            rows = await session.execute(
-                select(m.c.direction, m.c.channel, m.c.state, func.count()).group_by(
-                    m.c.direction, m.c.channel, m.c.state
-                )
-            )
-            for direction, channel, state, count in rows.all():
-                by_state.add_metric([direction, channel, state], count)
-            families.append(by_state)
-            waiting = (m.c.state == "processing") & (m.c.acknowledged_at.is_(None))
             depth = GaugeMetricFamily(
                 "smsgate_queue_depth",
                 "Messages waiting for a phone, by claiming device",
@@ -91,11 +99,7 @@ class Metrics:
                 labels=["device"],
             )
             now = clock.now()
-            rows = await session.execute(
-                select(m.c.assigned_device_id, func.count(), func.min(m.c.created_at))
-                .where(waiting)
-                .group_by(m.c.assigned_device_id)
-            )
+            rows = await session.execute(queue_query())
             for device, count, first in rows.all():
                 label = device or "unclaimed"
                 depth.add_metric([label], count)
@@ -103,17 +107,6 @@ class Metrics:
                     first = clock.as_utc(first)
                     oldest.add_metric([label], max(0.0, (now - first).total_seconds()))
             families += [depth, oldest]
-            deliveries = GaugeMetricFamily(
-                "smsgate_webhook_deliveries",
-                "Webhook deliveries by status",
-                labels=["status"],
-            )
-            rows = await session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
-            )
-            for status, count in rows.all():
-                deliveries.add_metric([status], count)
-            families.append(deliveries)
             due = GaugeMetricFamily(
                 "smsgate_webhook_due",
                 "Webhook deliveries due now and not being sent (the workers' backlog)",
@@ -134,7 +127,48 @@ class Metrics:
         )
         connected.add_metric([], len(self.hub.connected()))
         families.append(connected)
-        self.snapshot = families
+        if self._totals_at is None:
+            await self.count_totals()  # this process's first scrape waits for them once
+        elif time.monotonic() - self._totals_at >= TOTALS_EVERY and (
+            self._counting is None or self._counting.done()
+        ):
+            self._counting = asyncio.get_running_loop().create_task(self.count_totals())
+        age = GaugeMetricFamily(
+            "smsgate_totals_age_seconds",
+            "How long ago smsgate_messages and smsgate_webhook_deliveries were counted",
+        )
+        age.add_metric([], time.monotonic() - (self._totals_at or time.monotonic()))
+        self.snapshot = [*self._totals, age, *families]
+
+    async def count_totals(self) -> None:
+        """Every message and webhook delivery ever kept, by state: a walk of both tables,
+        which grows with them, so it is never made per scrape."""
+        m = messages_table
+        async with self.database.reading() as session:
+            by_state = GaugeMetricFamily(
+                "smsgate_messages",
+                "Messages by direction, channel and state (counted at most every minute)",
+                labels=["direction", "channel", "state"],
+            )
+            rows = await session.execute(
+                select(m.c.direction, m.c.channel, m.c.state, func.count()).group_by(
+                    m.c.direction, m.c.channel, m.c.state
+                )
+            )
+            for direction, channel, state, count in rows.all():
+                by_state.add_metric([direction, channel, state], count)
+            deliveries = GaugeMetricFamily(
+                "smsgate_webhook_deliveries",
+                "Webhook deliveries by status (counted at most every minute)",
+                labels=["status"],
+            )
+            rows = await session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            )
+            for status, count in rows.all():
+                deliveries.add_metric([status], count)
+        self._totals = [by_state, deliveries]
+        self._totals_at = time.monotonic()
 
 
 class _Snapshot(Collector):

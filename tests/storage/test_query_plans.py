@@ -23,6 +23,7 @@ from smsgate.kit.ids import new_id
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table as m
 from smsgate.messages.service import MessageFilter, by_state_query, messages_query
+from smsgate.ops.metrics import queue_query
 from smsgate.storage import migrate
 from smsgate.storage.db import Database
 from tests.conftest import TEST_DATABASE_URL
@@ -115,6 +116,8 @@ CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
         lambda a, f: select(m.c.id).where(dispatch._stalled(("sms",), clock.now())).limit(100),
         "ix_messages_processing",
     ),
+    # /metrics' queues: the messages still processing, however many were ever sent
+    "queue": (lambda a, f: queue_query(), "ix_messages_processing|ix_messages_queue .*state="),
 }
 
 
