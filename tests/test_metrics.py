@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from smsgate.app import create_app
+from smsgate.worker.jobs import run_jobs
 from tests.factories import SCRAPER, new_client, pair_phone, send
 
 
@@ -16,6 +17,7 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(
     assert len(await phone.pull()) == 2  # two hand-overs, each observed
     await send(user, message="metrics 3")  # no phone has asked since: unclaimed
     await app.state.metrics.count_totals()  # the totals as of now (see the next test)
+    await run_jobs(app)  # each periodic job's time is observed
     answer = await client.get("/metrics", headers=SCRAPER)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
@@ -28,6 +30,8 @@ async def test_metrics_report_requests_messages_queues_and_deliveries(
     assert 'smsgate_dispatch_seconds_bucket{channel="sms",le=' in text
     assert "smsgate_webhook_lag_seconds_bucket" in text
     assert "smsgate_webhook_due " in text
+    for job in ("expire", "release", "retention", "campaigns"):
+        assert f'smsgate_job_seconds_count{{job="{job}"}}' in text
     # this process's own figures
     assert 'python_gc_collections_total{generation="0"}' in text
     assert "process_cpu_seconds_total" in text

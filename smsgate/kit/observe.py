@@ -40,6 +40,14 @@ BATCH_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
 )
 
+JOB_SECONDS = Histogram(
+    "smsgate_job_seconds",
+    "How long each periodic job took, by job (most hold the write lock throughout)",
+    ["job"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
 
 def batch(name: str) -> Callable[[int, float], None]:
     """What a Batcher calls after each batch (kit/batching.py), observed under `name`."""

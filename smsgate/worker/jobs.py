@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -14,7 +16,7 @@ from smsgate.accounts import service as accounts
 from smsgate.campaigns import service as campaigns
 from smsgate.config import Settings
 from smsgate.devices import service as devices
-from smsgate.kit import clock
+from smsgate.kit import clock, observe
 from smsgate.messages import dispatch, states
 from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage import idempotency
@@ -57,32 +59,47 @@ async def _wake_for_scheduled(app: FastAPI, database: Database, hub: Hub) -> Non
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
 
 
+@contextlib.asynccontextmanager
+async def _timed(job: str) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        observe.JOB_SECONDS.labels(job).observe(time.perf_counter() - started)
+
+
 async def run_jobs(app: FastAPI) -> None:
-    """One pass of every periodic job, each in its own transaction."""
+    """One pass of every periodic job, each in its own transaction (timed: smsgate_job_seconds)."""
     database: Database = app.state.db
     settings: Settings = app.state.settings
     hub: Hub = app.state.hub
     window = timedelta(seconds=settings.device_offline_after_seconds)
 
-    async with database.transaction() as session:
+    async with _timed("expire"), database.transaction() as session:
         await dispatch.expire_messages(session)
-    await devices.touch_connected(database, hub.connected())
-    async with database.transaction() as session:
+    async with _timed("presence"):
+        await devices.touch_connected(database, hub.connected())
+    async with _timed("offline"), database.transaction() as session:
         await devices.mark_stale_offline(session, window, hub.connected())
-    await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
+    async with _timed("whatsapp_stalled"):
+        await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     if settings.device_stalled_after_seconds:
-        await _stalled_phones(database, hub, settings.device_stalled_after_seconds)
-    async with database.transaction() as session:
+        async with _timed("phone_stalled"):
+            await _stalled_phones(database, hub, settings.device_stalled_after_seconds)
+    async with _timed("early_statuses"), database.transaction() as session:
         await dispatch.apply_early_statuses(session)
-    async with database.transaction() as session:
+    async with _timed("release"), database.transaction() as session:
         woken = await dispatch.release_unacknowledged(session, window)
     for account_id in woken:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
-    await _wake_for_scheduled(app, database, hub)
-    await campaigns.finish(database)
-    async with database.transaction() as session:
+    async with _timed("scheduled"):
+        await _wake_for_scheduled(app, database, hub)
+    async with _timed("campaigns"):
+        await campaigns.finish(database)
+    async with _timed("retention"):
+        await retention.prune(database, settings)
+    async with _timed("expired_credentials"), database.transaction() as session:
         await accounts.prune_expired(session)
-        await retention.prune(session, settings)
         await idempotency.purge(session)
 
 

@@ -7,25 +7,41 @@
 - finished webhook deliveries (and their attempts) older than SMSGATE_RETENTION_DELIVERY_DAYS;
 - device logs older than SMSGATE_RETENTION_LOG_DAYS.
 0 keeps everything (the default).
+
+Each pass reads at most BATCH rows of each table (in id order, without a lock) and changes
+them in a short write transaction of its own, however large the tables have grown (#32).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, delete, null, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    null,
+    select,
+    update,
+)
 
 from smsgate.config import Settings
 from smsgate.devices.models import DeviceLog
-from smsgate.kit import clock
+from smsgate.kit import clock, ids
 from smsgate.messages import states
 from smsgate.messages.models import messages_table, recipients_table
+from smsgate.storage.db import Database
 from smsgate.webhooks.models import Delivery
 
-BATCH = 1000
+BATCH = 500  # rows a write transaction changes at most: the write lock is held briefly
+RESWEEP = timedelta(days=1)
 
 
 def _holds(column: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -38,51 +54,115 @@ def _hashed(number: str) -> str:
     return "hash:" + hashlib.sha256(number.encode()).hexdigest()[:16]
 
 
-async def prune(session: AsyncSession, settings: Settings) -> dict[str, int]:
+@dataclass
+class _Walk:
+    """Where this process's walk of old messages stands: the messages are walked in id order
+    (ids begin with their creation time: kit.ids), BATCH at a time, so a pass reads a bounded
+    number of rows however many were ever kept. Once caught up with the cutoff it stays there
+    and takes each message as it ages past it; once a day it starts over from the oldest, for
+    the messages that were still being sent when it passed them."""
+
+    after: str = ""
+    started_at: datetime | None = None
+
+
+_walk = _Walk()
+
+
+async def prune(database: Database, settings: Settings) -> dict[str, int]:
+    """One pass: at most BATCH messages forgotten, deliveries and logs deleted, each batch in
+    a short write transaction of its own after a read that takes no lock."""
     now = clock.now()
     done = {"messages": 0, "deliveries": 0, "logs": 0}
     if settings.retention_message_days:
-        m, r = messages_table, recipients_table
         cutoff = now - timedelta(days=settings.retention_message_days)
-        ids = list(
+        done["messages"] = await _forget_messages(database, cutoff, now)
+    if settings.retention_delivery_days:
+        cutoff = now - timedelta(days=settings.retention_delivery_days)
+        done["deliveries"] = await _delete_old(
+            database,
+            Delivery.__table__,  # type: ignore[arg-type]
+            cutoff,
+            (Delivery.status != "pending") & (Delivery.updated_at < cutoff),
+        )
+    if settings.retention_log_days:
+        cutoff = now - timedelta(days=settings.retention_log_days)
+        done["logs"] = await _delete_old(
+            database,
+            DeviceLog.__table__,  # type: ignore[arg-type]
+            cutoff,
+            DeviceLog.created_at < cutoff,
+        )
+    return done
+
+
+def old_messages(after: str, cutoff: datetime) -> Select[Any]:
+    """The next BATCH messages after `after` created before the cutoff (an id is never earlier
+    than its created_at), whether each is finished, and whether it still holds a body: from
+    the primary key, in its order (tests read its plan)."""
+    m = messages_table
+    body = m.c.content.is_not(None) | _holds(m.c.media_urls) | _holds(m.c.template)
+    return (
+        select(m.c.id, m.c.state, body.label("body"))
+        .where(m.c.id > after, m.c.id < ids.floor(cutoff))
+        .order_by(m.c.id)
+        .limit(BATCH)
+    )
+
+
+async def _forget_messages(database: Database, cutoff: datetime, now: datetime) -> int:
+    m, r = messages_table, recipients_table
+    started = _walk.started_at
+    if started is None or not started <= now < started + RESWEEP:
+        _walk.after, _walk.started_at = "", now
+    async with database.reading() as session:
+        rows = (await session.execute(old_messages(_walk.after, cutoff))).all()
+    if rows:
+        _walk.after = rows[-1].id
+    chosen = [row.id for row in rows if row.state in states.FINAL and row.body]
+    if not chosen:
+        return 0
+    async with database.transaction() as session:
+        # SQL NULL, not JSON null: a pruned row holds no body any more
+        await session.execute(
+            update(m)
+            .where(m.c.id.in_(chosen), m.c.state.in_(list(states.FINAL)))
+            .values(content=None, media_urls=null(), template=null())
+        )
+        found = await session.execute(
+            select(r.c.id, r.c.phone_number).where(
+                r.c.message_id.in_(chosen), ~r.c.phone_number.startswith("hash:")
+            )
+        )
+        hashed = [{"rid": rid, "hashed": _hashed(number)} for rid, number in found.all()]
+        if hashed:
+            await session.execute(
+                update(r)
+                .where(r.c.id == bindparam("rid"))
+                .values(phone_number=bindparam("hashed")),
+                hashed,
+            )
+    return len(chosen)
+
+
+async def _delete_old(
+    database: Database, table: Table, cutoff: datetime, old: ColumnElement[bool]
+) -> int:
+    """Delete BATCH of `table`'s oldest rows matching `old`, found in id order among the rows
+    created before the cutoff (their ids are lower than its: kit.ids)."""
+    async with database.reading() as session:
+        found = list(
             (
                 await session.execute(
-                    select(m.c.id)
-                    .where(
-                        m.c.created_at < cutoff,
-                        m.c.state.in_(list(states.FINAL)),
-                        m.c.content.is_not(None) | _holds(m.c.media_urls) | _holds(m.c.template),
-                    )
-                    .order_by(m.c.created_at)
+                    select(table.c.id)
+                    .where(table.c.id < ids.floor(cutoff), old)
+                    .order_by(table.c.id)
                     .limit(BATCH)
                 )
             ).scalars()
         )
-        if ids:
-            # SQL NULL, not JSON null: a pruned row must not match the query above again
-            await session.execute(
-                update(m)
-                .where(m.c.id.in_(ids))
-                .values(content=None, media_urls=null(), template=null())
-            )
-            rows = await session.execute(
-                select(r.c.id, r.c.phone_number).where(
-                    r.c.message_id.in_(ids), ~r.c.phone_number.startswith("hash:")
-                )
-            )
-            for recipient_id, number in rows.all():
-                await session.execute(
-                    update(r).where(r.c.id == recipient_id).values(phone_number=_hashed(number))
-                )
-        done["messages"] = len(ids)
-    if settings.retention_delivery_days:
-        cutoff = now - timedelta(days=settings.retention_delivery_days)
-        gone = await session.execute(
-            delete(Delivery).where(Delivery.status != "pending", Delivery.updated_at < cutoff)
-        )
-        done["deliveries"] = int(gone.rowcount or 0)  # type: ignore[attr-defined]
-    if settings.retention_log_days:
-        cutoff = now - timedelta(days=settings.retention_log_days)
-        gone = await session.execute(delete(DeviceLog).where(DeviceLog.created_at < cutoff))
-        done["logs"] = int(gone.rowcount or 0)  # type: ignore[attr-defined]
-    return done
+    if not found:
+        return 0
+    async with database.transaction() as session:
+        gone = await session.execute(delete(table).where(table.c.id.in_(found), old))
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from smsgate.messages.service import MessageFilter, by_state_query, messages_que
 from smsgate.ops.metrics import queue_query
 from smsgate.storage import migrate
 from smsgate.storage.db import Database
+from smsgate.worker.retention import old_messages
 from tests.conftest import TEST_DATABASE_URL
 from tests.serving import pg_schema
 
@@ -115,6 +116,11 @@ CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
     "stalled": (
         lambda a, f: select(m.c.id).where(dispatch._stalled(("sms",), clock.now())).limit(100),
         "ix_messages_processing",
+    ),
+    # retention's walk: the next batch of old messages, in id order
+    "retention": (
+        lambda a, f: old_messages(f.some_message, clock.now() - timedelta(days=30)),
+        "pk_messages|sqlite_autoindex_messages_1",
     ),
     # /metrics' queues: the messages still processing, however many were ever sent
     "queue": (lambda a, f: queue_query(), "ix_messages_processing|ix_messages_queue .*state="),
