@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from smsgate.config import Settings
-from smsgate.conversations import contacts
+from smsgate.conversations import contacts, search
 from smsgate.conversations.models import Conversation, OptOut
 from smsgate.errors import bad_request, not_found
 from smsgate.kit import clock, phones
@@ -413,6 +413,28 @@ async def get(session: AsyncSession, account_id: str, conversation_id: str) -> C
     return found
 
 
+def list_query(
+    account_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    unread: bool,
+    query: str | None,
+    archived: bool,
+) -> Select[Any]:
+    """The statement of a page of the account's threads (tests read its plan: #32)."""
+    c = Conversation
+    select_ = of_account(select(c), c, account_id).where(c.last_message_id.is_not(None))
+    select_ = select_.where(c.archived_at.is_not(None) if archived else c.archived_at.is_(None))
+    if unread:
+        select_ = select_.where(c.unread_count > 0)
+    if query:
+        select_ = select_.where(search.matching(query))
+    if cursor:
+        select_ = select_.where(c.last_message_id < cursor)
+    return select_.order_by(c.last_message_id.desc()).limit(limit)
+
+
 async def list_page(
     session: AsyncSession,
     account_id: str,
@@ -424,23 +446,15 @@ async def list_page(
     archived: bool,
 ) -> tuple[list[Conversation], str | None]:
     """By last activity, newest first; the cursor is the last thread's last message id."""
-    c = Conversation
-    select_ = of_account(select(c), c, account_id).where(c.last_message_id.is_not(None))
-    select_ = select_.where(c.archived_at.is_not(None) if archived else c.archived_at.is_(None))
-    if unread:
-        select_ = select_.where(c.unread_count > 0)
-    if query:
-        pattern = f"%{query.lower()}%"
-        select_ = select_.where(
-            or_(func.lower(c.contact).like(pattern), func.lower(c.display_name).like(pattern))
-        )
-    if cursor:
-        select_ = select_.where(c.last_message_id < cursor)
-    rows = list(
-        (
-            await session.execute(select_.order_by(c.last_message_id.desc()).limit(limit + 1))
-        ).scalars()
+    statement = list_query(
+        account_id,
+        limit=limit + 1,
+        cursor=cursor,
+        unread=unread,
+        query=query,
+        archived=archived,
     )
+    rows = list((await session.execute(statement)).scalars())
     page = rows[:limit]
     return page, (page[-1].last_message_id if len(rows) > limit else None)
 

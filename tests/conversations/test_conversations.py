@@ -340,6 +340,9 @@ async def test_display_name_archive_search_and_inbox(make_user) -> None:
     assert named.json()["displayName"] == "Doña Ana"
     assert [t["id"] for t in await _threads(user, q="doña")] == [x["id"]]
     assert [t["contact"] for t in await _threads(user, q="87654")] == [Y]
+    # LIKE's wildcards are searched for as written; a short query is read without the index
+    assert await _threads(user, q="%") == [] and await _threads(user, q="a_a") == []
+    assert [t["id"] for t in await _threads(user, q="ñA")] == [x["id"]]
     await user.client.patch(
         f"/api/conversations/{x['id']}", json={"archived": True}, headers=user.auth
     )

@@ -17,7 +17,7 @@ from sqlalchemy import Select, insert, select
 from bench.fill import Filled, fill
 from smsgate.accounts.models import Account
 from smsgate.config import Settings
-from smsgate.conversations.service import thread_query
+from smsgate.conversations.service import list_query, thread_query
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages import dispatch
@@ -31,6 +31,7 @@ from tests.conftest import TEST_DATABASE_URL
 from tests.serving import pg_schema
 
 MESSAGES = 20_000
+THREADS = 20_000  # a shop with many customers, most written to once or twice
 
 
 @dataclass
@@ -68,7 +69,7 @@ async def year(year_settings: Settings) -> AsyncIterator[Year]:
                 id=account_id, email="plans@example.com", password_hash="-", settings={}
             )
         )
-        filled = await fill(conn, account_id, messages=MESSAGES)
+        filled = await fill(conn, account_id, messages=MESSAGES, threads=THREADS)
     yield Year(database, account_id, filled)
     await database.dispose()
 
@@ -79,6 +80,14 @@ def _window(a: str) -> Select:
     return messages_query(a, window, None, 51)
 
 
+def _search(a: str, words: str) -> Select:
+    return list_query(a, limit=51, cursor=None, unread=False, query=words, archived=False)
+
+
+SEARCH_INDEX = (
+    r"(?s)(?=.*conversations_search VIRTUAL TABLE)(?=.*SEARCH conversations USING INTEGER PRIMARY"
+    r" KEY)|Bitmap Index Scan on ix_conversations_search"
+)
 CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
     # the number filter: from the recipients' (account, number) index, never the account's
     # messages one by one
@@ -122,6 +131,10 @@ CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
         lambda a, f: old_messages(f.some_message, clock.now() - timedelta(days=30)),
         "pk_messages|sqlite_autoindex_messages_1",
     ),
+    # conversation search: from the trigram index (an FTS5 table on SQLite, pg_trgm on
+    # PostgreSQL), never every thread of the account
+    "search": (lambda a, f: _search(a, f.quiet_number[-6:-2]), SEARCH_INDEX),
+    "search, nothing found": (lambda a, f: _search(a, "zzzq"), SEARCH_INDEX),
     # /metrics' queues: the messages still processing, however many were ever sent
     "queue": (lambda a, f: queue_query(), "ix_messages_processing|ix_messages_queue .*state="),
 }
@@ -146,7 +159,8 @@ async def test_the_read_path_walks_an_index(year: Year, name: str) -> None:
     plan = await _plan(year.database, build(year.account_id, year.filled))
     text = "\n".join(plan)
     scans = re.compile(
-        r"^SCAN (messages|message_recipients)\b|Seq Scan on (messages|message_recipients)\b"
+        r"^SCAN (messages|message_recipients|conversations)\b"
+        r"|Seq Scan on (messages|message_recipients|conversations)\b"
     )
     assert not any(scans.search(line.strip()) for line in plan), text
     assert re.search(index, text), text
