@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class Server:
     port: int
     pid: int
     key: str
+    env: dict[str, str] = field(default_factory=dict)  # the server's SMSGATE_* settings
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the server process and every process it
@@ -158,7 +159,8 @@ def server(
             )
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, proc, log)
-            yield Server(base, port, proc.pid, _credentials(base))
+            settings = {k: v for k, v in full.items() if k.startswith("SMSGATE_")}
+            yield Server(base, port, proc.pid, _credentials(base), settings)
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)
