@@ -92,7 +92,13 @@ class MessageRecipient(IdMixin, TenantMixin, Base):
     __tablename__ = "message_recipients"
     account_index = False  # an index or unique constraint below starts with account_id
     __table_args__ = (
-        Index("ix_message_recipients_account_id_phone_number", "account_id", "phone_number"),
+        # a number's messages newest first, however many it has (#32)
+        Index(
+            "ix_message_recipients_account_number_message",
+            "account_id",
+            "phone_number",
+            "message_id",
+        ),
         # a thread's messages in id order, whatever the size of the table (#32)
         Index("ix_message_recipients_conversation_id_message_id", "conversation_id", "message_id"),
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -475,31 +475,19 @@ def messages_query(
 ) -> Select[Any]:
     """The statement of a page of the account's messages (tests read its plan: #32)."""
     m = messages_table
-    query = select(m).where(m.c.account_id == account_id)
+    conditions: list[ColumnElement[bool]] = [m.c.account_id == account_id]
     if filters.direction:
-        query = query.where(m.c.direction == filters.direction)
+        conditions.append(m.c.direction == filters.direction)
     if filters.state:
-        query = query.where(m.c.state == filters.state)
+        conditions.append(m.c.state == filters.state)
     if filters.device_id:
-        query = query.where(m.c.device_id == filters.device_id)
-    query = query.where(*created_between(filters.since, filters.until))
-    if filters.phone_number:
-        r = recipients_table
-        # the number's messages, found from the recipients' index on (account, number): an
-        # EXISTS per message walked every message of the account on SQLite (#32)
-        query = query.where(
-            m.c.id.in_(
-                select(r.c.message_id).where(
-                    r.c.account_id == account_id,
-                    r.c.phone_number.in_(phones.spellings(filters.phone_number)),
-                )
-            )
-        )
+        conditions.append(m.c.device_id == filters.device_id)
+    conditions += created_between(filters.since, filters.until)
     if filters.scheduled:
-        query = query.where(m.c.state == states.PROCESSING, m.c.schedule_at > clock.now())
+        conditions += [m.c.state == states.PROCESSING, m.c.schedule_at > clock.now()]
     if filters.recipient_state:
         r = recipients_table
-        query = query.where(
+        conditions.append(
             m.c.id.in_(
                 select(r.c.message_id).where(
                     r.c.account_id == account_id, r.c.state == filters.recipient_state
@@ -507,8 +495,33 @@ def messages_query(
             )
         )
     if cursor:
-        query = query.where(m.c.id < cursor)
+        conditions.append(m.c.id < cursor)
+    query = select(m).where(*conditions)
+    if filters.phone_number:
+        query = query.where(
+            m.c.id.in_(_of_number(account_id, filters.phone_number, conditions, limit))
+        )
     return query.order_by(m.c.id.desc()).limit(limit)
+
+
+def _of_number(
+    account_id: str, number: str, conditions: list[ColumnElement[bool]], limit: int
+) -> Select[Any]:
+    """The ids of the page's messages to `number`: for each way it may be written, the newest
+    `limit` that meet the other conditions, walked from the recipients' (account, number,
+    message) index newest first, so a number with ten thousand messages reads a page's worth
+    (#32). Their union holds the page."""
+    m, r = messages_table, recipients_table
+    branches = [
+        select(r.c.message_id)
+        .select_from(r.join(m, m.c.id == r.c.message_id))
+        .where(r.c.account_id == account_id, r.c.phone_number == spelling, *conditions)
+        .order_by(r.c.message_id.desc())
+        .limit(limit)
+        .subquery()
+        for spelling in phones.spellings(number)
+    ]
+    return union(*(select(branch.c.message_id) for branch in branches))  # type: ignore[return-value]
 
 
 def by_state_query(account_id: str, since: datetime) -> Select[Any]:

@@ -40,7 +40,7 @@ from smsgate.messages.models import messages_table, recipients_table
 from smsgate.storage.db import Database
 from smsgate.webhooks.models import Delivery
 
-BATCH = 500  # rows a write transaction changes at most: the write lock is held briefly
+BATCH = 100  # rows a write transaction changes at most: the lock is held a few ms
 RESWEEP = timedelta(days=1)
 
 

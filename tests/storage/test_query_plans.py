@@ -93,9 +93,13 @@ CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
     # messages one by one
     "number": (
         lambda a, f: messages_query(a, MessageFilter(phone_number=f.quiet_number), None, 51),
-        "ix_message_recipients_account_id_phone_number",
+        "ix_message_recipients_account_number_message",
     ),
     # a thread's page: from (conversation, message), in its order; a quiet one and a busy one
+    "busy number": (
+        lambda a, f: messages_query(a, MessageFilter(phone_number=f.busy_number), None, 51),
+        "ix_message_recipients_account_number_message",
+    ),
     "thread": (
         lambda a, f: thread_query(f.quiet_thread, a, None, 51),
         "ix_message_recipients_conversation_id_message_id",
