@@ -33,7 +33,10 @@ class Conversation(IdMixin, CreatedMixin, TenantMixin, Base):
         Index("ix_conversations_activity", "account_id", "last_message_id"),
     )
 
-    device_id: Mapped[str] = mapped_column(String(25), ForeignKey("devices.id", ondelete="CASCADE"))
+    # null once its phone is deleted: the thread and its messages stay, read-only
+    device_id: Mapped[str | None] = mapped_column(
+        String(25), ForeignKey("devices.id", ondelete="SET NULL"), nullable=True
+    )
     # 0 while the SIM is unknown (a single-SIM phone, or the phone chose it); else 1..3
     sim_key: Mapped[int] = mapped_column(Integer, default=0)
     contact: Mapped[str] = mapped_column(String(512))  # as the thread's first message wrote it

@@ -161,18 +161,16 @@ async def reply(
     principal: SendScope,
     session: DbSession,
 ) -> JSONResponse:
-    """A reply through the thread's device, SIM and channel, exactly like /api/v1/send."""
+    """A reply through the thread's device, SIM and channel, exactly like /api/v1/send (409
+    `device_deleted` once that phone is gone)."""
     conversation = await service.get(session, principal.account_id, conversation_id)
     send = SendRequest.model_validate(
         {
-            "channel": "whatsapp" if conversation.family == "whatsapp" else "sms",
-            "phoneNumbers": [conversation.contact],
+            **service.reply_fields(conversation),
             "message": body.message,
             "priority": body.priority,
             "ttl": body.ttl,
             "externalId": body.external_id,
-            "deviceId": conversation.device_id,
-            "simNumber": conversation.sim_key or None,
         }
     )
     await session.commit()  # release the connection before the send path's own transactions

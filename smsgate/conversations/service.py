@@ -15,7 +15,7 @@ from sqlalchemy.sql.dml import Insert
 from smsgate.config import Settings
 from smsgate.conversations import contacts, search
 from smsgate.conversations.models import Conversation, OptOut
-from smsgate.errors import bad_request, not_found
+from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, phones
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id, new_id
@@ -568,6 +568,27 @@ def conversation_out(conversation: Conversation, contact_name: str | None = None
         "readUpTo": conversation.read_up_to_id,
         "archived": conversation.archived_at is not None,
         "createdAt": clock.iso(conversation.created_at),
+    }
+
+
+def reply_fields(conversation: Conversation) -> dict[str, Any]:
+    """What a reply in the thread is sent with (the rest of a send's fields are the caller's):
+    the thread's phone, SIM and channel family, to its contact. A thread whose phone was deleted
+    takes no reply: from another phone it would come from another number (409)."""
+    if conversation.device_id is None:
+        raise ApiError(
+            409,
+            t(
+                "this conversation's phone was deleted: write to {contact} from another phone",
+                contact=conversation.contact,
+            ),
+            "device_deleted",
+        )
+    return {
+        "channel": "whatsapp" if conversation.family == "whatsapp" else "sms",
+        "phoneNumbers": [conversation.contact],
+        "deviceId": conversation.device_id,
+        "simNumber": conversation.sim_key or None,
     }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -413,9 +413,15 @@ async def add_device(
 
 
 @router.get("/dashboard/send")
-async def send_page(request: Request, session: ReadSession, sent: str = "") -> Response:
+async def send_page(
+    request: Request,
+    session: ReadSession,
+    sent: str = "",
+    to: Annotated[str, Query(max_length=512)] = "",
+) -> Response:
     """The send form; with `sent`, after the form's redirect, the message just sent (a reload
-    shows it again and sends nothing)."""
+    shows it again and sends nothing); with `to`, the form addressed to that number (a thread
+    whose phone was deleted links here)."""
     principal = await _viewer(request, session)
     found = await devices.list_devices(session, principal.account_id)
     result = None
@@ -423,7 +429,14 @@ async def send_page(request: Request, session: ReadSession, sent: str = "") -> R
         with contextlib.suppress(ApiError):  # not this account's, or deleted: the empty form
             result = await messages.get_message(session, principal.account_id, sent)
     return _page(
-        request, "send.html", principal, page="send", title="Send", devices=found, result=result
+        request,
+        "send.html",
+        principal,
+        page="send",
+        title="Send",
+        devices=found,
+        result=result,
+        numbers=to,
     )
 
 
@@ -892,13 +905,7 @@ async def reply(
 ) -> Response:
     thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
-        fields: dict[str, Any] = {
-            "channel": "whatsapp" if thread.family == "whatsapp" else "sms",
-            "phoneNumbers": [thread.contact],
-            "message": message,
-            "deviceId": thread.device_id,
-            "simNumber": thread.sim_key or None,
-        }
+        fields: dict[str, Any] = {**conversations.reply_fields(thread), "message": message}
         if thread.family == "whatsapp" and wa_template.strip():  # after the 24-hour window
             fields["template"] = _template_body(wa_template, wa_language, wa_values)
             fields["message"] = message.strip() or None

@@ -17,8 +17,9 @@ from smsgate.storage.db import after_commit
 async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device_id: str) -> None:
     """The token stops working at once; messages it had not acknowledged go back to the queue,
     and those pinned to it fail with error `device_deleted`. Its open event streams end, and
-    the account's other devices are woken to take its messages, once this commits. An unknown
-    id (or another account's) is a 404."""
+    the account's other devices are woken to take its messages, once this commits. Its
+    conversations stay, with their messages, without a device (they take no more replies). An
+    unknown id (or another account's) is a 404."""
     device = await service.get_device(session, account_id, device_id)
     m = messages_table
     await dispatch.fail_messages(
@@ -38,7 +39,7 @@ async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device
 async def at_stake(session: AsyncSession, account_id: str, device_id: str) -> dict[str, int]:
     """What deleting a device would do, for the owner to read first: messages pinned to it that
     would fail, messages it holds that would go back to the queue, and the conversations that
-    would go with it."""
+    would stay without it."""
     m = messages_table
     waiting = (m.c.account_id == account_id) & (m.c.state == states.PROCESSING)
 

@@ -189,7 +189,10 @@ class Conversation(Output):
     contact: str = Field(description="The other party's number (E.164, or as the network gave it).")
     display_name: str | None
     contact_name: str | None = Field(description="The name of the contact with this number.")
-    device_id: str
+    device_id: str | None = Field(
+        description="The phone or line of the thread; null once it was deleted (the thread "
+        "and its messages stay, and take no reply)."
+    )
     sim_number: int | None
     channel: Literal["sms", "whatsapp"]
     last_message_id: str | None

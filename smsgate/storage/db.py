@@ -36,7 +36,10 @@ def asyncpg_dsn(settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def make_engine(settings: Settings, *, foreign_keys: bool = True) -> AsyncEngine:
+    """The engine; `foreign_keys=False` is for SQLite migrations alone, which rebuild tables
+    (a table's copy is dropped: with the keys on, that would fire every ON DELETE of the rows
+    that refer to it) and check the keys themselves when done (migrations/env.py)."""
     if settings.is_sqlite:
         url = make_url(settings.database_url)
         arguments, options = url.get_dialect()().create_connect_args(url)
@@ -55,7 +58,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=60,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, foreign_keys)
         _refuse_writes_when_reading(engine)
         return engine
     connect_args: dict[str, Any] = {}
@@ -89,7 +92,7 @@ def _refuse_writes_when_reading(engine: AsyncEngine) -> None:
             raise WriteWhileReading(f"a reading session may not write: {statement[:80]}")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, foreign_keys: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         # Let SQLAlchemy, not the driver, open transactions, so SAVEPOINT works.
@@ -97,7 +100,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute(f"PRAGMA busy_timeout={sqlitelock.BUSY_TIMEOUT_MS}")
         cursor.close()
 
