@@ -17,6 +17,7 @@ BENCHMARKS = [
     "phone_throughput.py",
     "lock_wait.py",
     "campaign.py",
+    "scale.py",  # the longest: two fills of a million messages, ~20 minutes
 ]
 
 
