@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -45,6 +46,22 @@ def pg_schema(url: str, schema: str, create: bool) -> None:
         await engine.dispose()
 
     asyncio.run(run())
+
+
+@asynccontextmanager
+async def own_database(settings: Any, folder: Path) -> AsyncIterator[Any]:
+    """The suite's settings on a database of their own, not migrated: a file in `folder`, or,
+    when the suite runs on PostgreSQL, a fresh schema, dropped after."""
+    if not os.environ.get("SMSGATE_TEST_DATABASE_URL"):
+        yield settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{folder}/own.db"})
+        return
+    url = os.environ["SMSGATE_TEST_DATABASE_URL"]
+    schema = f"test_{secrets.token_hex(6)}"
+    await asyncio.to_thread(pg_schema, url, schema, True)
+    try:
+        yield settings.model_copy(update={"database_url": url, "database_schema": schema})
+    finally:
+        await asyncio.to_thread(pg_schema, url, schema, False)
 
 
 def server_env(settings: Any, data_dir: Path, port: int) -> dict[str, str]:

@@ -7,7 +7,6 @@ as it was written."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 from sqlalchemy import text
 
@@ -15,9 +14,8 @@ from smsgate.app import create_app
 from smsgate.kit import phones
 from smsgate.storage import migrate
 from smsgate.storage.db import Database
-from tests.conftest import TEST_DATABASE_URL
 from tests.factories import pair_phone, send, signup
-from tests.serving import pg_schema
+from tests.serving import own_database
 
 NEW, OLD = "+525599999999", "+5215599999999"  # one subscriber, both spellings
 
@@ -114,15 +112,7 @@ async def test_the_migration_merges_a_subscribers_threads_and_opt_outs(settings,
     """A database written before 0016 holds one subscriber twice: two threads of one line (one
     per spelling) and two opt-outs. Upgrading merges them: one thread with every message, the
     unread counts summed; one opt-out, the older."""
-    own = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/m.db"})
-    schema = ""
-    if TEST_DATABASE_URL:
-        schema = f"test_{secrets.token_hex(6)}"
-        await asyncio.to_thread(pg_schema, TEST_DATABASE_URL, schema, True)
-        own = settings.model_copy(
-            update={"database_url": TEST_DATABASE_URL, "database_schema": schema}
-        )
-    try:
+    async with own_database(settings, tmp_path) as own:
         await asyncio.to_thread(migrate.upgrade, own)
         account_id, thread_id, reply_id = await _one_thread(own)
         await asyncio.to_thread(migrate.downgrade, own, "0015")
@@ -160,9 +150,6 @@ async def test_the_migration_merges_a_subscribers_threads_and_opt_outs(settings,
         assert [tuple(t) for t in threads] == [(thread_id, NEW, NEW, 2)]
         assert [tuple(m) for m in members] == [(thread_id,)]
         assert [tuple(o) for o in opt_outs] == [(NEW, NEW)]
-    finally:
-        if schema:
-            await asyncio.to_thread(pg_schema, TEST_DATABASE_URL, schema, False)
 
 
 async def _one_thread(settings) -> tuple[str, str, str]:

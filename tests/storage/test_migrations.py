@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,9 +13,8 @@ from smsgate.app import create_app
 from smsgate.models import metadata
 from smsgate.storage import migrate
 from smsgate.storage.db import Database
-from tests.conftest import TEST_DATABASE_URL
 from tests.factories import pair_phone, signup
-from tests.serving import pg_schema
+from tests.serving import own_database
 
 
 async def test_models_and_migrations_agree(app: FastAPI) -> None:
@@ -66,15 +64,7 @@ async def test_threads_survive_the_rebuild_that_lets_them_outlive_their_phone(
     """0021 rebuilds the conversations table on SQLite (its device may become null): the rows
     that refer to it keep their references (the keys are off while it is rebuilt, and checked
     after), and the search index, whose triggers go with the old table, finds them again."""
-    own = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/r.db"})
-    schema = ""
-    if TEST_DATABASE_URL:
-        schema = f"test_{secrets.token_hex(6)}"
-        await asyncio.to_thread(pg_schema, TEST_DATABASE_URL, schema, True)
-        own = settings.model_copy(
-            update={"database_url": TEST_DATABASE_URL, "database_schema": schema}
-        )
-    try:
+    async with own_database(settings, tmp_path) as own:
         await asyncio.to_thread(migrate.upgrade, own)
         app = create_app(own)
         try:
@@ -117,6 +107,3 @@ async def test_threads_survive_the_rebuild_that_lets_them_outlive_their_phone(
                     assert list(found) == ["+525533334444"]
         finally:
             await database.dispose()
-    finally:
-        if schema:
-            await asyncio.to_thread(pg_schema, TEST_DATABASE_URL, schema, False)
