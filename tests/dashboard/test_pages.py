@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -335,6 +336,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
             "/dashboard/devices/whatsapp",
             data={"csrf": csrf, "name": "Recepción", "provider": "web"},
         )
+        assert "pip install 'smsgate[whatsapp-web]'" in html.unescape(web.text)
         token = re.search(r"--token (pt_[A-Za-z0-9_-]+)", web.text).group(1)
         web_id = re.search(r"/dashboard/devices/(c[a-z0-9]{24})/pairing", web.text).group(1)
         bridge = DeviceClient(live_server + "/api/mobile/v1")
