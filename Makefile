@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check smsgate tests bench
 	$(BIN)/mypy smsgate
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_thin_adapters.py
 
 format: $(STAMP)
 	$(BIN)/ruff format smsgate tests bench

@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from smsgate.accounts import preferences, reset, scopes
 from smsgate.accounts import service as accounts
@@ -68,7 +67,6 @@ from smsgate.kit.ids import is_id
 from smsgate.kit.responses import api_router
 from smsgate.messages import attachments, states
 from smsgate.messages import service as messages
-from smsgate.messages.models import messages_table
 from smsgate.messages.schemas import SendRequest, message_out, template_with_body
 from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
 from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
@@ -313,7 +311,6 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         status: sum(1 for d in found if d.status == status)
         for status in ("online", "offline", "pending")
     }
-    m = messages_table
     # "today" is the account's day, from its midnight
     local = clock.now().astimezone(preferences.zone(principal.time_zone))
     start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
@@ -322,13 +319,7 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
         session, account, settings, await attachments.stored_bytes(session, account.id)
     )
     hooks = await webhooks.list_all(session, principal.account_id)
-    sent_once = (
-        await session.execute(
-            select(m.c.id)
-            .where(m.c.account_id == principal.account_id, m.c.direction == "out")
-            .limit(1)
-        )
-    ).first() is not None
+    sent_once = await messages.has_sent(session, principal.account_id)
     # the first run's three steps, each ticked by what the account has done; gone once all are
     steps = [
         ("first_phone", "/dashboard/devices", any(d.status != "pending" for d in found)),

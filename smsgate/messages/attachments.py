@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from smsgate.accounts.models import Account
 from smsgate.billing import plans
 from smsgate.config import Settings
+from smsgate.errors import not_found
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages.models import attachments_table
@@ -93,6 +94,26 @@ async def store(
     if rows:
         await session.execute(insert(attachments_table), rows)
     return len(rows)
+
+
+async def stored_file(
+    session: AsyncSession, account_id: str, message_id: str, attachment_id: str
+) -> tuple[str, str | None, bytes]:
+    """A received file's type, name and bytes, to its owner only; 404 when it is not theirs,
+    or was over the size cap (its bytes were never kept)."""
+    a = attachments_table
+    row = (
+        await session.execute(
+            select(a.c.content_type, a.c.name, a.c.data).where(
+                a.c.id == attachment_id,
+                a.c.message_id == message_id,
+                a.c.account_id == account_id,
+            )
+        )
+    ).first()
+    if row is None or row.data is None:
+        raise not_found("attachment")
+    return row.content_type, row.name, row.data
 
 
 async def of_messages(session: AsyncSession, message_ids: Sequence[str]) -> dict[str, list[Row]]:

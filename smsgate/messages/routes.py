@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from pydantic import Field
-from sqlalchemy import select
 
 from smsgate.accounts import scopes
 from smsgate.accounts.auth import ReadMessagesScope, SendScope, authorize
 from smsgate.devices.service import get_device
-from smsgate.errors import bad_request, not_found
+from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
@@ -24,8 +23,7 @@ from smsgate.kit.responses import (
     serve_lean,
 )
 from smsgate.kit.schema import Input, openapi_body, read_body
-from smsgate.messages import service, states
-from smsgate.messages.models import attachments_table
+from smsgate.messages import attachments, service, states
 from smsgate.messages.schemas import SendRequest
 from smsgate.notify.hub import MESSAGE_CANCELLED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession, after_commit
@@ -149,23 +147,14 @@ async def get_attachment(
     message_id: str, attachment_id: str, principal: ReadMessagesScope, session: ReadSession
 ) -> Response:
     """A received MMS file, to its owner only; never rendered inline by a browser."""
-    a = attachments_table
-    row = (
-        await session.execute(
-            select(a.c.content_type, a.c.name, a.c.data).where(
-                a.c.id == attachment_id,
-                a.c.message_id == message_id,
-                a.c.account_id == principal.account_id,
-            )
-        )
-    ).first()
-    if row is None or row.data is None:
-        raise not_found("attachment")
+    kind, name, data = await attachments.stored_file(
+        session, principal.account_id, message_id, attachment_id
+    )
     return Response(
-        content=row.data,
-        media_type=media_type(row.content_type),
+        content=data,
+        media_type=media_type(kind),
         headers={
-            "Content-Disposition": content_disposition(row.name or attachment_id),
+            "Content-Disposition": content_disposition(name or attachment_id),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
         },

@@ -525,6 +525,13 @@ def _of_number(
     return union(*(select(branch.c.message_id) for branch in branches))  # type: ignore[return-value]
 
 
+async def has_sent(session: AsyncSession, account_id: str) -> bool:
+    """Whether the account ever sent a message (the first-run checklist)."""
+    m = messages_table
+    query = select(m.c.id).where(m.c.account_id == account_id, m.c.direction == "out").limit(1)
+    return (await session.execute(query)).first() is not None
+
+
 def by_state_query(account_id: str, since: datetime) -> Select[Any]:
     """The statement counting the account's messages since `since` by state: the walk is the
     window's ids (tests read its plan: #32)."""
