@@ -300,6 +300,19 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
         await shot(page, shots, "16-phone-conversation")
         await page.click(f"a:has-text('← {words['conversations']}')")
         assert await page.locator(".list-pane").is_visible()
+        # the phone is deleted: its conversations stay, to read, with a way to write again
+        await page.set_viewport_size({"width": 1280, "height": 900})
+        await page.goto(f"{base}/dashboard/devices/{client.device_id}")
+        await page.check("input[name=confirm]")
+        await page.click(f"form[action$='/delete'] button:has-text('{words['delete']}')")
+        await page.goto(f"{base}/dashboard/conversations")
+        await page.click(f"a:has-text('{CUSTOMER}')")
+        assert "Perfecto, gracias" in await page.content()
+        assert await page.get_by_text(words["thread_phone_deleted"]).is_visible()
+        assert await page.locator("#reply").count() == 0
+        await page.click(f"a:has-text('{words['write_from_another_phone']}')")
+        assert CUSTOMER in await page.locator("#numbers").input_value()
+        await in_its_language()
         assert not problems, problems  # no script errors, nothing refused by the CSP
     finally:
         running.cancel()
