@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from smsgate.app import create_app
 from smsgate.worker.jobs import run_jobs
 from tests.factories import SCRAPER, new_client, pair_phone, send
@@ -71,6 +74,24 @@ async def test_totals_are_counted_at_most_every_minute(make_user, client, app, m
     await counting
     fresh = (await client.get("/metrics", headers=SCRAPER)).text
     assert _count(fresh, data) == _count(before, data) + 1
+
+
+async def test_a_background_count_that_fails_is_logged(client, app, monkeypatch, caplog) -> None:
+    from smsgate.ops import metrics
+
+    await app.state.metrics.count_totals()
+
+    async def failing() -> None:
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(app.state.metrics, "count_totals", failing)
+    monkeypatch.setattr(metrics, "TOTALS_EVERY", 0.0)
+    answer = await client.get("/metrics", headers=SCRAPER)
+    assert answer.status_code == 200  # the last totals are served meanwhile
+    with contextlib.suppress(RuntimeError):
+        await app.state.metrics._counting
+    await asyncio.sleep(0)  # the task's done callback
+    assert "counting the /metrics totals failed" in caplog.text
 
 
 def _count(text: str, series: str) -> float:

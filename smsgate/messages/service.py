@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, Select, func, insert, select, union, update
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -507,7 +507,7 @@ def messages_query(
 
 def _of_number(
     account_id: str, number: str, conditions: list[ColumnElement[bool]], limit: int
-) -> Select[Any]:
+) -> CompoundSelect[Any]:
     """The ids of the page's messages to `number`: for each way it may be written, the newest
     `limit` that meet the other conditions, walked from the recipients' (account, number,
     message) index newest first, so a number with ten thousand messages reads a page's worth
@@ -522,7 +522,7 @@ def _of_number(
         .subquery()
         for spelling in phones.spellings(number)
     ]
-    return union(*(select(branch.c.message_id) for branch in branches))  # type: ignore[return-value]
+    return union(*(select(branch.c.message_id) for branch in branches))
 
 
 async def has_sent(session: AsyncSession, account_id: str) -> bool:

@@ -10,6 +10,7 @@ background, and `smsgate_totals_age_seconds` says how old they are.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +43,14 @@ from smsgate.webhooks.models import Delivery
 
 router = api_router(include_in_schema=False)
 TOTALS_EVERY = 60.0
+log = logging.getLogger("smsgate.metrics")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background count that failed is said in the log (the last totals are kept, and the
+    next scrape tries again)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("counting the /metrics totals failed", exc_info=task.exception())
 
 
 def queue_query() -> Select[Any]:
@@ -133,6 +142,7 @@ class Metrics:
             self._counting is None or self._counting.done()
         ):
             self._counting = asyncio.get_running_loop().create_task(self.count_totals())
+            self._counting.add_done_callback(_log_failure)
         age = GaugeMetricFamily(
             "smsgate_totals_age_seconds",
             "How long ago smsgate_messages and smsgate_webhook_deliveries were counted",

@@ -111,17 +111,22 @@ def old_messages(after: str, cutoff: datetime) -> Select[Any]:
 
 
 async def _forget_messages(database: Database, cutoff: datetime, now: datetime) -> int:
-    m, r = messages_table, recipients_table
     started = _walk.started_at
     if started is None or not started <= now < started + RESWEEP:
         _walk.after, _walk.started_at = "", now
     async with database.reading() as session:
         rows = (await session.execute(old_messages(_walk.after, cutoff))).all()
-    if rows:
-        _walk.after = rows[-1].id
     chosen = [row.id for row in rows if row.state in states.FINAL and row.body]
-    if not chosen:
-        return 0
+    if chosen:
+        await _forget(database, chosen)
+    if rows:  # past this batch only once it is written: a failed pass takes it again
+        _walk.after = rows[-1].id
+    return len(chosen)
+
+
+async def _forget(database: Database, chosen: list[str]) -> None:
+    """The messages' bodies cleared and their numbers hashed, in one short transaction."""
+    m, r = messages_table, recipients_table
     async with database.transaction() as session:
         # SQL NULL, not JSON null: a pruned row holds no body any more
         await session.execute(
@@ -142,7 +147,6 @@ async def _forget_messages(database: Database, cutoff: datetime, now: datetime) 
                 .values(phone_number=bindparam("hashed")),
                 hashed,
             )
-    return len(chosen)
 
 
 async def _delete_old(
