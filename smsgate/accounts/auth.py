@@ -7,13 +7,15 @@ connection just to learn who is calling.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts import scopes, service, tokens
-from smsgate.accounts.cache import credentials
+from smsgate.accounts.cache import credentials, passwords
 from smsgate.accounts.service import Principal
 from smsgate.billing import plans
 from smsgate.config import Settings
@@ -21,7 +23,7 @@ from smsgate.errors import ApiError
 from smsgate.kit import logs
 from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import Text, t
-from smsgate.storage.db import Database
+from smsgate.storage.db import Database, commit
 
 SESSION_COOKIE = "smsgate_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -103,6 +105,44 @@ async def _look_up(request: Request, credential: str, is_cookie: bool) -> Princi
             return await find(session)
 
     return await credentials.get_or_load(credential, load)
+
+
+async def basic_principal(request: Request, credential: str) -> Principal:
+    """The account of HTTP Basic credentials (`email:password`, base64), for the third-party
+    API. A wrong password is counted (its own transaction) before the 401."""
+    try:
+        raw = base64.b64decode(credential, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(401, t("malformed Basic credentials"), "unauthorized") from exc
+    try:
+        decoded = raw.decode()
+    except UnicodeDecodeError:
+        # RFC 7617 leaves the charset to the client: browsers and JavaScript's btoa (the npm
+        # SDK) send ISO-8859-1, which decodes any bytes
+        decoded = raw.decode("latin-1")
+    email, _, password = decoded.partition(":")
+    database: Database = request.app.state.db
+    client = request.client.host if request.client else "unknown"
+
+    async def load() -> Principal | None:
+        async with database.sessions() as session:
+            try:
+                principal = await service.principal_from_password(
+                    session,
+                    email=email,
+                    password=password,
+                    client=client,
+                    settings=get_settings(request),
+                )
+            except ApiError:
+                await commit(session)  # the failure is counted
+                raise
+            await commit(session)
+        return principal
+
+    principal = await passwords.get_or_load(credential, load)
+    assert principal is not None
+    return principal
 
 
 async def current_principal(request: Request) -> Principal:

@@ -22,7 +22,6 @@ from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router, content_disposition
 from smsgate.kit.schema import Input, json_body, parse
 from smsgate.kit.sheets import Upload
-from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession
 
 router = api_router(tags=["campaigns"])
@@ -201,12 +200,6 @@ def _spec(body: CampaignIn) -> service.Spec:
     )
 
 
-def _wake(request: Request, principal: Principal, answer: dict[str, Any]) -> None:
-    if answer["state"] == service.SENDING and answer["accepted"]:
-        hub: Hub = request.app.state.hub
-        hub.publish(principal.account_id, None, Event(MESSAGE_ENQUEUED))
-
-
 # --- templates ------------------------------------------------------------------------------
 
 
@@ -291,10 +284,8 @@ async def create_campaign(request: Request, principal: SendScope) -> JSONRespons
         body = parse(CampaignIn, await json_body(request))
         spec = _spec(body)
         upload = await _rows(request, principal, body.recipients, body.tag)
-    answer = await service.create(
-        request.app.state.db, request.app.state.send_writer, principal, spec, upload
-    )
-    _wake(request, principal, answer)
+    state = request.app.state
+    answer = await service.create(state.db, state.send_writer, state.hub, principal, spec, upload)
     return JSONResponse(answer, status_code=201)
 
 
@@ -313,10 +304,10 @@ async def add_recipients(campaign_id: str, request: Request, principal: SendScop
     else:
         body = parse(RowsIn, await json_body(request))
         upload = await _rows(request, principal, body.recipients, body.tag)
+    state = request.app.state
     answer = await service.add_rows(
-        request.app.state.db, request.app.state.send_writer, principal, campaign_id, upload
+        state.db, state.send_writer, state.hub, principal, campaign_id, upload
     )
-    _wake(request, principal, answer)
     return JSONResponse(answer)
 
 
@@ -328,13 +319,13 @@ async def send_campaign(campaign_id: str, request: Request, principal: SendScope
     answer = await service.send_draft(
         request.app.state.db,
         request.app.state.send_writer,
+        request.app.state.hub,
         principal,
         campaign_id,
         body.schedule_at,
         body.device_ids,
         body.phone_column,
     )
-    _wake(request, principal, answer)
     return JSONResponse(answer)
 
 

@@ -46,6 +46,7 @@ from smsgate.messages.models import history_table, messages_table, recipients_ta
 from smsgate.messages.schemas import SendRequest, template_with_body
 from smsgate.messages.sending.writer import MAX_BATCH, SendWriter
 from smsgate.messages.service import cancel_untaken, store_message
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import Database
 from smsgate.webhooks import events
 from smsgate.webhooks.events import NewEvent
@@ -292,7 +293,12 @@ async def _send_rows(
 
 
 async def create(
-    database: Database, writer: SendWriter, principal: Principal, spec: Spec, upload: Upload
+    database: Database,
+    writer: SendWriter,
+    hub: Hub,
+    principal: Principal,
+    spec: Spec,
+    upload: Upload,
 ) -> dict[str, Any]:
     """A new campaign, its rows sent (or scheduled) at once, or kept as a draft; its answer."""
     spec, template = await _checked(database, principal, spec)
@@ -327,7 +333,7 @@ async def create(
             return await campaign_out(
                 session, await _row(session, principal.account_id, campaign["id"])
             )
-    return await _add(database, writer, principal, campaign, template, upload)
+    return await _add(database, writer, hub, principal, campaign, template, upload)
 
 
 def _stored_rows(campaign: Any) -> Upload:
@@ -338,6 +344,7 @@ def _stored_rows(campaign: Any) -> Upload:
 async def send_draft(
     database: Database,
     writer: SendWriter,
+    hub: Hub,
     principal: Principal,
     campaign_id: str,
     schedule_at: datetime | None,
@@ -400,7 +407,7 @@ async def send_draft(
         schedule_at=schedule,
         device_ids=list(spec.device_ids) or None,
     )
-    return await _add(database, writer, principal, campaign, template, upload)
+    return await _add(database, writer, hub, principal, campaign, template, upload)
 
 
 def draft_preview(campaign: Any, text: str) -> dict[str, Any]:
@@ -440,6 +447,7 @@ def draft_preview(campaign: Any, text: str) -> dict[str, Any]:
 async def add_rows(
     database: Database,
     writer: SendWriter,
+    hub: Hub,
     principal: Principal,
     campaign_id: str,
     upload: Upload,
@@ -460,17 +468,20 @@ async def add_rows(
         raise ApiError(409, t("this campaign is a draft: send it first, then add rows"), "not_sent")
     if campaign["template_id"] is None and campaign["text"] is None:
         raise ApiError(409, t("this campaign's template was deleted"), "template_deleted")
-    return await _add(database, writer, principal, dict(campaign), template, upload)
+    return await _add(database, writer, hub, principal, dict(campaign), template, upload)
 
 
 async def _add(
     database: Database,
     writer: SendWriter,
+    hub: Hub,
     principal: Principal,
     campaign: dict[str, Any],
     template: Template | None,
     upload: Upload,
 ) -> dict[str, Any]:
+    """Send the upload's rows for the campaign; its answer. The account's phones are woken
+    once the rows are committed, when some are to be sent now."""
     accepted, rejected, names = await _send_rows(
         database, writer, principal, campaign, template, upload
     )
@@ -488,9 +499,12 @@ async def _add(
         if names:
             values["names"] = {**(current["names"] or {}), **names}
         await session.execute(update(c).where(c.c.id == campaign["id"]).values(**values))
-        return await campaign_out(
+        answer = await campaign_out(
             session, await _row(session, principal.account_id, campaign["id"])
         )
+    if answer["state"] == SENDING and answer["accepted"]:
+        hub.publish(principal.account_id, None, Event(MESSAGE_ENQUEUED))
+    return answer
 
 
 async def _row(session: AsyncSession, account_id: str, campaign_id: str) -> Any:

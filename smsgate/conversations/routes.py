@@ -18,6 +18,7 @@ from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import Input
+from smsgate.messages import queries
 from smsgate.messages import service as messages
 from smsgate.messages.schemas import SendRequest, message_out
 from smsgate.storage.db import DbSession, ReadSession
@@ -75,14 +76,14 @@ async def inbox(
             number = phones.normalize(phone_number, principal.region)
         except phones.InvalidPhoneNumber:
             number = phone_number.strip()  # short codes and alphanumeric senders
-    filters = messages.MessageFilter(
+    filters = queries.MessageFilter(
         direction="in",
         device_id=device_id,
         phone_number=number,
         since=clock.zoned_filter(since, "since"),
         until=clock.zoned_filter(until, "until"),
     )
-    data, next_cursor = await messages.list_messages(
+    data, next_cursor = await queries.list_messages(
         session, principal.account_id, filters, limit, cursor
     )
     return {"data": data, "nextCursor": next_cursor}

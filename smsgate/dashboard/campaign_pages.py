@@ -29,7 +29,6 @@ from smsgate.kit import phones, sheets
 from smsgate.kit.i18n import Text, t
 from smsgate.kit.responses import api_router, content_disposition
 from smsgate.messages import states
-from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage.db import DbSession, ReadSession
 
 router = api_router(include_in_schema=False)
@@ -88,8 +87,9 @@ async def campaign_upload(principal: Poster, request: Request, session: DbSessio
             draft=True,
         )
         await session.commit()  # the campaign is written in its own transactions
+        state = request.app.state
         made = await campaigns.create(
-            request.app.state.db, request.app.state.send_writer, principal, spec, upload
+            state.db, state.send_writer, state.hub, principal, spec, upload
         )
     except ApiError as exc:
         return await _campaigns_list(request, session, principal, _sentence(exc), fields)
@@ -179,6 +179,7 @@ async def campaign_send(
         await campaigns.send_draft(
             request.app.state.db,
             request.app.state.send_writer,
+            request.app.state.hub,
             principal,
             campaign_id,
             at,
@@ -187,8 +188,6 @@ async def campaign_send(
         )
     except ApiError as exc:
         return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
-    hub: Hub = request.app.state.hub
-    hub.publish(principal.account_id, None, Event(MESSAGE_ENQUEUED))
     return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
 
 

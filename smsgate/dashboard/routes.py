@@ -8,7 +8,6 @@ import hmac
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -65,11 +64,11 @@ from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.i18n import Text, t
 from smsgate.kit.ids import is_id
 from smsgate.kit.responses import api_router
-from smsgate.messages import attachments, states
+from smsgate.messages import attachments, queries, states
 from smsgate.messages import service as messages
 from smsgate.messages.schemas import SendRequest, message_out, template_with_body
-from smsgate.notify.hub import MESSAGE_CANCELLED, SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import Database, DbSession, ReadSession, after_commit
+from smsgate.notify.hub import AppHub
+from smsgate.storage.db import Database, DbSession, ReadSession
 from smsgate.webhooks import service as webhooks
 from smsgate.webhooks.events import CATALOG
 from smsgate.whatsapp import service as whatsapp
@@ -314,12 +313,12 @@ async def overview(request: Request, session: ReadSession, settings: AppSettings
     # "today" is the account's day, from its midnight
     local = clock.now().astimezone(preferences.zone(principal.time_zone))
     start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-    today = await messages.count_by_state(session, principal.account_id, start)
+    today = await queries.count_by_state(session, principal.account_id, start)
     summary = await billing.summary(
         session, account, settings, await attachments.stored_bytes(session, account.id)
     )
     hooks = await webhooks.list_all(session, principal.account_id)
-    sent_once = await messages.has_sent(session, principal.account_id)
+    sent_once = await queries.has_sent(session, principal.account_id)
     # the first run's three steps, each ticked by what the account has done; gone once all are
     steps = [
         ("first_phone", "/dashboard/devices", any(d.status != "pending" for d in found)),
@@ -539,7 +538,7 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
     next_cursor = None
     try:
         number = phones.normalize(form["number"], principal.region) if form["number"] else None
-        filters = messages.MessageFilter(
+        filters = queries.MessageFilter(
             direction=form["direction"] if form["direction"] in ("in", "out") else None,
             # "failed" finds every message with a failed recipient, partly delivered ones too
             state=form["state"]
@@ -554,7 +553,7 @@ async def messages_page(request: Request, session: ReadSession) -> Response:
         )
         if cursor is not None and not is_id(cursor):
             raise ValueError(t("this page link is broken; start from the first page"))
-        data, next_cursor = await messages.list_messages(
+        data, next_cursor = await queries.list_messages(
             session, principal.account_id, filters, 50, cursor
         )
     except (ValueError, phones.InvalidPhoneNumber) as exc:
@@ -660,17 +659,14 @@ def _resendable(message: dict[str, Any]) -> list[str]:
 
 @router.post("/dashboard/messages/{message_id}/cancel")
 async def cancel_form(
-    message_id: str, principal: Poster, request: Request, session: DbSession
+    message_id: str, principal: Poster, request: Request, session: DbSession, hub: AppHub
 ) -> Response:
-    """Cancel a send no phone has sent yet (a scheduled reminder, one still queued)."""
+    """Cancel a send no phone has sent yet (a scheduled reminder, one still queued); a phone
+    that holds it is asked, once this commits."""
     try:
-        _, device_id = await messages.cancel_message(session, principal.account_id, message_id)
+        _, device_id = await messages.cancel_message(session, hub, principal.account_id, message_id)
     except ApiError as exc:
         return await _message_page(request, session, principal, message_id, _sentence(exc))
-    if device_id is not None:  # a phone holds it: it is asked, once this commits
-        hub: Hub = request.app.state.hub
-        event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
-        after_commit(session, partial(hub.publish, principal.account_id, device_id, event))
     done = "cancelling" if device_id is not None else "cancelled"
     return RedirectResponse(f"/dashboard/messages/{message_id}?done={done}", status_code=303)
 
@@ -1122,7 +1118,7 @@ async def device_page(device_id: str, request: Request, session: ReadSession) ->
 
 @router.post("/dashboard/devices/{device_id}/settings")
 async def device_settings_form(
-    principal: Poster, device_id: str, request: Request, session: DbSession
+    principal: Poster, device_id: str, request: Request, session: DbSession, hub: AppHub
 ) -> Response:
     form = await request.form()
     device = await devices.get_device(session, principal.account_id, device_id)
@@ -1132,13 +1128,11 @@ async def device_settings_form(
         if raw:
             values[name] = int(raw) if raw.isdigit() else raw
     try:
-        devices.update_settings(device, device_settings.SettingsPatch.model_validate(values))
+        patch = device_settings.SettingsPatch.model_validate(values)
+        devices.update_settings(session, hub, device, patch)
     except (ValidationError, ApiError) as exc:
         return await _device_page(request, session, principal, device_id, error=_sentence(exc))
     await session.flush()
-    hub: Hub = request.app.state.hub
-    woken = partial(hub.publish, principal.account_id, device.id, Event(SETTINGS_UPDATED))
-    after_commit(session, woken)  # the phone reads its settings once they are committed
     lang = language(request)
     return await _device_page(
         request, session, principal, device_id, notice=translator(lang)["saved"]

@@ -10,8 +10,7 @@ from smsgate.devices import service
 from smsgate.devices.models import Device
 from smsgate.messages import dispatch, states
 from smsgate.messages.models import messages_table
-from smsgate.notify.hub import END_STREAM, MESSAGE_ENQUEUED, Event, Hub
-from smsgate.storage.db import after_commit
+from smsgate.notify.hub import END_STREAM, MESSAGE_ENQUEUED, Event, Hub, wake_after_commit
 
 
 async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device_id: str) -> None:
@@ -28,12 +27,8 @@ async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device
     await dispatch.unassign(session, device.id)
     await session.execute(delete(Device).where(Device.id == device.id))
     service.device_types.forget(device.id)
-
-    def woken() -> None:
-        hub.publish(account_id, device.id, Event(END_STREAM))  # its open streams end now
-        hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))  # the others take its messages
-
-    after_commit(session, woken)
+    wake_after_commit(session, hub, account_id, device.id, Event(END_STREAM))  # streams end
+    wake_after_commit(session, hub, account_id, None, Event(MESSAGE_ENQUEUED))  # others take
 
 
 async def at_stake(session: AsyncSession, account_id: str, device_id: str) -> dict[str, int]:

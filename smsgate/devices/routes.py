@@ -12,8 +12,8 @@ from smsgate.devices import removal, service
 from smsgate.devices import settings as device_settings
 from smsgate.kit.responses import api_router
 from smsgate.kit.schema import Input, json_body, parse
-from smsgate.notify.hub import SETTINGS_UPDATED, Event, Hub
-from smsgate.storage.db import DbSession, ReadSession, after_commit
+from smsgate.notify.hub import AppHub
+from smsgate.storage.db import DbSession, ReadSession
 from smsgate.whatsapp import service as whatsapp
 
 router = api_router(tags=["devices"])
@@ -23,11 +23,6 @@ class AndroidIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Oficina"}]})
 
     name: str = Field(min_length=1, max_length=128)
-
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
 
 
 @router.get("/api/devices")
@@ -86,6 +81,7 @@ async def patch_settings(
     principal: DevicesScope,
     session: DbSession,
     settings: AppSettings,
+    hub: AppHub,
 ) -> dict[str, Any]:
     """Android phones: the app's settings. WhatsApp cloud lines: their Cloud API credentials
     (phoneNumberId, accessToken, appSecret, verifyToken); give only what changes."""
@@ -95,11 +91,7 @@ async def patch_settings(
         whatsapp.set_credentials(device, parse(whatsapp.CloudCredentials, raw), settings)
         return service.line_out(device, settings.public_url)
     body = parse(device_settings.SettingsPatch, raw)
-    service.update_settings(device, body)
-    hub = _hub(request)
-    after_commit(
-        session, lambda: hub.publish(device.account_id, device.id, Event(SETTINGS_UPDATED))
-    )
+    service.update_settings(session, hub, device, body)
     return device_settings.effective(device.settings)
 
 
@@ -120,9 +112,9 @@ async def device_logs(
 
 @router.delete("/api/devices/{device_id}")
 async def delete_device(
-    device_id: str, request: Request, principal: DevicesScope, session: DbSession
+    device_id: str, principal: DevicesScope, session: DbSession, hub: AppHub
 ) -> dict[str, Any]:
     """The token stops working at once; messages it had not acknowledged go back to the queue,
     and those pinned to it fail with error `device_deleted`."""
-    await removal.delete_device(session, _hub(request), principal.account_id, device_id)
+    await removal.delete_device(session, hub, principal.account_id, device_id)
     return {"id": device_id, "deleted": True}

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import segno
+from pydantic import ValidationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts import throttle
+from smsgate.accounts.models import Account
+from smsgate.accounts.service import get_account
 from smsgate.billing import service as billing
 from smsgate.config import Settings
 from smsgate.devices import settings as device_settings
@@ -23,6 +26,13 @@ from smsgate.kit import clock, safe_http
 from smsgate.kit.crypto import decrypt, encrypt, opaque_token, token_hash
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
+from smsgate.notify.hub import (
+    MESSAGES_EXPORT_REQUESTED,
+    SETTINGS_UPDATED,
+    Event,
+    Hub,
+    wake_after_commit,
+)
 from smsgate.storage.tenancy import of_account, owned
 from smsgate.webhooks.events import NewEvent, emit
 from smsgate.webhooks.payloads import Presence
@@ -451,11 +461,58 @@ async def issue_login_code(session: AsyncSession, account_id: str) -> tuple[str,
 # --- settings -------------------------------------------------------------------------------
 
 
-def update_settings(device: Device, patch: device_settings.SettingsPatch) -> None:
+def update_settings(
+    session: AsyncSession, hub: Hub, device: Device, patch: device_settings.SettingsPatch
+) -> None:
+    """Merge `patch` into the phone's settings; the phone reads them once this commits."""
     try:
         device.settings = device_settings.merged(device.settings or {}, patch)
     except ValueError as exc:
         raise bad_request(str(exc), field="settings") from exc
+    wake_after_commit(session, hub, device.account_id, device.id, Event(SETTINGS_UPDATED))
+
+
+def phones(found: list[Device]) -> list[Device]:
+    """Phones that registered: a phone waiting to be paired has never been seen, and a
+    WhatsApp line has no phone settings."""
+    return [d for d in found if d.type == "android" and d.paired_at is not None]
+
+
+def account_settings(account: Account) -> dict[str, Any]:
+    """The settings the account gives all its phones (the third-party API's one document)."""
+    return dict((account.settings or {}).get("deviceSettings") or {})
+
+
+async def set_account_settings(
+    session: AsyncSession, hub: Hub, account_id: str, fields: dict[str, Any], replace: bool
+) -> dict[str, Any]:
+    """Give every phone of the account the same settings: `fields` merged into the account's
+    (or replacing them); 400 naming the first wrong one. Each phone reads them once this
+    commits. Returns the account's settings as stored."""
+    account = await get_account(session, account_id)
+    fields = fields if replace else {**account_settings(account), **fields}
+    try:
+        patch = device_settings.SettingsPatch.model_validate(
+            {k: v for k, v in fields.items() if v is not None}
+        )
+        merged = device_settings.merged({}, patch)
+    except (ValueError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise bad_request(t("invalid settings: {reason}", reason=reason)) from exc
+    account.settings = {**(account.settings or {}), "deviceSettings": merged}
+    for device in phones(await list_devices(session, account_id)):
+        device.settings = dict(merged)
+        wake_after_commit(session, hub, account_id, device.id, Event(SETTINGS_UPDATED))
+    await session.flush()
+    return merged
+
+
+def request_inbox_export(
+    session: AsyncSession, hub: Hub, account_id: str, device_id: str | None, data: dict[str, str]
+) -> None:
+    """Ask the account's phones (or one) to read their inbox again and report it (the app's
+    MessagesExportRequested), once this commits."""
+    wake_after_commit(session, hub, account_id, device_id, Event(MESSAGES_EXPORT_REQUESTED, data))
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -488,6 +545,22 @@ async def list_logs(
     )
     page = rows[:limit]
     return page, (page[-1].id if len(rows) > limit else None)
+
+
+async def account_logs(
+    session: AsyncSession,
+    account_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[DeviceLog]:
+    """The newest `limit` log entries of all the account's devices in [since, until)."""
+    query = of_account(select(DeviceLog), DeviceLog, account_id)
+    if since is not None:
+        query = query.where(DeviceLog.created_at >= clock.as_utc(since))
+    if until is not None:
+        query = query.where(DeviceLog.created_at < clock.as_utc(until))
+    return list((await session.execute(query.order_by(DeviceLog.id.desc()).limit(limit))).scalars())
 
 
 # --- presence -------------------------------------------------------------------------------

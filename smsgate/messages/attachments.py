@@ -193,3 +193,13 @@ def attachment_out(message_id: str, row: Row) -> dict[str, Any]:
         "size": row["size"],
         "url": f"/api/v1/messages/{message_id}/attachments/{row['id']}" if row["stored"] else None,
     }
+
+
+async def described(session: AsyncSession, rows: Sequence[Row]) -> dict[str, list[dict[str, Any]]]:
+    """Descriptions of received files (MMS, WhatsApp), for the rows that can have them."""
+    ids = [r["id"] for r in rows if r["channel"] in ("mms", "whatsapp") and r["direction"] == "in"]
+    found = await of_messages(session, ids)
+    return {
+        message_id: [attachment_out(message_id, a) for a in parts]
+        for message_id, parts in found.items()
+    }

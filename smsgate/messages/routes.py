@@ -23,10 +23,10 @@ from smsgate.kit.responses import (
     serve_lean,
 )
 from smsgate.kit.schema import Input, openapi_body, read_body
-from smsgate.messages import attachments, service, states
+from smsgate.messages import attachments, queries, service, states
 from smsgate.messages.schemas import SendRequest
-from smsgate.notify.hub import MESSAGE_CANCELLED, Event, Hub
-from smsgate.storage.db import DbSession, ReadSession, after_commit
+from smsgate.notify.hub import AppHub
+from smsgate.storage.db import DbSession, ReadSession
 
 router = api_router()
 
@@ -93,7 +93,7 @@ async def list_messages(
             raise bad_request(
                 t("phoneNumber: {exc}", exc=exc), "invalid_phone_number", "phoneNumber"
             ) from exc
-    filters = service.MessageFilter(
+    filters = queries.MessageFilter(
         direction=direction,
         state=state,
         device_id=device_id,
@@ -101,7 +101,7 @@ async def list_messages(
         since=clock.zoned_filter(since, "since"),
         until=clock.zoned_filter(until, "until"),
     )
-    data, next_cursor = await service.list_messages(
+    data, next_cursor = await queries.list_messages(
         session, principal.account_id, filters, limit, cursor
     )
     return {"data": data, "nextCursor": next_cursor}
@@ -116,14 +116,10 @@ async def get_message(
 
 @router.post("/api/v1/messages/{message_id}/cancel")
 async def cancel_message(
-    message_id: str, request: Request, principal: SendScope, session: DbSession
+    message_id: str, principal: SendScope, session: DbSession, hub: AppHub
 ) -> dict[str, Any]:
     """Cancels at once a message no phone has taken; asks the phone that has it otherwise."""
-    message, device_id = await service.cancel_message(session, principal.account_id, message_id)
-    if device_id is not None:
-        hub: Hub = request.app.state.hub
-        event = Event(MESSAGE_CANCELLED, {"messageId": message_id})
-        after_commit(session, lambda: hub.publish(principal.account_id, device_id, event))
+    message, _ = await service.cancel_message(session, hub, principal.account_id, message_id)
     return message
 
 

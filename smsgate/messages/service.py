@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, CompoundSelect, Select, func, insert, select, union, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +24,6 @@ from smsgate.kit.ids import is_id
 from smsgate.kit.schema import parse
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
-    created_between,
     history_row,
     history_table,
     messages_table,
@@ -35,7 +32,7 @@ from smsgate.messages.models import (
 from smsgate.messages.schemas import Row, SendRequest, message_out
 from smsgate.messages.sending.prepare import PreparedMessage, prepare_message
 from smsgate.messages.sending.writer import SendWriter, Stored
-from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
+from smsgate.notify.hub import MESSAGE_CANCELLED, MESSAGE_ENQUEUED, Event, Hub, wake_after_commit
 from smsgate.storage.db import Database
 
 sequential = abuse.SequentialGuard()  # per process
@@ -281,7 +278,7 @@ async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> di
             .mappings()
             .all()
         )
-    files = await _attachments(session, [row])
+    files = await attachments.described(session, [row])
     return message_out(row, recipients, history, files.get(row["id"]))
 
 
@@ -350,9 +347,10 @@ async def cancel_untaken(session: AsyncSession, account_id: str, which: Any) -> 
 
 
 async def cancel_message(
-    session: AsyncSession, account_id: str, message_id: str
+    session: AsyncSession, hub: Hub, account_id: str, message_id: str
 ) -> tuple[dict[str, Any], str | None]:
-    """Cancel a message no phone has taken; for one a phone holds, ask that phone.
+    """Cancel a message no phone has taken; for one a phone holds, ask that phone (it hears
+    of it once this commits).
 
     Returns the message and, when a phone must be asked, its device id (the message stays
     `processing` with `cancelRequested` until the phone reports it cancelled or sent).
@@ -379,6 +377,8 @@ async def cancel_message(
             t("this message can no longer be cancelled: it is {state}", state=row["state"]),
             "not_cancellable",
         )
+    event = Event(MESSAGE_CANCELLED, {"messageId": row["id"]})
+    wake_after_commit(session, hub, account_id, str(requested), event)
     return await get_message(session, account_id, message_id), str(requested)
 
 
@@ -455,144 +455,3 @@ async def edit_scheduled(
         )
     )
     return await get_message(session, principal.account_id, message_id)
-
-
-@dataclass(frozen=True)
-class MessageFilter:
-    direction: str | None = None
-    state: str | None = None
-    device_id: str | None = None
-    phone_number: str | None = None
-    # messages with at least one recipient in this state (a send where one of three failed is
-    # "delivered" as a whole, and still has a failure to see)
-    recipient_state: str | None = None
-    scheduled: bool = False  # only sends waiting for their scheduleAt
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def messages_query(
-    account_id: str, filters: MessageFilter, cursor: str | None, limit: int
-) -> Select[Any]:
-    """The statement of a page of the account's messages (tests read its plan: #32)."""
-    m = messages_table
-    conditions: list[ColumnElement[bool]] = [m.c.account_id == account_id]
-    if filters.direction:
-        conditions.append(m.c.direction == filters.direction)
-    if filters.state:
-        conditions.append(m.c.state == filters.state)
-    if filters.device_id:
-        conditions.append(m.c.device_id == filters.device_id)
-    conditions += created_between(filters.since, filters.until)
-    if filters.scheduled:
-        conditions += [m.c.state == states.PROCESSING, m.c.schedule_at > clock.now()]
-    if filters.recipient_state:
-        r = recipients_table
-        conditions.append(
-            m.c.id.in_(
-                select(r.c.message_id).where(
-                    r.c.account_id == account_id, r.c.state == filters.recipient_state
-                )
-            )
-        )
-    if cursor:
-        conditions.append(m.c.id < cursor)
-    query = select(m).where(*conditions)
-    if filters.phone_number:
-        query = query.where(
-            m.c.id.in_(_of_number(account_id, filters.phone_number, conditions, limit))
-        )
-    return query.order_by(m.c.id.desc()).limit(limit)
-
-
-def _of_number(
-    account_id: str, number: str, conditions: list[ColumnElement[bool]], limit: int
-) -> CompoundSelect[Any]:
-    """The ids of the page's messages to `number`: for each way it may be written, the newest
-    `limit` that meet the other conditions, walked from the recipients' (account, number,
-    message) index newest first, so a number with ten thousand messages reads a page's worth
-    (#32). Their union holds the page."""
-    m, r = messages_table, recipients_table
-    branches = [
-        select(r.c.message_id)
-        .select_from(r.join(m, m.c.id == r.c.message_id))
-        .where(r.c.account_id == account_id, r.c.phone_number == spelling, *conditions)
-        .order_by(r.c.message_id.desc())
-        .limit(limit)
-        .subquery()
-        for spelling in phones.spellings(number)
-    ]
-    return union(*(select(branch.c.message_id) for branch in branches))
-
-
-async def has_sent(session: AsyncSession, account_id: str) -> bool:
-    """Whether the account ever sent a message (the first-run checklist)."""
-    m = messages_table
-    query = select(m.c.id).where(m.c.account_id == account_id, m.c.direction == "out").limit(1)
-    return (await session.execute(query)).first() is not None
-
-
-def by_state_query(account_id: str, since: datetime) -> Select[Any]:
-    """The statement counting the account's messages since `since` by state: the walk is the
-    window's ids (tests read its plan: #32)."""
-    m = messages_table
-    return (
-        select(m.c.state, func.count())
-        .where(m.c.account_id == account_id, *created_between(since, None))
-        .group_by(m.c.state)
-    )
-
-
-# The overview's "today" walks the day's messages (a busy account's tens of thousands): counted
-# at most every COUNTED_FOR seconds per account and day in each process (#32).
-COUNTED_FOR = 30.0
-_counted: dict[tuple[str, datetime], tuple[float, dict[str, int]]] = {}
-
-
-async def count_by_state(session: AsyncSession, account_id: str, since: datetime) -> dict[str, int]:
-    """The account's messages since `since`, by state, at most COUNTED_FOR seconds old."""
-    key, now = (account_id, since), time.monotonic()
-    found = _counted.get(key)
-    if found is not None and now - found[0] < COUNTED_FOR:
-        return found[1]
-    rows = await session.execute(by_state_query(account_id, since))
-    counts = {state: count for state, count in rows.all()}
-    if len(_counted) >= 10_000:
-        _counted.clear()
-    _counted[key] = (now, counts)
-    return counts
-
-
-async def list_messages(
-    session: AsyncSession, account_id: str, filters: MessageFilter, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, one page; the cursor is the id of the last message of the previous page."""
-    query = messages_query(account_id, filters, cursor, limit + 1)
-    rows = (await session.execute(query)).mappings().all()
-    page, more = rows[:limit], len(rows) > limit
-    by_message: dict[str, list[Row]] = {row["id"]: [] for row in page}
-    if page:
-        recipient_rows = (
-            await session.execute(
-                select(recipients_table)
-                .where(recipients_table.c.message_id.in_(list(by_message)))
-                .order_by(recipients_table.c.message_id, recipients_table.c.position)
-            )
-        ).mappings()
-        for recipient in recipient_rows:
-            by_message[recipient["message_id"]].append(recipient)
-    files = await _attachments(session, page)
-    data = [message_out(row, by_message[row["id"]], None, files.get(row["id"])) for row in page]
-    return data, (page[-1]["id"] if more else None)
-
-
-async def _attachments(
-    session: AsyncSession, rows: Sequence[Row]
-) -> dict[str, list[dict[str, Any]]]:
-    """Descriptions of received files (MMS, WhatsApp), for the rows that can have them."""
-    ids = [r["id"] for r in rows if r["channel"] in ("mms", "whatsapp") and r["direction"] == "in"]
-    found = await attachments.of_messages(session, ids)
-    return {
-        message_id: [attachments.attachment_out(message_id, a) for a in parts]
-        for message_id, parts in found.items()
-    }

@@ -13,6 +13,13 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgate.storage.db import after_commit
 
 QUEUE_SIZE = 8  # like the reference: a slow stream drops events, and polls cover the loss
 
@@ -20,6 +27,7 @@ MESSAGE_ENQUEUED = "MessageEnqueued"
 MESSAGE_CANCELLED = "MessageCancelled"
 SETTINGS_UPDATED = "SettingsUpdated"
 WEBHOOKS_UPDATED = "WebhooksUpdated"
+MESSAGES_EXPORT_REQUESTED = "MessagesExportRequested"
 END_STREAM = ""  # not an SSE event: the stream that receives it ends (shutdown, device deleted)
 
 
@@ -93,3 +101,21 @@ class Hub:
             for subscription in streams:
                 with contextlib.suppress(asyncio.QueueFull):
                     subscription.queue.put_nowait(Event(END_STREAM))
+
+
+def wake_after_commit(
+    session: AsyncSession, hub: Hub, account_id: str, device_id: str | None, event: Event
+) -> None:
+    """Publish `event` once the session's transaction has committed (never before: a phone
+    woken early would read the old state), and not at all if it rolls back. The domains wake
+    phones through this; no route publishes."""
+    after_commit(session, partial(hub.publish, account_id, device_id, event))
+
+
+def app_hub(request: Request) -> Hub:
+    """The app's hub, for a route to hand to the domain functions that wake phones."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+AppHub = Annotated[Hub, Depends(app_hub)]

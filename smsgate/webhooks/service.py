@@ -157,6 +157,49 @@ async def list_all(session: AsyncSession, account_id: str) -> list[Webhook]:
     return list((await session.execute(query)).scalars())
 
 
+async def find_by_client_id(session: AsyncSession, account_id: str, hook_id: str) -> Webhook | None:
+    """A webhook by the id its client chose (the third-party API's), else by ours."""
+    query = of_account(select(Webhook), Webhook, account_id)
+    found = (await session.execute(query.where(Webhook.client_id == hook_id))).scalar()
+    if found is None and is_id(hook_id):
+        found = (await session.execute(query.where(Webhook.id == hook_id))).scalar()
+    return found
+
+
+async def upsert_by_client_id(
+    session: AsyncSession,
+    account_id: str,
+    settings: Settings,
+    client_id: str | None,
+    *,
+    url: str,
+    events: list[str],
+    device_id: str | None,
+    fmt: str,
+) -> Webhook:
+    """The webhook the client calls `client_id`, created, or changed to these fields when it
+    exists (the third-party API's POST, which its clients repeat to update)."""
+    existing = await find_by_client_id(session, account_id, client_id) if client_id else None
+    if existing is None:
+        hook, _ = await create(
+            session, account_id, settings, url=url, events=events, device_id=device_id, fmt=fmt
+        )
+        hook.client_id = client_id
+        await session.flush()
+        return hook
+    await change(
+        session, existing, settings, {"url": url, "events": events, "device_id": device_id}
+    )
+    return existing
+
+
+async def delete_by_client_id(session: AsyncSession, account_id: str, hook_id: str) -> None:
+    """Delete the webhook by the client's id or ours; an unknown one is already gone."""
+    hook = await find_by_client_id(session, account_id, hook_id)
+    if hook is not None:
+        await session.delete(hook)
+
+
 def secrets_of(hook: Webhook, settings: Settings) -> list[str]:
     """The secrets that sign now, newest first (two during a rotation's overlap)."""
     found = [decrypt(settings.secret_key, hook.secret_encrypted)]

@@ -18,8 +18,8 @@ from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json, storable
 from smsgate.messages import dispatch
-from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
-from smsgate.storage.db import DbSession, ReadSession, after_commit
+from smsgate.notify.hub import AppHub
+from smsgate.storage.db import DbSession, ReadSession
 from smsgate.whatsapp import bodies, cloud, service
 
 router = api_router(tags=["whatsapp"])
@@ -118,20 +118,17 @@ async def receive_webhook(
 
 
 @router.post("/api/mobile/v1/whatsapp/session", openapi_extra=bodies.SESSION)
-async def bridge_session(request: Request, device: DeviceAuth, session: DbSession) -> Any:
+async def bridge_session(
+    request: Request, device: DeviceAuth, session: DbSession, hub: AppHub
+) -> Any:
     """Extension of the mobile protocol for `smsgate whatsapp bridge`: its session state
     (`pairing` with the QR text, `connected`, `disconnected`, `logged_out`)."""
     body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, t("request body must be a JSON object"), "validation_error")
-    out = await service.report_session(
-        session, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
+    return await service.report_session(
+        session, hub, device, body.get("state"), body.get("qr"), body.get("phoneNumber")
     )
-    if body.get("state") in ("disconnected", "logged_out"):  # its claims went back: wake others
-        hub: Hub = request.app.state.hub
-        account_id = device.account_id
-        after_commit(session, lambda: hub.publish(account_id, None, Event(MESSAGE_ENQUEUED)))
-    return out
 
 
 @router.post("/api/mobile/v1/whatsapp/statuses", openapi_extra=bodies.STATUSES)

@@ -25,6 +25,7 @@ from smsgate.kit.i18n import t
 from smsgate.kit.schema import Input
 from smsgate.messages import attachments, dispatch, inbound
 from smsgate.messages.models import created_between, messages_table, recipients_table
+from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub, wake_after_commit
 from smsgate.storage.db import Database
 from smsgate.whatsapp import cloud
 
@@ -137,11 +138,13 @@ async def within_window(session: AsyncSession, device: Device, number: str) -> b
 
 
 async def report_session(
-    session: AsyncSession, device: Device, state: object, qr: object, phone: object
+    session: AsyncSession, hub: Hub, device: Device, state: object, qr: object, phone: object
 ) -> dict[str, Any]:
     """The bridge's view of its WhatsApp session becomes the line's status and logs.
 
-    connected -> online (device:online); disconnected / logged_out -> offline (device:offline)."""
+    connected -> online (device:online); disconnected / logged_out -> offline (device:offline),
+    and what it had taken goes back to the queue: the account's other lines are woken to take
+    it, once this commits."""
     if device.type != "whatsapp" or device.provider != "web":
         raise ApiError(409, t("only web WhatsApp lines report a session"), "wrong_device_type")
     if state not in SESSION_STATES:
@@ -169,6 +172,7 @@ async def report_session(
     if state in ("disconnected", "logged_out"):
         # what the line took but had not started on goes back: another line may send it
         await dispatch.unassign(session, device.id)
+        wake_after_commit(session, hub, device.account_id, None, Event(MESSAGE_ENQUEUED))
     return devices.line_out(device)
 
 
