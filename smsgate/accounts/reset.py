@@ -26,6 +26,7 @@ from smsgate.errors import ApiError
 from smsgate.kit import clock, i18n, mail
 from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.i18n import t
+from smsgate.storage.db import Database
 
 log = logging.getLogger("smsgate.accounts.reset")
 
@@ -112,6 +113,17 @@ async def ask(
         lang,
     )
     return Letter(account.email, subject, body)
+
+
+async def request_link(
+    database: Database, settings: Settings, email: str, client: str, lang: str
+) -> None:
+    """`ask`, counted in a transaction of its own, then the email sent (a slow mail server is
+    waited on without the write lock)."""
+    async with database.transaction() as session:
+        letter = await ask(session, settings, email, client, lang)
+    if letter is not None:
+        await send(settings, letter)
 
 
 async def send(settings: Settings, letter: Letter) -> None:

@@ -21,7 +21,7 @@ from smsgate.kit.schema import Input
 from smsgate.messages import queries
 from smsgate.messages import service as messages
 from smsgate.messages.schemas import SendRequest, message_out
-from smsgate.storage.db import DbSession, ReadSession
+from smsgate.storage.db import Database, DbSession, ReadSession
 
 router = api_router(tags=["conversations"])
 
@@ -160,11 +160,13 @@ async def reply(
     body: ReplyIn,
     request: Request,
     principal: SendScope,
-    session: DbSession,
 ) -> JSONResponse:
     """A reply through the thread's device, SIM and channel, exactly like /api/v1/send (409
-    `device_deleted` once that phone is gone)."""
-    conversation = await service.get(session, principal.account_id, conversation_id)
+    `device_deleted` once that phone is gone). No session is held for the request: the send
+    path takes the connection for its own transactions."""
+    database: Database = request.app.state.db
+    async with database.reading() as session:
+        conversation = await service.get(session, principal.account_id, conversation_id)
     send = SendRequest.model_validate(
         {
             **service.reply_fields(conversation),
@@ -174,7 +176,6 @@ async def reply(
             "externalId": body.external_id,
         }
     )
-    await session.commit()  # release the connection before the send path's own transactions
     message, created = await messages.queue_message(
         request.app.state.db, request.app.state.send_writer, principal, send
     )

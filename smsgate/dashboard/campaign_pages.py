@@ -17,7 +17,7 @@ from smsgate.campaigns import service as campaigns
 from smsgate.campaigns import templates as campaign_templates
 from smsgate.conversations import contacts
 from smsgate.conversations import service as conversations
-from smsgate.dashboard.frame import Poster
+from smsgate.dashboard.frame import Poster, SendingPoster, reading
 from smsgate.dashboard.frame import fragment as _fragment
 from smsgate.dashboard.frame import local_time as _local_time
 from smsgate.dashboard.frame import page as _page
@@ -69,7 +69,7 @@ async def campaigns_page(request: Request, session: ReadSession) -> Response:
 
 
 @router.post("/dashboard/campaigns")
-async def campaign_upload(principal: Poster, request: Request, session: DbSession) -> Response:
+async def campaign_upload(principal: SendingPoster, request: Request) -> Response:
     """Step one: the file, a name and the text (or a template). Nothing is sent: the rows are
     kept as a draft, whose page previews them and asks when and through which phones."""
     form = await request.form()
@@ -77,7 +77,8 @@ async def campaign_upload(principal: Poster, request: Request, session: DbSessio
     try:
         tag = fields.get("tag", "").strip()
         if tag and not getattr(form.get("file"), "filename", ""):
-            upload = await campaigns.tag_rows(session, principal.account_id, tag)
+            async with reading(request) as session:
+                upload = await campaigns.tag_rows(session, principal.account_id, tag)
         else:
             _, upload = await sheets.read_form(request)
         spec = campaigns.Spec(
@@ -86,13 +87,13 @@ async def campaign_upload(principal: Poster, request: Request, session: DbSessio
             template_id=fields.get("templateId") or None,
             draft=True,
         )
-        await session.commit()  # the campaign is written in its own transactions
         state = request.app.state
         made = await campaigns.create(
             state.db, state.send_writer, state.hub, principal, spec, upload
         )
     except ApiError as exc:
-        return await _campaigns_list(request, session, principal, _sentence(exc), fields)
+        async with reading(request) as session:
+            return await _campaigns_list(request, session, principal, _sentence(exc), fields)
     return RedirectResponse(f"/dashboard/campaigns/{made['id']}", status_code=303)
 
 
@@ -161,9 +162,8 @@ async def campaign_progress(campaign_id: str, request: Request, session: ReadSes
 @router.post("/dashboard/campaigns/{campaign_id}/send")
 async def campaign_send(
     campaign_id: str,
-    principal: Poster,
+    principal: SendingPoster,
     request: Request,
-    session: DbSession,
     schedule: Annotated[str, Form(max_length=40)] = "",
     phone_column: Annotated[str, Form(alias="phoneColumn", max_length=64)] = "",
 ) -> Response:
@@ -175,7 +175,6 @@ async def campaign_send(
         at = None
         if schedule.strip():
             at = datetime.fromisoformat(_local_time(schedule.strip(), principal.time_zone))
-        await session.commit()
         await campaigns.send_draft(
             request.app.state.db,
             request.app.state.send_writer,
@@ -187,7 +186,8 @@ async def campaign_send(
             phone_column or None,
         )
     except ApiError as exc:
-        return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
+        async with reading(request) as session:
+            return await _campaign_view(request, session, principal, campaign_id, _sentence(exc))
     return RedirectResponse(f"/dashboard/campaigns/{campaign_id}", status_code=303)
 
 

@@ -5,6 +5,7 @@ words."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts import preferences
 from smsgate.accounts import service as accounts
@@ -28,7 +30,7 @@ from smsgate.kit import i18n
 from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import Text, t
 from smsgate.messages import states
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import Database, DbSession
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -211,6 +213,24 @@ async def _poster(request: Request, session: DbSession) -> Principal:
 
 
 Poster = Annotated[Principal, Depends(_poster)]
+
+
+async def _sending_poster(request: Request) -> Principal:
+    async with reading(request) as session:
+        return await _poster(request, session)
+
+
+# The viewer of a form that sends a message. Its route holds no session for the request: the
+# send path takes the connection for its own transactions (SQLite's API process has one), so
+# the route reads in short `reading` blocks around it.
+SendingPoster = Annotated[Principal, Depends(_sending_poster)]
+
+
+def reading(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
+    """A short session that only reads (Database.reading), for a route with no session of its
+    own."""
+    database: Database = request.app.state.db
+    return database.reading()
 
 
 def check_csrf(principal: Principal, csrf: str) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from smsgate.accounts import preferences, reset, scopes
+from smsgate.accounts import flows, preferences, reset, scopes
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import SESSION_COOKIE, AppSettings, set_session_cookie
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
@@ -29,6 +29,8 @@ from smsgate.dashboard import campaign_pages
 from smsgate.dashboard.frame import (
     LoginRequired,
     Poster,
+    SendingPoster,
+    reading,
 )
 from smsgate.dashboard.frame import (
     check_csrf as _check_csrf,
@@ -133,7 +135,6 @@ async def signup_page(request: Request, settings: AppSettings) -> HTMLResponse:
 @router.post("/signup")
 async def auth_form(
     request: Request,
-    session: DbSession,
     settings: AppSettings,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
@@ -144,30 +145,20 @@ async def auth_form(
     if not presession or not equal(csrf, _presession_token(presession, settings)):
         expired = translator(language(request)).form_expired
         return _auth_page(request, settings, mode, status=403, error=expired, email=email)
+    client = request.client.host if request.client else "unknown"
     try:
-        if mode == "signup":
-            if not settings.signup_enabled:
-                raise ApiError(403, t("sign-up is disabled on this server"), "signup_disabled")
-            account = await accounts.create_account(
-                session,
-                email=email,
-                password=password,
-                name=None,
-                plan=settings.default_plan,
-                region=settings.default_region,
-            )
-        else:
-            client = request.client.host if request.client else "unknown"
-            account = await accounts.login(
-                session, email=email, password=password, client=client, settings=settings
-            )
+        raw = await flows.sign_in(
+            request.app.state.db,
+            settings,
+            signup=mode == "signup",
+            email=email,
+            password=password,
+            client=client,
+        )
     except ApiError as exc:
-        if exc.keep_changes:
-            await session.commit()  # a failed login still counts
         return _auth_page(
             request, settings, mode, status=exc.status, error=_sentence(exc), email=email
         )
-    raw, _ = await accounts.start_session(session, account, settings)
     response = RedirectResponse("/dashboard", status_code=303)
     set_session_cookie(response, raw, settings)
     return response
@@ -214,7 +205,6 @@ async def forgot_page(request: Request, settings: AppSettings) -> HTMLResponse:
 @router.post("/forgot")
 async def forgot_form(
     request: Request,
-    session: DbSession,
     settings: AppSettings,
     email: Annotated[str, Form(max_length=320)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
@@ -228,10 +218,7 @@ async def forgot_form(
         return _presession_page(request, settings, "forgot.html", 400, title="Password")
     client = request.client.host if request.client else "unknown"
     try:
-        letter = await reset.ask(session, settings, email, client, language(request))
-        await session.commit()  # the request is counted before the mail server is waited on
-        if letter is not None:
-            await reset.send(settings, letter)
+        await reset.request_link(request.app.state.db, settings, email, client, language(request))
     except ApiError as exc:
         return _presession_page(
             request, settings, "forgot.html", exc.status, title="Password", error=_sentence(exc)
@@ -432,9 +419,8 @@ async def send_page(
 
 @router.post("/dashboard/send")
 async def send_form(
-    principal: Poster,
+    principal: SendingPoster,
     request: Request,
-    session: DbSession,
     numbers: Annotated[str, Form(max_length=5000)] = "",
     message: Annotated[str, Form(max_length=5000)] = "",
     device: Annotated[str, Form()] = "",
@@ -446,7 +432,6 @@ async def send_form(
     wa_language: Annotated[str, Form(max_length=15)] = "",
     wa_values: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
-    found = await devices.list_devices(session, principal.account_id)
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
     result = None
     error = None
@@ -468,7 +453,6 @@ async def send_form(
         if schedule.strip():
             fields["scheduleAt"] = _local_time(schedule.strip(), principal.time_zone)
         body = SendRequest.model_validate(fields)
-        await session.commit()  # the send path uses its own transactions
         result, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
@@ -477,6 +461,8 @@ async def send_form(
         return RedirectResponse(f"/dashboard/send?sent={result['id']}", status_code=303)
     except (ValidationError, ApiError) as exc:
         error = _sentence(exc)
+    async with reading(request) as session:
+        found = await devices.list_devices(session, principal.account_id)
     return _page(
         request,
         "send.html",
@@ -694,15 +680,14 @@ async def edit_form(
 
 
 @router.post("/dashboard/messages/{message_id}/resend")
-async def resend_form(
-    message_id: str, principal: Poster, request: Request, session: DbSession
-) -> Response:
+async def resend_form(message_id: str, principal: SendingPoster, request: Request) -> Response:
     """The same message again, to the numbers it failed to reach: a new send."""
-    message = await messages.get_message(session, principal.account_id, message_id)
-    numbers = _resendable(message)
-    if not numbers:
-        error = t("this message has no failed number to send to again")
-        return await _message_page(request, session, principal, message_id, error)
+    async with reading(request) as session:
+        message = await messages.get_message(session, principal.account_id, message_id)
+        numbers = _resendable(message)
+        if not numbers:
+            error = t("this message has no failed number to send to again")
+            return await _message_page(request, session, principal, message_id, error)
     fields: dict[str, Any] = {
         "channel": message["channel"],
         "phoneNumbers": numbers,
@@ -714,12 +699,12 @@ async def resend_form(
             fields[name] = message[name]
     try:
         body = SendRequest.model_validate(fields)
-        await session.commit()  # the send path uses its own transactions
         result, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
     except (ValidationError, ApiError) as exc:
-        return await _message_page(request, session, principal, message_id, _sentence(exc))
+        async with reading(request) as session:
+            return await _message_page(request, session, principal, message_id, _sentence(exc))
     messages.announce(request.app.state.hub, principal.account_id, body, created)
     return RedirectResponse(f"/dashboard/messages/{result['id']}", status_code=303)
 
@@ -881,31 +866,31 @@ async def conversation_page(
 
 @router.post("/dashboard/conversations/{conversation_id}")
 async def reply(
-    principal: Poster,
+    principal: SendingPoster,
     conversation_id: str,
     request: Request,
-    session: DbSession,
     message: Annotated[str, Form(max_length=5000)] = "",
     wa_template: Annotated[str, Form(max_length=512)] = "",
     wa_language: Annotated[str, Form(max_length=15)] = "",
     wa_values: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
-    thread = await conversations.get(session, principal.account_id, conversation_id)
+    async with reading(request) as session:
+        thread = await conversations.get(session, principal.account_id, conversation_id)
     try:
         fields: dict[str, Any] = {**conversations.reply_fields(thread), "message": message}
         if thread.family == "whatsapp" and wa_template.strip():  # after the 24-hour window
             fields["template"] = _template_body(wa_template, wa_language, wa_values)
             fields["message"] = message.strip() or None
         body = SendRequest.model_validate(fields)
-        await session.commit()  # the send path uses its own transactions
         _, created = await messages.queue_message(
             request.app.state.db, request.app.state.send_writer, principal, body
         )
         messages.announce(request.app.state.hub, principal.account_id, body, created)
     except (ValidationError, ApiError) as exc:
-        return await _conversations_page(
-            request, session, principal, conversation_id, _sentence(exc)
-        )
+        async with reading(request) as session:
+            return await _conversations_page(
+                request, session, principal, conversation_id, _sentence(exc)
+            )
     return RedirectResponse(f"/dashboard/conversations/{conversation_id}", status_code=303)
 
 

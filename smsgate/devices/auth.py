@@ -11,7 +11,7 @@ from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import logs
 from smsgate.kit.i18n import Text, t
-from smsgate.storage.db import DbSession
+from smsgate.storage.db import Database, DbSession
 
 
 def unauthorized(message: str | Text) -> ApiError:
@@ -33,3 +33,15 @@ async def current_device(request: Request, session: DbSession) -> Device:
 
 # a route's device, authenticated by its token
 DeviceAuth = Annotated[Device, Depends(current_device)]
+
+
+async def device_on_its_own(request: Request) -> Device:
+    """The caller's device, looked up (and marked seen) in a transaction of its own: for a route
+    that holds no request-wide session (the phone's reports, written in a batch's)."""
+    database: Database = request.app.state.db
+    async with database.transaction() as session:
+        return await current_device(request, session)
+
+
+# a route's device, for a route with no session of its own
+DeviceOnItsOwn = Annotated[Device, Depends(device_on_its_own)]

@@ -24,7 +24,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal_column,
     not_,
     or_,
     select,
@@ -45,6 +44,7 @@ from smsgate.kit.observe import DISPATCH_SECONDS
 from smsgate.kit.schema import storable
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
+    PROCESSING_ONLY,
     early_statuses_table,
     history_row,
     history_table,
@@ -54,11 +54,6 @@ from smsgate.messages.models import (
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database
 from smsgate.webhooks.events import NewEvent, emit, outbound_payload, outbound_type
-
-# "still processing", written as a literal: the partial index ix_messages_processing applies
-# where the query's own text says state = 'processing' (with a bound parameter, which could be
-# any state, a PostgreSQL generic plan, used after a statement's fifth run, could not use it)
-PROCESSING_ONLY = messages_table.c.state == literal_column("'processing'")
 
 MAX_PULL = 100
 EXPEDITED_PRIORITY = 100

@@ -18,6 +18,7 @@ from smsgate.kit import clock, phones
 from smsgate.kit.ids import is_id
 from smsgate.messages import attachments, states
 from smsgate.messages.models import (
+    PROCESSING_ONLY,
     created_between,
     history_table,
     messages_table,
@@ -264,3 +265,35 @@ async def recipients_of(session: AsyncSession, ids: Sequence[str]) -> Recipients
     for message_id, state, at in changes.all():
         history[message_id].append((state, at))
     return Recipients(by_message, history)
+
+
+# --- /metrics -------------------------------------------------------------------------------
+
+
+def queue_query() -> Select[Any]:
+    """The messages waiting for a phone, by claiming device: from the partial index of the
+    messages still processing (tests read its plan)."""
+    m = messages_table
+    return (
+        select(m.c.assigned_device_id, func.count(), func.min(m.c.created_at))
+        .where(PROCESSING_ONLY, m.c.acknowledged_at.is_(None))
+        .group_by(m.c.assigned_device_id)
+    )
+
+
+async def waiting_by_device(
+    session: AsyncSession,
+) -> list[tuple[str | None, int, datetime | None]]:
+    """(claiming device or None, how many wait, the oldest's created_at), every account's."""
+    rows = await session.execute(queue_query())
+    return [(device, count, oldest) for device, count, oldest in rows.all()]
+
+
+async def totals(session: AsyncSession) -> list[tuple[str, str, str, int]]:
+    """(direction, channel, state, count) of every message kept: a walk of the whole table,
+    for a caller that makes it seldom."""
+    m = messages_table
+    query = select(m.c.direction, m.c.channel, m.c.state, func.count()).group_by(
+        m.c.direction, m.c.channel, m.c.state
+    )
+    return [(d, c, s, n) for d, c, s, n in (await session.execute(query)).all()]

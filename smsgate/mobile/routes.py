@@ -24,7 +24,7 @@ from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import AppSettings
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
-from smsgate.devices.auth import DeviceAuth, unauthorized
+from smsgate.devices.auth import DeviceAuth, DeviceOnItsOwn, unauthorized
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -35,7 +35,7 @@ from smsgate.kit.schema import json_body, parse_json
 from smsgate.messages import dispatch, inbound
 from smsgate.mobile import bodies
 from smsgate.notify.hub import END_STREAM, Hub
-from smsgate.storage.db import DbSession, ReadSession, commit
+from smsgate.storage.db import DbSession, ReadSession
 
 router = api_router(prefix="/api/mobile/v1", tags=["mobile"])
 
@@ -161,11 +161,11 @@ async def pull_messages(
 
 @router.patch("/message", status_code=204, openapi_extra=bodies.REPORTS)
 @router.patch("/messages", status_code=204, include_in_schema=False)
-async def report_states(request: Request, device: MobileDevice, session: DbSession) -> Response:
+async def report_states(request: Request, device: DeviceOnItsOwn) -> Response:
+    """The reports are written in a batch's transaction (dispatch.ReportBatcher)."""
     body = await json_body(request)
     items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
     reports = dispatch.reports_of(device, items)
-    await commit(session)  # the device's look-up: the reports are written in a batch's transaction
     if reports:
         await request.app.state.reports.submit(reports)
     return Response(status_code=204)

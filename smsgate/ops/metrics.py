@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import Request, Response
 from prometheus_client import (
@@ -27,7 +26,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import Select, func, or_, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smsgate.errors import ApiError
@@ -35,11 +33,10 @@ from smsgate.kit import clock, observe
 from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import t
 from smsgate.kit.responses import api_router
-from smsgate.messages.dispatch import PROCESSING_ONLY
-from smsgate.messages.models import messages_table
+from smsgate.messages import queries
 from smsgate.notify.hub import Hub
 from smsgate.storage.db import Database
-from smsgate.webhooks.models import Delivery
+from smsgate.webhooks import service as webhooks
 
 router = api_router(include_in_schema=False)
 TOTALS_EVERY = 60.0
@@ -51,17 +48,6 @@ def _log_failure(task: asyncio.Task[None]) -> None:
     next scrape tries again)."""
     if not task.cancelled() and task.exception() is not None:
         log.error("counting the /metrics totals failed", exc_info=task.exception())
-
-
-def queue_query() -> Select[Any]:
-    """The messages waiting for a phone, by claiming device: from the partial index of the
-    messages still processing (tests read its plan)."""
-    m = messages_table
-    return (
-        select(m.c.assigned_device_id, func.count(), func.min(m.c.created_at))
-        .where(PROCESSING_ONLY, m.c.acknowledged_at.is_(None))
-        .group_by(m.c.assigned_device_id)
-    )
 
 
 class Metrics:
@@ -108,8 +94,7 @@ class Metrics:
                 labels=["device"],
             )
             now = clock.now()
-            rows = await session.execute(queue_query())
-            for device, count, first in rows.all():
+            for device, count, first in await queries.waiting_by_device(session):
                 label = device or "unclaimed"
                 depth.add_metric([label], count)
                 if first is not None:
@@ -120,16 +105,7 @@ class Metrics:
                 "smsgate_webhook_due",
                 "Webhook deliveries due now and not being sent (the workers' backlog)",
             )
-            backlog = await session.execute(
-                select(func.count())
-                .select_from(Delivery)
-                .where(
-                    Delivery.status == "pending",
-                    Delivery.next_attempt_at <= now,
-                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-                )
-            )
-            due.add_metric([], backlog.scalar_one())
+            due.add_metric([], await webhooks.due_count(session, now))
             families.append(due)
         connected = GaugeMetricFamily(
             "smsgate_connected_devices", "Phones holding an event stream open to this process"
@@ -153,29 +129,20 @@ class Metrics:
     async def count_totals(self) -> None:
         """Every message and webhook delivery ever kept, by state: a walk of both tables,
         which grows with them, so it is never made per scrape."""
-        m = messages_table
         async with self.database.reading() as session:
             by_state = GaugeMetricFamily(
                 "smsgate_messages",
                 "Messages by direction, channel and state (counted at most every minute)",
                 labels=["direction", "channel", "state"],
             )
-            rows = await session.execute(
-                select(m.c.direction, m.c.channel, m.c.state, func.count()).group_by(
-                    m.c.direction, m.c.channel, m.c.state
-                )
-            )
-            for direction, channel, state, count in rows.all():
+            for direction, channel, state, count in await queries.totals(session):
                 by_state.add_metric([direction, channel, state], count)
             deliveries = GaugeMetricFamily(
                 "smsgate_webhook_deliveries",
                 "Webhook deliveries by status (counted at most every minute)",
                 labels=["status"],
             )
-            rows = await session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
-            )
-            for status, count in rows.all():
+            for status, count in await webhooks.count_by_status(session):
                 deliveries.add_metric([status], count)
         self._totals = [by_state, deliveries]
         self._totals_at = time.monotonic()

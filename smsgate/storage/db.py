@@ -176,10 +176,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commit if the body returns, roll back if it raises."""
+        """One unit of work: commit if the body returns, roll back if it raises, except for an
+        ApiError raised with keep_changes (a failed login that must be counted), which commits
+        what was written before it (as the request edge does)."""
         async with self.sessions() as session:
             try:
                 yield session
+            except ApiError as exc:
+                if exc.keep_changes:
+                    await commit(session)
+                else:
+                    await session.rollback()
+                raise
             except BaseException as exc:
                 self.failed(exc)
                 await session.rollback()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import service as billing
@@ -198,6 +198,27 @@ async def delete_by_client_id(session: AsyncSession, account_id: str, hook_id: s
     hook = await find_by_client_id(session, account_id, hook_id)
     if hook is not None:
         await session.delete(hook)
+
+
+async def due_count(session: AsyncSession, now: datetime) -> int:
+    """Deliveries due now that no worker is sending (the workers' backlog), every account's."""
+    query = (
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.status == "pending",
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        )
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def count_by_status(session: AsyncSession) -> list[tuple[str, int]]:
+    """(status, count) of every delivery kept: a walk of the table, for a caller that makes it
+    seldom."""
+    query = select(Delivery.status, func.count()).group_by(Delivery.status)
+    return [(status, count) for status, count in (await session.execute(query)).all()]
 
 
 def secrets_of(hook: Webhook, settings: Settings) -> list[str]:

@@ -22,8 +22,7 @@ from smsgate.kit import clock
 from smsgate.kit.ids import new_id
 from smsgate.messages import dispatch
 from smsgate.messages.models import messages_table as m
-from smsgate.messages.queries import MessageFilter, by_state_query, messages_query
-from smsgate.ops.metrics import queue_query
+from smsgate.messages.queries import MessageFilter, by_state_query, messages_query, queue_query
 from smsgate.storage import migrate
 from smsgate.storage.db import Database
 from smsgate.worker.retention import old_messages
