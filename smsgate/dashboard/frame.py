@@ -30,6 +30,7 @@ from smsgate.kit import i18n
 from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import Text, t
 from smsgate.messages import states
+from smsgate.messages.schemas import template_with_body
 from smsgate.storage.db import Database, DbSession
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -250,3 +251,10 @@ def local_time(value: str, zone_name: str) -> str:
             t("scheduleAt: use a date and time like 2026-11-28T09:30"), field="scheduleAt"
         ) from exc
     return at.replace(tzinfo=preferences.zone(zone_name)).isoformat()
+
+
+def template_body(name: str, language: str, values: str) -> dict[str, Any]:
+    """The send's `template` from the form: its name, language (es_MX unless given) and the
+    body's variables, one a line."""
+    lines = [line.strip() for line in values.splitlines() if line.strip()]
+    return template_with_body(name.strip(), language.strip() or "es_MX", lines)
