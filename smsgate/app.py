@@ -32,7 +32,7 @@ from smsgate.kit.batching import Batcher
 from smsgate.kit.logs import RequestIds
 from smsgate.kit.logs import configure as configure_logs
 from smsgate.kit.responses import JSONResponse
-from smsgate.messages import dispatch
+from smsgate.messages import reports
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.sending.writer import SendWriter
 from smsgate.mobile.routes import router as mobile_router
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.send_writer = SendWriter(app.state.db)
     # phones' state reports, many requests' in one transaction
     app.state.reports = Batcher(
-        partial(dispatch.report_batch, app.state.db),
+        partial(reports.report_batch, app.state.db),
         "smsgate-reports",
         observe=observe.batch("reports"),
     )

@@ -34,7 +34,7 @@ from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router, serve_lean
 from smsgate.messages import queries, states
 from smsgate.messages import service as messages
-from smsgate.messages.dispatch import APP_STATES
+from smsgate.messages.reports import APP_STATES
 from smsgate.messages.schemas import Row, SendRequest
 from smsgate.notify.hub import AppHub
 from smsgate.storage.db import Database, DbSession, ReadSession

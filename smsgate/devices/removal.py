@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgate.conversations.models import Conversation
 from smsgate.devices import service
 from smsgate.devices.models import Device
-from smsgate.messages import dispatch, states
+from smsgate.messages import states, sweeps
 from smsgate.messages.models import messages_table
 from smsgate.notify.hub import END_STREAM, MESSAGE_ENQUEUED, Event, Hub, wake_after_commit
 
@@ -21,10 +21,8 @@ async def delete_device(session: AsyncSession, hub: Hub, account_id: str, device
     unknown id (or another account's) is a 404."""
     device = await service.get_device(session, account_id, device_id)
     m = messages_table
-    await dispatch.fail_messages(
-        session, m.c.device_id == device.id, "device_deleted", limit=10_000
-    )
-    await dispatch.unassign(session, device.id)
+    await sweeps.fail_messages(session, m.c.device_id == device.id, "device_deleted", limit=10_000)
+    await sweeps.unassign(session, device.id)
     await session.execute(delete(Device).where(Device.id == device.id))
     service.device_types.forget(device.id)
     wake_after_commit(session, hub, account_id, device.id, Event(END_STREAM))  # streams end

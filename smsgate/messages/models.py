@@ -66,7 +66,7 @@ class Message(IdMixin, CreatedMixin, TenantMixin, Base):
     sim_number: Mapped[int | None] = mapped_column(Integer, default=None)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    # a scheduled send: no device is handed it before then (messages/dispatch.py)
+    # a scheduled send: no device is handed it before then (messages/queue.py)
     schedule_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     with_delivery_report: Mapped[bool] = mapped_column(Boolean, default=True)
     is_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -32,7 +32,7 @@ from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json
-from smsgate.messages import dispatch, inbound
+from smsgate.messages import inbound, queue, reports
 from smsgate.mobile import bodies
 from smsgate.notify.hub import END_STREAM, Hub
 from smsgate.storage.db import DbSession, ReadSession
@@ -156,18 +156,18 @@ async def pull_messages(
     order = order.lower()
     if order not in ("lifo", "fifo"):
         raise ApiError(400, t('order: must be "lifo" or "fifo"'), "validation_error")
-    return JSONResponse(await dispatch.pull(session, device, order))
+    return JSONResponse(await queue.pull(session, device, order))
 
 
 @router.patch("/message", status_code=204, openapi_extra=bodies.REPORTS)
 @router.patch("/messages", status_code=204, include_in_schema=False)
 async def report_states(request: Request, device: DeviceOnItsOwn) -> Response:
-    """The reports are written in a batch's transaction (dispatch.ReportBatcher)."""
+    """The reports are written in a batch's transaction (reports.report_batch)."""
     body = await json_body(request)
     items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
-    reports = dispatch.reports_of(device, items)
-    if reports:
-        await request.app.state.reports.submit(reports)
+    given = reports.reports_of(device, items)
+    if given:
+        await request.app.state.reports.submit(given)
     return Response(status_code=204)
 
 

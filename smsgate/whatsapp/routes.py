@@ -17,7 +17,7 @@ from smsgate.kit.crypto import equal
 from smsgate.kit.i18n import t
 from smsgate.kit.responses import JSONResponse, api_router
 from smsgate.kit.schema import json_body, parse_json, storable
-from smsgate.messages import dispatch
+from smsgate.messages import reports
 from smsgate.notify.hub import AppHub
 from smsgate.storage.db import DbSession, ReadSession
 from smsgate.whatsapp import bodies, cloud, service
@@ -148,7 +148,7 @@ async def bridge_statuses(
         if item.get("state") not in ("Sent", "Delivered", "Failed"):
             continue
         error = item.get("error")
-        changed = await dispatch.provider_status(
+        changed = await reports.provider_status(
             session,
             device,
             provider_id[:128],

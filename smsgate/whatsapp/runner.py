@@ -22,7 +22,7 @@ from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.kit import clock
-from smsgate.messages import dispatch
+from smsgate.messages import queue, reports, sweeps
 from smsgate.notify.hub import Hub
 from smsgate.storage.db import Database
 from smsgate.whatsapp import cloud, lines, service
@@ -53,7 +53,7 @@ class DbLineQueue:
             if device is None or not (device.settings or {}).get("ready"):
                 return []
             await devices.mark_seen(session, device)
-            return await dispatch.pull(session, device, "fifo")
+            return await queue.pull(session, device, "fifo")
 
     async def acknowledge(self, message_id: str) -> None:
         await self.report(message_id, [], state="Processed")
@@ -67,7 +67,7 @@ class DbLineQueue:
         async with self.database.transaction() as session:
             device = await self._device(session)
             if device is not None:
-                await dispatch.report(session, device, [item])
+                await reports.report(session, device, [item])
 
 
 class CloudLineSender:
@@ -216,9 +216,9 @@ class CloudLines:
 async def fail_stalled(database: Database, older_than: timedelta) -> int:
     """Recipients a WhatsApp line acknowledged but never reported on (its loop died while
     sending) fail with `outcome_unknown` rather than being sent twice."""
-    return await dispatch.fail_all_stalled(
+    return await sweeps.fail_all_stalled(
         database,
-        dispatch.WHATSAPP_CHANNELS,
+        queue.WHATSAPP_CHANNELS,
         clock.now() - older_than,
         "outcome_unknown: the line stopped while sending; the message may or may not have "
         "arrived, check before sending it again",

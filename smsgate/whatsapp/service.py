@@ -23,7 +23,7 @@ from smsgate.kit import clock, phones
 from smsgate.kit.crypto import decrypt, encrypt
 from smsgate.kit.i18n import t
 from smsgate.kit.schema import Input
-from smsgate.messages import attachments, dispatch, inbound
+from smsgate.messages import attachments, inbound, reports, sweeps
 from smsgate.messages.models import created_between, messages_table, recipients_table
 from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub, wake_after_commit
 from smsgate.storage.db import Database
@@ -171,7 +171,7 @@ async def report_session(
             await devices.emit_presence(session, device)
     if state in ("disconnected", "logged_out"):
         # what the line took but had not started on goes back: another line may send it
-        await dispatch.unassign(session, device.id)
+        await sweeps.unassign(session, device.id)
         wake_after_commit(session, hub, device.account_id, None, Event(MESSAGE_ENQUEUED))
     return devices.line_out(device)
 
@@ -239,7 +239,7 @@ async def receive_cloud_webhook(
                 files.append(PendingMedia(line.account_id, line.id, message_id, message.media))
             counts["messages"] += 1
         for status in cloud.statuses_of(value):
-            await dispatch.provider_status(
+            await reports.provider_status(
                 session, line, status.provider_id, status.state, status.error, status.at
             )
             counts["statuses"] += 1

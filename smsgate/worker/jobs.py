@@ -17,7 +17,7 @@ from smsgate.campaigns import service as campaigns
 from smsgate.config import Settings
 from smsgate.devices import service as devices
 from smsgate.kit import clock, observe
-from smsgate.messages import dispatch, states
+from smsgate.messages import queue, reports, states, sweeps
 from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
 from smsgate.storage import idempotency
 from smsgate.storage.db import Database
@@ -39,9 +39,9 @@ async def _stalled_phones(database: Database, hub: Hub, seconds: int) -> None:
     """Messages phones took and never reported on: back to the queue for accounts that chose
     so (`rerouteStalled`), their recipients failed with `device_timeout` for everyone else."""
     cutoff = clock.now() - timedelta(seconds=seconds)
-    for account_id in await dispatch.reroute_all_stalled(database, cutoff):
+    for account_id in await sweeps.reroute_all_stalled(database, cutoff):
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
-    await dispatch.fail_all_stalled(database, dispatch.ANDROID_CHANNELS, cutoff, PHONE_STALLED)
+    await sweeps.fail_all_stalled(database, queue.ANDROID_CHANNELS, cutoff, PHONE_STALLED)
 
 
 SCHEDULED_LOOKBACK = timedelta(days=1)  # a process starting wakes for what fell due meanwhile
@@ -53,7 +53,7 @@ async def _wake_for_scheduled(app: FastAPI, database: Database, hub: Hub) -> Non
     now = clock.now()
     after = getattr(app.state, "scheduled_checked_at", None) or now - SCHEDULED_LOOKBACK
     async with database.reading() as session:
-        due = await dispatch.scheduled_due(session, after, now)
+        due = await sweeps.scheduled_due(session, after, now)
     app.state.scheduled_checked_at = now
     for account_id in due:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
@@ -76,7 +76,7 @@ async def run_jobs(app: FastAPI) -> None:
     window = timedelta(seconds=settings.device_offline_after_seconds)
 
     async with _timed("expire"), database.transaction() as session:
-        await dispatch.expire_messages(session)
+        await sweeps.expire_messages(session)
     async with _timed("presence"):
         await devices.touch_connected(database, hub.connected())
     async with _timed("offline"), database.transaction() as session:
@@ -87,9 +87,9 @@ async def run_jobs(app: FastAPI) -> None:
         async with _timed("phone_stalled"):
             await _stalled_phones(database, hub, settings.device_stalled_after_seconds)
     async with _timed("early_statuses"), database.transaction() as session:
-        await dispatch.apply_early_statuses(session)
+        await reports.apply_early_statuses(session)
     async with _timed("release"), database.transaction() as session:
-        woken = await dispatch.release_unacknowledged(session, window)
+        woken = await sweeps.release_unacknowledged(session, window)
     for account_id in woken:
         hub.publish(account_id, None, Event(MESSAGE_ENQUEUED))
     async with _timed("scheduled"):

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from smsgate.kit import clock
-from smsgate.messages import dispatch, states
+from smsgate.messages import queue, states, sweeps
 from smsgate.worker.jobs import run_jobs
 from tests.factories import pair_phone, send
 
@@ -278,10 +278,10 @@ async def test_stalled_messages_are_failed_in_passes_until_none_is_left(make_use
         await phone.report(message_id, "Processed", [("+5215555555555", "Processed", None)])
     cutoff = clock.now() + timedelta(seconds=1)
     error = f"{states.DEVICE_TIMEOUT}: test"
-    channels = dispatch.ANDROID_CHANNELS
-    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 4
-    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 1
-    assert await dispatch.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 0
+    channels = queue.ANDROID_CHANNELS
+    assert await sweeps.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 4
+    assert await sweeps.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 1
+    assert await sweeps.fail_all_stalled(app.state.db, channels, cutoff, error, 2, 2) == 0
     for message_id in ids:
         got = (await user.client.get(f"/api/v1/messages/{message_id}", headers=user.auth)).json()
         assert got["state"] == "failed" and got["error"] == error
@@ -402,9 +402,9 @@ async def test_failing_stalled_messages_spares_those_an_account_wants_rerouted(
     await phone.report(msg, "Processed", [("+5215555555555", "Processed", None)])
     cutoff = clock.now() + timedelta(seconds=1)
     error = f"{states.DEVICE_TIMEOUT}: test"
-    db, channels = app.state.db, dispatch.ANDROID_CHANNELS
-    assert await dispatch.fail_all_stalled(db, channels, cutoff, error) == 0
+    db, channels = app.state.db, queue.ANDROID_CHANNELS
+    assert await sweeps.fail_all_stalled(db, channels, cutoff, error) == 0
     got = (await user.client.get(f"/api/v1/messages/{msg}", headers=user.auth)).json()
     assert got["state"] == "processing"
-    assert await dispatch.reroute_all_stalled(db, cutoff) == {user.account_id}
+    assert await sweeps.reroute_all_stalled(db, cutoff) == {user.account_id}
     assert [m["id"] for m in await phone.pull()] == [msg]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from smsgate.messages import states
-from smsgate.messages.dispatch import Report, apply_reports
+from smsgate.messages.reports import Report, apply_reports
 from smsgate.webhooks.delivery import deliver_due
 from smsgate.webhooks.events import events_table
 from tests.factories import pair_phone, send

@@ -20,7 +20,7 @@ from smsgate.config import Settings
 from smsgate.conversations.service import list_query, thread_query
 from smsgate.kit import clock
 from smsgate.kit.ids import new_id
-from smsgate.messages import dispatch
+from smsgate.messages import sweeps
 from smsgate.messages.models import messages_table as m
 from smsgate.messages.queries import MessageFilter, by_state_query, messages_query, queue_query
 from smsgate.storage import migrate
@@ -122,11 +122,11 @@ CASES: dict[str, tuple[Callable[[str, Filled], Select], str]] = {
     ),
     # the periodic jobs: only the messages still processing
     "expired": (
-        lambda a, f: dispatch.unacknowledged(m.c.valid_until < clock.now(), 500),
+        lambda a, f: sweeps.unacknowledged(m.c.valid_until < clock.now(), 500),
         "ix_messages_processing|ix_messages_queue .*state=",
     ),
     "stalled": (
-        lambda a, f: select(m.c.id).where(dispatch._stalled(("sms",), clock.now())).limit(100),
+        lambda a, f: select(m.c.id).where(sweeps._stalled(("sms",), clock.now())).limit(100),
         "ix_messages_processing",
     ),
     # retention's walk: the next batch of old messages, in id order

@@ -93,7 +93,7 @@ class SendWriter:
         (the line is known). The writer process joins those it wrote, after their commit; this
         joins those it could not, all of a batch in one transaction. The messages are committed
         already: if this fails they are answered all the same, and join their threads when the
-        phone takes them (messages/dispatch.py)."""
+        phone takes them (messages/queue.py)."""
         by_device = threads.joinings(
             (result.row, result.recipients)
             for result in results
