@@ -27,6 +27,7 @@ from smsgate.dashboard.frame import (
     viewer as _viewer,
 )
 from smsgate.dashboard.i18n import language, translator
+from smsgate.devices import pairing as pairings
 from smsgate.devices import removal
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
@@ -75,10 +76,10 @@ async def add_device(
     pairing = None
     error = None
     try:
-        _, issued = await devices.create_android(
+        _, issued = await pairings.create_android(
             session, principal.account_id, name.strip() or "Android", settings
         )
-        pairing = devices.pairing_out(issued)
+        pairing = pairings.pairing_out(issued)
     except ApiError as exc:
         error = _sentence(exc)
     found = await devices.list_devices(session, principal.account_id)
@@ -202,7 +203,7 @@ async def add_whatsapp_line(
             devices=[devices.device_out(d) for d in found],
             whatsapp_error=message,
         )
-    pairing = devices.pairing_out(issued) if issued else None
+    pairing = pairings.pairing_out(issued) if issued else None
     return await _device_page(request, session, principal, device.id, pairing=pairing)
 
 
@@ -231,8 +232,8 @@ async def new_pairing_form(
     settings: AppSettings,
 ) -> Response:
     device = await devices.get_device(session, principal.account_id, device_id)
-    devices.require_pairable(device)
-    pairing = devices.pairing_out(devices.issue_pairing(device, settings))
+    pairings.require_pairable(device)
+    pairing = pairings.pairing_out(pairings.issue_pairing(device, settings))
     await session.flush()
     return await _device_page(request, session, principal, device_id, pairing=pairing)
 

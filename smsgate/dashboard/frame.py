@@ -24,7 +24,7 @@ from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import SESSION_COOKIE, rate_limit
 from smsgate.accounts.service import Principal
 from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translator
-from smsgate.devices import service as devices
+from smsgate.devices import pairing as pairings
 from smsgate.errors import ApiError, bad_request, describe_validation_error, with_field
 from smsgate.kit import i18n
 from smsgate.kit.crypto import equal
@@ -92,7 +92,7 @@ def page(
         context.setdefault("flash", translator(lang)[DONE[done]])
     if context.get("pairing"):  # say so when a real phone cannot reach the address it shows
         public_url = request.app.state.settings.public_url
-        context["reach"] = devices.phone_reachability(public_url)
+        context["reach"] = pairings.phone_reachability(public_url)
     # the language switch keeps the page's own query (a filter, a page of results)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     switch = {code: "?" + urlencode([*kept, ("lang", code)]) for code in LANGUAGES}

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from smsgate.devices import presence
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError
@@ -25,7 +26,7 @@ async def current_device(request: Request, session: DbSession) -> Device:
     device = await devices.device_by_token(session, token.strip())
     if device is None:
         raise unauthorized(t("unknown or revoked device token; register the device again"))
-    await devices.mark_seen(session, device)
+    await presence.mark_seen(session, device)
     logs.account_id.set(device.account_id)
     logs.device_id.set(device.id)
     return device

@@ -8,6 +8,7 @@ from fastapi import Query, Request
 from pydantic import ConfigDict, Field
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
+from smsgate.devices import pairing as pairings
 from smsgate.devices import removal, service
 from smsgate.devices import settings as device_settings
 from smsgate.kit.responses import api_router
@@ -40,10 +41,10 @@ async def list_devices(
 async def create_android(
     body: AndroidIn, principal: DevicesScope, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
-    device, pairing = await service.create_android(
+    device, pairing = await pairings.create_android(
         session, principal.account_id, body.name.strip(), settings
     )
-    return {**service.device_out(device), "pairing": service.pairing_out(pairing)}
+    return {**service.device_out(device), "pairing": pairings.pairing_out(pairing)}
 
 
 @router.get("/api/devices/{device_id}")
@@ -60,8 +61,8 @@ async def new_pairing(
 ) -> dict[str, Any]:
     """Fresh pairing details; earlier ones stop working. Pairing again replaces the phone."""
     device = await service.get_device(session, principal.account_id, device_id)
-    service.require_pairable(device)
-    return service.pairing_out(service.issue_pairing(device, settings))
+    pairings.require_pairable(device)
+    return pairings.pairing_out(pairings.issue_pairing(device, settings))
 
 
 @router.get("/api/devices/{device_id}/settings")

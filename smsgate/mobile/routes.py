@@ -22,6 +22,8 @@ from fastapi.responses import StreamingResponse
 
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import AppSettings
+from smsgate.devices import pairing as pairings
+from smsgate.devices import presence
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.auth import DeviceAuth, DeviceOnItsOwn, unauthorized
@@ -79,7 +81,7 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
         bool(shared) and kind == "bearer" and equal(credential, shared)
     )
     if settings.mobile_open_registration and anonymous:
-        device, token, login, password = await devices.register_anonymous(
+        device, token, login, password = await pairings.register_anonymous(
             session, body, agent, settings
         )
         return JSONResponse(
@@ -87,7 +89,7 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
             status_code=201,
         )
     if kind in ("bearer", "code") and credential:
-        result = await devices.pair(
+        result = await pairings.pair(
             session, kind, credential, body, agent, _client(request), settings
         )
     elif kind == "basic" and credential:
@@ -95,7 +97,7 @@ async def register(request: Request, session: DbSession, settings: AppSettings) 
         account = await accounts.login(
             session, email=email, password=password, client=_client(request), settings=settings
         )
-        result = await devices.add_registered_device(session, account.id, body, agent, settings)
+        result = await pairings.add_registered_device(session, account.id, body, agent, settings)
     else:
         raise unauthorized(
             t(
@@ -129,7 +131,7 @@ async def update_device(request: Request, device: MobileDevice) -> Response:
         raise ApiError(400, t("request body must be a JSON object"), "validation_error")
     if body.get("id") not in (None, device.id):
         raise ApiError(403, t("this token belongs to another device"), "forbidden")
-    devices.apply_declared(device, body, request.headers.get("user-agent"), registering=False)
+    pairings.apply_declared(device, body, request.headers.get("user-agent"), registering=False)
     return Response(status_code=204)
 
 
@@ -247,7 +249,7 @@ async def ingest(
     if skew > SIGNATURE_TOLERANCE_SECONDS:
         raise ApiError(401, t("X-Timestamp is too far from now"), "bad_signature")
     envelope = parse_json(raw)
-    await devices.mark_seen(session, device)
+    await presence.mark_seen(session, device)
     if isinstance(envelope, dict):
         await inbound.from_app_webhook(session, device, envelope, settings)
     return Response(status_code=204)
@@ -299,7 +301,7 @@ async def login_code(request: Request, session: DbSession, settings: AppSettings
     account = await accounts.login(
         session, email=email, password=password, client=_client(request), settings=settings
     )
-    code, expires = await devices.issue_login_code(session, account.id)
+    code, expires = await pairings.issue_login_code(session, account.id)
     return {"code": code, "validUntil": clock.iso(expires)}
 
 

@@ -9,6 +9,7 @@ from fastapi import BackgroundTasks, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from smsgate.accounts.auth import AppSettings, DevicesScope
+from smsgate.devices import pairing as pairings
 from smsgate.devices import service as devices
 from smsgate.devices.auth import DeviceAuth
 from smsgate.devices.models import Device
@@ -34,7 +35,7 @@ async def create_line(
     device, pairing = await service.create_line(session, principal.account_id, body, settings)
     out = devices.device_out(device, settings.public_url)
     if pairing is not None:
-        out["pairing"] = devices.pairing_out(pairing)
+        out["pairing"] = pairings.pairing_out(pairing)
     return out
 
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from smsgate.config import Settings
-from smsgate.devices import service as devices
+from smsgate.devices import presence
 from smsgate.devices.models import Device
 from smsgate.kit import clock
 from smsgate.messages import queue, reports, sweeps
@@ -52,7 +52,7 @@ class DbLineQueue:
             device = await self._device(session)
             if device is None or not (device.settings or {}).get("ready"):
                 return []
-            await devices.mark_seen(session, device)
+            await presence.mark_seen(session, device)
             return await queue.pull(session, device, "fifo")
 
     async def acknowledge(self, message_id: str) -> None:

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import service as billing
 from smsgate.config import Settings
+from smsgate.devices import pairing as pairings
+from smsgate.devices import presence
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.errors import ApiError, bad_request
@@ -84,7 +86,7 @@ def set_credentials(device: Device, patch: CloudCredentials, settings: Settings)
 
 async def create_line(
     session: AsyncSession, account_id: str, body: WhatsAppIn, settings: Settings
-) -> tuple[Device, devices.Pairing | None]:
+) -> tuple[Device, pairings.Pairing | None]:
     await billing.ensure_room(session, account_id, "devices", settings)
     device = Device(
         account_id=account_id,
@@ -104,7 +106,7 @@ async def create_line(
                 field="provider",
             )
         device.link = {"state": "pairing", "qr": None, "at": clock.iso(clock.now())}
-        pairing = devices.issue_pairing(device, settings)
+        pairing = pairings.issue_pairing(device, settings)
     session.add(device)
     await session.flush()
     devices.log(session, device, "created", f"WhatsApp {body.provider} line created")
@@ -168,7 +170,7 @@ async def report_session(
     if status != device.status:
         device.status = status
         if status != "pending":
-            await devices.emit_presence(session, device)
+            await presence.emit_presence(session, device)
     if state in ("disconnected", "logged_out"):
         # what the line took but had not started on goes back: another line may send it
         await sweeps.unassign(session, device.id)
@@ -221,7 +223,7 @@ async def receive_cloud_webhook(
         line = await _route(session, device, cloud.phone_number_id(value), settings)
         if line is None:
             continue
-        await devices.mark_seen(session, line)
+        await presence.mark_seen(session, line)
         for message in cloud.inbound_of(value):
             message_id = await inbound.record(
                 session,

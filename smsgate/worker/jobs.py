@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from smsgate.accounts import service as accounts
 from smsgate.campaigns import service as campaigns
 from smsgate.config import Settings
-from smsgate.devices import service as devices
+from smsgate.devices import presence
 from smsgate.kit import clock, observe
 from smsgate.messages import queue, reports, states, sweeps
 from smsgate.notify.hub import MESSAGE_ENQUEUED, Event, Hub
@@ -78,9 +78,9 @@ async def run_jobs(app: FastAPI) -> None:
     async with _timed("expire"), database.transaction() as session:
         await sweeps.expire_messages(session)
     async with _timed("presence"):
-        await devices.touch_connected(database, hub.connected())
+        await presence.touch_connected(database, hub.connected())
     async with _timed("offline"), database.transaction() as session:
-        await devices.mark_stale_offline(session, window, hub.connected())
+        await presence.mark_stale_offline(session, window, hub.connected())
     async with _timed("whatsapp_stalled"):
         await fail_stalled(database, timedelta(seconds=settings.whatsapp_stalled_after_seconds))
     if settings.device_stalled_after_seconds:
@@ -124,7 +124,7 @@ async def keep_streams_seen(
     hub: Hub = app.state.hub
     while stopping is None or not stopping.is_set():
         try:
-            await devices.touch_connected(database, hub.connected())
+            await presence.touch_connected(database, hub.connected())
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -540,7 +540,7 @@ async def test_a_login_form_posted_from_another_site_is_refused(app, make_user) 
 async def test_pairing_says_when_a_phone_cannot_reach_the_server(app) -> None:
     """The add-phone page showed http://127.0.0.1:8000 as the server address without a word;
     a pending phone had no way to see or renew its pairing."""
-    from smsgate.devices.service import phone_reachability
+    from smsgate.devices.pairing import phone_reachability
 
     assert phone_reachability("http://127.0.0.1:8000") == "loopback"
     assert phone_reachability("https://localhost") == "loopback"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from smsgate.agents.phone import MobileError
-from smsgate.devices.service import PAIRING_CODE_LENGTH
+from smsgate.devices.pairing import PAIRING_CODE_LENGTH
 from smsgate.kit import clock
 from tests.factories import BASE_URL, PASSWORD, pair_phone
 
