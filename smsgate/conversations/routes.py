@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.service import get_account
-from smsgate.conversations import contacts, service
+from smsgate.conversations import contacts, optouts, service
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones, sheets
 from smsgate.kit.i18n import t
@@ -203,8 +203,8 @@ async def list_opt_outs(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    page, next_cursor = await service.list_opt_outs(session, principal.account_id, limit, cursor)
-    return {"data": [service.opt_out_out(e) for e in page], "nextCursor": next_cursor}
+    page, next_cursor = await optouts.list_opt_outs(session, principal.account_id, limit, cursor)
+    return {"data": [optouts.opt_out_out(e) for e in page], "nextCursor": next_cursor}
 
 
 def _number(raw: str, region: str) -> str:
@@ -219,7 +219,7 @@ def _number(raw: str, region: str) -> str:
 @router.post("/api/opt-outs", status_code=201)
 async def add_opt_out(body: OptOutIn, principal: SendScope, session: DbSession) -> dict[str, Any]:
     number = _number(body.phone_number, principal.region)
-    await service.add_opt_out(session, principal.account_id, number, "api", None)
+    await optouts.add_opt_out(session, principal.account_id, number, "api", None)
     return {"phoneNumber": number, "optedOut": True}
 
 
@@ -228,7 +228,7 @@ async def remove_opt_out(
     phone_number: str, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
     number = _number(phone_number, principal.region)
-    if not await service.remove_opt_out(session, principal.account_id, number):
+    if not await optouts.remove_opt_out(session, principal.account_id, number):
         raise bad_request(
             t("{number} is not on the opt-out list", number=number), "not_found", "phoneNumber"
         )

@@ -15,8 +15,7 @@ from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
 from smsgate.campaigns import service as campaigns
 from smsgate.campaigns import templates as campaign_templates
-from smsgate.conversations import contacts
-from smsgate.conversations import service as conversations
+from smsgate.conversations import contacts, optouts
 from smsgate.dashboard.frame import Poster, SendingPoster, reading
 from smsgate.dashboard.frame import fragment as _fragment
 from smsgate.dashboard.frame import local_time as _local_time
@@ -325,7 +324,7 @@ async def _opt_outs_view(
     error: str | Text | None = None,
     number: str = "",
 ) -> HTMLResponse:
-    found, _ = await conversations.list_opt_outs(session, principal.account_id, 100, None)
+    found, _ = await optouts.list_opt_outs(session, principal.account_id, 100, None)
     return _page(
         request,
         "opt_outs.html",
@@ -333,7 +332,7 @@ async def _opt_outs_view(
         status=400 if error else 200,
         page="conversations",
         title="Opt-outs",
-        opt_outs=[conversations.opt_out_out(o) for o in found],
+        opt_outs=[optouts.opt_out_out(o) for o in found],
         error=error,
         number=number,
     )
@@ -366,7 +365,7 @@ async def opt_out_add(
         return await _opt_outs_view(
             request, session, principal, error=_sentence(exc), number=number
         )
-    await conversations.add_opt_out(session, principal.account_id, normalized, "api", None)
+    await optouts.add_opt_out(session, principal.account_id, normalized, "api", None)
     return RedirectResponse("/dashboard/opt-outs?done=opt_out_added", status_code=303)
 
 
@@ -381,5 +380,5 @@ async def opt_out_remove(
         normalized = _form_number(number, principal.region)
     except ApiError as exc:
         return await _opt_outs_view(request, session, principal, error=_sentence(exc))
-    await conversations.remove_opt_out(session, principal.account_id, normalized)
+    await optouts.remove_opt_out(session, principal.account_id, normalized)
     return RedirectResponse("/dashboard/opt-outs?done=opt_out_removed", status_code=303)

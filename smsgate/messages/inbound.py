@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.billing import usage
 from smsgate.config import Settings
-from smsgate.conversations import service as conversations
+from smsgate.conversations import joining, optouts
 from smsgate.devices.models import Device
 from smsgate.errors import bad_request
 from smsgate.kit import clock, phones
@@ -92,11 +92,11 @@ async def record(
             updated_at=now,
         )
     )
-    await conversations.join(
+    await joining.join(
         session,
         device.id,
         [
-            conversations.Joining(
+            joining.Joining(
                 recipient_id=recipient_id,
                 account_id=device.account_id,
                 contact=number[:512],
@@ -111,7 +111,7 @@ async def record(
         ],
     )
     if channel == "sms" and settings is not None:
-        await conversations.apply_keywords(session, device.account_id, number, content, settings)
+        await optouts.apply_keywords(session, device.account_id, number, content, settings)
     received = history_row(
         device.account_id,
         message_id,

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgate.conversations import service as conversations
+from smsgate.conversations import joining
 from smsgate.devices import service as devices
 from smsgate.devices import settings as device_settings
 from smsgate.devices.models import Device
@@ -228,7 +228,7 @@ async def _claim(
     )
     if not taken:
         return []
-    await conversations.join_outbound(session, taken, device.id)
+    await joining.join_outbound(session, taken, device.id)
     rows: list[Row] = list(
         (await session.execute(select(m).where(m.c.id.in_(list(taken))))).mappings()
     )

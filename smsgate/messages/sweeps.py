@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgate.accounts.models import Account
 from smsgate.accounts.preferences import REROUTE_STALLED
-from smsgate.conversations import service as conversations
+from smsgate.conversations import joining
 from smsgate.devices import service as devices
 from smsgate.devices.models import Device
 from smsgate.kit import clock
@@ -284,7 +284,7 @@ async def reroute_stalled(
             ],
         )
         # the recipients not yet sent leave the silent phone's threads for the next phone's
-        await conversations.leave(session, [message_id for _, message_id, _ in done])
+        await joining.leave(session, [message_id for _, message_id, _ in done])
     for account_id, message_id, device_id in done:
         devices.log_for(
             session,

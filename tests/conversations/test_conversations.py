@@ -154,7 +154,7 @@ async def test_a_received_message_s_numbers_out_of_range_are_400_and_store_nothi
 async def test_one_join_takes_its_messages_in_order(make_user, app) -> None:
     """conversations.join given several recipients of one line at once ends as if they came
     one at a time: a thread it starts with no SIM is adopted by a later message's SIM."""
-    from smsgate.conversations import service as conversations
+    from smsgate.conversations import joining as conversations
 
     user = await make_user()
     phone = await pair_phone(user)

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from smsgate.conversations import service
+from smsgate.conversations import joining
 from smsgate.messages.models import messages_table, recipients_table
 from tests.factories import pair_phone, send
 
@@ -34,7 +34,7 @@ async def test_a_thread_made_meanwhile_by_another_transaction_is_joined_and_upda
     assert sent.status_code == 202, sent.text
     message_id = sent.json()["id"]
 
-    looked_up = service._threads
+    looked_up = joining._threads
     calls = 0
 
     async def first_sees_nothing(*args: Any) -> Any:
@@ -42,11 +42,11 @@ async def test_a_thread_made_meanwhile_by_another_transaction_is_joined_and_upda
         calls += 1
         return {} if calls == 1 else await looked_up(*args)
 
-    monkeypatch.setattr(service, "_threads", first_sees_nothing)
+    monkeypatch.setattr(joining, "_threads", first_sees_nothing)
     database = app.state.db
     async with database.transaction() as session:
-        joinings = await service.outbound_joinings(session, [message_id])
-        chosen = await service.join(session, phone.device_id, joinings)
+        joinings = await joining.outbound_joinings(session, [message_id])
+        chosen = await joining.join(session, phone.device_id, joinings)
     assert calls == 2  # the insert met the thread that exists, which was then looked up
     assert set(chosen.values()) == {existing["id"]}
 

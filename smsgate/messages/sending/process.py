@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from smsgate.config import Settings
-from smsgate.conversations.service import Joining
+from smsgate.conversations.joining import Joining
 from smsgate.messages.sending import batch as batches
 from smsgate.messages.sending import threads
 from smsgate.messages.sending.batch import Done
@@ -277,7 +277,7 @@ def serve(connection: Connection, config: Config) -> None:
 
 class Joiner:
     """The writer process joins the threads of the pinned messages it has just committed, in a
-    transaction of its own on a SQLAlchemy connection of its own (conversations.join, as
+    transaction of its own on a SQLAlchemy connection of its own (conversations.joining.join, as
     everywhere else), before it answers: in the API process the join cost more of the event
     loop than the rest of a send. A failure is reported in the answer, and the API process
     then joins those messages itself (SendWriter._join_threads)."""

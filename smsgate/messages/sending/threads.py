@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from smsgate.conversations import service as conversations
-from smsgate.conversations.service import Joining
+from smsgate.conversations import joining
+from smsgate.conversations.joining import Joining
 from smsgate.messages.schemas import Row
 from smsgate.storage.db import Database
 
@@ -19,7 +19,7 @@ def joinings(stored: Iterable[tuple[Row, Sequence[Row]]]) -> dict[str, list[Join
         if not message["device_id"]:
             continue
         by_device.setdefault(message["device_id"], []).extend(
-            conversations.sent(
+            joining.sent(
                 recipient_id=recipient["id"],
                 phone_number=recipient["phone_number"],
                 message_id=message["id"],
@@ -38,5 +38,5 @@ def joinings(stored: Iterable[tuple[Row, Sequence[Row]]]) -> dict[str, list[Join
 async def join(database: Database, by_device: dict[str, list[Joining]]) -> None:
     """Join them (`joinings`' answer), all in one transaction."""
     async with database.transaction() as session:
-        for device_id, joining in by_device.items():
-            await conversations.join(session, device_id, joining)
+        for device_id, found in by_device.items():
+            await joining.join(session, device_id, found)
