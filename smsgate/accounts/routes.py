@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from smsgate.accounts import schemas, scopes, service
+from smsgate.accounts import access, schemas, scopes, service
 from smsgate.accounts.auth import (
     SESSION_COOKIE,
     AppSettings,
@@ -152,7 +152,7 @@ async def issue_token(
 ) -> dict[str, Any]:
     body = body or schemas.TokenIn()
     account = await service.get_account(session, principal.account_id)
-    pair = await service.issue_tokens(
+    pair = await access.issue_tokens(
         session, account, settings, chosen=scopes.parse(body.scopes), ttl=body.ttl
     )
     return schemas.token_pair_out(pair)
@@ -162,7 +162,7 @@ async def issue_token(
 async def refresh_token(
     body: schemas.RefreshIn, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
-    pair = await service.refresh_tokens(session, body.refresh_token, settings)
+    pair = await access.refresh_tokens(session, body.refresh_token, settings)
     return schemas.token_pair_out(pair)
 
 
@@ -170,13 +170,13 @@ async def refresh_token(
 async def revoke_token(
     body: schemas.RevokeIn, principal: KeysScope, session: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
-    await service.revoke_token(session, principal, body.token, settings)
+    await access.revoke_token(session, principal, body.token, settings)
     return {"revoked": True}
 
 
 @router.get("/api/auth/tokens")
 async def list_tokens(principal: KeysScope, session: ReadSession) -> dict[str, Any]:
-    families = await service.list_token_families(session, principal.account_id)
+    families = await access.list_token_families(session, principal.account_id)
     return {"data": [schemas.token_family_out(f) for f in families], "nextCursor": None}
 
 
@@ -184,5 +184,5 @@ async def list_tokens(principal: KeysScope, session: ReadSession) -> dict[str, A
 async def revoke_token_by_id(
     token_id: str, principal: KeysScope, session: DbSession
 ) -> dict[str, Any]:
-    await service.revoke_family_by_id(session, principal.account_id, token_id)
+    await access.revoke_family_by_id(session, principal.account_id, token_id)
     return {"id": token_id, "revoked": True}

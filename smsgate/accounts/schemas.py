@@ -9,8 +9,8 @@ from pydantic.config import JsonDict
 
 from smsgate.accounts import passwords
 from smsgate.accounts import scopes as scope_names
+from smsgate.accounts.access import TokenFamily, TokenPair
 from smsgate.accounts.models import Account, ApiKey
-from smsgate.accounts.service import TokenFamily, TokenPair
 from smsgate.kit.clock import iso
 from smsgate.kit.schema import Input
 

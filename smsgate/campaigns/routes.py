@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from smsgate.accounts.auth import ReadMessagesScope, SendScope
 from smsgate.accounts.service import Principal
-from smsgate.campaigns import service, templates
+from smsgate.campaigns import rows, service, templates
 from smsgate.errors import ApiError, bad_request, not_found
 from smsgate.kit import clock, sheets
 from smsgate.kit.i18n import t
@@ -169,7 +169,7 @@ async def _rows(request: Request, principal: Principal, recipients: Any, tag: st
         raise _no_rows()
     if tag is not None:
         async with request.app.state.db.reading() as session:
-            return await service.tag_rows(session, principal.account_id, tag)
+            return await rows.tag_rows(session, principal.account_id, tag)
     if not recipients:
         raise bad_request(t("recipients: give at least one row"), field="recipients")
     return sheets.from_items(recipients)
@@ -178,7 +178,7 @@ async def _rows(request: Request, principal: Principal, recipients: Any, tag: st
 _FORM_FIELDS = ("name", "message", "templateId", "scheduleAt", "deviceIds", "channel", "draft")
 
 
-def _form_spec(fields: dict[str, str]) -> service.Spec:
+def _form_spec(fields: dict[str, str]) -> rows.Spec:
     """A campaign's fields as a form sends them (every value a string)."""
     raw: dict[str, Any] = {k: v for k, v in fields.items() if k in _FORM_FIELDS}
     if "deviceIds" in raw:
@@ -188,8 +188,8 @@ def _form_spec(fields: dict[str, str]) -> service.Spec:
     return _spec(parse(CampaignIn, {**raw, "recipients": []}))
 
 
-def _spec(body: CampaignIn) -> service.Spec:
-    return service.Spec(
+def _spec(body: CampaignIn) -> rows.Spec:
+    return rows.Spec(
         name=body.name,
         text=body.message,
         template_id=body.template_id,

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from smsgate.accounts import access
 from smsgate.accounts import service as accounts
 from smsgate.accounts.auth import AppSettings
 from smsgate.compat import bodies
@@ -19,7 +20,7 @@ from smsgate.storage.db import DbSession
 router = api_router(prefix=PREFIX, tags=["compat"])
 
 
-def _token_out(pair: accounts.TokenPair) -> dict[str, Any]:
+def _token_out(pair: access.TokenPair) -> dict[str, Any]:
     """Both spellings: the reference and client-go read snake_case, the PyPI client camelCase."""
     expires = clock.iso(pair.expires_at)
     return {
@@ -55,7 +56,7 @@ async def issue_token(
     ttl = body.get("ttl") if isinstance(body.get("ttl"), int) else 0
     ttl = min(max(ttl, 60), settings.access_token_ttl_seconds) if ttl else None
     account = await accounts.get_account(session, principal.account_id)
-    pair = await accounts.issue_tokens(session, account, settings, chosen=chosen, ttl=ttl)
+    pair = await access.issue_tokens(session, account, settings, chosen=chosen, ttl=ttl)
     return _token_out(pair)
 
 
@@ -67,7 +68,7 @@ async def refresh_token(
     scheme, _, raw = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise ApiError(401, t("send the refresh token as Authorization: Bearer"), "unauthorized")
-    pair = await accounts.refresh_tokens(session, raw.strip(), settings)
+    pair = await access.refresh_tokens(session, raw.strip(), settings)
     return _token_out(pair)
 
 
@@ -75,7 +76,7 @@ async def refresh_token(
 async def revoke_token(token_id: str, principal: Caller, session: DbSession) -> Response:
     need(principal, "tokens:manage")
     try:
-        await accounts.revoke_family_by_id(session, principal.account_id, token_id)
+        await access.revoke_family_by_id(session, principal.account_id, token_id)
     except ApiError as exc:
         if exc.status != 404:
             raise

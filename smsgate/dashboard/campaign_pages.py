@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from smsgate.accounts import service as accounts
 from smsgate.accounts.service import Principal
 from smsgate.billing import service as billing
+from smsgate.campaigns import rows
 from smsgate.campaigns import service as campaigns
 from smsgate.campaigns import templates as campaign_templates
 from smsgate.conversations import contacts, optouts
@@ -77,10 +78,10 @@ async def campaign_upload(principal: SendingPoster, request: Request) -> Respons
         tag = fields.get("tag", "").strip()
         if tag and not getattr(form.get("file"), "filename", ""):
             async with reading(request) as session:
-                upload = await campaigns.tag_rows(session, principal.account_id, tag)
+                upload = await rows.tag_rows(session, principal.account_id, tag)
         else:
             _, upload = await sheets.read_form(request)
-        spec = campaigns.Spec(
+        spec = rows.Spec(
             name=fields.get("name", ""),
             text=fields.get("message", "").strip() or None,
             template_id=fields.get("templateId") or None,

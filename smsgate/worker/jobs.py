@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from smsgate.accounts import service as accounts
+from smsgate.accounts import access
 from smsgate.campaigns import service as campaigns
 from smsgate.config import Settings
 from smsgate.devices import presence
@@ -99,7 +99,7 @@ async def run_jobs(app: FastAPI) -> None:
     async with _timed("retention"):
         await retention.prune(database, settings)
     async with _timed("expired_credentials"), database.transaction() as session:
-        await accounts.prune_expired(session)
+        await access.prune_expired(session)
         await idempotency.purge(session)
 
 
