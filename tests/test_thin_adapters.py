@@ -24,7 +24,8 @@ ROUTE_MODULES = sorted(
     )
 )
 WHAT = {
-    "a query": re.compile(r"\bselect\("),
+    "a query": re.compile(r"\bselect\(|\bsession\.(execute|get|scalar|scalars)\("),
+    "a write": re.compile(r"\bsession\.(add|add_all|delete)\("),
     "a commit": re.compile(r"\bcommit\("),  # session.commit( and storage.db.commit(
     "a wake-up": re.compile(r"\bhub\.publish\b"),
 }
@@ -59,8 +60,10 @@ def test_every_router_is_checked() -> None:
 def test_the_check_sees_what_it_looks_for(tmp_path: Path) -> None:
     route = tmp_path / "routes.py"
     route.write_text("rows = await session.execute(select(m))\nawait session.commit()\n")
-    assert _count(route, WHAT["a query"]) == 1 and _count(route, WHAT["a commit"]) == 1
+    assert _count(route, WHAT["a query"]) == 2 and _count(route, WHAT["a commit"]) == 1
     route.write_text("await commit(session)\nafter_commit(session, wake)\n")
     assert _count(route, WHAT["a commit"]) == 1
+    route.write_text("device = await session.get(Device, x)\nawait session.delete(device)\n")
+    assert _count(route, WHAT["a query"]) == 1 and _count(route, WHAT["a write"]) == 1
     route.write_text("# select(m) in a comment is no query\n")
     assert _count(route, WHAT["a query"]) == 0

@@ -252,8 +252,7 @@ async def patch_template(
 async def delete_template(
     template_id: str, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
-    template = await templates.get_template(session, principal.account_id, template_id)
-    await session.delete(template)
+    await templates.delete(session, principal.account_id, template_id)
     return {"id": template_id, "deleted": True}
 
 

@@ -101,3 +101,9 @@ def preview(text: str, items: Sequence[Mapping[str, str]]) -> list[dict[str, Any
             }
         )
     return out
+
+
+async def delete(session: AsyncSession, account_id: str, template_id: str) -> None:
+    """Delete the account's template (404 when it has none by that id); campaigns that used
+    it keep their rows and report (one not yet sent can no longer add rows)."""
+    await session.delete(await get_template(session, account_id, template_id))

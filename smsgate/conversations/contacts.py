@@ -333,3 +333,9 @@ async def import_rows(
         "preview": preview,
         "dryRun": dry_run,
     }
+
+
+async def delete(session: AsyncSession, account_id: str, contact_id: str) -> None:
+    """Delete the account's contact (404 when it has none by that id); its threads keep
+    their messages and show the number."""
+    await session.delete(await get_contact(session, account_id, contact_id))

@@ -326,8 +326,7 @@ async def patch_contact(
 async def delete_contact(
     contact_id: str, principal: SendScope, session: DbSession
 ) -> dict[str, Any]:
-    contact = await contacts.get_contact(session, principal.account_id, contact_id)
-    await session.delete(contact)
+    await contacts.delete(session, principal.account_id, contact_id)
     return {"id": contact_id, "deleted": True}
 
 

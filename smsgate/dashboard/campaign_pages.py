@@ -309,8 +309,7 @@ async def template_create(
 async def template_delete(
     template_id: str, principal: Poster, request: Request, session: DbSession
 ) -> Response:
-    template = await campaign_templates.get_template(session, principal.account_id, template_id)
-    await session.delete(template)
+    await campaign_templates.delete(session, principal.account_id, template_id)
     return RedirectResponse("/dashboard/templates?done=template_deleted", status_code=303)
 
 

@@ -151,8 +151,7 @@ async def webhook_action(
     elif action == "rotate":
         secret = await webhooks.rotate(session, hook, settings, webhooks.DEFAULT_OVERLAP_SECONDS)
     elif action == "delete":
-        await session.delete(hook)
-        await session.flush()
+        await webhooks.delete(session, hook)
         return RedirectResponse("/dashboard/webhooks?done=webhook_deleted", status_code=303)
     else:
         raise ApiError(404, t("no such action"), "not_found")

@@ -81,6 +81,12 @@ class DeviceTypes:
 device_types = DeviceTypes()
 
 
+async def find_device(session: AsyncSession, device_id: str) -> Device | None:
+    """A device by id, whatever its account: for a caller the device itself authenticates (a
+    signature made with its key, a provider's webhook for its line)."""
+    return await session.get(Device, device_id) if device_id else None
+
+
 async def list_devices(session: AsyncSession, account_id: str) -> list[Device]:
     query = of_account(select(Device), Device, account_id).order_by(Device.id)
     return list((await session.execute(query)).scalars())

@@ -233,7 +233,7 @@ async def ingest(
 ) -> Response:
     """A webhook the phone delivers to us: verify its signature, then record it once."""
     raw = await request.body()
-    device = await session.get(Device, device_id) if device_id else None
+    device = await devices.find_device(session, device_id)
     if device is None or device.token_hash is None:
         raise ApiError(404, t("device not found"), "not_found")
     stamp = request.headers.get("x-timestamp", "")

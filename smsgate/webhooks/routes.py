@@ -159,8 +159,7 @@ async def patch_webhook(
 async def delete_webhook(
     webhook_id: str, principal: WebhooksScope, session: DbSession
 ) -> dict[str, Any]:
-    hook = await service.get(session, principal.account_id, webhook_id)
-    await session.delete(hook)
+    await service.delete(session, await service.get(session, principal.account_id, webhook_id))
     return {"id": webhook_id, "deleted": True}
 
 

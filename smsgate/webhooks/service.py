@@ -157,6 +157,12 @@ async def list_all(session: AsyncSession, account_id: str) -> list[Webhook]:
     return list((await session.execute(query)).scalars())
 
 
+async def delete(session: AsyncSession, hook: Webhook) -> None:
+    """Delete the webhook: its events are no longer sent (deliveries due go with it)."""
+    await session.delete(hook)
+    await session.flush()
+
+
 async def find_by_client_id(session: AsyncSession, account_id: str, hook_id: str) -> Webhook | None:
     """A webhook by the id its client chose (the third-party API's), else by ours."""
     query = of_account(select(Webhook), Webhook, account_id)
@@ -197,7 +203,7 @@ async def delete_by_client_id(session: AsyncSession, account_id: str, hook_id: s
     """Delete the webhook by the client's id or ours; an unknown one is already gone."""
     hook = await find_by_client_id(session, account_id, hook_id)
     if hook is not None:
-        await session.delete(hook)
+        await delete(session, hook)
 
 
 async def due_count(session: AsyncSession, now: datetime) -> int:

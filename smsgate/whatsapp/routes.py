@@ -72,7 +72,7 @@ async def qr(
 
 
 async def _cloud_line(session: DbSession, device_id: str) -> Device:
-    device = await session.get(Device, device_id) if device_id else None
+    device = await devices.find_device(session, device_id)
     if device is None or device.provider != "cloud":
         raise ApiError(404, t("no WhatsApp cloud line has this id"), "not_found")
     return device
