@@ -12,7 +12,7 @@ from smsgate.accounts.auth import CurrentPrincipal, ReadMessagesScope, SendScope
 from smsgate.accounts.preferences import AccountSettingsPatch, change_settings, settings_out
 from smsgate.accounts.service import get_account
 from smsgate.conversations import contacts, optouts, service
-from smsgate.errors import bad_request
+from smsgate.errors import ApiError, bad_request
 from smsgate.kit import clock, phones, sheets
 from smsgate.kit.i18n import t
 from smsgate.kit.ids import is_id
@@ -229,8 +229,11 @@ async def remove_opt_out(
 ) -> dict[str, Any]:
     number = _number(phone_number, principal.region)
     if not await optouts.remove_opt_out(session, principal.account_id, number):
-        raise bad_request(
-            t("{number} is not on the opt-out list", number=number), "not_found", "phoneNumber"
+        raise ApiError(  # a number missing from the list is a missing resource: 404
+            404,
+            t("{number} is not on the opt-out list", number=number),
+            "not_found",
+            extra={"field": "phoneNumber"},
         )
     return {"phoneNumber": number, "optedOut": False}
 
