@@ -7,12 +7,15 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from smsgate.app import create_app
@@ -128,3 +131,27 @@ async def graph() -> AsyncIterator[FakeGraph]:
     """The fake Graph API that every cloud line of the tests talks to."""
     async with fake_graph.serving(GRAPH_PORT) as fake:
         yield fake
+
+
+class Inbox:
+    """A real local SMTP server (aiosmtpd): the mail the app sends lands here."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox(app, monkeypatch) -> Iterator[Inbox]:
+    box = Inbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setattr(app.state.settings, "smtp_url", f"smtp://127.0.0.1:{port}")
+    try:
+        yield box
+    finally:
+        controller.stop()

@@ -47,10 +47,7 @@ def _auth_page(
     """The login or sign-up form, with its CSRF field tied to a pre-session cookie (kept if the
     browser has one): a form posted from another site carries neither, so it cannot log a
     browser into someone else's account (login CSRF)."""
-    title = "Login" if mode == "login" else "Sign up"
-    return _presession_page(
-        request, settings, "auth.html", status, mode=mode, title=title, **context
-    )
+    return _presession_page(request, settings, "auth.html", status, mode=mode, **context)
 
 
 def _presession_token(presession: str, settings: Settings) -> str:
@@ -107,11 +104,14 @@ def _presession_page(
     """A page with a form posted before signing in (login, sign-up, forgot, reset): its CSRF
     field tied to a pre-session cookie (kept if the browser has one)."""
     presession = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(24)
+    words = translator(language(request))
     response = _page(
         request,
         name,
         None,
         status=status,
+        # the window's title, in the reader's language: log in, sign up, or the password's
+        title=words[context.get("mode") or "password"],
         form_csrf=_presession_token(presession, settings),
         mail=bool(settings.smtp_url),
         **context,
@@ -136,7 +136,7 @@ def _presession_ok(request: Request, settings: Settings, csrf: str) -> bool:
 @router.get("/forgot")
 async def forgot_page(request: Request, settings: AppSettings) -> HTMLResponse:
     """Ask for a reset link by email (or, without SMTP, who can reset it)."""
-    return _presession_page(request, settings, "forgot.html", title="Password")
+    return _presession_page(request, settings, "forgot.html")
 
 
 @router.post("/forgot")
@@ -148,19 +148,15 @@ async def forgot_form(
 ) -> Response:
     words = translator(language(request))
     if not _presession_ok(request, settings, csrf):
-        return _presession_page(
-            request, settings, "forgot.html", 403, title="Password", error=words.form_expired
-        )
+        return _presession_page(request, settings, "forgot.html", 403, error=words.form_expired)
     if not settings.smtp_url:
-        return _presession_page(request, settings, "forgot.html", 400, title="Password")
+        return _presession_page(request, settings, "forgot.html", 400)
     client = request.client.host if request.client else "unknown"
     try:
         await reset.request_link(request.app.state.db, settings, email, client, language(request))
     except ApiError as exc:
-        return _presession_page(
-            request, settings, "forgot.html", exc.status, title="Password", error=_sentence(exc)
-        )
-    return _presession_page(request, settings, "forgot.html", title="Password", asked=email)
+        return _presession_page(request, settings, "forgot.html", exc.status, error=_sentence(exc))
+    return _presession_page(request, settings, "forgot.html", asked=email)
 
 
 @router.get("/reset")
@@ -171,10 +167,8 @@ async def reset_page(
     try:
         await reset.account_of(session, settings, token)
     except ApiError as exc:
-        return _presession_page(
-            request, settings, "reset.html", exc.status, title="Password", error=_sentence(exc)
-        )
-    return _presession_page(request, settings, "reset.html", title="Password", token=token)
+        return _presession_page(request, settings, "reset.html", exc.status, error=_sentence(exc))
+    return _presession_page(request, settings, "reset.html", token=token)
 
 
 @router.post("/reset")
@@ -190,9 +184,7 @@ async def reset_form(
     signed in."""
     words = translator(language(request))
     if not _presession_ok(request, settings, csrf):
-        return _presession_page(
-            request, settings, "reset.html", 403, title="Password", error=words.form_expired
-        )
+        return _presession_page(request, settings, "reset.html", 403, error=words.form_expired)
     try:
         account = await reset.account_of(session, settings, token)
         await accounts.set_password(session, account, password)
@@ -202,7 +194,6 @@ async def reset_form(
             settings,
             "reset.html",
             exc.status,
-            title="Password",
             error=_sentence(exc),
             token=token,
         )

@@ -5,39 +5,11 @@ asking too often waits; without SMTP the page says who can reset it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-
-import pytest
-from aiosmtpd.controller import Controller
 
 from tests.factories import PASSWORD, new_client, signup
 from tests.serving import free_port
 
 NEW_PASSWORD = "a brand new pass phrase"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox(app, monkeypatch) -> Iterator[Inbox]:
-    box = Inbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setattr(app.state.settings, "smtp_url", f"smtp://127.0.0.1:{port}")
-    try:
-        yield box
-    finally:
-        controller.stop()
 
 
 def _csrf(html: str) -> str:

@@ -1,9 +1,12 @@
 """The dashboard in a real browser (Playwright driving Debian's Chromium) against the real
 server: sign up → add a phone (a simulated phone pairs with the token the page shows) → send →
 delivered → a reply appears in Conversations → answer it → a webhook and its delivery → revoke a
-key. Every page is photographed: into docs/screenshots/ with SMSGATE_TEST_SCREENSHOTS=1 (`make
-screenshots`), otherwise into the test's temporary folder, so a plain `make test` leaves the
-tree clean. A `<script>` in a message renders as text."""
+key; and the rest of an owner's week (allowed countries, a key's scopes and its snippets run as
+pasted, a partly failed send resent, a reminder edited and cancelled, the opt-out list, a
+password reset by email through a local SMTP server). Every page of the day is photographed:
+into docs/screenshots/ with SMSGATE_TEST_SCREENSHOTS=1 (`make screenshots`), otherwise into the
+test's temporary folder, so a plain `make test` leaves the tree clean. A `<script>` in a
+message renders as text."""
 
 from __future__ import annotations
 
@@ -338,3 +341,193 @@ async def test_the_api_docs_render_from_this_server_alone(page: Any, live_server
     paths = await page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/api/v1/send" in path for path in paths)
     assert elsewhere == []
+
+
+async def _run(*command: str) -> str:
+    """A command's output (a snippet the keys page shows, run as a developer would paste it)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, (command[0], err.decode())
+    return out.decode()
+
+
+async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypatch) -> None:
+    """The rest of an owner's week, in Spanish, in the browser: the countries the account sends
+    to; a key that may only send, whose curl, Python and Node snippets work as shown; a send
+    one of whose two numbers failed shows as such, is found by the failed filter and is sent
+    again to that number; a scheduled reminder is listed, edited and cancelled; a number goes
+    on the opt-out list; a forgotten password is reset by the emailed link."""
+    import sys
+
+    words = i18n.named_words("es")
+    english = english_words()
+    base = live_server
+    monkeypatch.setattr(app.state.settings, "public_url", base)  # the snippets name this server
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+
+    async def in_spanish() -> None:
+        text = visible_text(await page.content())
+        left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
+        assert not left, f"{page.url} shows English: {left}"
+        assert "built-in method" not in text and "object at 0x" not in text, page.url
+
+    async def api(path: str) -> Any:
+        answer = await page.request.get(base + path)
+        assert answer.status == 200, (path, await answer.text())
+        return await answer.json()
+
+    email = unique_email("errands")
+    await page.goto(f"{base}/signup?lang=es")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/dashboard")
+
+    # the countries it sends to: Mexico only; a US number is refused, in words, and not sent
+    await page.goto(f"{base}/dashboard/account")
+    await page.fill("#allowedCountries", "MX")
+    await page.click("form[action='/dashboard/account/settings'] button[type=submit]")
+    assert (await api("/api/account/settings"))["allowedCountries"] == ["MX"]
+    await page.goto(f"{base}/dashboard/send")
+    await page.fill("#numbers", "+12025550123")
+    await page.fill("#message", "hola")
+    await page.click("form[action='/dashboard/send'] button[type=submit]")
+    assert "+12025550123" in await page.locator("[role=alert]").inner_text()
+    await in_spanish()
+    assert (await api("/api/v1/messages"))["data"] == []
+
+    # a key that may only send: its three snippets work as pasted; reading is refused
+    await page.goto(f"{base}/dashboard/keys")
+    await page.fill("#name", "solo envíos")
+    for box in await page.locator("input[name=scope]").all():
+        if await box.get_attribute("value") != "messages:send":
+            await box.uncheck()
+    await page.click("form[action='/dashboard/keys'] button[type=submit]")
+    key = (await page.locator("#new-key").inner_text()).strip()
+    await in_spanish()
+    curl = await page.locator("#snippet-curl").inner_text()
+    python = await page.locator("#snippet-python").inner_text()
+    node = await page.locator("#snippet-node").inner_text()
+    assert key in curl and key in python and key in node
+    printed = [
+        await _run("sh", "-c", curl + " --silent --fail"),  # JSON
+        await _run(sys.executable, "-c", python),  # print() of a dict
+        await _run("node", "--input-type=module", "-e", node),  # console.log of an object
+    ]
+    ids = [re.search(r"""["']?id["']?:\s*["'](c[a-z0-9]{24})["']""", out) for out in printed]
+    assert all(ids), printed
+    for found_id in ids:
+        stored = await api(f"/api/v1/messages/{found_id.group(1)}")  # type: ignore[union-attr]
+        assert stored["message"] == "Hola mundo" and stored["state"] == "processing", stored
+    async with httpx.AsyncClient(base_url=base) as http:
+        read = await http.get("/api/v1/messages", headers={"Authorization": f"Bearer {key}"})
+        assert read.status_code == 403 and read.json()["code"] == "insufficient_scope"
+    await page.goto(f"{base}/dashboard/keys")
+    row = await page.locator("tr", has_text="solo envíos").inner_text()
+    assert words["scope_messages:send"] in row and words["key_never_used"] not in row, row
+    await in_spanish()
+
+    # a phone; one send to two numbers: one delivered, one failed
+    await page.goto(f"{base}/dashboard/devices")
+    await page.fill("form[action='/dashboard/devices'] #name", "Recepción")
+    await page.click("form[action='/dashboard/devices'] button[type=submit]")
+    token = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
+    client = DeviceClient(f"{base}/api/mobile/v1")
+    await client.register(pairing_token=token, name="browser/phone")
+    try:
+        reached, unreachable = "+5215511112222", "+5215533334444"
+        await page.goto(f"{base}/dashboard/send")
+        await page.fill("#numbers", f"{reached}\n{unreachable}")
+        await page.fill("#message", "Su cita es mañana a las 10")
+        await page.click("form[action='/dashboard/send'] button[type=submit]")
+        found = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", await page.content())
+        assert found, await page.content()
+        message_id = found.group(1)
+        deadline = asyncio.get_running_loop().time() + 10
+        while message_id not in {m["id"] for m in await client.pull()}:
+            assert asyncio.get_running_loop().time() < deadline, "the phone never got it"
+            await asyncio.sleep(0.1)
+        await client.report(
+            message_id,
+            "Delivered",
+            [(reached, "Delivered", None), (unreachable, "Failed", "sin señal")],
+        )
+        # shown as it is: one of two delivered, one failed; found by the failed filter
+        await page.goto(f"{base}/dashboard/messages?state=failed")
+        listed = await page.locator("tr", has_text=unreachable).first.inner_text()
+        assert words["tally_delivered"].format(n=1, total=2) in listed, listed
+        await in_spanish()
+        await page.goto(f"{base}/dashboard/messages/{message_id}")
+        await page.click(f"button:has-text('{words['resend_failed']}')")
+        await page.wait_for_url(re.compile(r".*/dashboard/messages/c[a-z0-9]{24}$"))
+        again = page.url.rsplit("/", 1)[1]
+        assert again != message_id
+        resent = await api(f"/api/v1/messages/{again}")
+        assert [r["phoneNumber"] for r in resent["recipients"]] == [unreachable]
+        assert resent["message"] == "Su cita es mañana a las 10"
+        await in_spanish()
+
+        # a reminder for the day after tomorrow: listed, its text changed, then cancelled
+        await page.goto(f"{base}/dashboard/send")
+        local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, second=0, microsecond=0)
+        await page.fill("#numbers", reached)
+        await page.fill("#message", "Recordatorio de su cita")
+        await page.fill("#schedule", local.strftime("%Y-%m-%dT%H:%M"))
+        await page.click("form[action='/dashboard/send'] button[type=submit]")
+        found = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", await page.content())
+        assert found, await page.content()
+        reminder = found.group(1)
+        await page.goto(f"{base}/dashboard/messages?state=scheduled")
+        assert await page.locator(f"a[href='/dashboard/messages/{reminder}']").count() == 1
+        await in_spanish()
+        await page.goto(f"{base}/dashboard/messages/{reminder}")
+        await page.fill("#e-message", "Recordatorio: su cita es el jueves a las 10")
+        await page.click(f"button:has-text('{words['save_changes']}')")
+        await page.get_by_text(words["edited_notice"]).wait_for(timeout=10_000)
+        edited = await api(f"/api/v1/messages/{reminder}")
+        assert edited["message"] == "Recordatorio: su cita es el jueves a las 10"
+        await page.click(f"button:has-text('{words['cancel_send']}')")
+        await page.get_by_text(words["cancelled_notice"]).wait_for(timeout=10_000)
+        assert (await api(f"/api/v1/messages/{reminder}"))["state"] == "cancelled"
+        await in_spanish()
+    finally:
+        await client.aclose()
+
+    # a customer asked by phone not to be written to: on the list, and a send to them fails
+    await page.goto(f"{base}/dashboard/opt-outs")
+    await page.fill("#o-number", reached)
+    await page.click(f"button:has-text('{words['opt_out_add']}')")
+    await page.get_by_text(words["opt_out_added"]).wait_for(timeout=10_000)
+    assert reached in visible_text(await page.content())
+    await in_spanish()
+
+    # a forgotten password: the emailed link, a new password, signed in
+    await page.click(f"button:has-text('{words['logout']}')")
+    await page.goto(f"{base}/forgot")
+    await page.fill("#email", email)
+    await page.click("button[type=submit]")
+    await in_spanish()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not inbox.messages:
+        assert asyncio.get_running_loop().time() < deadline, "no reset email arrived"
+        await asyncio.sleep(0.1)
+    [mail] = inbox.messages
+    link = re.search(r"https?://\S+/reset\?token=\S+", mail.get_content())
+    assert link, mail.get_content()
+    await page.goto(link.group(0))
+    await page.fill("#password", "una frase de paso nueva")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/dashboard")
+    await in_spanish()
+    async with httpx.AsyncClient(base_url=base) as http:
+        old = await http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        new = await http.post(
+            "/api/auth/login", json={"email": email, "password": "una frase de paso nueva"}
+        )
+        assert old.status_code == 401 and new.status_code == 200
+    assert not problems, problems
