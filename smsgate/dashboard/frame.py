@@ -155,6 +155,15 @@ def say(words: Words, kind: str, value: str | None) -> str:
         return value
 
 
+def log_line(words: Words, entry: dict[str, Any]) -> str:
+    """A device log entry in the page's words: the server's own entries by their event
+    (`log_<event>`, filled from the entry's details); what a phone wrote itself, as written."""
+    try:
+        return words[f"log_{entry['event']}"].format(**(entry.get("details") or {}))
+    except (KeyError, IndexError, ValueError):
+        return str(entry["message"])
+
+
 def words_for(lang: str, principal: Principal | None) -> dict[str, Any]:
     """What every template reads: the words, `say` (stored values in words) and `when` (times
     in the account's zone)."""
@@ -164,6 +173,7 @@ def words_for(lang: str, principal: Principal | None) -> dict[str, Any]:
         "lang": lang,
         "t": words,
         "say": partial(say, words),
+        "log_line": partial(log_line, words),
         "tally": partial(tally, words),
         "when": partial(when, zone=preferences.zone(zone_name), lang=lang),
         "zone": zone_name,

@@ -252,7 +252,8 @@ async def _pair(
         return None
     token = _new_device_token(device, settings)
     await _apply_registration(session, device, body, user_agent)
-    log(session, device, "paired", f"paired by {body.get('name') or 'a phone'}")
+    by = str(body.get("name") or "a phone")
+    log(session, device, "paired", f"paired by {by}", details={"by": by})
     return device, token
 
 
@@ -271,7 +272,13 @@ async def add_registered_device(
     session.add(device)
     await session.flush()
     await _apply_registration(session, device, body, user_agent)
-    log(session, device, "paired", f"registered by {name} with account credentials")
+    log(
+        session,
+        device,
+        "paired",
+        f"registered by {name} with account credentials",
+        details={"by": name},
+    )
     return device, token
 
 

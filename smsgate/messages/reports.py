@@ -303,7 +303,7 @@ class _Reporting:
                 "recipient_failed",
                 text,
                 level="error",
-                details={"messageId": message_id},
+                details={"messageId": message_id, "text": text},
             )
 
 

@@ -295,6 +295,7 @@ async def reroute_stalled(
             f"{clock.iso(acknowledged_before)} or earlier; back in the queue for any phone "
             "(the account's rerouteStalled setting)",
             level="warn",
+            details={"messageId": message_id, "since": clock.iso(acknowledged_before)},
         )
     return done
 

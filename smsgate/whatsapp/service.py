@@ -109,7 +109,13 @@ async def create_line(
         pairing = pairings.issue_pairing(device, settings)
     session.add(device)
     await session.flush()
-    devices.log(session, device, "created", f"WhatsApp {body.provider} line created")
+    devices.log(
+        session,
+        device,
+        "created",
+        f"WhatsApp {body.provider} line created",
+        details={"provider": body.provider},
+    )
     return device, pairing
 
 

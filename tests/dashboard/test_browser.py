@@ -531,3 +531,137 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         )
         assert old.status_code == 401 and new.status_code == 200
     assert not problems, problems
+
+
+async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monkeypatch) -> None:
+    """WhatsApp from the dashboard, in Spanish: a web line's page shows how to start its bridge
+    and then its QR code, which the (simulated) WhatsApp session scans; a Cloud API line's page
+    gives Meta the webhook URL built from the public address; an approved template goes out
+    from the send form and, after the customer's 24 hours, from the thread."""
+    from smsgate.agents.whatsapp_web import Bridge, SimulatedSession
+    from smsgate.whatsapp.lines import Pacer
+    from tests.whatsapp.test_cloud import serve
+
+    words = i18n.named_words("es")
+    english = english_words()
+    base = live_server
+    public = "https://sms.mitienda.mx"  # what the server is reached at, through its TLS proxy
+    monkeypatch.setattr(app.state.settings, "public_url", public)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+
+    async def in_spanish() -> None:
+        text = visible_text(await page.content())
+        left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
+        assert not left, f"{page.url} shows English: {left}"
+
+    await page.goto(f"{base}/signup?lang=es")
+    await page.fill("#email", unique_email("whatsapp"))
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/dashboard")
+
+    # a web line: the page says how to start its bridge, then shows the QR to scan
+    await page.goto(f"{base}/dashboard/devices")
+    await page.fill("#wa-name", "Mostrador")
+    await page.select_option("#wa-provider", "web")
+    await page.click("form[action='/dashboard/devices/whatsapp'] button[type=submit]")
+    command = await page.locator("code", has_text="smsgate whatsapp bridge").inner_text()
+    install = await page.locator("code", has_text="pip install").inner_text()
+    assert install == "pip install 'smsgate[whatsapp-web]'"
+    assert f"--server {public}" in command
+    token = re.search(r"--token (pt_\S+)", command)
+    assert token, command
+    made = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", await page.content())
+    assert made, await page.content()
+    line_page = f"{base}/dashboard/devices/{made.group(1)}"
+    await in_spanish()
+    client = DeviceClient(f"{base}/api/mobile/v1")
+    await client.register(pairing_token=token.group(1), name="smsgate/whatsapp")
+    session = SimulatedSession(phone="+5215500001111")
+    bridge = Bridge(client, session, pacer=Pacer(per_recipient=0), poll_interval=0.5)
+    running = asyncio.get_running_loop().create_task(bridge.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            await page.goto(line_page)
+            if await page.locator("[aria-label=QR] svg").count():
+                break
+            assert asyncio.get_running_loop().time() < deadline, "no QR on the line's page"
+            await asyncio.sleep(0.3)
+        await in_spanish()
+        await session.scan()
+        await until_text(page, line_page, "+5215500001111")
+        assert await page.locator("[aria-label=QR] svg").count() == 0
+        await in_spanish()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await client.aclose()
+
+    # a Cloud API line: Meta is given this server's public webhook URL
+    number_id = "1098765432109876"
+    access = "EAAG" + "a" * 40
+    graph.tokens[number_id] = access
+    await page.goto(f"{base}/dashboard/devices")
+    await page.fill("#wa-name", "Ventas")
+    await page.select_option("#wa-provider", "cloud")
+    await page.fill("#phoneNumberId", number_id)
+    await page.fill("#accessToken", access)
+    await page.fill("#appSecret", "s" * 32)
+    await page.fill("#verifyToken", "verifica-123")
+    await page.click("form[action='/dashboard/devices/whatsapp'] button[type=submit]")
+    made = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", await page.content())
+    assert made, await page.content()
+    line_id = made.group(1)
+    webhook = (
+        await page.locator("dt", has_text=words["webhook_url_meta"])
+        .locator("xpath=following-sibling::dd[1]")
+        .inner_text()
+    )
+    assert webhook.strip() == f"{public}/api/whatsapp/webhook/{line_id}"
+    await in_spanish()
+
+    # a template from the send form
+    await page.goto(f"{base}/dashboard/send")
+    await page.select_option("#channel", "whatsapp")
+    await page.fill("#numbers", CUSTOMER)
+    await page.click(f"summary:has-text('{words['wa_template_title']}')")
+    await page.fill("#wa_template", "pedido_listo")
+    await page.fill("#wa_values", "A-17\nmañana 10:00")
+    await page.click("form[action='/dashboard/send'] button[type=submit]")
+    assert re.search(r"/dashboard/messages/c[a-z0-9]{24}", await page.content())
+    assert await serve(app) == 1
+    [first] = graph.accepted(number_id)
+    assert first["type"] == "template" and first["template"]["name"] == "pedido_listo"
+    values = [p["text"] for p in first["template"]["components"][0]["parameters"]]
+    assert values == ["A-17", "mañana 10:00"]
+
+    # the customer answers; a day later only a template reaches them: from the thread
+    line = {"id": line_id, "keys": {"phoneNumberId": number_id, "appSecret": "s" * 32}}
+    from tests.whatsapp.test_cloud import customer_writes
+
+    async with httpx.AsyncClient(base_url=base) as http:
+
+        class Poster:  # what customer_writes needs of a user: a client
+            client = http
+
+        await customer_writes(Poster, line, "¿Ya está mi pedido?", sender=CUSTOMER)
+    clock.advance(timedelta(hours=25))
+    await page.goto(f"{base}/dashboard/conversations")
+    await page.locator("a[href^='/dashboard/conversations/c']").first.click()
+    assert "¿Ya está mi pedido?" in await page.content()
+    await page.click(f"summary:has-text('{words['wa_template_title']}')")
+    await page.fill("#wa_template", "seguimiento")
+    await page.fill("#wa_values", "A-17")
+    await page.click(
+        f"form[action^='/dashboard/conversations/'] button:has-text('{words['send']}')"
+    )
+    assert await serve(app) == 1
+    second = graph.accepted(number_id)[-1]
+    assert second["type"] == "template" and second["template"]["name"] == "seguimiento"
+    assert second["to"] in (CUSTOMER.lstrip("+"), CUSTOMER)
+    await in_spanish()
+    assert not problems, problems

@@ -240,9 +240,9 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
         phone = await pair_phone(User(browser, me["id"], email, csrf, key))
         detail = await browser.get(f"/dashboard/devices/{phone.device_id}")
-        assert "<td>paired</td>" in detail.text
+        assert "<td><code>paired</code></td><td>Paired by samsung/a52</td>" in detail.text
         errors_only = await browser.get(f"/dashboard/devices/{phone.device_id}?level=error")
-        assert "<td>paired</td>" not in errors_only.text
+        assert "<code>paired</code>" not in errors_only.text
         saved = await browser.post(
             f"/dashboard/devices/{phone.device_id}/settings",
             data={
