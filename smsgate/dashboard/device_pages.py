@@ -238,6 +238,22 @@ async def new_pairing_form(
     return await _device_page(request, session, principal, device_id, pairing=pairing)
 
 
+@router.post("/dashboard/devices/{device_id}/name")
+async def rename_form(
+    principal: Poster,
+    device_id: str,
+    request: Request,
+    session: DbSession,
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    device = await devices.get_device(session, principal.account_id, device_id)
+    try:
+        devices.rename(device, name)
+    except ApiError as exc:
+        return await _device_page(request, session, principal, device_id, error=_sentence(exc))
+    return RedirectResponse(f"/dashboard/devices/{device_id}?done=renamed", status_code=303)
+
+
 @router.post("/dashboard/devices/{device_id}/delete")
 async def delete_device_form(
     principal: Poster,

@@ -74,6 +74,7 @@ DONE = {
     "cancelled": "cancelled_notice",
     "cancelling": "cancel_requested_notice",
     "edited": "edited_notice",
+    "renamed": "renamed_notice",
 }
 
 

@@ -55,6 +55,27 @@ async def get_device(
     return service.device_out(device, settings.public_url)
 
 
+class DevicePatch(Input):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Caja 2"}]})
+
+    name: str = Field(min_length=1, max_length=128)
+
+
+@router.patch("/api/devices/{device_id}")
+async def rename_device(
+    device_id: str,
+    body: DevicePatch,
+    principal: DevicesScope,
+    session: DbSession,
+    settings: AppSettings,
+) -> dict[str, Any]:
+    """Rename a phone or a line."""
+    device = await service.get_device(session, principal.account_id, device_id)
+    service.rename(device, body.name)
+    await session.flush()
+    return service.device_out(device, settings.public_url)
+
+
 @router.post("/api/devices/{device_id}/pairing")
 async def new_pairing(
     device_id: str, principal: DevicesScope, session: DbSession, settings: AppSettings

@@ -81,6 +81,14 @@ class DeviceTypes:
 device_types = DeviceTypes()
 
 
+def rename(device: Device, name: str) -> None:
+    """Give the device a new name (1 to 128 characters, trimmed); 400 naming the field."""
+    name = name.strip()
+    if not 0 < len(name) <= 128:
+        raise bad_request(t("name: give 1 to 128 characters"), field="name")
+    device.name = name
+
+
 async def find_device(session: AsyncSession, device_id: str) -> Device | None:
     """A device by id, whatever its account: for a caller the device itself authenticates (a
     signature made with its key, a provider's webhook for its line)."""

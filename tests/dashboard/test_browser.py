@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from smsgate.agents.phone import DeviceClient
+from smsgate.agents.phone import DeviceClient, MobileError
 from smsgate.agents.simulator import SimulatedPhone
 from smsgate.kit import clock, i18n, segments
 from tests.dashboard.words import english_words, visible_text
@@ -387,6 +387,10 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/dashboard")
+    # a new account's first steps, none done yet
+    assert await page.locator("#first-steps").count() == 1
+    assert await page.get_by_text(words["step_done"]).count() == 0
+    await in_spanish()
 
     # the countries it sends to: Mexico only; a US number is refused, in words, and not sent
     await page.goto(f"{base}/dashboard/account")
@@ -436,9 +440,29 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.goto(f"{base}/dashboard/devices")
     await page.fill("form[action='/dashboard/devices'] #name", "Recepción")
     await page.click("form[action='/dashboard/devices'] button[type=submit]")
+    # this server is at a loopback address, which no phone can reach: the page says so
+    warning = await page.locator("[role=alert]").inner_text()
+    assert warning == words["reach_loopback"].replace("{url}", f"{base}/api/mobile/v1")
     token = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
+    made = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", await page.content())
+    assert made, await page.content()
+    device_page = f"{base}/dashboard/devices/{made.group(1)}"
+    # the token was not copied in time: a new one, and the first no longer pairs
+    await page.goto(device_page)
+    await page.click(f"button:has-text('{words['new_pairing']}')")
+    renewed = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
+    assert renewed != token
     client = DeviceClient(f"{base}/api/mobile/v1")
-    await client.register(pairing_token=token, name="browser/phone")
+    with pytest.raises(MobileError):
+        await client.register(pairing_token=token, name="browser/phone")
+    await client.register(pairing_token=renewed, name="browser/phone")
+    # renamed: the list shows the new name
+    await page.goto(device_page)
+    await page.fill("#device-name", "Recepción, planta baja")
+    await page.click(f"form[action$='/name'] button:has-text('{words['rename']}')")
+    await page.get_by_text(words["renamed_notice"]).wait_for(timeout=10_000)
+    await page.goto(f"{base}/dashboard/devices")
+    assert "Recepción, planta baja" in visible_text(await page.content())
     try:
         reached, unreachable = "+5215511112222", "+5215533334444"
         await page.goto(f"{base}/dashboard/send")
@@ -448,6 +472,10 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         found = re.search(r"/dashboard/messages/(c[a-z0-9]{24})", await page.content())
         assert found, await page.content()
         message_id = found.group(1)
+        # the result is a page of its own: reloading it sends nothing again
+        before = len((await api("/api/v1/messages"))["data"])
+        await page.reload()
+        assert len((await api("/api/v1/messages"))["data"]) == before
         deadline = asyncio.get_running_loop().time() + 10
         while message_id not in {m["id"] for m in await client.pull()}:
             assert asyncio.get_running_loop().time() < deadline, "the phone never got it"
@@ -495,6 +523,21 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         await page.get_by_text(words["cancelled_notice"]).wait_for(timeout=10_000)
         assert (await api(f"/api/v1/messages/{reminder}"))["state"] == "cancelled"
         await in_spanish()
+
+        # the phone is replaced: paired again, the new one works and the old one is refused
+        await page.goto(device_page)
+        await page.click(f"form[action$='/pairing'] button:has-text('{words['pair_again']}')")
+        again = (await page.locator("code", has_text="pt_").first.inner_text()).strip()
+        new_phone = DeviceClient(f"{base}/api/mobile/v1")
+        await new_phone.register(pairing_token=again, name="browser/new-phone")
+        await new_phone.pull()
+        with pytest.raises(MobileError) as refused:
+            await client.pull()
+        assert refused.value.status == 401
+        await new_phone.aclose()
+        # every first step done: the checklist is gone
+        await page.goto(f"{base}/dashboard")
+        assert await page.locator("#first-steps").count() == 0
     finally:
         await client.aclose()
 

@@ -97,3 +97,19 @@ async def test_device_routes_need_the_devices_scope(make_user) -> None:
     assert (await user.client.get("/api/devices", headers=headers)).status_code == 403
     created = await user.client.post("/api/devices/android", json={"name": "x"}, headers=headers)
     assert created.status_code == 403
+
+
+async def test_a_device_is_renamed_and_a_bad_name_changes_nothing(make_user, app) -> None:
+    user = await make_user()
+    made = await user.client.post("/api/devices/android", json={"name": "Caja"}, headers=user.auth)
+    device_id = made.json()["id"]
+    path = f"/api/devices/{device_id}"
+    for bad in ({"name": "   "}, {"name": "x" * 129}, {}, {"name": 7}):
+        refused = await user.client.patch(path, json=bad, headers=user.auth)
+        assert refused.status_code == 400 and refused.json()["code"] == "validation_error", bad
+        assert refused.json()["field"] == "name", refused.json()
+    assert (await user.client.get(path, headers=user.auth)).json()["name"] == "Caja"
+    renamed = await user.client.patch(path, json={"name": "  Caja 2 "}, headers=user.auth)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Caja 2"
+    listed = (await user.client.get("/api/devices", headers=user.auth)).json()["data"]
+    assert [d["name"] for d in listed] == ["Caja 2"]
