@@ -23,6 +23,7 @@ from smsgate.dashboard.frame import (
 from smsgate.dashboard.frame import (
     page as _page,
 )
+from smsgate.dashboard.frame import reveal_once as _reveal_once
 from smsgate.dashboard.frame import (
     sentence as _sentence,
 )
@@ -136,7 +137,7 @@ async def create_key(
     _, raw = await accounts.create_key(
         session, principal.account_id, name.strip() or "key", chosen, settings
     )
-    return await _keys_page(request, session, principal, new_key=raw)
+    return _reveal_once(request, principal, "/dashboard/keys", new_key=raw)
 
 
 @router.post("/dashboard/keys/{key_id}/revoke")

@@ -20,13 +20,13 @@ from smsgate.dashboard.frame import (
 from smsgate.dashboard.frame import (
     page as _page,
 )
+from smsgate.dashboard.frame import reveal_once as _reveal_once
 from smsgate.dashboard.frame import (
     sentence as _sentence,
 )
 from smsgate.dashboard.frame import (
     viewer as _viewer,
 )
-from smsgate.dashboard.i18n import language, translator
 from smsgate.devices import pairing as pairings
 from smsgate.devices import removal
 from smsgate.devices import service as devices
@@ -73,26 +73,27 @@ async def add_device(
     settings: AppSettings,
     name: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    pairing = None
-    error = None
     try:
         _, issued = await pairings.create_android(
             session, principal.account_id, name.strip() or "Android", settings
         )
-        pairing = pairings.pairing_out(issued)
     except ApiError as exc:
-        error = _sentence(exc)
-    found = await devices.list_devices(session, principal.account_id)
-    return _page(
-        request,
-        "devices.html",
-        principal,
-        page="devices",
-        title="Devices",
-        devices=[devices.device_out(d) for d in found],
-        pairing=pairing,
-        created_name=name,
-        error=error,
+        found = await devices.list_devices(session, principal.account_id)
+        return _page(
+            request,
+            "devices.html",
+            principal,
+            status=exc.status,
+            page="devices",
+            title="Devices",
+            devices=[devices.device_out(d) for d in found],
+            created_name=name,
+            error=_sentence(exc),
+        )
+    pairing = pairings.pairing_out(issued)
+    del pairing["qrSvg"]  # drawn again by the page
+    return _reveal_once(
+        request, principal, "/dashboard/devices", pairing=pairing, created_name=name
     )
 
 
@@ -165,11 +166,7 @@ async def device_settings_form(
         devices.update_settings(session, hub, device, patch)
     except (ValidationError, ApiError) as exc:
         return await _device_page(request, session, principal, device_id, error=_sentence(exc))
-    await session.flush()
-    lang = language(request)
-    return await _device_page(
-        request, session, principal, device_id, notice=translator(lang)["saved"]
-    )
+    return RedirectResponse(f"/dashboard/devices/{device_id}?done=saved", status_code=303)
 
 
 WHATSAPP_KEYS = ("phoneNumberId", "accessToken", "appSecret", "verifyToken")
@@ -203,8 +200,12 @@ async def add_whatsapp_line(
             devices=[devices.device_out(d) for d in found],
             whatsapp_error=message,
         )
-    pairing = pairings.pairing_out(issued) if issued else None
-    return await _device_page(request, session, principal, device.id, pairing=pairing)
+    url = f"/dashboard/devices/{device.id}"
+    if issued is None:  # a cloud line: nothing to pair
+        return RedirectResponse(url, status_code=303)
+    pairing = pairings.pairing_out(issued)
+    del pairing["qrSvg"]
+    return _reveal_once(request, principal, url, pairing=pairing)
 
 
 @router.post("/dashboard/devices/{device_id}/whatsapp")
@@ -218,9 +219,7 @@ async def whatsapp_keys_form(
         whatsapp.set_credentials(device, patch, settings)
     except (ValidationError, ApiError) as exc:
         return await _device_page(request, session, principal, device_id, error=_sentence(exc))
-    await session.flush()
-    notice = translator(language(request))["saved"]
-    return await _device_page(request, session, principal, device_id, notice=notice)
+    return RedirectResponse(f"/dashboard/devices/{device_id}?done=saved", status_code=303)
 
 
 @router.post("/dashboard/devices/{device_id}/pairing")
@@ -234,8 +233,8 @@ async def new_pairing_form(
     device = await devices.get_device(session, principal.account_id, device_id)
     pairings.require_pairable(device)
     pairing = pairings.pairing_out(pairings.issue_pairing(device, settings))
-    await session.flush()
-    return await _device_page(request, session, principal, device_id, pairing=pairing)
+    del pairing["qrSvg"]
+    return _reveal_once(request, principal, f"/dashboard/devices/{device_id}", pairing=pairing)
 
 
 @router.post("/dashboard/devices/{device_id}/name")

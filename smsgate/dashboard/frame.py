@@ -5,6 +5,7 @@ words."""
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from functools import partial
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from cryptography.fernet import InvalidToken
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -27,7 +29,7 @@ from smsgate.dashboard.i18n import COOKIE, LANGUAGES, Words, language, translato
 from smsgate.devices import pairing as pairings
 from smsgate.errors import ApiError, bad_request, describe_validation_error, with_field
 from smsgate.kit import i18n
-from smsgate.kit.crypto import equal
+from smsgate.kit.crypto import decrypt, encrypt, equal
 from smsgate.kit.i18n import Text, t
 from smsgate.messages import states
 from smsgate.messages.schemas import template_with_body
@@ -75,7 +77,51 @@ DONE = {
     "cancelling": "cancel_requested_notice",
     "edited": "edited_notice",
     "renamed": "renamed_notice",
+    "saved": "saved",
+    "test_sent": "test_sent_notice",
+    "retrying": "retrying_notice",
 }
+
+
+# A secret shown once (an API key, a phone's pairing, a webhook's signing secret) rides from
+# the POST that made it to the page it redirects to in this cookie: encrypted, for one reading.
+REVEAL_COOKIE = "smsgate_reveal"
+REVEAL_SECONDS = 120
+
+
+def reveal_once(request: Request, principal: Principal, url: str, **shown: Any) -> RedirectResponse:
+    """Redirect after a POST that made something shown only once: the page at `url` shows it
+    (its template reads `shown`'s names) and forgets it, so reloading that page neither repeats
+    the action nor shows the secret again. Only the same signed-in account reads it."""
+    settings = request.app.state.settings
+    payload = {"account": principal.account_id, "shown": shown}
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        REVEAL_COOKIE,
+        encrypt(settings.secret_key, json.dumps(payload)),
+        max_age=REVEAL_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=bool(settings.cookie_secure),
+        path="/dashboard",
+    )
+    return response
+
+
+def _revealed(request: Request, principal: Principal | None) -> dict[str, Any]:
+    raw = request.cookies.get(REVEAL_COOKIE)
+    if not raw or principal is None:
+        return {}
+    try:
+        payload = json.loads(decrypt(request.app.state.settings.secret_key, raw))
+    except (InvalidToken, ValueError):
+        return {}
+    if payload.get("account") != principal.account_id:
+        return {}
+    shown: dict[str, Any] = payload.get("shown") or {}
+    if isinstance(shown.get("pairing"), dict):  # its QR code is drawn again, not carried
+        shown["pairing"] = pairings.with_qr(shown["pairing"])
+    return shown
 
 
 def page(
@@ -88,6 +134,9 @@ def page(
     lang = language(request)
     # an error or notice from the catalog, in the page's language
     context = {k: i18n.render(v, lang) if isinstance(v, Text) else v for k, v in context.items()}
+    for key, value in _revealed(request, principal).items():
+        if context.get(key) is None:
+            context[key] = value
     done = request.query_params.get("done", "")
     if done in DONE:  # what an action just did, after its redirect
         context.setdefault("flash", translator(lang)[DONE[done]])
@@ -111,6 +160,8 @@ def page(
     )
     if request.query_params.get("lang") == lang:
         response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    if REVEAL_COOKIE in request.cookies:  # shown once: gone
+        response.delete_cookie(REVEAL_COOKIE, path="/dashboard")
     protect(response)
     return response
 

@@ -15,6 +15,7 @@ from smsgate.dashboard.frame import (
 from smsgate.dashboard.frame import (
     page as _page,
 )
+from smsgate.dashboard.frame import reveal_once as _reveal_once
 from smsgate.dashboard.frame import (
     sentence as _sentence,
 )
@@ -97,7 +98,7 @@ async def create_webhook(
     # accepted (a receiver on the local network may be plain HTTP), but never silently
     plain = url.strip().lower().startswith("http://")
     warning = translator(language(request)).webhook_plain_http if plain else None
-    return await _webhooks_page(request, session, principal, secret=secret, warning=warning)
+    return _reveal_once(request, principal, "/dashboard/webhooks", secret=secret, warning=warning)
 
 
 @router.post("/dashboard/webhooks/{webhook_id}/edit")
@@ -117,7 +118,7 @@ async def edit_webhook(
     except ApiError as exc:
         await session.rollback()
         return await _webhooks_page(request, session, principal, error=_sentence(exc))
-    return await _webhooks_page(request, session, principal)
+    return RedirectResponse("/dashboard/webhooks?done=saved", status_code=303)
 
 
 @router.post("/dashboard/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
@@ -130,7 +131,7 @@ async def retry_delivery(
 ) -> Response:
     hook = await webhooks.get(session, principal.account_id, webhook_id)
     await webhooks.retry(session, hook, delivery_id)
-    return await _webhooks_page(request, session, principal)
+    return RedirectResponse("/dashboard/webhooks?done=retrying", status_code=303)
 
 
 @router.post("/dashboard/webhooks/{webhook_id}/{action}")
@@ -143,16 +144,16 @@ async def webhook_action(
     settings: AppSettings,
 ) -> Response:
     hook = await webhooks.get(session, principal.account_id, webhook_id)
-    secret = None
     if action == "test":
         await webhooks.test(session, hook)
-    elif action == "secret":
+        return RedirectResponse("/dashboard/webhooks?done=test_sent", status_code=303)
+    if action == "secret":
         secret = webhooks.secrets_of(hook, settings)[0]
-    elif action == "rotate":
+        return _reveal_once(request, principal, "/dashboard/webhooks", secret=secret)
+    if action == "rotate":
         secret = await webhooks.rotate(session, hook, settings, webhooks.DEFAULT_OVERLAP_SECONDS)
-    elif action == "delete":
+        return _reveal_once(request, principal, "/dashboard/webhooks", secret=secret)
+    if action == "delete":
         await webhooks.delete(session, hook)
         return RedirectResponse("/dashboard/webhooks?done=webhook_deleted", status_code=303)
-    else:
-        raise ApiError(404, t("no such action"), "not_found")
-    return await _webhooks_page(request, session, principal, secret=secret)
+    raise ApiError(404, t("no such action"), "not_found")

@@ -335,6 +335,13 @@ def pairing_out(pairing: Pairing) -> dict[str, Any]:
     }
 
 
+def with_qr(shown: dict[str, Any]) -> dict[str, Any]:
+    """A pairing's details (pairing_out's, without its QR code) with the QR code drawn again."""
+    fields = {k: v for k, v in shown.items() if k != "qrSvg"}
+    at = datetime.fromisoformat(str(fields["expiresAt"]).replace("Z", "+00:00"))
+    return pairing_out(Pairing(fields["serverUrl"], fields["token"], fields["code"], at))
+
+
 def require_pairable(device: Device) -> None:
     if device.type != "android" and device.provider != "web":
         raise ApiError(

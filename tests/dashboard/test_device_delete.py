@@ -76,6 +76,8 @@ async def test_every_main_form_sent_empty_is_answered_on_its_page(app) -> None:
         "/dashboard/templates",
         "/dashboard/opt-outs",
     ):
-        answer = await user.client.post(path, data={"csrf": user.csrf}, params={"lang": "es"})
+        answer = await user.client.post(
+            path, data={"csrf": user.csrf}, params={"lang": "es"}, follow_redirects=True
+        )
         assert answer.status_code < 500, path
         assert "<nav" in answer.text, (path, answer.text[:300])  # the page, not an error page

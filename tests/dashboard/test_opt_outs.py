@@ -64,6 +64,7 @@ async def test_a_key_with_chosen_scopes_its_last_use_and_snippets(app) -> None:
         "/dashboard/keys",
         data={"csrf": user.csrf, "name": "lectura", "scope": "messages:read"},
         params={"lang": "es"},
+        follow_redirects=True,
     )
     assert made.status_code == 200
     key = made.text.split('<code id="new-key">', 1)[1].split("<", 1)[0]
@@ -83,6 +84,7 @@ async def test_a_key_with_chosen_scopes_its_last_use_and_snippets(app) -> None:
         "/dashboard/keys",
         data={"csrf": user.csrf, "name": "x", "scope": "root"},
         params={"lang": "es"},
+        follow_redirects=True,
     )
     assert wrong.status_code == 400
 

@@ -27,7 +27,9 @@ async def _signed_up(browser, prefix: str) -> User:
     await _auth_form(browser, "/signup", {"email": email, "password": PASSWORD})
     page = await browser.get("/dashboard?lang=en")
     csrf = _csrf(page.text)
-    made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+    made = await browser.post(
+        "/dashboard/keys", data={"name": "k", "csrf": csrf}, follow_redirects=True
+    )
     key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
     me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
     return User(browser, me["id"], email, csrf, key)
@@ -47,7 +49,9 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         assert "Plan usage" in overview.text
         csrf = _csrf(overview.text)
 
-        paired = await browser.post("/dashboard/devices", data={"name": "Caja 1", "csrf": csrf})
+        paired = await browser.post(
+            "/dashboard/devices", data={"name": "Caja 1", "csrf": csrf}, follow_redirects=True
+        )
         assert paired.status_code == 200
         assert "<svg" in paired.text and "/api/mobile/v1" in paired.text
         assert re.search(r"<code[^>]*>pt_[^<]+</code>", paired.text)
@@ -76,7 +80,9 @@ async def test_signup_pair_send_and_keys_through_the_pages(app) -> None:
         )
         assert 'role="alert"' in bad.text and "is not a valid phone number" in bad.text
 
-        made = await browser.post("/dashboard/keys", data={"name": "web", "csrf": csrf})
+        made = await browser.post(
+            "/dashboard/keys", data={"name": "web", "csrf": csrf}, follow_redirects=True
+        )
         key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text)
         assert key, made.text
         me = await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key.group(1)}"})
@@ -87,7 +93,9 @@ async def test_forms_need_their_csrf_field_and_a_session(app) -> None:
     async with new_client(app) as browser:
         assert (await browser.get("/dashboard")).headers["location"] == "/login"
         await _auth_form(browser, "/signup", {"email": unique_email("csrf"), "password": PASSWORD})
-        forged = await browser.post("/dashboard/keys", data={"name": "x", "csrf": "forged"})
+        forged = await browser.post(
+            "/dashboard/keys", data={"name": "x", "csrf": "forged"}, follow_redirects=True
+        )
         assert forged.status_code == 403
         assert forged.headers["content-type"].startswith("text/html")
         assert "este formulario caducó" in forged.text  # the dashboard speaks Spanish first
@@ -182,21 +190,30 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
                 "format": "native",
                 "csrf": csrf,
             },
+            follow_redirects=True,
         )
         secret = re.search(r"<code[^>]*>(whsec_[^<]+)</code>", created.text).group(1)
         hook_id = re.search(r"/dashboard/webhooks/(c[0-9a-z]+)/test", created.text).group(1)
-        tested = await browser.post(f"/dashboard/webhooks/{hook_id}/test", data={"csrf": csrf})
+        tested = await browser.post(
+            f"/dashboard/webhooks/{hook_id}/test", data={"csrf": csrf}, follow_redirects=True
+        )
         assert tested.status_code == 200
         await deliver_due(app.state.db, app.state.webhook_http, app.state.settings)
         assert [r.headers["x-smsgw-event"] for r in receiver.requests] == ["system:ping"]
-        shown = await browser.post(f"/dashboard/webhooks/{hook_id}/secret", data={"csrf": csrf})
+        shown = await browser.post(
+            f"/dashboard/webhooks/{hook_id}/secret", data={"csrf": csrf}, follow_redirects=True
+        )
         assert secret in shown.text and "succeeded" in shown.text
         assert "answer 200" in shown.text  # the receiver's answer, kept with the attempt
-        rotated = await browser.post(f"/dashboard/webhooks/{hook_id}/rotate", data={"csrf": csrf})
+        rotated = await browser.post(
+            f"/dashboard/webhooks/{hook_id}/rotate", data={"csrf": csrf}, follow_redirects=True
+        )
         new = re.search(r"<code[^>]*>(whsec_[^<]+)</code>", rotated.text).group(1)
         assert new != secret
         bad = await browser.post(
-            "/dashboard/webhooks", data={"url": "ftp://x", "events": ["sms:sent"], "csrf": csrf}
+            "/dashboard/webhooks",
+            data={"url": "ftp://x", "events": ["sms:sent"], "csrf": csrf},
+            follow_redirects=True,
         )
         assert 'role="alert"' in bad.text
         # retry the delivery from its row: sent again
@@ -204,7 +221,9 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
             rf"/dashboard/webhooks/{hook_id}/deliveries/(c[0-9a-z]+)/retry", rotated.text
         ).group(1)
         await browser.post(
-            f"/dashboard/webhooks/{hook_id}/deliveries/{delivery_id}/retry", data={"csrf": csrf}
+            f"/dashboard/webhooks/{hook_id}/deliveries/{delivery_id}/retry",
+            data={"csrf": csrf},
+            follow_redirects=True,
         )
         await deliver_due(app.state.db, app.state.webhook_http, app.state.settings)
         assert len(receiver.requests) == 2
@@ -215,7 +234,9 @@ async def test_webhooks_page_create_test_reveal_rotate_delete(app) -> None:
         )
         assert 'role="alert"' in refused.text
         edited = await browser.post(
-            edit, data={"csrf": csrf, "url": receiver.url + "/v2", "events": ["sms:sent"]}
+            edit,
+            data={"csrf": csrf, "url": receiver.url + "/v2", "events": ["sms:sent"]},
+            follow_redirects=True,
         )
         assert receiver.url + "/v2" in edited.text and "disabled by its owner" in edited.text
         hook = (
@@ -235,7 +256,9 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         page = await browser.get("/dashboard/billing?lang=en")
         assert page.status_code == 200 and "Last 30 days" in page.text
         csrf = _csrf(page.text)
-        made = await browser.post("/dashboard/keys", data={"name": "k", "csrf": csrf})
+        made = await browser.post(
+            "/dashboard/keys", data={"name": "k", "csrf": csrf}, follow_redirects=True
+        )
         key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", made.text).group(1)
         me = (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})).json()
         phone = await pair_phone(User(browser, me["id"], email, csrf, key))
@@ -252,12 +275,14 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
                 "simSelectionMode": "Random",
                 "processingOrder": "FIFO",
             },
+            follow_redirects=True,
         )
         assert "Saved." in saved.text
         assert (await phone.settings())["messages"]["limit_value"] == 10
         invalid = await browser.post(
             f"/dashboard/devices/{phone.device_id}/settings",
             data={"csrf": csrf, "sendIntervalMin": "10", "sendIntervalMax": "2"},
+            follow_redirects=True,
         )
         assert 'role="alert"' in invalid.text
         unconfirmed = await browser.post(
@@ -310,6 +335,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
         bad = await browser.post(
             "/dashboard/devices/whatsapp",
             data={"csrf": csrf, "name": "x", "provider": "cloud", "phoneNumberId": "abc"},
+            follow_redirects=True,
         )
         assert bad.status_code == 400 and "phoneNumberId" in bad.text
         cloud = await browser.post(
@@ -321,6 +347,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
                 "phoneNumberId": "1234567890",
                 "accessToken": "EAAGsecretsecretsecret9876",
             },
+            follow_redirects=True,
         )
         assert cloud.status_code == 200 and "Credentials missing" in cloud.text
         assert "EAAGsecretsecretsecret9876" not in cloud.text and "9876" in cloud.text
@@ -328,6 +355,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
         saved = await browser.post(
             f"/dashboard/devices/{line_id}/whatsapp",
             data={"csrf": csrf, "appSecret": "app-secret-123", "verifyToken": "verify-me-1"},
+            follow_redirects=True,
         )
         assert "Saved." in saved.text and "Ready to send" in saved.text
         assert f"/api/whatsapp/webhook/{line_id}" in saved.text
@@ -335,6 +363,7 @@ async def test_whatsapp_lines_from_the_pages(app, live_server) -> None:
         web = await browser.post(
             "/dashboard/devices/whatsapp",
             data={"csrf": csrf, "name": "Recepción", "provider": "web"},
+            follow_redirects=True,
         )
         assert "pip install 'smsgate[whatsapp-web]'" in html.unescape(web.text)
         token = re.search(r"--token (pt_[A-Za-z0-9_-]+)", web.text).group(1)
@@ -497,10 +526,14 @@ async def test_no_page_shows_a_python_repr(app) -> None:
         for lang in ("es", "en"):
             pages = [
                 await browser.post(
-                    f"/dashboard/devices?lang={lang}", data={"name": "Caja", "csrf": csrf}
+                    f"/dashboard/devices?lang={lang}",
+                    data={"name": "Caja", "csrf": csrf},
+                    follow_redirects=True,
                 ),
                 await browser.post(
-                    f"/dashboard/keys?lang={lang}", data={"name": "k", "csrf": csrf}
+                    f"/dashboard/keys?lang={lang}",
+                    data={"name": "k", "csrf": csrf},
+                    follow_redirects=True,
                 ),
                 await browser.get(f"/dashboard/keys?lang={lang}"),
             ]
@@ -549,13 +582,17 @@ async def test_pairing_says_when_a_phone_cannot_reach_the_server(app) -> None:
     assert phone_reachability("https://sms.example.com") is None
     async with new_client(app) as browser:
         user = await _signed_up(browser, "pairing")
-        made = await browser.post("/dashboard/devices", data={"name": "Caja", "csrf": user.csrf})
+        made = await browser.post(
+            "/dashboard/devices", data={"name": "Caja", "csrf": user.csrf}, follow_redirects=True
+        )
         assert "The Android app requires HTTPS and http://testserver" in made.text  # the suite's
         device_id = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", made.text).group(1)
         page = await browser.get(f"/dashboard/devices/{device_id}")
         assert "New pairing token" in page.text and 'id="pair-code"' not in page.text
         renewed = await browser.post(
-            f"/dashboard/devices/{device_id}/pairing", data={"csrf": user.csrf}
+            f"/dashboard/devices/{device_id}/pairing",
+            data={"csrf": user.csrf},
+            follow_redirects=True,
         )
         assert re.search(r'id="pair-code">\d{10}<', renewed.text), renewed.text[:500]
         assert "requires HTTPS" in renewed.text and "<svg" in renewed.text
@@ -566,7 +603,9 @@ async def test_a_webhook_form_without_events_says_so_and_keeps_the_input(app) ->
     async with new_client(app) as browser:
         user = await _signed_up(browser, "hookform")
         url = "https://hooks.example.com/citas"
-        answer = await browser.post("/dashboard/webhooks", data={"url": url, "csrf": user.csrf})
+        answer = await browser.post(
+            "/dashboard/webhooks", data={"url": url, "csrf": user.csrf}, follow_redirects=True
+        )
         assert answer.status_code == 200
         assert 'role="alert"' in answer.text and "give at least one event" in answer.text
         assert f'value="{url}"' in answer.text and "<nav" in answer.text  # the page, not a stub
@@ -575,6 +614,7 @@ async def test_a_webhook_form_without_events_says_so_and_keeps_the_input(app) ->
         plain = await browser.post(
             "/dashboard/webhooks",
             data={"url": "http://hooks.example.com/x", "events": ["sms:sent"], "csrf": user.csrf},
+            follow_redirects=True,
         )
         assert "travel to it unencrypted" in plain.text  # accepted, but not silently
 
@@ -686,3 +726,45 @@ async def test_scheduled_sends_are_listed_and_cancelled_and_failures_sent_again(
         assert fresh["message"] == "Su pedido"
         pulled = await phone.pull()
         assert [m["phoneNumbers"] for m in pulled if m["id"] == new_id] == [[numbers[1]]]
+
+
+async def test_a_secret_is_shown_once_and_a_reload_repeats_nothing(app) -> None:
+    """Redirect after POST for the forms that make something shown once: the new key, a
+    phone's pairing, a webhook's secret are on the page the POST leads to; reloading that page
+    neither makes another nor shows the secret again; another account never sees it."""
+    async with new_client(app) as browser, new_client(app) as other:
+        user = await _signed_up(browser, "once")
+        await _signed_up(other, "other")
+        made = await browser.post("/dashboard/keys", data={"name": "caja", "csrf": user.csrf})
+        assert made.status_code == 303 and made.headers["location"] == "/dashboard/keys"
+        shown = await browser.get("/dashboard/keys")
+        key = re.search(r"<code[^>]*>(sk_[A-Za-z0-9]+)</code>", shown.text)
+        assert key, shown.text
+        again = await browser.get("/dashboard/keys")
+        assert key.group(1) not in again.text
+        keys = (await browser.get("/api/keys", headers={"X-CSRF-Token": user.csrf})).json()
+        assert [k["name"] for k in keys["data"]].count("caja") == 1
+        # the cookie that carried it is useless to another account
+        sealed = made.cookies.get("smsgate_reveal")
+        assert sealed and key.group(1) not in sealed
+        other.cookies.set("smsgate_reveal", sealed, path="/dashboard")
+        assert key.group(1) not in (await other.get("/dashboard/keys")).text
+
+        paired = await browser.post("/dashboard/devices", data={"name": "Caja", "csrf": user.csrf})
+        assert paired.status_code == 303
+        page = await browser.get(paired.headers["location"])
+        token = re.search(r"pt_[A-Za-z0-9_-]+", page.text)
+        assert token and "<svg" in page.text  # its QR code, drawn again
+        reloaded = await browser.get(paired.headers["location"])
+        assert token.group(0) not in reloaded.text
+        listed = (await browser.get("/api/devices", headers={"X-CSRF-Token": user.csrf})).json()
+        assert [d["name"] for d in listed["data"]] == ["Caja"]
+
+        hook = await browser.post(
+            "/dashboard/webhooks",
+            data={"url": "https://127.0.0.1:9/hook", "events": ["sms:received"], "csrf": user.csrf},
+        )
+        assert hook.status_code == 303
+        secret = re.search(r"whsec_[A-Za-z0-9_-]+", (await browser.get("/dashboard/webhooks")).text)
+        assert secret
+        assert secret.group(0) not in (await browser.get("/dashboard/webhooks")).text
