@@ -3,7 +3,6 @@ settings and password."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, timedelta
 from typing import Annotated, Any
 
@@ -30,7 +29,6 @@ from smsgate.dashboard.frame import (
 from smsgate.dashboard.frame import (
     viewer as _viewer,
 )
-from smsgate.dashboard.i18n import language, translator
 from smsgate.devices import service as devices
 from smsgate.errors import ApiError
 from smsgate.kit import clock
@@ -225,9 +223,8 @@ async def account_settings_form(
         await change_settings(session, account, chosen)
     except ApiError as exc:  # refused before anything changed
         return _account_page(request, principal, account, error=_sentence(exc))
-    # this page already shows the new zone (the credential cache forgets the old after commit)
-    principal = replace(principal, time_zone=preferences.time_zone_of(account))
-    return _account_page(request, principal, account, notice=translator(language(request))["saved"])
+    # the page it leads to shows the new zone (the credential cache forgets the old on commit)
+    return RedirectResponse("/dashboard/account?done=saved", status_code=303)
 
 
 @router.post("/dashboard/account/password")
@@ -240,14 +237,10 @@ async def password_form(
     new: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     account = await accounts.get_account(session, principal.account_id)
-    notice = error = None
     try:
         await accounts.change_password(
             session, account, current, new, principal.credential_id, settings
         )
-        notice = translator(language(request))["password_changed"]
     except ApiError as exc:
-        error = _sentence(exc)
-    return _account_page(
-        request, principal, account, notice=notice, error=error, status=200 if notice else 400
-    )
+        return _account_page(request, principal, account, error=_sentence(exc), status=400)
+    return RedirectResponse("/dashboard/account?done=password_changed", status_code=303)

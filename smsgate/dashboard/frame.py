@@ -78,6 +78,7 @@ DONE = {
     "edited": "edited_notice",
     "renamed": "renamed_notice",
     "saved": "saved",
+    "password_changed": "password_changed",
     "test_sent": "test_sent_notice",
     "retrying": "retrying_notice",
 }

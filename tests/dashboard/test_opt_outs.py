@@ -149,7 +149,9 @@ async def test_the_countries_an_account_sends_to_from_its_page(app) -> None:
     user = await signup(app)
     form = {"csrf": user.csrf, "timeZone": "America/Mexico_City"}
     saved = await user.client.post(
-        "/dashboard/account/settings", data={**form, "allowedCountries": "mx, us co"}
+        "/dashboard/account/settings",
+        data={**form, "allowedCountries": "mx, us co"},
+        follow_redirects=True,
     )
     assert saved.status_code == 200
     prefs = (await user.client.get("/api/account/settings", headers=user.auth)).json()
@@ -158,6 +160,7 @@ async def test_the_countries_an_account_sends_to_from_its_page(app) -> None:
         "/dashboard/account/settings",
         data={**form, "allowedCountries": "MX, XX"},
         params={"lang": "es"},
+        follow_redirects=True,
     )
     assert '"XX" no es un código de país' in visible_text(bad.text)
     prefs = (await user.client.get("/api/account/settings", headers=user.auth)).json()

@@ -296,11 +296,13 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         wrong = await browser.post(
             "/dashboard/account/password",
             data={"csrf": csrf, "current": "not mine at all", "new": "another long passphrase"},
+            follow_redirects=True,
         )
         assert wrong.status_code == 400
         changed = await browser.post(
             "/dashboard/account/password",
             data={"csrf": csrf, "current": PASSWORD, "new": "another long passphrase"},
+            follow_redirects=True,
         )
         assert changed.status_code == 200 and "Password changed" in changed.text
         account = await browser.get("/dashboard/account?lang=en")
@@ -308,16 +310,22 @@ async def test_billing_device_detail_and_account_pages(app) -> None:
         assert 'name="rerouteStalled" value="on" style="width:auto">' in account.text  # off
         bearer = {"Authorization": f"Bearer {key}"}
         saved = await browser.post(
-            "/dashboard/account/settings", data={"csrf": csrf, "rerouteStalled": "on"}
+            "/dashboard/account/settings",
+            data={"csrf": csrf, "rerouteStalled": "on"},
+            follow_redirects=True,
         )
         assert saved.status_code == 200 and "Saved." in saved.text
         assert 'name="rerouteStalled" value="on" style="width:auto" checked>' in saved.text
         prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
         assert prefs["rerouteStalled"] is True and prefs["optOutBypassExpedited"] is False
-        await browser.post("/dashboard/account/settings", data={"csrf": csrf})
+        await browser.post(
+            "/dashboard/account/settings", data={"csrf": csrf}, follow_redirects=True
+        )
         prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
         assert prefs["rerouteStalled"] is False
-        forged = await browser.post("/dashboard/account/settings", data={"rerouteStalled": "on"})
+        forged = await browser.post(
+            "/dashboard/account/settings", data={"rerouteStalled": "on"}, follow_redirects=True
+        )
         assert forged.status_code == 403
         prefs = (await browser.get("/api/account/settings", headers=bearer)).json()
         assert prefs["rerouteStalled"] is False
@@ -485,6 +493,7 @@ async def test_times_are_the_account_s_own_and_the_schedule_is_read_in_them(app)
         moved = await browser.post(
             "/dashboard/account/settings",
             data={"csrf": user.csrf, "timeZone": "America/Bogota"},
+            follow_redirects=True,
         )
         assert moved.status_code == 200 and 'role="status"' in moved.text
         shown = await browser.get(f"/dashboard/messages/{message_id}")
@@ -492,6 +501,7 @@ async def test_times_are_the_account_s_own_and_the_schedule_is_read_in_them(app)
         wrong = await browser.post(
             "/dashboard/account/settings",
             data={"csrf": user.csrf, "timeZone": "Mars/Olympus"},
+            follow_redirects=True,
         )
         assert 'role="alert"' in wrong.text and "Mars/Olympus" in wrong.text
         kept = (await browser.get("/api/account/settings", headers=user.auth)).json()
