@@ -29,7 +29,7 @@ from smsgate.dashboard.frame import (
 from smsgate.dashboard.frame import (
     sentence as _sentence,
 )
-from smsgate.dashboard.i18n import language, translator
+from smsgate.dashboard.i18n import LANGUAGES, language, translator
 from smsgate.errors import ApiError
 from smsgate.kit.crypto import derive_key, equal
 from smsgate.kit.responses import api_router
@@ -135,8 +135,10 @@ def _presession_ok(request: Request, settings: Settings, csrf: str) -> bool:
 
 @router.get("/forgot")
 async def forgot_page(request: Request, settings: AppSettings) -> HTMLResponse:
-    """Ask for a reset link by email (or, without SMTP, who can reset it)."""
-    return _presession_page(request, settings, "forgot.html")
+    """Ask for a reset link by email (or, without SMTP, who can reset it); `asked`: after the
+    request, that a link is on its way if the email has an account."""
+    asked = request.query_params.get("asked") == "1"
+    return _presession_page(request, settings, "forgot.html", asked=asked)
 
 
 @router.post("/forgot")
@@ -156,7 +158,10 @@ async def forgot_form(
         await reset.request_link(request.app.state.db, settings, email, client, language(request))
     except ApiError as exc:
         return _presession_page(request, settings, "forgot.html", exc.status, error=_sentence(exc))
-    return _presession_page(request, settings, "forgot.html", asked=email)
+    # a page of its own (a reload asks for nothing again), the same whether the email has an
+    # account or not
+    lang = request.query_params.get("lang")
+    return RedirectResponse("/forgot?asked=1" + (f"&lang={lang}" if lang in LANGUAGES else ""), 303)
 
 
 @router.get("/reset")
