@@ -132,12 +132,15 @@ async def serving_asgi(
     """Serve a small ASGI app (a receiver, a fake API) on loopback in this event loop; yields
     its port. With `tls`, a folder holding cert.pem and key.pem, over HTTPS."""
     port = port or free_port()
-    certificate = (
-        {"ssl_certfile": str(tls / "cert.pem"), "ssl_keyfile": str(tls / "key.pem")} if tls else {}
-    )
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **certificate
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(tls / "cert.pem") if tls else None,
+            ssl_keyfile=str(tls / "key.pem") if tls else None,
         )
     )
     task = asyncio.get_running_loop().create_task(server.serve())

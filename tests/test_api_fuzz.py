@@ -26,6 +26,7 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _credentials(base: str) -> tuple[str, str, dict[str, list[str]]]:
         return key.json()["key"], phone.json()["token"], ids
 
 
-def _created(http: httpx.Client, path: str, body: dict[str, object]) -> dict[str, Any]:
+def _created(http: httpx.Client, path: str, body: Mapping[str, object]) -> dict[str, Any]:
     answer = http.post(path, json=body)
     assert answer.status_code == 201, f"{path}: {answer.text}"
     created: dict[str, Any] = answer.json()

@@ -64,7 +64,7 @@ def test_every_marked_message_has_its_spanish_in_the_catalog() -> None:
     assert not missing, "messages without Spanish in smsgate/locale/:\n" + "\n".join(missing)
     for msgid, where in marked.items():
         assert _placeholders(spanish[msgid]) == _placeholders(msgid), f"{where}: {msgid!r}"
-        words = "".join(c for c in string.Formatter().parse(msgid) for c in c[0] or "")
+        words = "".join(part[0] or "" for part in string.Formatter().parse(msgid))
         if spanish[msgid] == msgid:  # only a word both languages share, or no words at all
             assert msgid in SAME_IN_BOTH or not any(ch.isalpha() for ch in _fields_out(words)), (
                 f"{where}: {msgid!r} is not translated"

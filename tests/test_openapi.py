@@ -34,7 +34,7 @@ async def test_every_operation_declares_the_credential_it_really_needs(app) -> N
                     continue  # a stream: its 401 is tested in tests/mobile/test_live.py
                 security = operation.get("security", [])
                 required = bool(security) and {} not in security
-                body = {} if method in ("post", "put", "patch") else None
+                body: dict[str, Any] | None = {} if method in ("post", "put", "patch") else None
                 answer = await anonymous.request(method.upper(), url, json=body)
                 checked += 1
                 if required != (answer.status_code == 401):

@@ -70,7 +70,7 @@ async def test_every_operation_takes_exactly_its_documented_credentials(make_use
                     "session": user.csrf_header,
                     "basic": {"Authorization": f"Basic {basic}"},
                 }[kind]
-                body = {} if method in ("post", "patch", "put") else None
+                body: dict[str, Any] | None = {} if method in ("post", "patch", "put") else None
                 if kind != "session":
                     anonymous.cookies.clear()
                 answer = await client.request(method, _url(path), json=body, headers=headers)

@@ -57,7 +57,7 @@ async def test_a_batch_that_fails_to_be_written_is_taken_again(
     keep_30 = settings.model_copy(update={"retention_message_days": 30})
     retention._walk.after, retention._walk.started_at = "", None
 
-    async def failing(database, chosen) -> None:  # type: ignore[no-untyped-def]
+    async def failing(database, chosen) -> None:
         raise RuntimeError("the write failed")
 
     with monkeypatch.context() as patched:

@@ -21,6 +21,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -257,8 +258,7 @@ async def sends_through_crashes(
                 "externalId": external,
             }
             answer = await persist(
-                lambda body=body: user.http.post("/api/v1/send", json=body, headers=user.auth),
-                retries,
+                partial(user.http.post, "/api/v1/send", json=body, headers=user.auth), retries
             )
             if answer.status_code in (200, 202):
                 accepted[external] = answer.json()["id"]
@@ -339,8 +339,7 @@ async def phones_through_crashes(
             for i in range(count):
                 body = {"phoneNumbers": [_number()], "message": f"Aviso {k}.{i}"}
                 answer = await persist(
-                    lambda body=body: user.http.post("/api/v1/send", json=body, headers=user.auth),
-                    retries,
+                    partial(user.http.post, "/api/v1/send", json=body, headers=user.auth), retries
                 )
                 assert answer.status_code == 202, answer.text
             if k < kills:
@@ -355,7 +354,7 @@ async def phones_through_crashes(
     finally:
         done.set()
         await asyncio.gather(*loops, return_exceptions=True)
-    states = Counter()
+    states: Counter[str] = Counter()
     for message in await _all_messages(user):
         states[message["state"]] += 1
     for phone in clients:

@@ -38,7 +38,7 @@ XSS = "<script>window.__xss = 1</script>¡Hola! Tu pedido va en camino"
 try:
     from playwright.async_api import Page, async_playwright
 except ImportError:  # pragma: no cover - the dev extra installs it
-    async_playwright = None  # type: ignore[assignment]
+    async_playwright = None
 
 
 @pytest.fixture
@@ -426,7 +426,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     ids = [re.search(r"""["']?id["']?:\s*["'](c[a-z0-9]{24})["']""", out) for out in printed]
     assert all(ids), printed
     for found_id in ids:
-        stored = await api(f"/api/v1/messages/{found_id.group(1)}")  # type: ignore[union-attr]
+        stored = await api(f"/api/v1/messages/{found_id.group(1)}")
         assert stored["message"] == "Hola mundo" and stored["state"] == "processing", stored
     async with httpx.AsyncClient(base_url=base) as http:
         read = await http.get("/api/v1/messages", headers={"Authorization": f"Bearer {key}"})

@@ -31,4 +31,4 @@ def test_the_same_bytes_as_the_standard_library() -> None:
     for answer in ANSWERS:
         ours = JSONResponse(answer).body
         assert ours == StarletteJSON(answer).body, answer
-        assert json.loads(ours) == answer
+        assert json.loads(bytes(ours)) == answer

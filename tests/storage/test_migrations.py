@@ -18,8 +18,8 @@ from tests.serving import own_database
 
 
 async def test_models_and_migrations_agree(app: FastAPI) -> None:
-    def diff(connection):  # type: ignore[no-untyped-def]
-        def described(obj, name, kind, reflected, compared_to) -> bool:  # type: ignore[no-untyped-def]
+    def diff(connection):
+        def described(obj, name, kind, reflected, compared_to) -> bool:
             # the search index (conversations/search.py) is SQL of its own: an FTS5 table and
             # its shadow tables on SQLite, an expression index on PostgreSQL
             return not (name or "").startswith(("conversations_search", "ix_conversations_search"))

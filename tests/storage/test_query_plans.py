@@ -10,9 +10,10 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 import pytest
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, Table, insert, select
 
 from bench.fill import Filled, fill
 from smsgate.accounts.models import Account
@@ -64,7 +65,7 @@ async def year(year_settings: Settings) -> AsyncIterator[Year]:
     account_id = new_id()
     async with database.engine.begin() as conn:
         await conn.execute(
-            insert(Account.__table__).values(
+            insert(cast(Table, Account.__table__)).values(
                 id=account_id, email="plans@example.com", password_hash="-", settings={}
             )
         )

@@ -12,6 +12,7 @@ from datetime import timedelta
 from smsgate.kit import clock
 from smsgate.webhooks.delivery import SCHEDULE, deliver_forever
 from smsgate.webhooks.events import NewEvent, emit
+from smsgate.webhooks.payloads import Ping
 from tests.factories import pair_phone
 from tests.webhooks.receiver import receiving
 from tests.webhooks.test_delivery import _hook, deliver
@@ -125,7 +126,7 @@ async def test_a_hanging_receiver_holds_back_no_other_account(make_user, app) ->
         async with app.state.db.transaction() as session:
             await emit(
                 session,
-                [NewEvent(a.account_id, "system:ping", None, {"n": i}) for i in range(1000)],
+                [NewEvent(a.account_id, "system:ping", None, _ping(i)) for i in range(1000)],
             )
         stopping = asyncio.Event()
         worker = asyncio.create_task(
@@ -170,3 +171,7 @@ async def test_a_hanging_receiver_holds_back_no_other_account(make_user, app) ->
         assert by_status["succeeded"] >= 4 and by_status["succeeded"] + by_status["pending"] == 1000
         # the rest of the backlog would be tried by the next tests' rounds: gone with its webhook
         await a.client.delete(f"/api/webhooks/{hook_a['id']}", headers=a.auth)
+
+
+def _ping(n: int) -> Ping:
+    return Ping(deviceId=None, health={"n": n})
