@@ -35,6 +35,7 @@ from smsgate.kit.responses import JSONResponse
 from smsgate.messages import reports
 from smsgate.messages.routes import router as messages_router
 from smsgate.messages.sending.writer import SendWriter
+from smsgate.messages.service import Sender
 from smsgate.mobile.routes import router as mobile_router
 from smsgate.notify.hub import Hub
 from smsgate.notify.pgnotify import PgBridge
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         observe=observe.batch("reports"),
     )
     app.state.hub = Hub()
+    app.state.sender = Sender(app.state.db, app.state.send_writer, app.state.hub)
     app.state.rate_limiter = limiter_for(app.state.db)
     app.state.metrics = Metrics(app.state.db, app.state.hub)
     install_metrics(app.state.metrics)

@@ -193,14 +193,9 @@ async def send(request: Request) -> JSONResponse:
                 t("no device was active within {hours} hours", hours=deviceActiveWithin)
             )
         send_request = send_request.model_copy(update={"device_id": secrets.choice(active)})
-    stored = await messages.store_message(
-        database,
-        request.app.state.send_writer,
-        principal,
-        send_request,
-        validate_numbers=not skipPhoneValidation,
+    stored = await messages.app_sender(request).store(
+        principal, send_request, validate_numbers=not skipPhoneValidation
     )
-    messages.announce(request.app.state.hub, principal.account_id, send_request, stored.created)
     if stored.created:
         # just written, and answered from what was written: its only history line is its
         # creation (processing), which the reference's states leave out

@@ -176,10 +176,7 @@ async def reply(
             "externalId": body.external_id,
         }
     )
-    message, created = await messages.queue_message(
-        request.app.state.db, request.app.state.send_writer, principal, send
-    )
-    messages.announce(request.app.state.hub, principal.account_id, send, created)
+    message, created = await messages.app_sender(request).send(principal, send)
     message["conversationId"] = conversation.id
     return JSONResponse(message, status_code=202 if created else 200)
 

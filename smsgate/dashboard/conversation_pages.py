@@ -152,10 +152,7 @@ async def reply(
             fields["template"] = template_body(wa_template, wa_language, wa_values)
             fields["message"] = message.strip() or None
         body = SendRequest.model_validate(fields)
-        _, created = await messages.queue_message(
-            request.app.state.db, request.app.state.send_writer, principal, body
-        )
-        messages.announce(request.app.state.hub, principal.account_id, body, created)
+        await messages.app_sender(request).send(principal, body)
     except (ValidationError, ApiError) as exc:
         async with reading(request) as session:
             return await _conversations_page(

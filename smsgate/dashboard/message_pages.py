@@ -113,10 +113,7 @@ async def send_form(
         if schedule.strip():
             fields["scheduleAt"] = _local_time(schedule.strip(), principal.time_zone)
         body = SendRequest.model_validate(fields)
-        result, created = await messages.queue_message(
-            request.app.state.db, request.app.state.send_writer, principal, body
-        )
-        messages.announce(request.app.state.hub, principal.account_id, body, created)
+        result, _ = await messages.app_sender(request).send(principal, body)
         # after a POST, a redirect: reloading the result must not send the message again
         return RedirectResponse(f"/dashboard/send?sent={result['id']}", status_code=303)
     except (ValidationError, ApiError) as exc:
@@ -352,11 +349,8 @@ async def resend_form(message_id: str, principal: SendingPoster, request: Reques
             fields[name] = message[name]
     try:
         body = SendRequest.model_validate(fields)
-        result, created = await messages.queue_message(
-            request.app.state.db, request.app.state.send_writer, principal, body
-        )
+        result, _ = await messages.app_sender(request).send(principal, body)
     except (ValidationError, ApiError) as exc:
         async with reading(request) as session:
             return await _message_page(request, session, principal, message_id, _sentence(exc))
-    messages.announce(request.app.state.hub, principal.account_id, body, created)
     return RedirectResponse(f"/dashboard/messages/{result['id']}", status_code=303)

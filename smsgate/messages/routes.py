@@ -43,10 +43,7 @@ async def send(request: Request) -> JSONResponse:
     # dependencies: 401/403 first, then the body's 400. It is served lean (below).
     principal = await authorize(request, scopes.SEND)
     body = await read_body(request, SendRequest)
-    message, created = await service.queue_message(
-        request.app.state.db, request.app.state.send_writer, principal, body
-    )
-    service.announce(request.app.state.hub, principal.account_id, body, created)
+    message, created = await service.app_sender(request).send(principal, body)
     # A JSONResponse skips FastAPI's generic encoder: the message is plain JSON types already.
     return JSONResponse(message, status_code=202 if created else 200)
 

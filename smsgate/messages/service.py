@@ -1,12 +1,14 @@
-"""Accepting sends (validated, stored exactly once), cancelling them, and querying messages."""
+"""Accepting sends (validated, stored once, the phones woken), cancelling and editing them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from fastapi import Depends, Request
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,22 +151,6 @@ def _check_line(device_type: str, device_id: str, channel: str) -> None:
         )
 
 
-async def queue_message(
-    database: Database,
-    writer: SendWriter,
-    principal: Principal,
-    request: SendRequest,
-    *,
-    validate_numbers: bool = True,
-) -> tuple[dict[str, Any], bool]:
-    """Accept a send (`store_message`) and answer it in our API's shape: the message and
-    whether it was created (False: a replay of its externalId)."""
-    stored = await store_message(
-        database, writer, principal, request, validate_numbers=validate_numbers
-    )
-    return message_out(stored.row, stored.recipients), stored.created
-
-
 async def store_message(
     database: Database,
     writer: SendWriter,
@@ -251,6 +237,41 @@ def announce(hub: Hub, account_id: str, request: SendRequest, created: bool) -> 
     wakes no one, and a scheduled send is announced by the jobs pass when it falls due."""
     if created and request.schedule_at is None:
         hub.publish(account_id, request.device_id, Event(MESSAGE_ENQUEUED))
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A send as every adapter makes it (the native and third-party APIs, the dashboard's
+    forms, a thread's reply): stored once (`store_message`), then the phones that can take it
+    woken (`announce`). Campaigns store their rows with `store_message` and wake once."""
+
+    database: Database
+    writer: SendWriter
+    hub: Hub
+
+    async def store(
+        self, principal: Principal, request: SendRequest, *, validate_numbers: bool = True
+    ) -> Stored:
+        stored = await store_message(
+            self.database, self.writer, principal, request, validate_numbers=validate_numbers
+        )
+        announce(self.hub, principal.account_id, request, stored.created)
+        return stored
+
+    async def send(self, principal: Principal, request: SendRequest) -> tuple[dict[str, Any], bool]:
+        """The message in our API's shape, and whether it was created (False: a replay of
+        its externalId)."""
+        stored = await self.store(principal, request)
+        return message_out(stored.row, stored.recipients), stored.created
+
+
+def app_sender(request: Request) -> Sender:
+    """The app's Sender (a route's dependency, or read by a route served lean)."""
+    sender: Sender = request.app.state.sender
+    return sender
+
+
+AppSender = Annotated[Sender, Depends(app_sender)]
 
 
 async def _present(session: AsyncSession, row: Row, *, with_history: bool) -> dict[str, Any]:

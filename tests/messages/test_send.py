@@ -368,7 +368,7 @@ async def test_the_lean_send_route_answers_like_every_route(client, make_user, m
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret detail of a bug")
 
-    monkeypatch.setattr(service, "queue_message", broken)
+    monkeypatch.setattr(service, "store_message", broken)
     failed = await client.post(  # this client's transport answers the app's failures
         "/api/v1/send", json=body, headers={**user.auth, "X-Request-ID": "lean-1"}
     )
