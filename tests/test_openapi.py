@@ -165,6 +165,13 @@ async def test_answers_have_the_documented_shapes(make_user) -> None:
     device = await call("post", "/api/devices/android", json={"name": "shapes"}, headers=auth)
     await call("get", "/api/devices", headers=auth)
     await call("get", "/api/devices/{device_id}", f"/api/devices/{device['id']}", headers=auth)
+    await call(
+        "patch",
+        "/api/devices/{device_id}",
+        f"/api/devices/{device['id']}",
+        json={"name": "Caja 2"},
+        headers=auth,
+    )
     send = {"phoneNumbers": ["+5215512345678"], "message": "hola", "externalId": "shapes-1"}
     sent = await call("post", "/api/v1/send", json=send, headers=auth)
     await call("post", "/api/v1/send", json=send, headers=auth)  # the replay's 200

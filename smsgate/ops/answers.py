@@ -435,6 +435,7 @@ RESPONSES: dict[tuple[str, str], tuple[tuple[str, ...], type[BaseModel]]] = {
     ("post", "/api/devices/android"): (("201",), DeviceCreated),
     ("get", "/api/devices"): (("200",), Page[Device]),
     ("get", "/api/devices/{device_id}"): (("200",), Device),
+    ("patch", "/api/devices/{device_id}"): (("200",), Device),
     ("post", "/api/v1/send"): (("202", "200"), Message),  # 200: an externalId replayed
     ("get", "/api/v1/messages"): (("200",), Page[Message]),
     ("get", "/api/v1/messages/{message_id}"): (("200",), Message),
