@@ -190,11 +190,11 @@ async def test_no_route_with_an_id_reaches_another_accounts_object(make_user, ap
         params = re.findall(r"{(\w+)}", route.path)
         unknown = [p for p in params if p not in ids]
         assert not unknown, f"{route.path}: no id of account A for {unknown}; add one"
+        # a file belongs to the received message that brought it
+        given = {**ids, "message_id": received} if "attachment_id" in params else ids
         path = route.path
         for name in params:
-            path = path.replace("{" + name + "}", ids[name])
-        if name == "message_id" and "attachments" in route.path:
-            path = path.replace(sent["id"], received)
+            path = path.replace("{" + name + "}", given[name])
         for method in sorted(route.methods - {"HEAD"}):
             body = BODIES.get((method, route.path))
             if route.path.startswith("/dashboard"):
@@ -212,6 +212,9 @@ async def test_no_route_with_an_id_reaches_another_accounts_object(make_user, ap
         return resp.status_code == 200
 
     assert ok(await a.client.get(f"/api/devices/{phone.device_id}", headers=a.auth))
+    # the paths B was refused are A's to read (the file, by its received message)
+    file = f"/api/v1/messages/{received}/attachments/{attachment}"
+    assert ok(await a.client.get(file, headers=a.auth))
     message = await a.client.get(f"/api/v1/messages/{sent['id']}", headers=a.auth)
     assert message.json()["state"] == "processing" and not message.json().get("cancelRequested")
     assert ok(await a.client.get(f"/api/webhooks/{hook_id}", headers=a.auth))

@@ -41,18 +41,30 @@ from smsgate.whatsapp import service as whatsapp
 router = api_router(include_in_schema=False)
 
 
-@router.get("/dashboard/devices")
-async def devices_page(request: Request, session: ReadSession) -> Response:
-    principal = await _viewer(request, session)
+async def _devices_page(
+    request: Request,
+    session: ReadSession | DbSession,
+    principal: Principal,
+    status: int = 200,
+    **shown: Any,
+) -> HTMLResponse:
+    """The devices list; `shown`: a refused form's error and input."""
     found = await devices.list_devices(session, principal.account_id)
     return _page(
         request,
         "devices.html",
         principal,
+        status=status,
         page="devices",
         title="Devices",
         devices=[devices.device_out(d) for d in found],
+        **shown,
     )
+
+
+@router.get("/dashboard/devices")
+async def devices_page(request: Request, session: ReadSession) -> Response:
+    return await _devices_page(request, session, await _viewer(request, session))
 
 
 @router.get("/dashboard/devices/rows", include_in_schema=False)
@@ -78,20 +90,10 @@ async def add_device(
             session, principal.account_id, name.strip() or "Android", settings
         )
     except ApiError as exc:
-        found = await devices.list_devices(session, principal.account_id)
-        return _page(
-            request,
-            "devices.html",
-            principal,
-            status=exc.status,
-            page="devices",
-            title="Devices",
-            devices=[devices.device_out(d) for d in found],
-            created_name=name,
-            error=_sentence(exc),
+        return await _devices_page(
+            request, session, principal, exc.status, created_name=name, error=_sentence(exc)
         )
     pairing = pairings.pairing_out(issued)
-    del pairing["qrSvg"]  # drawn again by the page
     return _reveal_once(
         request, principal, "/dashboard/devices", pairing=pairing, created_name=name
     )
@@ -188,24 +190,11 @@ async def add_whatsapp_line(
         body = whatsapp.WhatsAppIn.model_validate(values)
         device, issued = await whatsapp.create_line(session, principal.account_id, body, settings)
     except (ValidationError, ApiError) as exc:
-        message = _sentence(exc)
-        found = await devices.list_devices(session, principal.account_id)
-        return _page(
-            request,
-            "devices.html",
-            principal,
-            status=400,
-            page="devices",
-            title="Devices",
-            devices=[devices.device_out(d) for d in found],
-            whatsapp_error=message,
-        )
+        return await _devices_page(request, session, principal, 400, whatsapp_error=_sentence(exc))
     url = f"/dashboard/devices/{device.id}"
     if issued is None:  # a cloud line: nothing to pair
         return RedirectResponse(url, status_code=303)
-    pairing = pairings.pairing_out(issued)
-    del pairing["qrSvg"]
-    return _reveal_once(request, principal, url, pairing=pairing)
+    return _reveal_once(request, principal, url, pairing=pairings.pairing_out(issued))
 
 
 @router.post("/dashboard/devices/{device_id}/whatsapp")
@@ -233,7 +222,6 @@ async def new_pairing_form(
     device = await devices.get_device(session, principal.account_id, device_id)
     pairings.require_pairable(device)
     pairing = pairings.pairing_out(pairings.issue_pairing(device, settings))
-    del pairing["qrSvg"]
     return _reveal_once(request, principal, f"/dashboard/devices/{device_id}", pairing=pairing)
 
 
@@ -259,11 +247,12 @@ async def delete_device_form(
     device_id: str,
     request: Request,
     session: DbSession,
+    hub: AppHub,
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     if confirm != "yes":
         return await _device_page(
             request, session, principal, device_id, error=t("tick the box to confirm")
         )
-    await removal.delete_device(session, request.app.state.hub, principal.account_id, device_id)
+    await removal.delete_device(session, hub, principal.account_id, device_id)
     return RedirectResponse("/dashboard/devices?done=device_deleted", status_code=303)

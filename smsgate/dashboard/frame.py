@@ -95,6 +95,8 @@ def reveal_once(request: Request, principal: Principal, url: str, **shown: Any) 
     (its template reads `shown`'s names) and forgets it, so reloading that page neither repeats
     the action nor shows the secret again. Only the same signed-in account reads it."""
     settings = request.app.state.settings
+    if isinstance(shown.get("pairing"), dict):  # its QR code is drawn again, not carried
+        shown["pairing"] = {k: v for k, v in shown["pairing"].items() if k != "qrSvg"}
     payload = {"account": principal.account_id, "shown": shown}
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(

@@ -93,8 +93,6 @@ async def send_form(
     wa_values: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     recipients = [n.strip() for n in numbers.replace(",", "\n").splitlines() if n.strip()]
-    result = None
-    error = None
     try:
         fields: dict[str, Any] = {
             "channel": channel,
@@ -118,7 +116,7 @@ async def send_form(
         return RedirectResponse(f"/dashboard/send?sent={result['id']}", status_code=303)
     except (ValidationError, ApiError) as exc:
         error = _sentence(exc)
-    async with reading(request) as session:
+    async with reading(request) as session:  # refused: the form again, as it was filled
         found = await devices.list_devices(session, principal.account_id)
     return _page(
         request,
@@ -127,10 +125,9 @@ async def send_form(
         page="send",
         title="Send",
         devices=found,
-        result=result,
         error=error,
-        numbers=None if result else numbers,
-        message=None if result else message,
+        numbers=numbers,
+        message=message,
         form={
             "channel": channel,
             "priority": priority,

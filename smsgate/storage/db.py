@@ -206,29 +206,15 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request edge: the only place (besides jobs) that commits.
 
     An ApiError raised with keep_changes (a failed login that must be counted) commits what the
-    request wrote before it; any other error rolls everything back.
+    request wrote before it; any other error rolls everything back (Database.transaction).
     """
     database: Database = request.app.state.db
-    async with database.sessions() as session:
-        try:
-            yield session
-        except ApiError as exc:
-            if exc.keep_changes:
-                await commit(session)
-            else:
-                await session.rollback()
-            raise
-        except BaseException as exc:
-            database.failed(exc)
-            await session.rollback()
-            raise
-        else:
-            await commit(session)
+    async with database.transaction() as session:
+        yield session
 
 
 async def commit(session: AsyncSession) -> None:
-    """Commit and run the after-commit callbacks. A request commits early with this only before
-    it waits on work that takes its own transaction (its connection is free meanwhile)."""
+    """Commit and run the after-commit callbacks."""
     await session.commit()
     if session.info.pop(WROTE, False):
         session.info[DATABASE].wrote()

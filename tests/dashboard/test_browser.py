@@ -17,6 +17,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -94,6 +95,25 @@ async def until_text(page: Page, url: str, text: str, timeout: float = 15.0) -> 
         await asyncio.sleep(0.3)
 
 
+async def in_spanish(page: Page) -> None:
+    """The page shows none of the UI's English words, and no Python repr."""
+    text = visible_text(await page.content())
+    left = [w for w in english_words() if re.search(rf"\b{re.escape(w)}\b", text)]
+    assert not left, f"{page.url} shows English: {left}"
+    assert "built-in method" not in text and "object at 0x" not in text, page.url
+
+
+async def sign_up(page: Page, base: str, email: str, shots: Path | None = None) -> None:
+    """A new account through the sign-up page (in Spanish), signed in on the overview."""
+    await page.goto(f"{base}/signup?lang=es")
+    if shots is not None:
+        await shot(page, shots, "01-signup")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/dashboard")
+
+
 @pytest.fixture(params=["es", "en"])
 def lang(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -103,7 +123,6 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
     """The whole day, once in Spanish and once in English: the steps find the page's words in
     the catalog, and the Spanish run fails on any English word of the UI it meets."""
     words = i18n.named_words(lang)
-    english = english_words()
     base = live_server
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -115,21 +134,14 @@ async def test_a_day_in_the_dashboard(page, app, live_server, shots, lang, tmp_p
         await dialog.accept()
 
     page.on("dialog", lambda dialog: asyncio.ensure_future(accept(dialog)))
-    await page.goto(f"{base}/signup?lang=es")
-    await shot(page, shots, "01-signup")
-    await page.fill("#email", unique_email("browser"))
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/dashboard")
+    await sign_up(page, base, unique_email("browser"), shots)
     await page.goto(f"{base}/dashboard?lang={lang}")  # the switch; this language from here on
     assert words["overview"] in await page.content()
 
     async def in_its_language() -> None:
         """The page shows none of the UI's English words (the Spanish run)."""
         if lang == "es":
-            text = visible_text(await page.content())
-            left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
-            assert not left, f"{page.url} shows English: {left}"
+            await in_spanish(page)
 
     # add a phone; a simulated phone pairs with the token the page shows
     await page.goto(f"{base}/dashboard/devices")
@@ -362,7 +374,6 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     import sys
 
     words = i18n.named_words("es")
-    english = english_words()
     base = live_server
     monkeypatch.setattr(app.state.settings, "public_url", base)  # the snippets name this server
     problems: list[str] = []
@@ -370,27 +381,17 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
 
-    async def in_spanish() -> None:
-        text = visible_text(await page.content())
-        left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
-        assert not left, f"{page.url} shows English: {left}"
-        assert "built-in method" not in text and "object at 0x" not in text, page.url
-
     async def api(path: str) -> Any:
         answer = await page.request.get(base + path)
         assert answer.status == 200, (path, await answer.text())
         return await answer.json()
 
     email = unique_email("errands")
-    await page.goto(f"{base}/signup?lang=es")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/dashboard")
+    await sign_up(page, base, email)
     # a new account's first steps, none done yet
     assert await page.locator("#first-steps").count() == 1
     assert await page.get_by_text(words["step_done"]).count() == 0
-    await in_spanish()
+    await in_spanish(page)
 
     # the countries it sends to: Mexico only; a US number is refused, in words, and not sent
     await page.goto(f"{base}/dashboard/account")
@@ -402,7 +403,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.fill("#message", "hola")
     await page.click("form[action='/dashboard/send'] button[type=submit]")
     assert "+12025550123" in await page.locator("[role=alert]").inner_text()
-    await in_spanish()
+    await in_spanish(page)
     assert (await api("/api/v1/messages"))["data"] == []
 
     # a key that may only send: its three snippets work as pasted; reading is refused
@@ -413,7 +414,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
             await box.uncheck()
     await page.click("form[action='/dashboard/keys'] button[type=submit]")
     key = (await page.locator("#new-key").inner_text()).strip()
-    await in_spanish()
+    await in_spanish(page)
     curl = await page.locator("#snippet-curl").inner_text()
     python = await page.locator("#snippet-python").inner_text()
     node = await page.locator("#snippet-node").inner_text()
@@ -434,7 +435,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.goto(f"{base}/dashboard/keys")
     row = await page.locator("tr", has_text="solo envíos").inner_text()
     assert words["scope_messages:send"] in row and words["key_never_used"] not in row, row
-    await in_spanish()
+    await in_spanish(page)
 
     # a phone; one send to two numbers: one delivered, one failed
     await page.goto(f"{base}/dashboard/devices")
@@ -489,7 +490,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         await page.goto(f"{base}/dashboard/messages?state=failed")
         listed = await page.locator("tr", has_text=unreachable).first.inner_text()
         assert words["tally_delivered"].format(n=1, total=2) in listed, listed
-        await in_spanish()
+        await in_spanish(page)
         await page.goto(f"{base}/dashboard/messages/{message_id}")
         await page.click(f"button:has-text('{words['resend_failed']}')")
         await page.wait_for_url(re.compile(r".*/dashboard/messages/c[a-z0-9]{24}$"))
@@ -498,7 +499,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         resent = await api(f"/api/v1/messages/{again}")
         assert [r["phoneNumber"] for r in resent["recipients"]] == [unreachable]
         assert resent["message"] == "Su cita es mañana a las 10"
-        await in_spanish()
+        await in_spanish(page)
 
         # a reminder for the day after tomorrow: listed, its text changed, then cancelled
         await page.goto(f"{base}/dashboard/send")
@@ -512,7 +513,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         reminder = found.group(1)
         await page.goto(f"{base}/dashboard/messages?state=scheduled")
         assert await page.locator(f"a[href='/dashboard/messages/{reminder}']").count() == 1
-        await in_spanish()
+        await in_spanish(page)
         await page.goto(f"{base}/dashboard/messages/{reminder}")
         await page.fill("#e-message", "Recordatorio: su cita es el jueves a las 10")
         await page.click(f"button:has-text('{words['save_changes']}')")
@@ -522,7 +523,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
         await page.click(f"button:has-text('{words['cancel_send']}')")
         await page.get_by_text(words["cancelled_notice"]).wait_for(timeout=10_000)
         assert (await api(f"/api/v1/messages/{reminder}"))["state"] == "cancelled"
-        await in_spanish()
+        await in_spanish(page)
 
         # the phone is replaced: paired again, the new one works and the old one is refused
         await page.goto(device_page)
@@ -547,14 +548,14 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.click(f"button:has-text('{words['opt_out_add']}')")
     await page.get_by_text(words["opt_out_added"]).wait_for(timeout=10_000)
     assert reached in visible_text(await page.content())
-    await in_spanish()
+    await in_spanish(page)
 
     # a forgotten password: the emailed link, a new password, signed in
     await page.click(f"button:has-text('{words['logout']}')")
     await page.goto(f"{base}/forgot")
     await page.fill("#email", email)
     await page.click("button[type=submit]")
-    await in_spanish()
+    await in_spanish(page)
     deadline = asyncio.get_running_loop().time() + 10
     while not inbox.messages:
         assert asyncio.get_running_loop().time() < deadline, "no reset email arrived"
@@ -566,7 +567,7 @@ async def test_the_owners_other_errands(page, app, live_server, inbox, monkeypat
     await page.fill("#password", "una frase de paso nueva")
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/dashboard")
-    await in_spanish()
+    await in_spanish(page)
     async with httpx.AsyncClient(base_url=base) as http:
         old = await http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
         new = await http.post(
@@ -586,7 +587,6 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
     from tests.whatsapp.test_cloud import serve
 
     words = i18n.named_words("es")
-    english = english_words()
     base = live_server
     public = "https://sms.mitienda.mx"  # what the server is reached at, through its TLS proxy
     monkeypatch.setattr(app.state.settings, "public_url", public)
@@ -594,16 +594,7 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
 
-    async def in_spanish() -> None:
-        text = visible_text(await page.content())
-        left = [w for w in english if re.search(rf"\b{re.escape(w)}\b", text)]
-        assert not left, f"{page.url} shows English: {left}"
-
-    await page.goto(f"{base}/signup?lang=es")
-    await page.fill("#email", unique_email("whatsapp"))
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/dashboard")
+    await sign_up(page, base, unique_email("whatsapp"))
 
     # a web line: the page says how to start its bridge, then shows the QR to scan
     await page.goto(f"{base}/dashboard/devices")
@@ -619,7 +610,7 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
     made = re.search(r"/dashboard/devices/(c[a-z0-9]{24})", await page.content())
     assert made, await page.content()
     line_page = f"{base}/dashboard/devices/{made.group(1)}"
-    await in_spanish()
+    await in_spanish(page)
     client = DeviceClient(f"{base}/api/mobile/v1")
     await client.register(pairing_token=token.group(1), name="smsgate/whatsapp")
     session = SimulatedSession(phone="+5215500001111")
@@ -633,11 +624,11 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
                 break
             assert asyncio.get_running_loop().time() < deadline, "no QR on the line's page"
             await asyncio.sleep(0.3)
-        await in_spanish()
+        await in_spanish(page)
         await session.scan()
         await until_text(page, line_page, "+5215500001111")
         assert await page.locator("[aria-label=QR] svg").count() == 0
-        await in_spanish()
+        await in_spanish(page)
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -665,7 +656,7 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
         .inner_text()
     )
     assert webhook.strip() == f"{public}/api/whatsapp/webhook/{line_id}"
-    await in_spanish()
+    await in_spanish(page)
 
     # a template from the send form
     await page.goto(f"{base}/dashboard/send")
@@ -686,12 +677,9 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
     line = {"id": line_id, "keys": {"phoneNumberId": number_id, "appSecret": "s" * 32}}
     from tests.whatsapp.test_cloud import customer_writes
 
-    async with httpx.AsyncClient(base_url=base) as http:
-
-        class Poster:  # what customer_writes needs of a user: a client
-            client = http
-
-        await customer_writes(Poster, line, "¿Ya está mi pedido?", sender=CUSTOMER)
+    async with httpx.AsyncClient(base_url=base) as http:  # Meta's webhook, signed
+        meta = SimpleNamespace(client=http)  # what customer_writes reads of a user
+        await customer_writes(meta, line, "¿Ya está mi pedido?", sender=CUSTOMER)
     clock.advance(timedelta(hours=25))
     await page.goto(f"{base}/dashboard/conversations")
     await page.locator("a[href^='/dashboard/conversations/c']").first.click()
@@ -706,5 +694,5 @@ async def test_whatsapp_lines_in_the_browser(page, app, live_server, graph, monk
     second = graph.accepted(number_id)[-1]
     assert second["type"] == "template" and second["template"]["name"] == "seguimiento"
     assert second["to"] in (CUSTOMER.lstrip("+"), CUSTOMER)
-    await in_spanish()
+    await in_spanish(page)
     assert not problems, problems
